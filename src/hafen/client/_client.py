@@ -1,0 +1,544 @@
+"""``APIClient``: the synchronous Docker Engine API client that the CLI and compose use.
+
+It negotiates the API version the way docker does (``/_ping``'s ``API-Version``
+header, then ``/v{min(1.45, server)}`` on every path), returns parsed JSON or small
+dataclasses, raises ``hafen.errors`` for failed requests, and exposes the three
+streaming shapes of the API: plain streamed bodies (logs), JSON-message progress
+streams (``post_stream``), and hijacked connections (attach).
+
+Usage::
+
+    client = APIClient()                      # HAFEN_HOST or unix:///run/hafen/hafen.sock
+    created = client.create_container({"Image": "busybox", "Cmd": ["true"]})
+    client.start(created.id)
+    print(client.wait(created.id).status_code)
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from hafen import errors
+from hafen.client import _transport
+from hafen.client._stream import json_messages
+from hafen.client._transport import DEFAULT_HOST, Host, parse_host
+
+CLIENT_API_VERSION = "1.45"
+# Docker's fallback when a daemon's ping carries no API-Version header.
+_FALLBACK_API_VERSION = "1.24"
+
+Params = Mapping[str, Any] | None
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def _encode_params(params: Params) -> str:
+    if not params:
+        return ""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            pairs.append((key, "1" if value else "0"))
+        elif isinstance(value, (dict, list)):
+            pairs.append((key, json.dumps(value, separators=(",", ":"))))
+        else:
+            pairs.append((key, str(value)))
+    return urlencode(pairs)
+
+
+def _q(ident: str) -> str:
+    """Quote an id/name/reference for use as one path segment (keeps ':' and '@')."""
+    return quote(ident, safe=":@")
+
+
+@dataclass(frozen=True)
+class PingResult:
+    api_version: str
+    os_type: str
+    experimental: bool
+    builder_version: str
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    id: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    status_code: int
+    error: str | None = None
+
+
+@dataclass
+class Hijacked:
+    """A connection taken over for raw stdio: ``buffered`` holds bytes already read."""
+
+    sock: socket.socket
+    buffered: bytes = b""
+    upgraded: bool = True
+
+    def recv(self, size: int = 65536) -> bytes:
+        """Read from the stream: first what was buffered, then from the socket."""
+        if self.buffered:
+            data, self.buffered = self.buffered[:size], self.buffered[size:]
+            return data
+        return self.sock.recv(size)
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        """Half-close: tells the container its stdin reached EOF."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class StreamResponse:
+    """A response whose body is read as it arrives; close it when done."""
+
+    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._resp = resp
+        self.status = resp.status
+        self.headers = {k.lower(): v for k, v in resp.getheaders()}
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    def read(self, size: int = 65536) -> bytes:
+        """Up to ``size`` bytes as soon as some are available; ``b""`` at the end."""
+        try:
+            return self._resp.read1(size)
+        except (http.client.IncompleteRead, ConnectionError, OSError):
+            return b""
+
+    def read_all(self) -> bytes:
+        return self._resp.read()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read():
+            yield chunk
+
+    def close(self) -> None:
+        self._resp.close()
+        self._conn.close()
+
+    def __enter__(self) -> StreamResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PendingWait:
+    """A ``POST /containers/{id}/wait`` in flight: its result arrives when the container
+    reaches the wait condition. Sent before ``start`` so a fast exit is never missed."""
+
+    def __init__(self, client: APIClient, container: str, condition: str | None) -> None:
+        self._client = client
+        self._container = container
+        self._condition = condition
+        self._headers = threading.Event()
+        self._done = threading.Event()
+        self._result: WaitResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="hafen-wait", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            stream = self._client._send(
+                "POST",
+                f"/containers/{_q(self._container)}/wait",
+                {"condition": self._condition},
+            )
+            self._headers.set()
+            with stream:
+                body = stream.read_all()
+            doc = json.loads(body or b"{}")
+            err = doc.get("Error") or None
+            message = err.get("Message") if isinstance(err, dict) else None
+            self._result = WaitResult(int(doc.get("StatusCode", 0)), message or None)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._headers.set()
+            self._done.set()
+
+    def registered(self, timeout: float | None = None) -> bool:
+        """Block until the daemon has answered with headers (it registered the wait) or
+        failed; ``False`` if ``timeout`` passed first. Raises the request's error."""
+        ok = self._headers.wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return ok
+
+    def result(self, timeout: float | None = None) -> WaitResult:
+        """The container's exit status; raises the request's error if it failed."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"container {self._container} did not exit in time")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+class APIClient:
+    """A synchronous Engine API client over a unix socket (or TCP)."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        version: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        url = host or os.environ.get("HAFEN_HOST") or DEFAULT_HOST
+        self.host: Host = parse_host(url)
+        self.timeout = timeout
+        self._version: str | None = version or os.environ.get("HAFEN_API_VERSION") or None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def api_version(self) -> str:
+        """The negotiated API version (pings the daemon the first time)."""
+        with self._lock:
+            if self._version is None:
+                server = self.ping().api_version or _FALLBACK_API_VERSION
+                if _version_tuple(server) < _version_tuple(CLIENT_API_VERSION):
+                    self._version = server
+                else:
+                    self._version = CLIENT_API_VERSION
+            return self._version
+
+    def _url(self, path: str, params: Params = None, versioned: bool = True) -> str:
+        prefix = f"/v{self.api_version}" if versioned else ""
+        query = _encode_params(params)
+        return prefix + path + ("?" + query if query else "")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        versioned: bool = True,
+        timeout: float | None = None,
+    ) -> StreamResponse:
+        """Send one request and return once the status line and headers are in.
+
+        Raises ``Unavailable`` when nothing listens, the mapped ``hafen.errors`` class
+        when the daemon answers with an error status.
+        """
+        url = self._url(path, params, versioned)
+        conn = _transport.open_connection(
+            self.host, timeout if timeout is not None else self.timeout
+        )
+        hdrs = {"User-Agent": "hafen-cli", "Host": "docker"}
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        elif method in ("POST", "PUT"):
+            data = b""
+        if headers:
+            hdrs.update(headers)
+        try:
+            conn.request(method, url, body=data, headers=hdrs)
+        except OSError:
+            conn.close()
+            raise _transport.unavailable(self.host)
+        try:
+            resp = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            if isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
+                raise _transport.unavailable(self.host)
+            raise errors.HafenError(f"error reading the daemon's response: {exc}")
+        stream = StreamResponse(conn, resp)
+        if not _transport.is_success(resp.status):
+            try:
+                payload = resp.read()
+            except (OSError, http.client.HTTPException):
+                payload = b""
+            stream.close()
+            raise _transport.error_from_response(resp.status, payload, resp.reason)
+        return stream
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Params = None,
+        body: Any = None,
+        versioned: bool = True,
+    ) -> Any:
+        """Send a request, read the whole body, return it parsed (``None`` if empty)."""
+        with self._send(method, path, params, body, versioned=versioned) as stream:
+            try:
+                raw = stream.read_all()
+            except (OSError, http.client.HTTPException) as exc:
+                raise errors.HafenError(f"error reading the daemon's response: {exc}")
+        if not raw.strip():
+            return None
+        if "json" in stream.content_type or raw[:1] in (b"{", b"["):
+            try:
+                return json.loads(raw)
+            except ValueError:
+                pass
+        return raw.decode("utf-8", "replace")
+
+    # ------------------------------------------------------------------ system
+
+    def ping(self) -> PingResult:
+        """``GET /_ping``; raises ``Unavailable`` if the daemon does not answer."""
+        with self._send("GET", "/_ping", versioned=False) as stream:
+            stream.read_all()
+            h = stream.headers
+        return PingResult(
+            api_version=h.get("api-version", ""),
+            os_type=h.get("ostype", ""),
+            experimental=h.get("docker-experimental", "").lower() == "true",
+            builder_version=h.get("builder-version", ""),
+        )
+
+    def version(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/version") or {})
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/info") or {})
+
+    # ------------------------------------------------------------------ containers
+
+    def containers(
+        self,
+        all: bool = False,
+        limit: int | None = None,
+        size: bool = False,
+        filters: Mapping[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``GET /containers/json``: the list ``ps`` shows."""
+        params: dict[str, Any] = {"all": all or None, "size": size or None}
+        if limit is not None and limit > 0:
+            params["limit"] = limit
+        if filters:
+            params["filters"] = dict(filters)
+        return list(self._call("GET", "/containers/json", params) or [])
+
+    def create_container(
+        self, config: Mapping[str, Any], name: str | None = None, platform: str | None = None
+    ) -> CreateResult:
+        """``POST /containers/create``; ``config`` is the create JSON (with HostConfig)."""
+        doc = self._call(
+            "POST", "/containers/create", {"name": name or None, "platform": platform}, dict(config)
+        )
+        return CreateResult(doc["Id"], list(doc.get("Warnings") or []))
+
+    def inspect_container(self, container: str, size: bool = False) -> dict[str, Any]:
+        return dict(self._call("GET", f"/containers/{_q(container)}/json", {"size": size or None}))
+
+    def start(self, container: str, detach_keys: str | None = None) -> None:
+        self._call("POST", f"/containers/{_q(container)}/start", {"detachKeys": detach_keys})
+
+    def stop(self, container: str, timeout: int | None = None, signal: str | None = None) -> None:
+        self._call("POST", f"/containers/{_q(container)}/stop", {"t": timeout, "signal": signal})
+
+    def restart(
+        self, container: str, timeout: int | None = None, signal: str | None = None
+    ) -> None:
+        self._call("POST", f"/containers/{_q(container)}/restart", {"t": timeout, "signal": signal})
+
+    def kill(self, container: str, signal: str | None = None) -> None:
+        self._call("POST", f"/containers/{_q(container)}/kill", {"signal": signal})
+
+    def remove_container(
+        self, container: str, force: bool = False, volumes: bool = False, link: bool = False
+    ) -> None:
+        self._call(
+            "DELETE",
+            f"/containers/{_q(container)}",
+            {"force": force or None, "v": volumes or None, "link": link or None},
+        )
+
+    def wait(self, container: str, condition: str | None = None) -> WaitResult:
+        """Block until the container reaches ``condition`` (not-running, next-exit, removed)."""
+        return self.wait_async(container, condition).result()
+
+    def wait_async(self, container: str, condition: str | None = None) -> PendingWait:
+        """Send the wait request now; read its result later with ``.result()``."""
+        return PendingWait(self, container, condition)
+
+    def resize(self, container: str, height: int, width: int) -> None:
+        self._call("POST", f"/containers/{_q(container)}/resize", {"h": height, "w": width})
+
+    def logs(
+        self,
+        container: str,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        timestamps: bool = False,
+        tail: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> StreamResponse:
+        """``GET /containers/{id}/logs`` as a stream; multiplexed unless the container has a TTY."""
+        params = {
+            "stdout": stdout,
+            "stderr": stderr,
+            "follow": follow or None,
+            "timestamps": timestamps or None,
+            "tail": tail,
+            "since": since,
+            "until": until,
+        }
+        return self._send("GET", f"/containers/{_q(container)}/logs", params)
+
+    def attach(
+        self,
+        container: str,
+        stdin: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+        logs: bool = False,
+        detach_keys: str | None = None,
+    ) -> Hijacked:
+        """Hijack ``POST /containers/{id}/attach``: returns the raw duplex connection.
+
+        Sends ``Connection: Upgrade``/``Upgrade: tcp`` and expects ``101 UPGRADED``; a
+        ``200`` with the raw stream (old daemons) is accepted too.
+        """
+        params = {
+            "stream": True,
+            "stdin": stdin,
+            "stdout": stdout,
+            "stderr": stderr,
+            "logs": logs or None,
+            "detachKeys": detach_keys,
+        }
+        url = self._url(f"/containers/{_q(container)}/attach", params)
+        sock = _transport.open_socket(self.host, self.timeout)
+        request = (
+            f"POST {url} HTTP/1.1\r\n"
+            "Host: docker\r\n"
+            "User-Agent: hafen-cli\r\n"
+            "Content-Type: text/plain\r\n"
+            "Content-Length: 0\r\n"
+            "Connection: Upgrade\r\n"
+            "Upgrade: tcp\r\n"
+            "\r\n"
+        )
+        try:
+            sock.sendall(request.encode("latin-1"))
+            head = _transport.read_response_head(sock)
+        except OSError:
+            sock.close()
+            raise _transport.unavailable(self.host)
+        except BaseException:
+            sock.close()
+            raise
+        if head.status in (101, 200):
+            sock.settimeout(None)
+            return Hijacked(sock, head.rest, upgraded=head.status == 101)
+        body = head.rest
+        try:
+            length = int(head.headers.get("content-length", "-1"))
+            while length < 0 or len(body) < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+        except (OSError, ValueError):
+            pass
+        finally:
+            sock.close()
+        if "chunked" in head.headers.get("transfer-encoding", ""):
+            body = _dechunk(body)
+        raise _transport.error_from_response(head.status, body, head.reason)
+
+    # ------------------------------------------------------------------ images
+
+    def images(
+        self,
+        all: bool = False,
+        digests: bool = False,
+        filters: Mapping[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"all": all or None, "digests": digests or None}
+        if filters:
+            params["filters"] = dict(filters)
+        return list(self._call("GET", "/images/json", params) or [])
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/images/{_q(image)}/json"))
+
+    def remove_image(
+        self, image: str, force: bool = False, noprune: bool = False
+    ) -> list[dict[str, str]]:
+        """``DELETE /images/{name}``: the list of ``{"Untagged": ...}`` / ``{"Deleted": ...}``."""
+        result = self._call(
+            "DELETE", f"/images/{_q(image)}", {"force": force or None, "noprune": noprune or None}
+        )
+        return list(result or [])
+
+    def tag(self, image: str, repo: str, tag: str | None = None) -> None:
+        self._call("POST", f"/images/{_q(image)}/tag", {"repo": repo, "tag": tag})
+
+    # ------------------------------------------------------------------ streams
+
+    def post_stream(
+        self, path: str, params: Params = None, body: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        """POST ``path`` and yield the JSON messages of its progress stream as they come.
+
+        Messages are yielded as sent, errors included (``{"error": ...}``): the caller
+        decides how to show them. The connection is closed when the generator ends.
+        """
+        stream = self._send("POST", path, params, body)
+        try:
+            yield from json_messages(iter(stream))
+        finally:
+            stream.close()
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        line, _, rest = body.partition(b"\r\n")
+        try:
+            size = int(line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return out
