@@ -1,0 +1,297 @@
+"""Docker's JSON shapes ↔ hafen's records. The only place those shapes live.
+
+Requests are validated field by field: a wrong type gets a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import Any
+
+from hafen.containers.logs import parse_rfc3339
+from hafen.containers.model import (
+    Container,
+    ContainerConfig,
+    ContainerStatus,
+    HostConfig,
+    RestartPolicy,
+)
+from hafen.errors import InvalidArgument
+from hafen.units import human_duration
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _get(
+    body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str
+) -> Any:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InvalidArgument(f"invalid value for {where}{key}: expected {names}")
+    return value
+
+
+def _str_list(body: dict[str, Any], key: str, where: str, split_string: bool) -> list[str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return shlex.split(value) if split_string else [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"invalid value for {where}{key}: expected a list of strings")
+    return list(value)
+
+
+def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, HostConfig]:
+    if not isinstance(body, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    image = _get(body, "Image", str, "", "")
+    if not image:
+        raise InvalidArgument("Config.Image: an image is required")
+    cmd = _str_list(body, "Cmd", "Config.", split_string=False)
+    entrypoint = _str_list(body, "Entrypoint", "Config.", split_string=False)
+    labels = _get(body, "Labels", dict, {}, "Config.")
+    stop_timeout = body.get("StopTimeout")
+    if stop_timeout is not None and (
+        not isinstance(stop_timeout, int) or isinstance(stop_timeout, bool)
+    ):
+        raise InvalidArgument("invalid value for Config.StopTimeout: expected int")
+    config = ContainerConfig(
+        image=image,
+        cmd=cmd,
+        entrypoint=entrypoint,
+        env=_str_list(body, "Env", "Config.", split_string=False) or [],
+        working_dir=_get(body, "WorkingDir", str, "", "Config."),
+        user=_get(body, "User", str, "", "Config."),
+        hostname=_get(body, "Hostname", str, "", "Config."),
+        domainname=_get(body, "Domainname", str, "", "Config."),
+        tty=_get(body, "Tty", bool, False, "Config."),
+        open_stdin=_get(body, "OpenStdin", bool, False, "Config."),
+        stdin_once=_get(body, "StdinOnce", bool, False, "Config."),
+        attach_stdin=_get(body, "AttachStdin", bool, False, "Config."),
+        attach_stdout=_get(body, "AttachStdout", bool, True, "Config."),
+        attach_stderr=_get(body, "AttachStderr", bool, True, "Config."),
+        labels={str(k): str(v) for k, v in labels.items()},
+        stop_signal=_get(body, "StopSignal", str, "", "Config."),
+        stop_timeout=stop_timeout,
+        exposed_ports=_get(body, "ExposedPorts", dict, {}, "Config."),
+        volumes=_get(body, "Volumes", dict, {}, "Config."),
+    )
+    hc_raw = _get(body, "HostConfig", dict, {}, "")
+    w = "HostConfig."
+    restart = _get(hc_raw, "RestartPolicy", dict, {}, w)
+    log_config = _get(hc_raw, "LogConfig", dict, {}, w)
+    pids_limit = _get(hc_raw, "PidsLimit", int, None, w)
+    host_config = HostConfig(
+        auto_remove=_get(hc_raw, "AutoRemove", bool, False, w),
+        privileged=_get(hc_raw, "Privileged", bool, False, w),
+        read_only_rootfs=_get(hc_raw, "ReadonlyRootfs", bool, False, w),
+        cap_add=_str_list(hc_raw, "CapAdd", w, split_string=False) or [],
+        cap_drop=_str_list(hc_raw, "CapDrop", w, split_string=False) or [],
+        memory=_get(hc_raw, "Memory", int, 0, w),
+        memory_swap=_get(hc_raw, "MemorySwap", int, 0, w),
+        memory_reservation=_get(hc_raw, "MemoryReservation", int, 0, w),
+        nano_cpus=_get(hc_raw, "NanoCpus", int, 0, w),
+        cpu_shares=_get(hc_raw, "CpuShares", int, 0, w),
+        cpu_period=_get(hc_raw, "CpuPeriod", int, 0, w),
+        cpu_quota=_get(hc_raw, "CpuQuota", int, 0, w),
+        cpuset_cpus=_get(hc_raw, "CpusetCpus", str, "", w),
+        pids_limit=pids_limit,
+        shm_size=_get(hc_raw, "ShmSize", int, 0, w) or 64 * 1024 * 1024,
+        init=bool(_get(hc_raw, "Init", bool, False, w)),
+        runtime=_get(hc_raw, "Runtime", str, "", w),
+        network_mode=_get(hc_raw, "NetworkMode", str, "default", w) or "default",
+        restart_policy=RestartPolicy(
+            name=_get(restart, "Name", str, "no", w + "RestartPolicy.") or "no",
+            maximum_retry_count=_get(restart, "MaximumRetryCount", int, 0, w + "RestartPolicy."),
+        ),
+        binds=_str_list(hc_raw, "Binds", w, split_string=False) or [],
+        extra_hosts=_str_list(hc_raw, "ExtraHosts", w, split_string=False) or [],
+        group_add=_str_list(hc_raw, "GroupAdd", w, split_string=False) or [],
+        log_type=_get(log_config, "Type", str, "json-file", w + "LogConfig.") or "json-file",
+        log_config={
+            str(k): str(v)
+            for k, v in (_get(log_config, "Config", dict, {}, w + "LogConfig.")).items()
+        },
+    )
+    if host_config.log_type not in ("json-file", "none"):
+        raise InvalidArgument(
+            f"HostConfig.LogConfig.Type: unsupported log driver {host_config.log_type!r}"
+        )
+    return config, host_config
+
+
+def _config_to_api(c: Container) -> dict[str, Any]:
+    cfg = c.config
+    out: dict[str, Any] = {
+        "Hostname": cfg.hostname,
+        "Domainname": cfg.domainname,
+        "User": cfg.user,
+        "AttachStdin": cfg.attach_stdin,
+        "AttachStdout": cfg.attach_stdout,
+        "AttachStderr": cfg.attach_stderr,
+        "Tty": cfg.tty,
+        "OpenStdin": cfg.open_stdin,
+        "StdinOnce": cfg.stdin_once,
+        "Env": cfg.env,
+        "Cmd": cfg.cmd,
+        "Image": c.image_ref,
+        "Volumes": cfg.volumes or None,
+        "WorkingDir": cfg.working_dir,
+        "Entrypoint": cfg.entrypoint,
+        "OnBuild": None,
+        "Labels": cfg.labels,
+    }
+    if cfg.exposed_ports:
+        out["ExposedPorts"] = cfg.exposed_ports
+    if cfg.stop_signal:
+        out["StopSignal"] = cfg.stop_signal
+    if cfg.stop_timeout is not None:
+        out["StopTimeout"] = cfg.stop_timeout
+    return out
+
+
+def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
+    return {
+        "Binds": hc.binds or None,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": hc.log_type, "Config": hc.log_config},
+        "NetworkMode": hc.network_mode,
+        "PortBindings": {},
+        "RestartPolicy": {
+            "Name": hc.restart_policy.name,
+            "MaximumRetryCount": hc.restart_policy.maximum_retry_count,
+        },
+        "AutoRemove": hc.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "CapAdd": hc.cap_add or None,
+        "CapDrop": hc.cap_drop or None,
+        "CgroupnsMode": "host",
+        "Dns": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": hc.extra_hosts or None,
+        "GroupAdd": hc.group_add or None,
+        "IpcMode": "private",
+        "Cgroup": "",
+        "Links": None,
+        "OomScoreAdj": 0,
+        "PidMode": "",
+        "Privileged": hc.privileged,
+        "PublishAllPorts": False,
+        "ReadonlyRootfs": hc.read_only_rootfs,
+        "SecurityOpt": None,
+        "UTSMode": "",
+        "UsernsMode": "",
+        "ShmSize": hc.shm_size,
+        "Runtime": hc.runtime or "hafen",
+        "Isolation": "",
+        "CpuShares": hc.cpu_shares,
+        "Memory": hc.memory,
+        "NanoCpus": hc.nano_cpus,
+        "CgroupParent": "",
+        "CpuPeriod": hc.cpu_period,
+        "CpuQuota": hc.cpu_quota,
+        "CpusetCpus": hc.cpuset_cpus,
+        "CpusetMems": "",
+        "Devices": [],
+        "MemoryReservation": hc.memory_reservation,
+        "MemorySwap": hc.memory_swap,
+        "PidsLimit": hc.pids_limit,
+        "Init": hc.init,
+        "MaskedPaths": None,
+        "ReadonlyPaths": None,
+    }
+
+
+def _state_to_api(c: Container) -> dict[str, Any]:
+    st = c.state
+    return {
+        "Status": st.status.value,
+        "Running": st.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED),
+        "Paused": st.status == ContainerStatus.PAUSED,
+        "Restarting": st.status == ContainerStatus.RESTARTING,
+        "OOMKilled": st.oom_killed,
+        "Dead": st.status == ContainerStatus.DEAD,
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": st.started_at,
+        "FinishedAt": st.finished_at,
+    }
+
+
+def container_inspect(c: Container, driver: str) -> dict[str, Any]:
+    return {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": _state_to_api(c),
+        "Image": c.image_id,
+        "ResolvConfPath": c.resolv_conf_path,
+        "HostnamePath": c.hostname_path,
+        "HostsPath": c.hosts_path,
+        "LogPath": c.log_path,
+        "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
+        "Driver": driver,
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": _host_config_to_api(c.host_config),
+        "GraphDriver": {"Name": driver, "Data": None},
+        "Mounts": [],
+        "Config": _config_to_api(c),
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "Ports": {},
+            "Networks": {},
+        },
+    }
+
+
+def status_text(c: Container, now: float | None = None) -> str:
+    """The human ``Status`` of ``docker ps``: "Up 3 seconds", "Exited (0) 2 minutes ago"."""
+    now = time.time() if now is None else now
+    st = c.state
+    if st.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
+        text = "Up " + human_duration(now - parse_rfc3339(st.started_at))
+        return text + " (Paused)" if st.status == ContainerStatus.PAUSED else text
+    if st.status == ContainerStatus.RESTARTING:
+        return "Restarting"
+    if st.status == ContainerStatus.REMOVING:
+        return "Removal In Progress"
+    if st.status == ContainerStatus.DEAD:
+        return "Dead"
+    if st.finished_at == _ZERO_TIME or st.status == ContainerStatus.CREATED:
+        return "Created"
+    return f"Exited ({st.exit_code}) {human_duration(now - parse_rfc3339(st.finished_at))} ago"
+
+
+def container_summary(c: Container) -> dict[str, Any]:
+    command = " ".join([c.path, *c.args]) if c.path else ""
+    return {
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": c.image_ref,
+        "ImageID": c.image_id,
+        "Command": command,
+        "Created": int(parse_rfc3339(c.created)),
+        "Ports": [],
+        "Labels": c.config.labels,
+        "State": c.state.status.value,
+        "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.host_config.network_mode},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    }

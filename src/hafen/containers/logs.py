@@ -1,0 +1,138 @@
+"""Reading a container's json-file log (written by its shim), with follow, tail and time filters.
+
+The shim appends one JSON object per line: ``{"log": "...", "stream": "stdout",
+"time": "...Z"}``. Reads happen in worker threads; following polls the file size, which
+is cheap and needs no inotify plumbing, and stops once the container has exited and the
+file has been read to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+FOLLOW_POLL_SECONDS = 0.05
+_CHUNK = 256 * 1024
+
+
+@dataclass
+class LogRecord:
+    stream: str  # "stdout" | "stderr"
+    data: bytes
+    time: str  # RFC 3339 with nanoseconds
+
+    @property
+    def timestamp(self) -> float:
+        return parse_rfc3339(self.time)
+
+
+@dataclass
+class LogQuery:
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    since: float = 0.0  # unix seconds; 0 = from the start
+    until: float = 0.0  # unix seconds; 0 = no end
+    tail: int | None = None  # last N records; None = all
+
+
+def parse_rfc3339(text: str) -> float:
+    """RFC 3339 (nanoseconds allowed) → unix seconds as float."""
+    main, _, frac = text.rstrip("Z").partition(".")
+    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return base.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+def _parse_line(line: bytes) -> LogRecord | None:
+    try:
+        raw = json.loads(line)
+        return LogRecord(raw["stream"], raw["log"].encode("utf-8", "surrogateescape"), raw["time"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn last line (crash mid-write) is skipped, never fatal
+
+
+def _wanted(rec: LogRecord, query: LogQuery) -> bool:
+    if rec.stream == "stdout" and not query.stdout:
+        return False
+    if rec.stream == "stderr" and not query.stderr:
+        return False
+    if query.since or query.until:
+        ts = rec.timestamp
+        if query.since and ts < query.since:
+            return False
+        if query.until and ts > query.until:
+            return False
+    return True
+
+
+def _read_from(path: str, offset: int) -> tuple[list[LogRecord], int]:
+    """Complete lines from ``offset``; returns them and the offset after the last full line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(_CHUNK)
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    records = [r for r in map(_parse_line, data[: end + 1].splitlines()) if r is not None]
+    return records, offset + end + 1
+
+
+def _tail_offset(path: str, lines: int) -> int:
+    """The byte offset where the last ``lines`` records start (reads backwards in blocks)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return 0
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        if lines <= 0:
+            return pos
+        needed = lines + 1  # the file's final newline ends the last record
+        while pos > 0:
+            step = min(64 * 1024, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step)
+            idx = len(data)
+            while (idx := data.rfind(b"\n", 0, idx)) >= 0:
+                needed -= 1
+                if needed == 0:
+                    return pos + idx + 1
+        return 0
+
+
+async def read_logs(
+    path: str, query: LogQuery, still_running: Callable[[], bool]
+) -> AsyncIterator[LogRecord]:
+    """Yield the records ``query`` selects; with ``follow``, keep going until the container stops."""
+    offset = 0
+    if query.tail is not None:
+        offset = await asyncio.to_thread(_tail_offset, path, query.tail)
+    while True:
+        records, offset = await asyncio.to_thread(_read_from, path, offset)
+        for rec in records:
+            if query.until and rec.timestamp > query.until:
+                return
+            if _wanted(rec, query):
+                yield rec
+        if records:
+            continue
+        if not query.follow:
+            return
+        if not still_running():
+            # one last read: the shim flushes its final records before the exit is recorded
+            records, offset = await asyncio.to_thread(_read_from, path, offset)
+            for rec in records:
+                if _wanted(rec, query):
+                    yield rec
+            if not records:
+                return
+            continue
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)

@@ -1,0 +1,157 @@
+"""The container record: what a container is, as the daemon stores it.
+
+``Container`` holds the user's request (``ContainerConfig``, ``HostConfig``), the
+daemon's decisions (paths, resolved image) and the lifecycle (``ContainerStateRecord``).
+It serialises to JSON for the metadata database; Docker's API shapes are built from it
+at the API edge only.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ContainerStatus(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+@dataclass
+class ContainerConfig:
+    """The portable part of a container's configuration (Docker's ``Config``)."""
+
+    image: str = ""
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] = field(default_factory=list)
+    working_dir: str = ""
+    user: str = ""
+    hostname: str = ""
+    domainname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    exposed_ports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class RestartPolicy:
+    name: str = "no"
+    maximum_retry_count: int = 0
+
+
+@dataclass
+class HostConfig:
+    """The host-dependent part (Docker's ``HostConfig``)."""
+
+    auto_remove: bool = False
+    privileged: bool = False
+    read_only_rootfs: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    memory: int = 0
+    memory_swap: int = 0
+    memory_reservation: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    pids_limit: int | None = None
+    shm_size: int = 64 * 1024 * 1024
+    init: bool = False
+    runtime: str = ""
+    network_mode: str = "default"
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    binds: list[str] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)
+    group_add: list[str] = field(default_factory=list)
+    log_type: str = "json-file"
+    log_config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ContainerStateRecord:
+    status: ContainerStatus = ContainerStatus.CREATED
+    pid: int = 0
+    shim_pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = "0001-01-01T00:00:00Z"
+    finished_at: str = "0001-01-01T00:00:00Z"
+
+    @property
+    def running(self) -> bool:
+        return self.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED)
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    created: str  # RFC 3339 with nanoseconds
+    image_id: str
+    image_ref: str  # what the user asked for, as Docker shows in ps
+    config: ContainerConfig
+    host_config: HostConfig
+    path: str = ""  # the resolved executable (entrypoint[0] or cmd[0])
+    args: list[str] = field(default_factory=list)
+    state: ContainerStateRecord = field(default_factory=ContainerStateRecord)
+    log_path: str = ""
+    hostname_path: str = ""
+    hosts_path: str = ""
+    resolv_conf_path: str = ""
+    restart_count: int = 0
+    snapshot_key: str = ""
+    runtime: str = ""  # the runtime name used at the last start
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Container:
+        raw = json.loads(text)
+        return _build(cls, raw)
+
+
+def _build(kind: type[T], raw: dict[str, Any]) -> T:
+    """Rebuild a dataclass tree from ``asdict`` output, ignoring unknown keys (old records)."""
+    nested = {
+        "config": ContainerConfig,
+        "host_config": HostConfig,
+        "state": ContainerStateRecord,
+        "restart_policy": RestartPolicy,
+    }
+    values: dict[str, Any] = {}
+    for f in fields(kind):  # type: ignore[arg-type]
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        if f.name in nested and isinstance(value, dict):
+            value = _build(nested[f.name], value)
+        elif f.name == "status":
+            value = ContainerStatus(value)
+        values[f.name] = value
+    return kind(**values)

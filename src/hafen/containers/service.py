@@ -1,0 +1,736 @@
+"""The container service: create, start, stop, kill, remove, wait, attach and re-adoption.
+
+``ContainerService`` is the one place that changes a container's state. A container's
+process is owned by its shim, never by the daemon: ``start`` launches a detached shim,
+and a monitor task per running container waits on the shim's socket for the exit. When
+the daemon restarts, ``restore`` re-adopts every shim still alive and records the exits
+that happened while it was down (from the shim's ``exit.json``).
+
+Blocking work (SQLite writes, mounts, file writes) runs in worker threads; the event
+loop only coordinates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal as signals
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from hafen.containers.model import (
+    Container,
+    ContainerConfig,
+    ContainerStateRecord,
+    ContainerStatus,
+    HostConfig,
+)
+from hafen.containers.names import VALID_NAME, generate_name
+from hafen.errors import (
+    Conflict,
+    ContainerNotFound,
+    HafenError,
+    InvalidArgument,
+    NotModified,
+    NotRunning,
+    RuntimeFailure,
+)
+from hafen.oci import defaults
+from hafen.oci.spec import BindMount, SpecOptions, build_spec
+from hafen.oci.user import resolve_group, resolve_user
+from hafen.shim.client import ExitStatus, ShimClient, launch_shim, read_exit_status
+from hafen.store.metadata import MetadataStore
+
+log = logging.getLogger("hafen.containers")
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+class ImageLookup(Protocol):
+    """What the container service needs from the image service."""
+
+    def resolve(self, ref: str) -> Any: ...
+
+    def layer_chain(self, image: Any) -> str | None: ...
+
+
+class SnapshotLookup(Protocol):
+    def prepare(self, key: str, parent_chain_id: str | None) -> None: ...
+
+    def mount(self, key: str, target: Path) -> None: ...
+
+    def unmount(self, target: Path) -> None: ...
+
+    def remove(self, key: str) -> None: ...
+
+
+@dataclass
+class ServiceOptions:
+    data_root: Path
+    exec_root: Path
+    runtime_root: Path
+    shim_command: list[str]
+    runtime_command: Callable[[str | None], list[str]]
+    default_runtime: str = "hafen"
+    cgroup_parent: str = "/hafen"
+    shim_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AttachRequest:
+    stdin: bool
+    stdout: bool
+    stderr: bool
+
+
+def now_rfc3339() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}000Z"
+
+
+def parse_signal(value: str | int | None, default: int) -> int:
+    """``"SIGTERM"``, ``"TERM"``, ``"15"`` or 15 → 15."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return value
+    text = value.strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signals.Signals[text])
+    except KeyError:
+        if text.startswith("SIGRTMIN+") and text[9:].isdigit():
+            return int(signals.SIGRTMIN) + int(text[9:])
+        raise InvalidArgument(f"invalid signal: {value}")
+
+
+def _exec_error_exit_code(message: str) -> int | None:
+    """Docker's mapping of start failures: 127 not found, 126 cannot invoke."""
+    lowered = message.lower()
+    if "executable file not found" in lowered or "no such file or directory" in lowered:
+        return 127
+    if "permission denied" in lowered or "cannot execute" in lowered:
+        return 126
+    return None
+
+
+class ContainerService:
+    def __init__(
+        self,
+        options: ServiceOptions,
+        metadata: MetadataStore,
+        images: ImageLookup,
+        snapshotter: SnapshotLookup,
+    ) -> None:
+        self.options = options
+        self.metadata = metadata
+        self.images = images
+        self.snapshotter = snapshotter
+        self._containers: dict[str, Container] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._exit_waiters: dict[str, list[asyncio.Future[ContainerStateRecord]]] = {}
+        self._remove_waiters: dict[str, list[asyncio.Future[ContainerStateRecord]]] = {}
+        self._pending_attach: dict[
+            str,
+            list[
+                tuple[
+                    AttachRequest, asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+                ]
+            ],
+        ] = {}
+        self._starting: set[str] = set()
+        (options.data_root / "containers").mkdir(parents=True, exist_ok=True)
+        (options.exec_root / "containers").mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ lookup
+
+    def list(self, all: bool = True) -> list[Container]:
+        items = sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
+        return [c for c in items if all or c.state.running]
+
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without the leading slash) or unique id prefix."""
+        if not ref:
+            raise ContainerNotFound(ref)
+        c = self._containers.get(ref)
+        if c is not None:
+            return c
+        name = ref[1:] if ref.startswith("/") else ref
+        for c in self._containers.values():
+            if c.name == name:
+                return c
+        matches = [c for c in self._containers.values() if c.id.startswith(ref.lower())]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise ContainerNotFound(ref)
+
+    def uses_image(self, image_id: str, running_only: bool = False) -> bool:
+        return any(
+            c.image_id == image_id and (c.state.running or not running_only)
+            for c in self._containers.values()
+        )
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def _state_dir(self, c: Container) -> Path:
+        return self.options.exec_root / "containers" / c.id
+
+    def _data_dir(self, c: Container) -> Path:
+        return self.options.data_root / "containers" / c.id
+
+    async def _save(self, c: Container) -> None:
+        record = c.to_json()
+
+        def write() -> None:
+            with self.metadata.transaction() as db:
+                db.execute(
+                    "INSERT INTO containers(id, name, image_id, created, record) VALUES(?,?,?,?,?)"
+                    " ON CONFLICT(id) DO UPDATE SET name=excluded.name, record=excluded.record",
+                    (c.id, c.name, c.image_id, datetime.now().timestamp(), record),
+                )
+
+        await asyncio.to_thread(write)
+
+    # ------------------------------------------------------------------ create
+
+    async def create(
+        self, name: str | None, config: ContainerConfig, host_config: HostConfig
+    ) -> Container:
+        if name:
+            if not VALID_NAME.match(name):
+                raise InvalidArgument(
+                    f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )
+            name = name.lstrip("/")
+            for other in self._containers.values():
+                if other.name == name:
+                    raise Conflict(
+                        f'Conflict. The container name "/{name}" is already in use by container '
+                        f'"{other.id}". You have to remove (or rename) that container to be able '
+                        "to reuse that name."
+                    )
+        else:
+            taken = {c.name for c in self._containers.values()}
+            name = generate_name(taken.__contains__)
+        if host_config.restart_policy.name not in (
+            "no",
+            "",
+            "always",
+            "on-failure",
+            "unless-stopped",
+        ):
+            raise InvalidArgument(f"invalid restart policy: {host_config.restart_policy.name}")
+        if host_config.auto_remove and host_config.restart_policy.name not in ("no", ""):
+            raise Conflict("Conflicting options: AutoRemove and restart policy")
+        image = await asyncio.to_thread(self.images.resolve, config.image)
+        merged = _merge_image_config(config, image)
+        if not merged.entrypoint and not merged.cmd:
+            raise InvalidArgument("No command specified")
+        argv = (merged.entrypoint or []) + (merged.cmd or [])
+        container_id = secrets.token_hex(32)
+        if not merged.hostname:
+            merged.hostname = container_id[:12]
+        runtime = host_config.runtime or self.options.default_runtime
+        self.options.runtime_command(runtime)  # unknown runtime → error now, not at start
+        c = Container(
+            id=container_id,
+            name=name,
+            created=now_rfc3339(),
+            image_id=image.id,
+            image_ref=config.image,
+            config=merged,
+            host_config=host_config,
+            path=argv[0],
+            args=argv[1:],
+            snapshot_key=container_id,
+            runtime=runtime,
+        )
+        data_dir = self._data_dir(c)
+        c.log_path = str(data_dir / f"{c.id}-json.log")
+        c.hostname_path = str(data_dir / "hostname")
+        c.hosts_path = str(data_dir / "hosts")
+        c.resolv_conf_path = str(data_dir / "resolv.conf")
+        chain = self.images.layer_chain(image)
+
+        def prepare() -> None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.snapshotter.prepare(c.snapshot_key, chain)
+
+        try:
+            await asyncio.to_thread(prepare)
+            self._containers[c.id] = c
+            await self._save(c)
+        except BaseException:
+            self._containers.pop(c.id, None)
+            await asyncio.to_thread(self._discard_storage, c)
+            raise
+        return c
+
+    def _discard_storage(self, c: Container) -> None:
+        try:
+            self.snapshotter.remove(c.snapshot_key)
+        except (HafenError, OSError) as e:
+            log.warning("removing snapshot of %s: %s", c.short_id, e)
+        shutil.rmtree(self._data_dir(c), ignore_errors=True)
+        shutil.rmtree(self._state_dir(c), ignore_errors=True)
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self, ref: str) -> Container:
+        c = self.get(ref)
+        async with self._lock(c.id):
+            if c.state.running:
+                raise NotModified("container already started")
+            if c.state.status == ContainerStatus.REMOVING:
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started")
+            self._starting.add(c.id)
+            try:
+                await self._start_locked(c)
+            finally:
+                self._starting.discard(c.id)
+        return c
+
+    async def _start_locked(self, c: Container) -> None:
+        state_dir = self._state_dir(c)
+        rootfs = state_dir / "rootfs"
+        runtime = self.options.runtime_command(c.runtime or None)
+        try:
+            await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
+            info = await launch_shim(
+                self.options.shim_command,
+                container_id=c.id,
+                bundle=str(state_dir),
+                state_dir=str(state_dir),
+                log_path=c.log_path,
+                runtime=runtime,
+                runtime_root=str(self.options.runtime_root),
+                tty=c.config.tty,
+                stdin=c.config.open_stdin,
+                stdin_once=c.config.stdin_once,
+                env=self.options.shim_env or None,
+            )
+        except HafenError as e:
+            raise await self._start_failed(c, rootfs, e) from e
+        except Exception as e:
+            err = RuntimeFailure(f"failed to start container {c.short_id}: {e}")
+            raise await self._start_failed(c, rootfs, err) from e
+        shim = ShimClient(str(state_dir))
+        # attachers that arrived before start get every byte: connect them first
+        for req, fut in self._pending_attach.pop(c.id, []):
+            if fut.done():
+                continue
+            try:
+                fut.set_result(await shim.attach(req.stdin, req.stdout, req.stderr))
+            except Exception as e:  # the attach fails alone; the start goes on
+                fut.set_exception(e)
+        try:
+            await shim.start()
+        except HafenError as e:
+            await shim.kill(signals.SIGKILL)
+            await shim.wait()
+            raise await self._start_failed(c, rootfs, e) from e
+        c.state = ContainerStateRecord(
+            status=ContainerStatus.RUNNING,
+            pid=info.pid,
+            shim_pid=info.shim_pid,
+            started_at=now_rfc3339(),
+            finished_at=c.state.finished_at,
+        )
+        await self._save(c)
+        self._monitor(c)
+
+    async def _start_failed(self, c: Container, rootfs: Path, error: HafenError) -> HafenError:
+        """Record a failed start, release the rootfs; the error to raise (400 for exec errors)."""
+        code = _exec_error_exit_code(error.message)
+        c.state.error = error.message
+        c.state.exit_code = code if code is not None else 128
+        await asyncio.to_thread(self._release_rootfs, c, rootfs)
+        await self._save(c)
+        for _, fut in self._pending_attach.pop(c.id, []):
+            if not fut.done():
+                fut.set_exception(error)
+        if code is not None and not isinstance(error, InvalidArgument):
+            return InvalidArgument(error.message)  # Docker answers these with 400
+        return error
+
+    def _release_rootfs(self, c: Container, rootfs: Path) -> None:
+        if os.path.ismount(rootfs):
+            try:
+                self.snapshotter.unmount(rootfs)
+            except (HafenError, OSError) as e:
+                log.warning("unmounting rootfs of %s: %s", c.short_id, e)
+        state_dir = rootfs.parent
+        if not os.path.ismount(rootfs):
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+    def _prepare_bundle(self, c: Container, state_dir: Path, rootfs: Path) -> None:
+        """Mount the rootfs and write config.json (worker thread)."""
+        if state_dir.exists():
+            if os.path.ismount(rootfs):
+                self.snapshotter.unmount(rootfs)
+            shutil.rmtree(state_dir)
+        rootfs.mkdir(parents=True)
+        self.snapshotter.mount(c.snapshot_key, rootfs)
+        try:
+            spec = build_spec(self._spec_options(c, rootfs))
+            _write_etc_files(c)
+            tmp = state_dir / "config.json.tmp"
+            tmp.write_text(json.dumps(spec))
+            tmp.rename(state_dir / "config.json")
+        except BaseException:
+            self.snapshotter.unmount(rootfs)
+            raise
+
+    def _spec_options(self, c: Container, rootfs: Path) -> SpecOptions:
+        cfg, hc = c.config, c.host_config
+        user = resolve_user(rootfs, cfg.user)
+        for group in hc.group_add:
+            user.additional_gids.append(resolve_group(rootfs, group))
+        env = list(cfg.env)
+        keys = {e.partition("=")[0] for e in env}
+        if "PATH" not in keys:
+            env.insert(0, f"PATH={defaults.DEFAULT_PATH}")
+        env.insert(0, f"HOSTNAME={cfg.hostname}")
+        if cfg.tty and "TERM" not in keys:
+            env.append("TERM=xterm")
+        if "HOME" not in keys:
+            env.append(f"HOME={user.home or '/'}")
+        binds = [
+            BindMount(c.hostname_path, "/etc/hostname"),
+            BindMount(c.hosts_path, "/etc/hosts"),
+            BindMount(c.resolv_conf_path, "/etc/resolv.conf"),
+        ]
+        for spec in hc.binds:
+            binds.append(_parse_bind(spec))
+        return SpecOptions(
+            args=[c.path, *c.args],
+            env=env,
+            cwd=cfg.working_dir or "/",
+            uid=user.uid,
+            gid=user.gid,
+            additional_gids=user.additional_gids,
+            hostname=cfg.hostname,
+            terminal=cfg.tty,
+            rootfs=str(rootfs),
+            readonly_rootfs=hc.read_only_rootfs,
+            privileged=hc.privileged,
+            cap_add=hc.cap_add,
+            cap_drop=hc.cap_drop,
+            cgroups_path=f"{self.options.cgroup_parent.rstrip('/')}/{c.id}",
+            memory=hc.memory,
+            memory_swap=hc.memory_swap,
+            memory_reservation=hc.memory_reservation,
+            nano_cpus=hc.nano_cpus,
+            cpu_shares=hc.cpu_shares,
+            cpu_period=hc.cpu_period,
+            cpu_quota=hc.cpu_quota,
+            cpuset_cpus=hc.cpuset_cpus,
+            pids_limit=hc.pids_limit,
+            shm_size=hc.shm_size or 64 * 1024 * 1024,
+            binds=binds,
+        )
+
+    # ------------------------------------------------------------------ exit
+
+    def _monitor(self, c: Container) -> None:
+        old = self._monitors.get(c.id)
+        if old is not None and not old.done():
+            return
+        self._monitors[c.id] = asyncio.get_running_loop().create_task(
+            self._watch(c), name=f"monitor-{c.short_id}"
+        )
+
+    async def _watch(self, c: Container) -> None:
+        shim = ShimClient(str(self._state_dir(c)))
+        try:
+            status = await shim.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the shim vanished without recording an exit
+            log.warning("lost the shim of %s: %s", c.short_id, e)
+            status = ExitStatus(exit_code=255, exited_at=now_rfc3339(), oom_killed=False)
+        await self._record_exit(c, status)
+
+    async def _record_exit(self, c: Container, status: ExitStatus) -> None:
+        async with self._lock(c.id):
+            if not c.state.running:
+                return
+            c.state.status = ContainerStatus.EXITED
+            c.state.exit_code = status.exit_code
+            c.state.finished_at = status.exited_at or now_rfc3339()
+            c.state.oom_killed = status.oom_killed
+            c.state.pid = 0
+            c.state.shim_pid = 0
+            await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
+            await self._save(c)
+        for fut in self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c.state)
+        self._monitors.pop(c.id, None)
+        if c.host_config.auto_remove:
+            try:
+                await self.remove(c.id, force=True)
+            except HafenError as e:
+                log.warning("auto-removing %s: %s", c.short_id, e)
+
+    # ------------------------------------------------------------------ signals
+
+    async def kill(self, ref: str, signal: str | int | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        signum = parse_signal(signal, signals.SIGKILL)
+        await ShimClient(str(self._state_dir(c))).kill(signum)
+        if signum == signals.SIGKILL:
+            await self._wait_exit(c, 10)
+
+    async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        signum = parse_signal(signal or c.config.stop_signal or None, signals.SIGTERM)
+        if timeout is None:
+            timeout = c.config.stop_timeout
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        shim = ShimClient(str(self._state_dir(c)))
+        try:
+            await shim.kill(signum)
+        except HafenError as e:
+            log.info("stop signal to %s failed: %s", c.short_id, e)
+        if timeout < 0:
+            await self._wait_exit(c, None)
+            return
+        if not await self._wait_exit(c, timeout):
+            try:
+                await shim.kill(signals.SIGKILL)
+            except HafenError as e:
+                log.info("SIGKILL to %s failed: %s", c.short_id, e)
+            await self._wait_exit(c, None)
+
+    async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
+        if not c.state.running:
+            return True
+        fut: asyncio.Future[ContainerStateRecord] = asyncio.get_running_loop().create_future()
+        self._exit_waiters.setdefault(c.id, []).append(fut)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    # ------------------------------------------------------------------ wait
+
+    async def wait(self, ref: str, condition: str = "not-running") -> ContainerStateRecord:
+        """Block until the condition holds; the state at that moment."""
+        c = self.get(ref)
+        loop = asyncio.get_running_loop()
+        if condition in ("", "not-running"):
+            if not c.state.running and c.id not in self._starting:
+                return c.state
+            waiters = self._exit_waiters
+        elif condition == "next-exit":
+            waiters = self._exit_waiters
+        elif condition == "removed":
+            waiters = self._remove_waiters
+        else:
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        fut: asyncio.Future[ContainerStateRecord] = loop.create_future()
+        waiters.setdefault(c.id, []).append(fut)
+        return await fut
+
+    def wait_registration(self, ref: str, condition: str) -> asyncio.Future[ContainerStateRecord]:
+        """Register a waiter now and return its future (so the API can answer headers first)."""
+        return asyncio.ensure_future(self.wait(ref, condition))
+
+    # ------------------------------------------------------------------ attach
+
+    async def attach(
+        self, ref: str, req: AttachRequest
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Streams to the container's stdio; waits for the start of a created container."""
+        c = self.get(ref)
+        if c.state.running and c.id not in self._starting:
+            return await ShimClient(str(self._state_dir(c))).attach(
+                req.stdin, req.stdout, req.stderr
+            )
+        if (
+            c.state.status in (ContainerStatus.CREATED, ContainerStatus.EXITED)
+            or c.id in self._starting
+        ):
+            fut: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._pending_attach.setdefault(c.id, []).append((req, fut))
+            try:
+                return await fut
+            except HafenError:
+                return None
+        return None
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise NotRunning(c.id)
+        await ShimClient(str(self._state_dir(c))).resize(height, width)
+
+    # ------------------------------------------------------------------ remove
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {c.id}. Stop the container before "
+                    "attempting removal or force remove"
+                )
+            await ShimClient(str(self._state_dir(c))).kill(signals.SIGKILL)
+            await self._wait_exit(c, 30)
+            if c.id not in self._containers:
+                return  # AutoRemove took it while we waited
+        async with self._lock(c.id):
+            if c.id not in self._containers:
+                return
+            if c.state.running:
+                raise Conflict(f"container {c.id} is still running")
+            c.state.status = ContainerStatus.REMOVING
+            for _, fut in self._pending_attach.pop(c.id, []):
+                if not fut.done():
+                    fut.set_exception(ContainerNotFound(c.id))
+
+            def delete() -> None:
+                self._release_rootfs(c, self._state_dir(c) / "rootfs")
+                with self.metadata.transaction() as db:
+                    db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+                self._discard_storage(c)
+
+            await asyncio.to_thread(delete)
+            del self._containers[c.id]
+        self._locks.pop(c.id, None)
+        for fut in self._exit_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c.state)
+        for fut in self._remove_waiters.pop(c.id, []):
+            if not fut.done():
+                fut.set_result(c.state)
+
+    # ------------------------------------------------------------------ restore
+
+    async def restore(self) -> None:
+        """Load every container and re-adopt the running ones (daemon start-up)."""
+        rows = await asyncio.to_thread(self.metadata.query, "SELECT record FROM containers")
+        for row in rows:
+            try:
+                c = Container.from_json(row["record"])
+            except (ValueError, TypeError, KeyError) as e:
+                log.error("skipping an unreadable container record: %s", e)
+                continue
+            self._containers[c.id] = c
+        for c in list(self._containers.values()):
+            if not c.state.running:
+                if c.state.status == ContainerStatus.REMOVING or (
+                    c.host_config.auto_remove and c.state.status == ContainerStatus.EXITED
+                ):
+                    await self.remove(c.id, force=True)
+                continue
+            shim = ShimClient(str(self._state_dir(c)))
+            if await shim.alive():
+                log.info("re-adopted running container %s", c.short_id)
+                self._monitor(c)
+                continue
+            status = await asyncio.to_thread(read_exit_status, str(self._state_dir(c)))
+            if status is None:
+                status = ExitStatus(exit_code=255, exited_at=now_rfc3339(), oom_killed=False)
+            await self._record_exit(c, status)
+
+    async def shutdown(self) -> None:
+        """Stop watching; containers keep running (live restore)."""
+        for task in self._monitors.values():
+            task.cancel()
+        for task in list(self._monitors.values()):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._monitors.clear()
+
+
+def _merge_image_config(config: ContainerConfig, image: Any) -> ContainerConfig:
+    """Docker's merge: image defaults under the user's settings (Env by key, Labels by key)."""
+    img: dict[str, Any] = image_runtime_config(image)
+    merged = ContainerConfig(**{k: v for k, v in config.__dict__.items()})
+    if config.entrypoint is None:
+        merged.entrypoint = img.get("Entrypoint") or None
+        if config.cmd is None:
+            merged.cmd = img.get("Cmd") or None
+    elif config.cmd is None:
+        merged.cmd = None  # an entrypoint from the user resets the image's Cmd
+    env: dict[str, str] = {}
+    for item in list(img.get("Env") or []) + list(config.env):
+        key, sep, value = item.partition("=")
+        env[key] = item if sep else f"{key}="
+        del value
+    merged.env = list(env.values())
+    merged.working_dir = config.working_dir or img.get("WorkingDir") or ""
+    merged.user = config.user or img.get("User") or ""
+    merged.labels = {**(img.get("Labels") or {}), **config.labels}
+    merged.stop_signal = config.stop_signal or img.get("StopSignal") or ""
+    merged.exposed_ports = {**(img.get("ExposedPorts") or {}), **config.exposed_ports}
+    merged.volumes = {**(img.get("Volumes") or {}), **config.volumes}
+    return merged
+
+
+def image_runtime_config(image: Any) -> dict[str, Any]:
+    """The image config's ``config`` object (Env, Cmd, Entrypoint, …) as Docker JSON."""
+    raw = getattr(image.config, "raw", None)
+    if isinstance(raw, dict):
+        inner = raw.get("config") or raw.get("Config") or {}
+        return inner if isinstance(inner, dict) else {}
+    return {}
+
+
+def _parse_bind(spec: str) -> BindMount:
+    """``/host:/ctr[:ro|rw]`` (named volumes arrive with the volumes issue)."""
+    parts = spec.split(":")
+    if len(parts) < 2 or not parts[0].startswith("/"):
+        raise InvalidArgument(
+            f"invalid bind mount {spec!r}: expected /host/path:/container/path[:ro]"
+        )
+    source, dest = parts[0], parts[1]
+    mode = parts[2] if len(parts) > 2 else "rw"
+    if not dest.startswith("/"):
+        raise InvalidArgument(f"invalid bind mount {spec!r}: the container path must be absolute")
+    if not os.path.exists(source):
+        os.makedirs(source, exist_ok=True)  # Docker creates a missing bind source
+    return BindMount(source, dest, read_only="ro" in mode.split(","))
+
+
+def _write_etc_files(c: Container) -> None:
+    hostname = c.config.hostname
+    Path(c.hostname_path).write_text(hostname + "\n")
+    Path(c.hosts_path).write_text(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+        f"ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+    try:
+        resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        resolv = ""
+    # loopback resolvers of the host are unreachable from the container's namespace
+    lines = [ln for ln in resolv.splitlines() if not ln.strip().startswith("nameserver 127.")]
+    Path(c.resolv_conf_path).write_text("\n".join(lines) + "\n")

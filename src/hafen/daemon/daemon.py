@@ -1,0 +1,90 @@
+"""The engine: builds the stores and services from a ``DaemonConfig`` and owns their lifecycle.
+
+``Daemon`` is what the API serves. ``start`` re-adopts running containers (live
+restore); ``close`` stops watching them but never stops them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+from hafen.containers.service import ContainerService, ServiceOptions
+from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
+from hafen.images.service import ImageService
+from hafen.store.content import FileContentStore
+from hafen.store.metadata import MetadataStore
+from hafen.store.snapshots import select_snapshotter
+
+log = logging.getLogger("hafen.daemon")
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.started_at = time.time()
+        for path in (config.data_root, config.exec_root, config.runtime_root):
+            path.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.data_root, 0o711)
+        self.metadata = MetadataStore(config.data_root / "metadata.db")
+        self.content = FileContentStore(config.data_root / "content")
+        self.snapshotter = select_snapshotter(
+            config.data_root / "snapshots", prefer=config.storage_driver or "overlay"
+        )
+        self.images = ImageService(self.content, self.metadata, self.snapshotter)
+        env = {"PYTHONPATH": hafen_pythonpath(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self.containers = ContainerService(
+            ServiceOptions(
+                data_root=config.data_root,
+                exec_root=config.exec_root,
+                runtime_root=config.runtime_root,
+                shim_command=python_module_command("hafen.shim"),
+                runtime_command=config.runtime_command,
+                default_runtime=config.default_runtime,
+                cgroup_parent=config.cgroup_parent,
+                shim_env=env,
+            ),
+            self.metadata,
+            self.images,
+            self.snapshotter,
+        )
+
+    @property
+    def storage_driver(self) -> str:
+        name = getattr(self.snapshotter, "name", "overlay")
+        return "overlay2" if name == "overlay" else str(name)
+
+    async def start(self) -> None:
+        await self.containers.restore()
+        log.info(
+            "hafend ready: data root %s, storage driver %s, %d containers",
+            self.config.data_root,
+            self.storage_driver,
+            len(self.containers.list()),
+        )
+
+    async def close(self) -> None:
+        await self.containers.shutdown()
+        self.metadata.close()
+
+    def host_info(self) -> dict[str, str]:
+        uname = platform.uname()
+        return {
+            "kernel": uname.release,
+            "arch": uname.machine,
+            "hostname": uname.node,
+            "os": _os_name(),
+        }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.partition("=")[2].strip('"')
+    except OSError:
+        pass
+    return "Linux"
