@@ -1,0 +1,77 @@
+"""The real docker CLI (client only) against hafend, with API version negotiation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Hafend
+
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+pytestmark = pytest.mark.skipif(not Path(DOCKER).exists(), reason="the docker CLI is not installed")
+
+
+def docker(d: Hafend, tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**d.env, "DOCKER_CONFIG": str(tmp / "docker-config"), "DOCKER_CLI_HINTS": "false"}
+    env.pop("DOCKER_API_VERSION", None)
+    result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=60, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def test_docker_version_negotiates_the_api(hafend: Hafend, tmp_path: Path) -> None:
+    out = docker(hafend, tmp_path, "version", "--format", "{{.Server.APIVersion}}").stdout.strip()
+    assert out == "1.45"
+
+
+def test_docker_run_rm_prints_output(hafend: Hafend, tmp_path: Path) -> None:
+    result = docker(hafend, tmp_path, "run", "--rm", "busybox", "echo", "hi")
+    assert result.stdout == "hi\n"
+
+
+def test_docker_run_exit_code_and_stderr(hafend: Hafend, tmp_path: Path) -> None:
+    result = docker(hafend, tmp_path, "run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3", check=False)
+    assert result.returncode == 3
+    assert result.stderr == "oops\n"
+
+
+def test_docker_detached_ps_logs_inspect_rm(hafend: Hafend, tmp_path: Path) -> None:
+    cid = docker(
+        hafend, tmp_path, "run", "-d", "--name", "dockerized", "busybox", "sh", "-c", "echo ready; sleep 1000"
+    ).stdout.strip()
+    assert len(cid) == 64
+    ps = docker(hafend, tmp_path, "ps", "-a").stdout
+    assert "dockerized" in ps and cid[:12] in ps and "Up " in ps
+    for _ in range(50):
+        if docker(hafend, tmp_path, "logs", "dockerized").stdout == "ready\n":
+            break
+    assert docker(hafend, tmp_path, "logs", "dockerized").stdout == "ready\n"
+    info = json.loads(docker(hafend, tmp_path, "inspect", "dockerized").stdout)[0]
+    assert info["Id"] == cid and info["State"]["Running"] is True and info["Name"] == "/dockerized"
+    fmt = docker(hafend, tmp_path, "inspect", "-f", "{{.State.Status}} {{.Config.Image}}", cid).stdout
+    assert fmt.strip() == "running busybox"
+    docker(hafend, tmp_path, "rm", "-f", "dockerized")
+    assert "dockerized" not in docker(hafend, tmp_path, "ps", "-a").stdout
+
+
+def test_docker_images_lists_busybox(hafend: Hafend, tmp_path: Path) -> None:
+    out = docker(hafend, tmp_path, "images").stdout
+    assert out.splitlines()[0].split()[:2] == ["REPOSITORY", "TAG"]
+    assert any(line.split()[:2] == ["busybox", "latest"] for line in out.splitlines()[1:])
+    image = json.loads(docker(hafend, tmp_path, "image", "inspect", "busybox").stdout)[0]
+    assert image["Config"]["Cmd"] == ["sh"] and image["RootFS"]["Type"] == "layers"
+
+
+def test_docker_run_interactive_stdin(hafend: Hafend, tmp_path: Path) -> None:
+    env = {**hafend.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    result = subprocess.run(
+        [DOCKER, "run", "-i", "--rm", "busybox", "wc", "-l"],
+        input="a\nb\nc\n", capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
