@@ -1,0 +1,133 @@
+"""Container start benchmark: hafen against runc and crun, side by side in one run.
+
+Measures, each over N runs (default 15), median and min–max wall time of:
+  - `<runtime> run` of /bin/true on one busybox bundle, for hafen-runtime, runc and crun
+    (crun 1.8 refuses hybrid cgroups: it runs in a private mount namespace with
+    /sys/fs/cgroup/unified unmounted there);
+  - `hafen run --rm busybox true` end to end (CLI start-up, API, shim, runtime) against a
+    hafend started by this script on temporary roots.
+Prints a table and the ratios. Run as root: `.venv/bin/python bench/bench_run.py [-n N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+HAFEN_PYTHONPATH = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def make_bundle(root: Path) -> Path:
+    bundle = root / "bundle"
+    rootfs = bundle / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    for applet in ("true", "sh"):
+        os.symlink("busybox", rootfs / "bin" / applet)
+    for d in ("proc", "sys", "dev", "tmp", "etc"):
+        (rootfs / d).mkdir(exist_ok=True)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["/bin/true"]
+    spec["root"]["readonly"] = False
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def timed(argv: list[str], runs: int, env: dict[str, str] | None = None, before=None) -> list[float]:
+    times = []
+    for _ in range(runs):
+        if before:
+            before()
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def runtime_commands(bundle: Path, state: Path) -> dict[str, list[str]]:
+    crun_ns = (
+        "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root "
+        f"{state / 'crun'} run --bundle {bundle} bench-crun"
+    )
+    return {
+        "hafen-runtime": [sys.executable, "-S", "-m", "hafen.runtime", "--root", str(state / "hafen"),
+                          "run", "--bundle", str(bundle), "bench-hafen"],
+        "runc": ["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), "bench-runc"],
+        "crun": ["unshare", "--mount", "--propagation", "private", "sh", "-c", crun_ns],
+    }  # fmt: skip
+
+
+def start_hafend(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    host = f"unix://{root / 'hafen.sock'}"
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "-H", host, "--config-file", str(root / "none.json")],
+        stdout=open(root / "hafend.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    env = {**os.environ, "HAFEN_HOST": host}
+    for _ in range(200):
+        if subprocess.run([str(VENV_BIN / "hafen"), "version"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    subprocess.run([str(VENV_BIN / "hafen"), "image", "bootstrap", "busybox"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    return proc, host
+
+
+def report(results: dict[str, list[float]]) -> None:
+    print(f"{'what':<34} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
+    for name, times in results.items():
+        ms = [t * 1000 for t in times]
+        print(f"{name:<34} {statistics.median(ms):>10.1f} {min(ms):>8.1f} {max(ms):>8.1f}")
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print()
+    if "hafen-runtime run" in med:
+        for peer in ("runc run", "crun run"):
+            if peer in med:
+                print(f"ratio hafen-runtime / {peer.split()[0]}: {med['hafen-runtime run'] / med[peer]:.2f}")
+    if "hafen run --rm (CLI end to end)" in med and "runc run" in med:
+        print(f"ratio hafen run --rm / runc run: {med['hafen run --rm (CLI end to end)'] / med['runc run']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", "--runs", type=int, default=15)
+    args = parser.parse_args()
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="hafen-bench-") as tmp:
+        root = Path(tmp)
+        bundle = make_bundle(root)
+        env = {**os.environ, "PYTHONPATH": HAFEN_PYTHONPATH}
+        for name, argv in runtime_commands(bundle, root / "state").items():
+            if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+                print(f"skipping {name}: not installed")
+                continue
+            timed(argv, 2, env)  # warm the page cache
+            results[f"{name} run"] = timed(argv, args.runs, env)
+        proc, host = start_hafend(root / "hafend")
+        try:
+            cli_env = {**os.environ, "HAFEN_HOST": host}
+            argv = [str(VENV_BIN / "hafen"), "run", "--rm", "busybox", "true"]
+            timed(argv, 2, cli_env)
+            results["hafen run --rm (CLI end to end)"] = timed(argv, args.runs, cli_env)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            subprocess.run(["sh", "-c", f"grep -o ' {root}[^ ]*' /proc/self/mounts | xargs -r -n1 umount -l"])
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
