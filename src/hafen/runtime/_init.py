@@ -1,0 +1,321 @@
+"""What runs in the forked children of ``create``: namespaces, then the container init.
+
+Owns the child side of create. The process tree, as runc builds it:
+
+    create (parent) ──fork──▶ intermediate: join cgroup, setns/unshare, [uid/gid maps]
+                                  └──fork──▶ init (pid 1 of the new pid namespace):
+                                             mounts, pivot_root, hostname, console, sysctl,
+                                             masked/ro paths, rlimits, user, capabilities,
+                                             lookup of the executable → "ready",
+                                             blocks opening exec.fifo, then execve()
+    the intermediate exits at once, so the init is re-parented to the caller's subreaper.
+
+Both children talk to the parent over one socketpair, one JSON object per line:
+{"type": "userns"} (parent writes uid/gid maps, answers {"type": "ack"}),
+{"type": "pid", "pid": N}, {"type": "ready"}, {"type": "error", "msg": "..."}.
+Children never return into the caller's code: they leave with os._exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import sys
+from dataclasses import dataclass
+
+from hafen.runtime import _sys
+from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Spec
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class InitArgs:
+    spec: Spec
+    channel: socket.socket
+    state_dir_fd: int
+    fifo_name: str
+    cgroup_paths: dict[str, str]
+    cgroup_procs: list[str]
+    console: socket.socket | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    debug: bool = False
+
+
+def send(sock: socket.socket, msg: dict[str, object]) -> None:
+    sock.sendall(json.dumps(msg).encode() + b"\n")
+
+
+class LineReader:
+    """Reads newline-delimited JSON messages from a stream socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def read(self) -> dict[str, object] | None:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        msg: dict[str, object] = json.loads(line)
+        return msg
+
+
+def _cloexec_from(lowest: int) -> None:
+    """Mark every fd >= lowest close-on-exec, so only stdio (and preserved fds) leak in."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= lowest:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def run_intermediate(args: InitArgs) -> None:
+    """The first child. Never returns."""
+    code = 1
+    try:
+        _intermediate(args)
+        code = 0
+    except BaseException as e:
+        try:
+            send(args.channel, {"type": "error", "msg": _describe(e)})
+        except BaseException:
+            pass
+    os._exit(code)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror and e.filename is None and e.args[1:]:
+        return str(e.args[1])
+    return str(e) or type(e).__name__
+
+
+def _intermediate(args: InitArgs) -> None:
+    spec = args.spec
+    # Join the cgroup first: everything forked from here on is accounted and limited.
+    for procs in args.cgroup_procs:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    # Open every namespace path before joining any: joining a mount ns changes lookups.
+    joins = []
+    for ns in spec.namespaces:
+        if ns.path:
+            fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            joins.append((0 if ns.type == "user" else 1, fd, NAMESPACE_FLAGS[ns.type], ns))
+    for _order, fd, flag, ns in sorted(joins, key=lambda j: j[0]):
+        _sys.setns(fd, flag, f"{ns.type} namespace {ns.path}")
+        os.close(fd)
+    flags = 0
+    for ns in spec.namespaces:
+        if not ns.path:
+            flags |= NAMESPACE_FLAGS[ns.type]
+    if flags:
+        _sys.unshare(flags)
+    if flags & _sys.CLONE_NEWUSER:
+        send(args.channel, {"type": "userns", "pid": os.getpid()})
+        reply = LineReader(args.channel).read()
+        if not reply or reply.get("type") != "ack":
+            raise RuntimeError("user namespace: parent did not write the id mappings")
+    if spec.has_namespace("user"):
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if flags & _sys.CLONE_NEWNET:
+        _loopback_up()
+    pid = os.fork()
+    if pid == 0:
+        run_init(args)
+    send(args.channel, {"type": "pid", "pid": pid})
+
+
+def _loopback_up() -> None:
+    """Bring up ``lo`` in the container's own, new network namespace (runc does too)."""
+    import fcntl
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        (flags,) = struct.unpack("16xH14x", fcntl.ioctl(s.fileno(), siocgifflags, req))
+        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def run_init(args: InitArgs) -> None:
+    """The container init. Never returns: it execs the user process or exits."""
+    try:
+        path, argv, env = _init(args)
+    except BaseException as e:
+        try:
+            send(args.channel, {"type": "error", "msg": _describe(e)})
+        except BaseException:
+            pass
+        os._exit(1)
+    try:
+        send(args.channel, {"type": "ready"})
+        args.channel.close()
+        # Blocks until `start` opens the fifo for reading.
+        fifo = os.open(args.fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=args.state_dir_fd)
+        os.write(fifo, b"0")
+        os.close(fifo)
+        os.close(args.state_dir_fd)
+        umask = args.spec.process.umask if args.spec.process else None
+        os.umask(0o022 if umask is None else umask)
+        os.execve(path, argv, env)
+    except OSError as e:
+        os.write(2, f"exec {argv[0]!r} failed: {e.strerror}\n".encode())
+        os._exit(127 if e.errno == 2 else 126)
+    except BaseException as e:
+        os.write(2, f"container init failed: {e}\n".encode())
+    os._exit(1)
+
+
+def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
+    spec = args.spec
+    proc = spec.process
+    assert proc is not None
+    os.setsid()
+    os.umask(0)
+    _cloexec_from(3 + args.preserve_fds)
+    for fd in range(3, 3 + args.preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    if proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+    if spec.has_namespace("mount"):
+        from hafen.runtime.rootfs import prepare_rootfs
+
+        prepare_rootfs(
+            spec,
+            args.cgroup_paths,
+            no_pivot=args.no_pivot,
+            in_userns=spec.has_namespace("user"),
+        )
+    if spec.hostname:
+        _sys.sethostname(spec.hostname)
+    if spec.domainname:
+        _sys.setdomainname(spec.domainname)
+    if proc.terminal:
+        assert args.console is not None
+        from hafen.runtime.console import setup_console
+
+        name = setup_console(args.console, proc.console_height, proc.console_width)
+        args.console.close()
+        _bind_console(name)
+    if spec.has_namespace("mount"):
+        from hafen.runtime.rootfs import finalize_rootfs, write_sysctls
+
+        write_sysctls(spec.sysctl)
+        finalize_rootfs(spec)
+    elif spec.sysctl:
+        from hafen.runtime.rootfs import write_sysctls
+
+        write_sysctls(spec.sysctl)
+    env = _environ(proc.env)
+    for kind, soft, hard in proc.rlimits:
+        try:
+            resource.setrlimit(kind, (soft, hard))
+        except (OSError, ValueError) as e:
+            raise OSError(f"setrlimit {kind} to {soft}/{hard}: {e}")
+    _set_user_and_caps(spec)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise OSError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed: {e.strerror}")
+    path = lookup_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    if proc.no_new_privileges:
+        _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
+    if spec.seccomp is not None and args.debug:
+        # Hook: seccomp filters are installed here (last, after no_new_privs) once added.
+        sys.stderr.write("hafen-runtime: linux.seccomp is not applied yet (ignored)\n")
+    return path, list(proc.args), env
+
+
+def _bind_console(slave: str) -> None:
+    """Make /dev/console the container's pty, as runc does."""
+    try:
+        if not os.path.lexists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        _sys.mount(slave, "/dev/console", None, _sys.MS_BIND, None)
+    except OSError:
+        # Best effort: a read-only /dev without a console entry is not fatal.
+        pass
+
+
+def _environ(entries: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if sep:
+            env[key] = value
+    return env
+
+
+def lookup_executable(name: str, path_var: str) -> str:
+    """Find ``name`` the way runc (Go's exec.LookPath) does, in the container's root."""
+
+    def usable(p: str) -> bool:
+        return os.path.isfile(p) and os.access(p, os.X_OK)
+
+    if "/" in name:
+        if not os.path.exists(name):
+            raise OSError(f'exec: "{name}": stat {name}: no such file or directory')
+        if not usable(name):
+            raise OSError(f'exec: "{name}": permission denied')
+        return name
+    for d in path_var.split(":"):
+        candidate = os.path.join(d or ".", name)
+        if usable(candidate):
+            return candidate
+    raise OSError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _mask(names: list[str]) -> int:
+    mask = 0
+    for n in names:
+        mask |= 1 << CAP_NUMBERS[n]
+    return mask
+
+
+def _set_user_and_caps(spec: Spec) -> None:
+    proc = spec.process
+    assert proc is not None
+    caps = proc.capabilities
+    if caps is not None:
+        bounding = _mask(caps.bounding)
+        for cap in range(_sys.last_cap() + 1):
+            if not bounding & (1 << cap):
+                _sys.prctl(_sys.PR_CAPBSET_DROP, cap)
+    # Keep permitted caps across the uid change; capset below sets the final sets.
+    _sys.prctl(_sys.PR_SET_KEEPCAPS, 1)
+    if not (spec.has_namespace("user") and _setgroups_denied()):
+        os.setgroups(proc.additional_gids)
+    os.setresgid(proc.gid, proc.gid, proc.gid)
+    os.setresuid(proc.uid, proc.uid, proc.uid)
+    _sys.prctl(_sys.PR_SET_KEEPCAPS, 0)
+    if caps is not None:
+        _sys.capset(_mask(caps.effective), _mask(caps.permitted), _mask(caps.inheritable))
+        _sys.prctl(_sys.PR_CAP_AMBIENT, _sys.PR_CAP_AMBIENT_CLEAR_ALL)
+        for name in caps.ambient:
+            try:
+                _sys.prctl(_sys.PR_CAP_AMBIENT, _sys.PR_CAP_AMBIENT_RAISE, CAP_NUMBERS[name])
+            except OSError:
+                # runc ignores ambient caps that are not also permitted+inheritable.
+                pass
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False

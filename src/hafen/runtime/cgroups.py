@@ -1,0 +1,362 @@
+"""Container cgroups: placement, resource limits and removal, for cgroup v1 and v2.
+
+Owns the one small interface the rest of the runtime uses (``CgroupManager``) and its two
+implementations. Lifecycle, as runc without systemd:
+
+    manager = open_manager(cgroups_path, container_id)   # nothing touched yet
+    manager.create()          # mkdir the container's cgroup(s); v2: enable controllers
+    manager.apply(resources)  # write linux.resources into the files
+    manager.add_proc(pid)     # move a process in (the init joins itself before forking)
+    ... container runs ...
+    manager.pids()            # every process inside (kill --all, delete --force)
+    manager.destroy()         # rmdir the container's cgroup(s); parents stay
+
+The filesystem root (``/sys/fs/cgroup``) is a constructor argument so that unit tests run
+against a plain directory and check what was written to each file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Any, Protocol
+
+from hafen.errors import InvalidConfig, RuntimeFailure
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+
+class CgroupManager(Protocol):
+    """The container's cgroup(s), whatever the host's cgroup version."""
+
+    path: str
+
+    def paths(self) -> dict[str, str]:
+        """Controller (or "" on v2) -> absolute directory of the container's cgroup."""
+        ...
+
+    def create(self) -> None: ...
+
+    def apply(self, resources: dict[str, Any]) -> None: ...
+
+    def add_proc(self, pid: int) -> None: ...
+
+    def pids(self) -> list[int]: ...
+
+    def exists(self) -> bool: ...
+
+    def destroy(self) -> None: ...
+
+
+def is_unified(root: str = CGROUP_ROOT) -> bool:
+    """True when ``root`` is a cgroup2 mount (pure v2 host), as runc detects it."""
+    # os.statvfs has no f_type; read the filesystem type from mountinfo instead.
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 4 and parts[4] == root:
+                    sep = parts.index("-")
+                    return parts[sep + 1] == "cgroup2"
+    except OSError:
+        pass
+    return False
+
+
+def resolve_path(cgroups_path: str, container_id: str) -> str:
+    """linux.cgroupsPath -> the path below each hierarchy's root (runc's rules, no systemd)."""
+    if not cgroups_path:
+        return "/" + container_id
+    if ":" in cgroups_path and not cgroups_path.startswith("/"):
+        raise InvalidConfig(
+            f"config.json: linux.cgroupsPath {cgroups_path!r}: systemd cgroup paths "
+            "(slice:prefix:name) are not supported"
+        )
+    path = os.path.normpath("/" + cgroups_path)
+    if path == "/":
+        raise InvalidConfig("config.json: linux.cgroupsPath must not be the root cgroup")
+    return path
+
+
+def _write(directory: str, name: str, value: str) -> None:
+    path = os.path.join(directory, name)
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise RuntimeFailure(f"cgroup: write {value!r} to {path}: {e.strerror}")
+
+
+def _read(directory: str, name: str) -> str:
+    with open(os.path.join(directory, name)) as f:
+        return f.read().strip()
+
+
+def _read_pids(directory: str) -> list[int]:
+    try:
+        with open(os.path.join(directory, "cgroup.procs")) as f:
+            return [int(line) for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def _rmdir(path: str) -> None:
+    """rmdir, retrying while the last exited tasks leave the cgroup (EBUSY)."""
+    for _ in range(200):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise RuntimeFailure(f"cgroup: remove {path}: {e.strerror}")
+            time.sleep(0.01)
+    raise RuntimeFailure(f"cgroup: remove {path}: still busy (processes left)")
+
+
+class CgroupV1:
+    """One directory per mounted v1 hierarchy: <root>/<controller><path>."""
+
+    def __init__(self, path: str, root: str = CGROUP_ROOT) -> None:
+        self.path = path
+        self.root = root
+        self._controllers = self._find_controllers()
+
+    def _find_controllers(self) -> list[str]:
+        found = []
+        try:
+            names = sorted(os.listdir(self.root))
+        except OSError:
+            return []
+        for name in names:
+            # "unified" is the empty cgroup2 of a hybrid host; runc v1 leaves it alone.
+            if name == "unified":
+                continue
+            d = os.path.join(self.root, name)
+            # Combined mounts (cpu,cpuacct) appear as a dir plus symlinks; use the dir once.
+            if os.path.islink(d) or not os.path.isdir(d):
+                continue
+            if os.path.exists(os.path.join(d, "cgroup.procs")):
+                found.append(name)
+        return found
+
+    def _has(self, controller: str) -> bool:
+        return any(controller in name.split(",") for name in self._controllers)
+
+    def _dir(self, controller: str) -> str:
+        for name in self._controllers:
+            if controller in name.split(","):
+                return self.root + "/" + name + self.path
+        raise RuntimeFailure(f"cgroup: controller {controller!r} is not mounted")
+
+    def paths(self) -> dict[str, str]:
+        return {name: self.root + "/" + name + self.path for name in self._controllers}
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self.paths().values())
+
+    def create(self) -> None:
+        for name, d in self.paths().items():
+            if "cpuset" in name.split(","):
+                self._create_cpuset(self.root + "/" + name)
+            else:
+                os.makedirs(d, exist_ok=True)
+
+    def _create_cpuset(self, top: str) -> None:
+        # A new v1 cpuset cgroup starts with empty cpus/mems and refuses tasks; copy each
+        # new level's values from its parent (as runc does).
+        current = top
+        for part in self.path.strip("/").split("/"):
+            parent, current = current, current + "/" + part
+            fresh = not os.path.isdir(current)
+            os.makedirs(current, exist_ok=True)
+            if not fresh:
+                continue
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                try:
+                    if not _read(current, name):
+                        _write(current, name, _read(parent, name))
+                except FileNotFoundError:
+                    pass
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        mem = resources.get("memory") or {}
+        if mem and self._has("memory"):
+            d = self._dir("memory")
+            # limit before memsw: memsw must never be below the memory limit.
+            if mem.get("limit") is not None:
+                _write(d, "memory.limit_in_bytes", str(mem["limit"]))
+            memsw = os.path.join(d, "memory.memsw.limit_in_bytes")
+            if mem.get("swap") is not None and os.path.exists(memsw):
+                _write(d, "memory.memsw.limit_in_bytes", str(mem["swap"]))
+            if mem.get("reservation") is not None:
+                _write(d, "memory.soft_limit_in_bytes", str(mem["reservation"]))
+            if mem.get("swappiness") is not None and mem["swappiness"] <= 100:
+                _write(d, "memory.swappiness", str(mem["swappiness"]))
+            if mem.get("disableOOMKiller"):
+                _write(d, "memory.oom_control", "1")
+        pids = resources.get("pids") or {}
+        if pids.get("limit") is not None and self._has("pids"):
+            limit = pids["limit"]
+            _write(self._dir("pids"), "pids.max", "max" if limit <= 0 else str(limit))
+        cpu = resources.get("cpu") or {}
+        if cpu and self._has("cpu"):
+            d = self._dir("cpu")
+            if cpu.get("shares"):
+                _write(d, "cpu.shares", str(cpu["shares"]))
+            # period before quota: the kernel checks quota against the current period.
+            if cpu.get("period"):
+                _write(d, "cpu.cfs_period_us", str(cpu["period"]))
+            if cpu.get("quota"):
+                _write(d, "cpu.cfs_quota_us", str(cpu["quota"]))
+            if cpu.get("realtimePeriod"):
+                _write(d, "cpu.rt_period_us", str(cpu["realtimePeriod"]))
+            if cpu.get("realtimeRuntime"):
+                _write(d, "cpu.rt_runtime_us", str(cpu["realtimeRuntime"]))
+        if cpu and self._has("cpuset"):
+            d = self._dir("cpuset")
+            if cpu.get("cpus"):
+                _write(d, "cpuset.cpus", cpu["cpus"])
+            if cpu.get("mems"):
+                _write(d, "cpuset.mems", cpu["mems"])
+        if "devices" in resources and self._has("devices"):
+            d = self._dir("devices")
+            for rule in resources["devices"]:
+                line = _device_rule(rule)
+                _write(d, "devices.allow" if rule.get("allow") else "devices.deny", line)
+
+    def add_proc(self, pid: int) -> None:
+        for d in self.paths().values():
+            _write(d, "cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        seen: set[int] = set()
+        for d in self.paths().values():
+            seen.update(_read_pids(d))
+        return sorted(seen)
+
+    def destroy(self) -> None:
+        for d in self.paths().values():
+            _rmdir(d)
+
+
+def _device_rule(rule: dict[str, Any]) -> str:
+    typ = rule.get("type") or "a"
+    major = rule.get("major")
+    minor = rule.get("minor")
+    access = rule.get("access") or "rwm"
+    if typ == "a":
+        return "a"
+    maj = "*" if major is None or major < 0 else str(major)
+    mnr = "*" if minor is None or minor < 0 else str(minor)
+    return f"{typ} {maj}:{mnr} {access}"
+
+
+class CgroupV2:
+    """One directory in the unified hierarchy: <root><path>."""
+
+    def __init__(self, path: str, root: str = CGROUP_ROOT) -> None:
+        self.path = path
+        self.root = root
+        self.dir = root + path
+
+    def paths(self) -> dict[str, str]:
+        return {"": self.dir}
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.dir)
+
+    def create(self) -> None:
+        # Enable every available controller on the way down so the leaf gets them all.
+        try:
+            available = _read(self.root, "cgroup.controllers").split()
+        except OSError:
+            available = []
+        current = self.root
+        for part in self.path.strip("/").split("/"):
+            if available:
+                want = " ".join("+" + c for c in available)
+                try:
+                    _write(current, "cgroup.subtree_control", want)
+                except RuntimeFailure:
+                    # Some controllers cannot be enabled (e.g. threaded); enable one by one.
+                    for c in available:
+                        try:
+                            _write(current, "cgroup.subtree_control", "+" + c)
+                        except RuntimeFailure:
+                            pass
+            current = current + "/" + part
+            os.makedirs(current, exist_ok=True)
+            try:
+                available = _read(current, "cgroup.controllers").split()
+            except OSError:
+                available = []
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        d = self.dir
+        mem = resources.get("memory") or {}
+        if mem.get("limit") is not None:
+            limit = mem["limit"]
+            _write(d, "memory.max", "max" if limit < 0 else str(limit))
+            if mem.get("swap") is not None:
+                # OCI swap is memory+swap (a v1 notion); v2 wants swap alone.
+                swap = mem["swap"]
+                value = "max" if swap < 0 else str(max(swap - max(limit, 0), 0))
+                _write(d, "memory.swap.max", value)
+        if mem.get("reservation") is not None:
+            _write(d, "memory.low", str(mem["reservation"]))
+        pids = resources.get("pids") or {}
+        if pids.get("limit") is not None:
+            limit = pids["limit"]
+            _write(d, "pids.max", "max" if limit <= 0 else str(limit))
+        cpu = resources.get("cpu") or {}
+        if cpu.get("shares"):
+            _write(d, "cpu.weight", str(shares_to_weight(cpu["shares"])))
+        if cpu.get("quota") or cpu.get("period"):
+            quota = cpu.get("quota") or 0
+            period = cpu.get("period") or 100000
+            _write(d, "cpu.max", f"{'max' if quota <= 0 else quota} {period}")
+        if cpu.get("cpus"):
+            _write(d, "cpuset.cpus", cpu["cpus"])
+        if cpu.get("mems"):
+            _write(d, "cpuset.mems", cpu["mems"])
+        # linux.resources.devices needs an eBPF program on v2; a later issue adds it.
+
+    def add_proc(self, pid: int) -> None:
+        _write(self.dir, "cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        return _read_pids(self.dir)
+
+    def destroy(self) -> None:
+        _rmdir(self.dir)
+
+
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares (2..262144) -> cpu.weight (1..10000), the formula runc and crun use."""
+    if shares <= 0:
+        return 100
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def open_manager(
+    cgroups_path: str,
+    container_id: str,
+    root: str = CGROUP_ROOT,
+    unified: bool | None = None,
+) -> CgroupManager:
+    """The manager for this host's cgroup version (detected unless ``unified`` is given)."""
+    path = resolve_path(cgroups_path, container_id)
+    if unified is None:
+        unified = is_unified(root)
+    if unified:
+        return CgroupV2(path, root)
+    return CgroupV1(path, root)
+
+
+def manager_from_state(path: str, unified: bool, root: str = CGROUP_ROOT) -> CgroupManager:
+    """Re-open a container's cgroups from what state.json recorded."""
+    return CgroupV2(path, root) if unified else CgroupV1(path, root)

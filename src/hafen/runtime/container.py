@@ -1,0 +1,433 @@
+"""The runtime's verbs on the caller's side: create, start, state, kill, delete, run, list.
+
+Owns the parent half of create (the children are in ``_init``) and the rule that a failed
+create leaves nothing behind: no state dir, no cgroup it made, no stray process (mounts
+live only in the container's own mount namespace, so none reach the host).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
+from hafen.runtime import cgroups
+from hafen.runtime.config import Spec, load_spec
+from hafen.runtime.state import (
+    ContainerState,
+    NoSuchContainer,
+    StateDir,
+    list_ids,
+    oci_state,
+    proc_start_time,
+)
+
+# Device rules runc appends for every container so its default /dev nodes work.
+DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+]
+
+
+def _now_rfc3339() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + (
+        f".{ns % 1_000_000_000:09d}Z"
+    )
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _resources_with_defaults(spec: Spec) -> dict[str, Any]:
+    resources = dict(spec.resources)
+    if "devices" in resources:
+        rules = list(resources["devices"])
+        for d in spec.devices:
+            rules.append(
+                {"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"}
+            )
+        resources["devices"] = rules + DEFAULT_DEVICE_RULES
+    return resources
+
+
+def _wait_gone(pid: int, start_time: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = proc_start_time(pid)
+        if now is None or (start_time and now != start_time):
+            return
+        time.sleep(0.002)
+    raise RuntimeFailure(f"process {pid} did not exit after SIGKILL")
+
+
+def _remove_state_dir(sd: StateDir) -> None:
+    for name in os.listdir(sd.path) if os.path.isdir(sd.path) else []:
+        try:
+            os.unlink(os.path.join(sd.path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(sd.path)
+    except FileNotFoundError:
+        pass
+
+
+def create(
+    root: str,
+    container_id: str,
+    bundle: str,
+    console_socket: str | None = None,
+    pid_file: str | None = None,
+    no_pivot: bool = False,
+    preserve_fds: int = 0,
+    debug: bool = False,
+) -> int:
+    """Create the container; return the init's host pid once it waits on the exec fifo."""
+    sd = StateDir(root, container_id)
+    spec = load_spec(bundle)
+    proc = spec.process
+    if proc is None:
+        raise InvalidConfig("config.json: process is required to create a container")
+    if not spec.has_namespace("mount"):
+        raise InvalidConfig("config.json: linux.namespaces must include a mount namespace")
+    if spec.hostname and not spec.has_namespace("uts"):
+        raise InvalidConfig("config.json: unable to set hostname without a private UTS namespace")
+    if proc.terminal and not console_socket:
+        raise InvalidArgument(
+            "cannot allocate tty if hafen-runtime will detach without setting console socket"
+        )
+    if console_socket and not proc.terminal:
+        raise InvalidArgument("cannot use console socket if process.terminal is false")
+    manager = cgroups.open_manager(spec.cgroups_path, container_id)
+
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(sd.path, 0o711)
+    except FileExistsError:
+        raise Conflict(f"container with id exists: {container_id}")
+    os.chmod(sd.path, 0o711)
+    made_cgroup = False
+    pid = 0
+    console: socket.socket | None = None
+    try:
+        os.mkfifo(sd.fifo, 0o622)
+        os.chmod(sd.fifo, 0o622)
+        if console_socket:
+            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                console.connect(console_socket)
+            except OSError as e:
+                raise InvalidArgument(f"console socket {console_socket}: {e.strerror}")
+        made_cgroup = not manager.exists()
+        manager.create()
+        manager.apply(_resources_with_defaults(spec))
+        pid = _spawn(sd, spec, manager, console, no_pivot, preserve_fds, debug)
+        start_time = proc_start_time(pid) or 0
+        sd.save(
+            ContainerState(
+                id=container_id,
+                pid=pid,
+                bundle=spec.bundle,
+                rootfs=spec.rootfs,
+                created=_now_rfc3339(),
+                start_time=start_time,
+                cgroup_path=manager.path,
+                cgroup_unified=isinstance(manager, cgroups.CgroupV2),
+                annotations=spec.annotations,
+                oci_version=spec.oci_version or "1.0.2",
+                owner="",
+            )
+        )
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+        return pid
+    except BaseException:
+        if pid > 0:
+            _kill_quietly(pid)
+        if made_cgroup:
+            for p in manager.pids():
+                _kill_quietly(p)
+            try:
+                manager.destroy()
+            except HafenError:
+                pass
+        _remove_state_dir(sd)
+        raise
+    finally:
+        if console is not None:
+            console.close()
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _spawn(
+    sd: StateDir,
+    spec: Spec,
+    manager: cgroups.CgroupManager,
+    console: socket.socket | None,
+    no_pivot: bool,
+    preserve_fds: int,
+    debug: bool,
+) -> int:
+    from hafen.runtime import _init
+
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    state_fd = os.open(sd.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    procs = [os.path.join(d, "cgroup.procs") for d in manager.paths().values()]
+    args = _init.InitArgs(
+        spec=spec,
+        channel=child_sock,
+        state_dir_fd=state_fd,
+        fifo_name=os.path.basename(sd.fifo),
+        cgroup_paths=manager.paths(),
+        cgroup_procs=procs,
+        console=console,
+        no_pivot=no_pivot,
+        preserve_fds=preserve_fds,
+        debug=debug,
+    )
+    child = os.fork()
+    if child == 0:
+        parent_sock.close()
+        _init.run_intermediate(args)
+    child_sock.close()
+    os.close(state_fd)
+    pid = 0
+    error = ""
+    ready = False
+    reader = _init.LineReader(parent_sock)
+    try:
+        while True:
+            msg = reader.read()
+            if msg is None:
+                break
+            kind = msg.get("type")
+            if kind == "userns":
+                _write_id_maps(int(str(msg["pid"])), spec)
+                _init.send(parent_sock, {"type": "ack"})
+            elif kind == "pid":
+                pid = int(str(msg["pid"]))
+            elif kind == "ready":
+                ready = True
+                break
+            elif kind == "error":
+                error = str(msg.get("msg"))
+                break
+    finally:
+        parent_sock.close()
+        _reap(child)
+    if ready and pid:
+        return pid
+    if pid:
+        _kill_quietly(pid)
+    raise RuntimeFailure(
+        "unable to start container process: " + (error or "container init exited during setup")
+    )
+
+
+def _reap(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    for name, maps in (("uid_map", spec.uid_mappings), ("gid_map", spec.gid_mappings)):
+        data = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(data)
+
+
+def _load(root: str, container_id: str) -> tuple[StateDir, ContainerState]:
+    sd = StateDir(root, container_id)
+    return sd, sd.load()
+
+
+def start(root: str, container_id: str) -> None:
+    """Let a created container's init exec the user process."""
+    sd, st = _load(root, container_id)
+    status = sd.status(st)
+    if status == "running":
+        raise Conflict("cannot start an already running container")
+    if status != "created":
+        raise Conflict(f"cannot start a container that has {status}")
+    fd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        while True:
+            try:
+                if os.read(fd, 1):
+                    break
+            except BlockingIOError:
+                pass
+            if sd.status(st) == "stopped":
+                raise Conflict("cannot start a container that has stopped")
+            time.sleep(0.0005)
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(sd.fifo)
+        except FileNotFoundError:
+            pass
+
+
+def state(root: str, container_id: str) -> dict[str, Any]:
+    sd, st = _load(root, container_id)
+    return oci_state(sd, st)
+
+
+def list_states(root: str) -> list[dict[str, Any]]:
+    out = []
+    for cid in list_ids(root):
+        try:
+            out.append(state(root, cid))
+        except (HafenError, OSError, ValueError):
+            continue
+    return out
+
+
+def kill(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
+    sd, st = _load(root, container_id)
+    if sd.status(st) == "stopped" and not all_processes:
+        raise Conflict("container not running")
+    if all_processes:
+        manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
+        for p in manager.pids():
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+        return
+    try:
+        os.kill(st.pid, sig)
+    except ProcessLookupError:
+        raise Conflict("container not running")
+
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    """Remove a stopped (or, as runc, created) container; --force kills a running one."""
+    sd = StateDir(root, container_id)
+    try:
+        st = sd.load()
+    except NoSuchContainer:
+        if force:
+            if os.path.isdir(sd.path):
+                _remove_state_dir(sd)
+            return
+        raise
+    status = sd.status(st)
+    if status == "running" and not force:
+        raise Conflict(f"cannot delete container {container_id} that is not stopped: running")
+    manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
+    if status != "stopped":
+        _kill_quietly(st.pid)
+        _wait_gone(st.pid, st.start_time)
+    # Whatever is left in the cgroup (no pid namespace, or escaped daemons) goes too.
+    for _ in range(100):
+        left = manager.pids()
+        if not left:
+            break
+        for p in left:
+            _kill_quietly(p)
+        time.sleep(0.005)
+    try:
+        manager.destroy()
+    except RuntimeFailure as e:
+        if not force:
+            raise
+        del e
+    _remove_state_dir(sd)
+
+
+_FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+
+
+def run(
+    root: str,
+    container_id: str,
+    bundle: str,
+    console_socket: str | None = None,
+    pid_file: str | None = None,
+    detach: bool = False,
+    no_pivot: bool = False,
+    preserve_fds: int = 0,
+    debug: bool = False,
+) -> int:
+    """create + start; without ``detach`` wait and return the container's exit status."""
+    if not detach:
+        from hafen.runtime import _sys
+
+        # The init is re-parented to us when the intermediate exits, so we can wait on it.
+        _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
+    pid = create(
+        root, container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, debug
+    )
+    try:
+        start(root, container_id)
+    except BaseException:
+        delete(root, container_id, force=True)
+        raise
+    if detach:
+        return 0
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for s in _FORWARDED:
+        signal.signal(s, forward)
+    code = 255
+    while True:
+        try:
+            waited, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            raise
+        if waited == pid:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+    for s in _FORWARDED:
+        signal.signal(s, signal.SIG_DFL)
+    delete(root, container_id, force=True)
+    return code

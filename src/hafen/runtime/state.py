@@ -1,0 +1,135 @@
+"""The runtime's on-disk container state: ``<root>/<id>/state.json`` and the exec fifo.
+
+Owns: the state record, its status computed as runc computes it, and the pid-reuse guard.
+
+    created   the init exists and waits on <root>/<id>/exec.fifo (start has not run)
+    running   the init exists and the fifo is gone (start consumed it)
+    stopped   the init is gone, a zombie, or its pid now belongs to another process
+
+The init's start time (field 22 of /proc/<pid>/stat) is stored with its pid: a pid whose
+start time differs is somebody else's process and the container counts as stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hafen.errors import ContainerNotFound, InvalidArgument
+
+DEFAULT_ROOT = "/run/hafen-runtime"
+FIFO_NAME = "exec.fifo"
+STATE_NAME = "state.json"
+OCI_VERSION = "1.0.2"
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.\-]*$")
+
+
+class NoSuchContainer(ContainerNotFound):
+    """``container "<id>" does not exist`` (runc's wording, which callers match on)."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(container_id)
+        self.message = f'container "{container_id}" does not exist'
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id:
+        raise InvalidArgument("container id cannot be empty")
+    if len(container_id) > 1024 or not _ID_RE.match(container_id):
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+
+
+@dataclass
+class ContainerState:
+    id: str
+    pid: int
+    bundle: str
+    rootfs: str
+    created: str
+    start_time: int = 0
+    cgroup_path: str = ""
+    cgroup_unified: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)
+    oci_version: str = OCI_VERSION
+    owner: str = ""
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat, or None when the pid does not exist or is a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parens; fields resume after the last ')'.
+    rest = data[data.rindex(b")") + 2 :].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+class StateDir:
+    """``<root>/<id>``: where one container's state lives."""
+
+    def __init__(self, root: str, container_id: str) -> None:
+        validate_id(container_id)
+        self.root = root
+        self.id = container_id
+        self.path = os.path.join(root, container_id)
+        self.fifo = os.path.join(self.path, FIFO_NAME)
+        self.state_file = os.path.join(self.path, STATE_NAME)
+
+    def exists(self) -> bool:
+        return os.path.exists(self.state_file)
+
+    def load(self) -> ContainerState:
+        try:
+            with open(self.state_file) as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            raise NoSuchContainer(self.id)
+        return ContainerState(**raw)
+
+    def save(self, state: ContainerState) -> None:
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(state), f)
+        os.rename(tmp, self.state_file)
+
+    def status(self, state: ContainerState) -> str:
+        if state.pid <= 0:
+            return "stopped"
+        start = proc_start_time(state.pid)
+        if start is None or (state.start_time and start != state.start_time):
+            return "stopped"
+        if os.path.exists(self.fifo):
+            return "created"
+        return "running"
+
+
+def oci_state(sd: StateDir, state: ContainerState) -> dict[str, Any]:
+    """The state JSON that ``state`` prints: the OCI fields plus runc's extras."""
+    status = sd.status(state)
+    return {
+        "ociVersion": state.oci_version,
+        "id": state.id,
+        "pid": state.pid if status != "stopped" else 0,
+        "status": status,
+        "bundle": state.bundle,
+        "rootfs": state.rootfs,
+        "created": state.created,
+        "owner": state.owner,
+        "annotations": state.annotations,
+    }
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [n for n in names if os.path.exists(os.path.join(root, n, STATE_NAME))]
