@@ -27,7 +27,12 @@ from hafen.client._stream import (
     encode_frame,
     json_messages,
 )
-from hafen.client._transport import DEFAULT_HOST, error_from_response, parse_host
+from hafen.client._transport import (
+    DEFAULT_HOST,
+    DaemonUnreachable,
+    error_from_response,
+    parse_host,
+)
 
 __all__ = [
     "CLIENT_API_VERSION",
@@ -37,6 +42,7 @@ __all__ = [
     "STDOUT",
     "APIClient",
     "CreateResult",
+    "DaemonUnreachable",
     "Hijacked",
     "MultiplexDecoder",
     "PendingWait",

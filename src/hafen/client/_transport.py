@@ -73,8 +73,12 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def unavailable(host: Host) -> errors.Unavailable:
-    return errors.Unavailable(
+class DaemonUnreachable(errors.Unavailable):
+    """Nothing answered on the daemon's socket (as opposed to a daemon answering 503)."""
+
+
+def unavailable(host: Host) -> DaemonUnreachable:
+    return DaemonUnreachable(
         f"Cannot connect to the hafen daemon at {host.url}. Is the daemon running?"
     )
 

@@ -1,0 +1,76 @@
+"""Shared plumbing of the CLI verbs: the per-invocation state (which daemon), the
+``CLIError`` that carries a message and docker's exit code, and docker's wording of
+daemon errors. Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from hafen.client import APIClient
+
+
+class CLIError(Exception):
+    """Stop the command: print ``message`` (if any) to stderr and exit with ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class CLIState:
+    """What the global flags chose; the API client is created on first use."""
+
+    host: str | None = None
+    debug: bool = False
+    _client: APIClient | None = field(default=None, repr=False)
+
+    @property
+    def client(self) -> APIClient:
+        if self._client is None:
+            from hafen.client import APIClient
+
+            self._client = APIClient(self.host)
+        return self._client
+
+
+def get_state(ctx: click.Context | None = None) -> CLIState:
+    context = ctx or click.get_current_context()
+    root = context.find_root()
+    if not isinstance(root.obj, CLIState):
+        root.obj = CLIState()
+    return root.obj
+
+
+def get_client(ctx: click.Context | None = None) -> APIClient:
+    return get_state(ctx).client
+
+
+def daemon_error_text(err: Exception) -> str:
+    """docker's wording: errors from the daemon are "Error response from daemon: ...";
+    a daemon that cannot be reached is reported as it is."""
+    from hafen.client import DaemonUnreachable
+    from hafen.errors import HafenError
+
+    if isinstance(err, DaemonUnreachable):
+        return str(err)
+    if isinstance(err, HafenError) and getattr(err, "local", False):
+        return str(err)
+    return f"Error response from daemon: {err}"
+
+
+def local_error(err: Exception) -> Exception:
+    """Mark an error raised on this side (bad flag values) so it is not blamed on the daemon."""
+    err.local = True  # type: ignore[attr-defined]
+    return err
+
+
+def write_out(text: str) -> None:
+    """Write to stdout without click's newline handling."""
+    click.echo(text, nl=False)

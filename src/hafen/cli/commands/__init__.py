@@ -1,0 +1,1 @@
+"""The CLI verbs, imported lazily by hafen.cli.main."""

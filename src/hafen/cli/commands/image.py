@@ -1,0 +1,188 @@
+"""Image verbs: images, rmi, tag, ``image bootstrap`` and the ``image`` group of aliases."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hafen.cli._common import CLIError, daemon_error_text, get_client, write_out
+from hafen.errors import HafenError
+
+_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
+
+
+@click.command(context_settings=_CTX)
+@click.option(
+    "-a",
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Show all images (default hides intermediate images)",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@click.option("--digests", is_flag=True, help="Show digests")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option(
+    "-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided"
+)
+@click.option("--format", "fmt", help="Format output using a custom template")
+@click.argument("reference", required=False)
+@click.pass_context
+def images(
+    ctx: click.Context,
+    show_all: bool,
+    quiet: bool,
+    digests: bool,
+    no_trunc: bool,
+    filters: tuple[str, ...],
+    fmt: str | None,
+    reference: str | None,
+) -> None:
+    """List images."""
+    from hafen.cli.commands.container import _parse_filters
+    from hafen.cli.template import TemplateError, render_rows
+    from hafen.cli.views import (
+        IMAGES_DEFAULT_FORMAT,
+        IMAGES_DIGEST_FORMAT,
+        IMAGES_HEADERS,
+        image_rows,
+    )
+
+    parsed = _parse_filters(filters)
+    if reference:
+        parsed.setdefault("reference", []).append(reference)
+    entries = get_client(ctx).images(all=show_all, digests=digests, filters=parsed or None)
+    if quiet:
+        fmt = "{{.ID}}"
+    elif not fmt or fmt == "table":
+        fmt = IMAGES_DIGEST_FORMAT if digests else IMAGES_DEFAULT_FORMAT
+    rows = image_rows(entries, show_digests=digests, trunc=not no_trunc)
+    try:
+        write_out(render_rows(fmt, rows, IMAGES_HEADERS))
+    except TemplateError as exc:
+        raise CLIError(f"template parsing error: {exc}", 1)
+
+
+@click.command(context_settings=_CTX)
+@click.option("-f", "--force", is_flag=True, help="Force removal of the image")
+@click.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def rmi(ctx: click.Context, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
+    """Remove one or more images."""
+    client = get_client(ctx)
+    failures: list[str] = []
+    for name in names:
+        try:
+            deleted = client.remove_image(name, force=force, noprune=no_prune)
+        except HafenError as exc:
+            failures.append(daemon_error_text(exc))
+            continue
+        for item in deleted:
+            if item.get("Untagged"):
+                click.echo(f"Untagged: {item['Untagged']}")
+            if item.get("Deleted"):
+                click.echo(f"Deleted: {item['Deleted']}")
+    if failures:
+        raise CLIError("\n".join(failures), 1)
+
+
+@click.command(context_settings=_CTX)
+@click.argument("source")
+@click.argument("target")
+@click.pass_context
+def tag(ctx: click.Context, source: str, target: str) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    from hafen.cli.runopts import split_repo_tag
+
+    if "@" in target:
+        raise CLIError("refusing to create a tag with a digest reference", 1)
+    repo, tag_name = split_repo_tag(target)
+    if not repo or repo != repo.lower():
+        raise CLIError(f"invalid reference format: repository name ({repo}) must be lowercase", 1)
+    get_client(ctx).tag(source, repo, tag_name or "latest")
+
+
+@click.command(context_settings=_CTX)
+@click.option("-t", "--tag", "tag_name", help="Name and optionally a tag in the 'name:tag' format")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID")
+@click.argument("image")
+@click.pass_context
+def bootstrap(ctx: click.Context, tag_name: str | None, quiet: bool, image: str) -> None:
+    """Create a base image from the host (hafen extension; e.g. "busybox")."""
+    client = get_client(ctx)
+    target = tag_name or (image if ":" in image else f"{image}:latest")
+    image_id = ""
+    tty = sys.stdout.isatty()
+    last_id: object = None
+    open_line = False  # on a terminal the current line is left open for progress rewrites
+    for message in client.post_stream("/images/bootstrap", {"image": image, "tag": target}):
+        if message.get("error") or message.get("errorDetail"):
+            if open_line:
+                sys.stdout.write("\n")
+            detail = message.get("errorDetail") or {}
+            raise CLIError(str(detail.get("message") or message.get("error")), 1)
+        aux = message.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            image_id = str(aux["ID"])
+            continue
+        line = None if quiet else _message_line(message)
+        if line is None:
+            continue
+        ident = message.get("id")
+        if not tty:
+            sys.stdout.write(line + "\n")
+        elif open_line and ident and ident == last_id and message.get("progress"):
+            sys.stdout.write("\r\x1b[2K" + line)
+        else:
+            sys.stdout.write(("\n" if open_line else "") + line)
+            open_line = True
+        last_id = ident
+        sys.stdout.flush()
+    if open_line:
+        sys.stdout.write("\n")
+    if image_id:
+        click.echo(image_id)
+
+
+def _message_line(message: dict[str, object]) -> str | None:
+    """docker's jsonmessage text for one message (without the terminal's progress bar)."""
+    if message.get("stream"):
+        return str(message["stream"]).rstrip("\n")
+    status = message.get("status")
+    if status is None:
+        return None
+    text = str(status)
+    if message.get("progress"):
+        text += f" {message['progress']}"
+    if message.get("id"):
+        text = f"{message['id']}: {text}"
+    return text
+
+
+@click.group(context_settings=_CTX)
+def image_group() -> None:
+    """Manage images."""
+
+
+@click.command("inspect", context_settings=_CTX)
+@click.option("-f", "--format", "fmt", help="Format output using a custom template")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def image_inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+    """Display detailed information on one or more images."""
+    from hafen.cli.commands.system import inspect_objects
+
+    inspect_objects(get_client(ctx), names, "image", fmt, False)
+
+
+image_group.add_command(images, "ls")
+image_group.add_command(images, "list")
+image_group.add_command(rmi, "rm")
+image_group.add_command(rmi, "remove")
+image_group.add_command(tag)
+image_group.add_command(image_inspect)
+image_group.add_command(bootstrap)
+
+__all__ = ["bootstrap", "image_group", "images", "rmi", "tag"]

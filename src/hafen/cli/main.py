@@ -1,0 +1,194 @@
+"""The ``hafen`` command: global flags, lazily loaded verbs, docker's errors and exit codes.
+
+Owns the entry point ``main``. Verbs live in ``hafen.cli.commands.*`` and are imported
+only when invoked (``hafen --help`` lists them from the table below without importing
+any), so the CLI starts fast. Errors end here: daemon errors print as
+``Error response from daemon: ...`` and exit 1, flag errors print docker's
+"See 'hafen X --help'." and exit 125; ``run``/``create`` pick their own codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from hafen.cli._common import CLIError, CLIState, daemon_error_text
+
+# name -> (module, attribute, one-line help). Order is the order of ``--help``.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("hafen.cli.commands.container", "run", "Create and run a new container from an image"),
+    "create": ("hafen.cli.commands.container", "create", "Create a new container"),
+    "start": ("hafen.cli.commands.container", "start", "Start one or more stopped containers"),
+    "ps": ("hafen.cli.commands.container", "ps", "List containers"),
+    "logs": ("hafen.cli.commands.container", "logs", "Fetch the logs of a container"),
+    "stop": ("hafen.cli.commands.container", "stop", "Stop one or more running containers"),
+    "restart": ("hafen.cli.commands.container", "restart", "Restart one or more containers"),
+    "kill": ("hafen.cli.commands.container", "kill", "Kill one or more running containers"),
+    "rm": ("hafen.cli.commands.container", "rm", "Remove one or more containers"),
+    "wait": (
+        "hafen.cli.commands.container",
+        "wait",
+        "Block until one or more containers stop, then print their exit codes",
+    ),
+    "images": ("hafen.cli.commands.image", "images", "List images"),
+    "rmi": ("hafen.cli.commands.image", "rmi", "Remove one or more images"),
+    "tag": (
+        "hafen.cli.commands.image",
+        "tag",
+        "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+    ),
+    "inspect": ("hafen.cli.commands.system", "inspect", "Return low-level information on objects"),
+    "version": ("hafen.cli.commands.system", "version", "Show the hafen version information"),
+    "info": ("hafen.cli.commands.system", "info", "Display system-wide information"),
+    "container": ("hafen.cli.commands.container", "container_group", "Manage containers"),
+    "image": ("hafen.cli.commands.image", "image_group", "Manage images"),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.lazy) + [n for n in super().list_commands(ctx) if n not in self.lazy]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, attr, _help = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][2]) for name in self.lazy]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in self.commands.items()
+            if name not in self.lazy
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 120}
+
+
+def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
+
+    try:
+        ver = pkg_version("hafen")
+    except PackageNotFoundError:
+        ver = "dev"
+    click.echo(f"hafen version {ver}")
+    ctx.exit(0)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=_COMMANDS,
+    context_settings=CONTEXT_SETTINGS,
+    invoke_without_command=False,
+)
+@click.option("-H", "--host", "host", metavar="HOST", help="Daemon socket to connect to")
+@click.option("-D", "--debug", is_flag=True, help="Enable debug mode")
+@click.option(
+    "-v",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version_callback,
+    help="Print version information and quit",
+)
+@click.pass_context
+def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
+    """A self-sufficient runtime for containers."""
+    ctx.obj = CLIState(host=host, debug=debug)
+
+
+def _command_path(argv: list[str]) -> str:
+    """The verb(s) for "See 'hafen X --help'." (global flags skipped)."""
+    words: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-H", "--host"):
+            skip = True
+            continue
+        if arg.startswith("-"):
+            if words:
+                break
+            continue
+        words.append(arg)
+        if len(words) == 2 or arg not in ("container", "image"):
+            break
+    return " ".join(["hafen", *words])
+
+
+def _usage_error_text(err: click.UsageError) -> str:
+    message = err.format_message()
+    if isinstance(err, click.NoSuchOption):
+        message = f"unknown flag: {err.option_name}"
+    elif message.startswith("No such command"):
+        name = message.split("'")[1] if "'" in message else message
+        message = f"'{name}' is not a hafen command."
+    return message
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the CLI and exits with docker's status codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    code = 0
+    try:
+        result = cli.main(args=args, prog_name="hafen", standalone_mode=False)
+        # Without standalone mode click returns the code of ctx.exit(code).
+        if isinstance(result, int):
+            code = result
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        path = _command_path(args)
+        sys.stderr.write(f"hafen: {_usage_error_text(exc)}\nSee '{path} --help'.\n")
+        code = 125
+    except click.Abort:
+        code = 130
+    except CLIError as exc:
+        if exc.message:
+            sys.stderr.write(exc.message.rstrip("\n") + "\n")
+        code = exc.code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # Output piped into something that stopped reading (``hafen ps | head``).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    except Exception as exc:
+        from hafen.errors import HafenError
+
+        if not isinstance(exc, HafenError):
+            raise
+        sys.stderr.write(daemon_error_text(exc) + "\n")
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
