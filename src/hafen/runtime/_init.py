@@ -18,14 +18,18 @@ Children never return into the caller's code: they leave with os._exit.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
 import socket
+import struct
 import sys
 from dataclasses import dataclass
 
-from hafen.runtime import _sys
+# Everything the children need is imported here, before the fork: after a uid change or
+# pivot_root the interpreter's own files may be unreadable or gone.
+from hafen.runtime import _sys, console, rootfs
 from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Spec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -137,9 +141,6 @@ def _intermediate(args: InitArgs) -> None:
 
 def _loopback_up() -> None:
     """Bring up ``lo`` in the container's own, new network namespace (runc does too)."""
-    import fcntl
-    import struct
-
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14x", b"lo", 0)
@@ -192,9 +193,7 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc.oom_score_adj))
     if spec.has_namespace("mount"):
-        from hafen.runtime.rootfs import prepare_rootfs
-
-        prepare_rootfs(
+        rootfs.prepare_rootfs(
             spec,
             args.cgroup_paths,
             no_pivot=args.no_pivot,
@@ -206,20 +205,14 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         _sys.setdomainname(spec.domainname)
     if proc.terminal:
         assert args.console is not None
-        from hafen.runtime.console import setup_console
-
-        name = setup_console(args.console, proc.console_height, proc.console_width)
+        name = console.setup_console(args.console, proc.console_height, proc.console_width)
         args.console.close()
         _bind_console(name)
     if spec.has_namespace("mount"):
-        from hafen.runtime.rootfs import finalize_rootfs, write_sysctls
-
-        write_sysctls(spec.sysctl)
-        finalize_rootfs(spec)
+        rootfs.write_sysctls(spec.sysctl)
+        rootfs.finalize_rootfs(spec)
     elif spec.sysctl:
-        from hafen.runtime.rootfs import write_sysctls
-
-        write_sysctls(spec.sysctl)
+        rootfs.write_sysctls(spec.sysctl)
     env = _environ(proc.env)
     for kind, soft, hard in proc.rlimits:
         try:

@@ -203,12 +203,16 @@ def _mount_one(spec: Spec, m: Mount, cgroup_paths: dict[str, str], cgroupns: boo
     else:
         _create_mountpoint(dest, False)
         flags = opts.flags
-        data = opts.data
-        # mqueue and sysfs refuse "ro" with some kernels when mounted fresh in a userns;
-        # mounting rw and remounting is what runc does for every read-only filesystem.
-        _sys.mount(m.source or m.type, dest, m.type, flags & ~_sys.MS_RDONLY, data or None)
-        if flags & _sys.MS_RDONLY:
-            _sys.mount(dest, dest, None, _sys.MS_REMOUNT | flags, data or None)
+        data = opts.data or None
+        try:
+            _sys.mount(m.source or m.type, dest, m.type, flags, data)
+        except PermissionError:
+            if not flags & _sys.MS_RDONLY:
+                raise
+            # Some filesystems refuse a fresh read-only mount inside a user namespace;
+            # mount rw, then make this mount point (not the superblock) read-only.
+            _sys.mount(m.source or m.type, dest, m.type, flags & ~_sys.MS_RDONLY, data)
+            _remount_bind(dest, flags)
     for prop in opts.propagation or []:
         _sys.mount(None, dest, None, prop, None)
 
