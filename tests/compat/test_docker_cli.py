@@ -15,7 +15,9 @@ DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 pytestmark = pytest.mark.skipif(not Path(DOCKER).exists(), reason="the docker CLI is not installed")
 
 
-def docker(d: Hafend, tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def docker(
+    d: Hafend, tmp: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {**d.env, "DOCKER_CONFIG": str(tmp / "docker-config"), "DOCKER_CLI_HINTS": "false"}
     env.pop("DOCKER_API_VERSION", None)
     result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=60, env=env)
@@ -35,14 +37,25 @@ def test_docker_run_rm_prints_output(hafend: Hafend, tmp_path: Path) -> None:
 
 
 def test_docker_run_exit_code_and_stderr(hafend: Hafend, tmp_path: Path) -> None:
-    result = docker(hafend, tmp_path, "run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3", check=False)
+    result = docker(
+        hafend, tmp_path, "run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 3", check=False
+    )
     assert result.returncode == 3
     assert result.stderr == "oops\n"
 
 
 def test_docker_detached_ps_logs_inspect_rm(hafend: Hafend, tmp_path: Path) -> None:
     cid = docker(
-        hafend, tmp_path, "run", "-d", "--name", "dockerized", "busybox", "sh", "-c", "echo ready; sleep 1000"
+        hafend,
+        tmp_path,
+        "run",
+        "-d",
+        "--name",
+        "dockerized",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; sleep 1000",
     ).stdout.strip()
     assert len(cid) == 64
     ps = docker(hafend, tmp_path, "ps", "-a").stdout
@@ -53,7 +66,9 @@ def test_docker_detached_ps_logs_inspect_rm(hafend: Hafend, tmp_path: Path) -> N
     assert docker(hafend, tmp_path, "logs", "dockerized").stdout == "ready\n"
     info = json.loads(docker(hafend, tmp_path, "inspect", "dockerized").stdout)[0]
     assert info["Id"] == cid and info["State"]["Running"] is True and info["Name"] == "/dockerized"
-    fmt = docker(hafend, tmp_path, "inspect", "-f", "{{.State.Status}} {{.Config.Image}}", cid).stdout
+    fmt = docker(
+        hafend, tmp_path, "inspect", "-f", "{{.State.Status}} {{.Config.Image}}", cid
+    ).stdout
     assert fmt.strip() == "running busybox"
     docker(hafend, tmp_path, "rm", "-f", "dockerized")
     assert "dockerized" not in docker(hafend, tmp_path, "ps", "-a").stdout

@@ -17,7 +17,9 @@ def test_daemon_sigkill_leaves_containers_running_and_restart_readopts_them(
         "run", "-d", "--name", "survivor", "busybox", "sh", "-c",
         "trap 'echo bye; exit 7' TERM; i=0; while true; do echo beat $i; i=$((i+1)); sleep 0.2; done",
     ).stdout.strip()  # fmt: skip
-    quick = d.cli("run", "-d", "--name", "quick", "busybox", "sh", "-c", "sleep 1; exit 5").stdout.strip()
+    quick = d.cli(
+        "run", "-d", "--name", "quick", "busybox", "sh", "-c", "sleep 1; exit 5"
+    ).stdout.strip()
     pid = int(d.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout)
     d.kill(signal.SIGKILL)
 
@@ -28,7 +30,10 @@ def test_daemon_sigkill_leaves_containers_running_and_restart_readopts_them(
     assert d.cli("inspect", "-f", "{{.State.Running}}", "survivor").stdout.strip() == "true"
     assert "survivor" in d.cli("ps").stdout
     # the exit that happened while the daemon was down is recorded with its real code
-    assert d.cli("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", quick).stdout.strip() == "exited 5"
+    assert (
+        d.cli("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", quick).stdout.strip()
+        == "exited 5"
+    )
     logs = d.cli("logs", "survivor").stdout
     assert "beat 0" in logs and "beat 7" in logs  # kept logging while the daemon was down
 

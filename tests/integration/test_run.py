@@ -37,14 +37,18 @@ def test_run_sets_env_workdir_and_user(hafend: Hafend) -> None:
 
 
 def test_run_keeps_image_path_and_sets_hostname(hafend: Hafend) -> None:
-    result = hafend.cli("run", "--rm", "--hostname", "kiel", "busybox", "sh", "-c", "echo $PATH; hostname")
+    result = hafend.cli(
+        "run", "--rm", "--hostname", "kiel", "busybox", "sh", "-c", "echo $PATH; hostname"
+    )
     path, hostname = result.stdout.splitlines()
     assert "/bin" in path.split(":")
     assert hostname == "kiel"
 
 
 def test_container_runs_as_pid_one_in_its_own_namespaces(hafend: Hafend) -> None:
-    result = hafend.cli("run", "--rm", "busybox", "sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'")
+    result = hafend.cli(
+        "run", "--rm", "busybox", "sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"
+    )
     pid, count = result.stdout.split()
     assert pid == "1"
     assert int(count) <= 3  # sh, ls, grep — never the host's processes
@@ -73,7 +77,9 @@ def test_rm_flag_removes_the_container_after_exit(hafend: Hafend) -> None:
 
 
 def test_detached_container_logs_both_streams(hafend: Hafend) -> None:
-    cid = hafend.cli("run", "-d", "busybox", "sh", "-c", "echo one; echo two >&2; echo three").stdout.strip()
+    cid = hafend.cli(
+        "run", "-d", "busybox", "sh", "-c", "echo one; echo two >&2; echo three"
+    ).stdout.strip()
     assert len(cid) == 64
     assert hafend.cli("wait", cid).stdout.strip() == "0"
     logs = hafend.cli("logs", cid)
@@ -83,12 +89,17 @@ def test_detached_container_logs_both_streams(hafend: Hafend) -> None:
 
 
 def test_json_log_is_in_dockers_format(hafend: Hafend) -> None:
-    cid = hafend.cli("run", "-d", "busybox", "sh", "-c", "echo line1; echo line2 >&2").stdout.strip()
+    cid = hafend.cli(
+        "run", "-d", "busybox", "sh", "-c", "echo line1; echo line2 >&2"
+    ).stdout.strip()
     hafend.cli("wait", cid)
     log_path = hafend.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip()
     with open(log_path) as f:
         records = [json.loads(line) for line in f]
-    assert [(r["log"], r["stream"]) for r in records] == [("line1\n", "stdout"), ("line2\n", "stderr")]
+    assert [(r["log"], r["stream"]) for r in records] == [
+        ("line1\n", "stdout"),
+        ("line2\n", "stderr"),
+    ]
     assert all(r["time"].endswith("Z") and "T" in r["time"] for r in records)
     hafend.cli("rm", cid)
 
@@ -127,11 +138,22 @@ def test_rm_of_a_running_container_is_refused(hafend: Hafend) -> None:
 
 
 def test_ps_lists_running_and_all(hafend: Hafend) -> None:
-    running = hafend.cli("run", "-d", "--name", "ps-running", "busybox", "sleep", "1000").stdout.strip()
+    running = hafend.cli(
+        "run", "-d", "--name", "ps-running", "busybox", "sleep", "1000"
+    ).stdout.strip()
     hafend.cli("run", "--name", "ps-exited", "busybox", "true")
     ps = hafend.cli("ps").stdout
     assert "ps-running" in ps and "ps-exited" not in ps
-    assert ps.splitlines()[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert ps.splitlines()[0].split() == [
+        "CONTAINER",
+        "ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
     ps_all = hafend.cli("ps", "-a").stdout
     assert "ps-exited" in ps_all and "Exited (0)" in ps_all
     assert running[:12] in hafend.cli("ps", "-q").stdout.split()
@@ -140,7 +162,9 @@ def test_ps_lists_running_and_all(hafend: Hafend) -> None:
 
 def test_inspect_format_templates(hafend: Hafend) -> None:
     hafend.cli("create", "--name", "inspected", "-e", "A=1", "busybox", "true")
-    out = hafend.cli("inspect", "-f", "{{.Name}} {{.State.Status}} {{json .Config.Cmd}}", "inspected").stdout
+    out = hafend.cli(
+        "inspect", "-f", "{{.Name}} {{.State.Status}} {{json .Config.Cmd}}", "inspected"
+    ).stdout
     assert out.strip() == '/inspected created ["true"]'
     hafend.cli("rm", "inspected")
 
@@ -180,7 +204,9 @@ def test_interactive_tty_shell(hafend: Hafend) -> None:
 
 
 def test_interactive_stdin_without_tty(hafend: Hafend) -> None:
-    result = hafend.cli("run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z", input="hafen ahoy\n")
+    result = hafend.cli(
+        "run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z", input="hafen ahoy\n"
+    )
     assert result.stdout == "HAFEN AHOY\n"
 
 

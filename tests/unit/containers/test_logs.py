@@ -1,0 +1,72 @@
+"""Reading json-file logs: tail, streams, time filters, follow, torn lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from hafen.containers.logs import LogQuery, read_logs
+
+
+def write_log(path: Path, records: list[tuple[str, str, str]], torn: bool = False) -> None:
+    with open(path, "w") as f:
+        for log, stream, time in records:
+            f.write(json.dumps({"log": log, "stream": stream, "time": time}) + "\n")
+        if torn:
+            f.write('{"log": "half')
+
+
+def collect(path: Path, query: LogQuery, running: bool = False) -> list[tuple[str, bytes]]:
+    async def run() -> list[tuple[str, bytes]]:
+        return [(r.stream, r.data) async for r in read_logs(str(path), query, lambda: running)]
+
+    return asyncio.run(run())
+
+
+RECORDS = [
+    ("a\n", "stdout", "2026-01-01T00:00:01.000000001Z"),
+    ("b\n", "stderr", "2026-01-01T00:00:02.5Z"),
+    ("c\n", "stdout", "2026-01-01T00:00:03Z"),
+]
+
+
+def test_all_records_in_order(tmp_path: Path) -> None:
+    write_log(tmp_path / "l", RECORDS)
+    assert collect(tmp_path / "l", LogQuery()) == [
+        ("stdout", b"a\n"),
+        ("stderr", b"b\n"),
+        ("stdout", b"c\n"),
+    ]
+
+
+def test_stream_selection_and_tail(tmp_path: Path) -> None:
+    write_log(tmp_path / "l", RECORDS)
+    assert collect(tmp_path / "l", LogQuery(stderr=False)) == [
+        ("stdout", b"a\n"),
+        ("stdout", b"c\n"),
+    ]
+    assert collect(tmp_path / "l", LogQuery(tail=2)) == [("stderr", b"b\n"), ("stdout", b"c\n")]
+    assert collect(tmp_path / "l", LogQuery(tail=0)) == []
+    assert len(collect(tmp_path / "l", LogQuery(tail=10))) == 3
+
+
+def test_since_and_until(tmp_path: Path) -> None:
+    write_log(tmp_path / "l", RECORDS)
+    base = 1767225600.0  # 2026-01-01T00:00:00Z
+    assert [d for _, d in collect(tmp_path / "l", LogQuery(since=base + 2))] == [b"b\n", b"c\n"]
+    assert [d for _, d in collect(tmp_path / "l", LogQuery(until=base + 2.6))] == [b"a\n", b"b\n"]
+
+
+def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    write_log(tmp_path / "l", RECORDS, torn=True)
+    assert len(collect(tmp_path / "l", LogQuery())) == 3
+
+
+def test_follow_ends_when_the_container_has_stopped(tmp_path: Path) -> None:
+    write_log(tmp_path / "l", RECORDS)
+    assert len(collect(tmp_path / "l", LogQuery(follow=True), running=False)) == 3
+
+
+def test_missing_file_is_empty(tmp_path: Path) -> None:
+    assert collect(tmp_path / "none", LogQuery()) == []
