@@ -75,7 +75,7 @@ def test_cap_add_and_drop_follow_dockers_rules() -> None:
 
 
 def test_unknown_capability_is_refused_by_name() -> None:
-    with pytest.raises(InvalidArgument, match="CAP_BOGUS|bogus"):
+    with pytest.raises(InvalidArgument, match="bogus"):
         effective_capabilities(False, ["bogus"], [])
 
 
