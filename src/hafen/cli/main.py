@@ -118,6 +118,8 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
 def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
     """A self-sufficient runtime for containers."""
     ctx.obj = CLIState(host=host, debug=debug)
+    if debug:
+        os.environ["HAFEN_CLI_DEBUG"] = "1"
 
 
 def _command_path(argv: list[str]) -> str:
@@ -184,6 +186,10 @@ def main(argv: list[str] | None = None) -> None:
 
         if not isinstance(exc, HafenError):
             raise
+        if os.environ.get("HAFEN_CLI_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
         sys.stderr.write(daemon_error_text(exc) + "\n")
         code = 1
     sys.stdout.flush()
