@@ -384,3 +384,37 @@ def test_help_does_not_import_rich_or_verbs() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert out.decode().splitlines()[-1] == "[]"
+
+
+def test_start_attach_streams_output_and_exits_with_status(fake: FakeDaemon) -> None:
+    Container(fake, exit_code=4)
+    fake.route(
+        "GET",
+        r"/containers/web/json",
+        Reply(200, {"Id": CID, "Config": {"Tty": False, "OpenStdin": False}, "HostConfig": {}}),
+    )
+    code, out, err = hafen(fake, "start", "-a", "web")
+    assert (code, out, err) == (4, "hello\n", "warn\n")
+    assert fake.find("POST", f"/containers/{CID}/wait")[0].query == {"condition": "next-exit"}
+
+
+def test_container_and_image_group_aliases(fake: FakeDaemon) -> None:
+    fake.route("GET", "/containers/json", Reply(200, [{"Id": CID}]))
+    fake.route(
+        "GET", "/images/json", Reply(200, [{"Id": "sha256:" + "c" * 64, "RepoTags": ["a:b"]}])
+    )
+    assert hafen(fake, "container", "ls", "-aq")[:2] == (0, "4c01db0b339c\n")
+    assert hafen(fake, "image", "ls", "-q")[:2] == (0, "c" * 12 + "\n")
+    assert fake.find("GET", "/containers/json")[0].query == {"all": "1"}
+
+
+def test_global_host_flag_overrides_the_environment(fake: FakeDaemon) -> None:
+    fake.route("GET", "/containers/json", Reply(200, []))
+    env = dict(os.environ, HAFEN_HOST="unix:///nonexistent/x.sock")
+    proc = subprocess.run(
+        [HAFEN, "-H", fake.host, "ps", "--format", "{{.ID}}"],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout == b""
