@@ -41,6 +41,8 @@ def terminal_size() -> tuple[int, int] | None:
         size = os.get_terminal_size(sys.stdout.fileno())
     except OSError:
         return None
+    if not size.lines or not size.columns:
+        return None  # a fresh pty reports 0x0: nothing worth telling the daemon
     return size.lines, size.columns
 
 
