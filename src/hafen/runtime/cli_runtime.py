@@ -124,7 +124,7 @@ class OCIRuntimeCLI:
 def _error(container_id: str, verb: str, stderr: str) -> Exception:
     msg = _last_message(stderr) or f"OCI runtime {verb} failed"
     low = msg.lower()
-    if "does not exist" in low or "not found" in low and "container" in low:
+    if "does not exist" in low or ("not found" in low and "container" in low):
         err: Exception = ContainerNotFound(container_id)
         return err
     if "not running" in low or "not stopped" in low or "cannot start" in low or "exists" in low:

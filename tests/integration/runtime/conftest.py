@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,9 +212,19 @@ class Runtime:
     def __call__(
         self, *args: str, timeout: float = 60, check: bool = False, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
-        kw.setdefault("capture_output", True)
+        """Run a verb. Output goes through files, not pipes: a created container's init
+        inherits create's stdio and would hold a pipe open for as long as it lives."""
         kw.setdefault("stdin", subprocess.DEVNULL)
-        result = subprocess.run(self.cmd(*args), text=True, timeout=timeout, env=self.env, **kw)
+        capture = kw.pop("capture_output", True)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            if capture:
+                kw.setdefault("stdout", out)
+                kw.setdefault("stderr", err)
+            result = subprocess.run(self.cmd(*args), text=True, timeout=timeout, env=self.env, **kw)
+            out.seek(0)
+            err.seek(0)
+            result.stdout = out.read() if kw.get("stdout") is out else result.stdout
+            result.stderr = err.read() if kw.get("stderr") is err else result.stderr
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{self.name} {' '.join(args)} exited {result.returncode}\n"
@@ -289,6 +300,8 @@ def _remove_test_cgroups(config_paths: list[str]) -> None:
         for d in cgroup_dirs(path):
             with contextlib.suppress(OSError):
                 d.rmdir()
+            with contextlib.suppress(OSError):
+                d.parent.rmdir()  # the shared test parent, once no other test uses it
 
 
 @pytest.fixture

@@ -1,0 +1,307 @@
+"""create → start → state → kill → delete, the console socket, and clean failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from hafen.errors import Conflict, ContainerNotFound
+from hafen.runtime.cli_runtime import OCIRuntimeCLI
+from hafen.runtime.console import recv_console
+
+from .conftest import Runtime, bundle_config, cgroup_dirs, make_busybox_bundle
+
+
+def _wait_status(rt: Runtime, cid: str, want: str, timeout: float = 20) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = rt.state(cid)
+        if st["status"] == want or time.monotonic() > deadline:
+            return st
+        time.sleep(0.02)
+
+
+def test_lifecycle_and_state_json(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(
+        tmp_path, ["sh", "-c", "echo started; exec sleep 60"], annotations={"org.test": "yes"}
+    )
+    cid = "life"
+    pid_file = tmp_path / "init.pid"
+    out_path = tmp_path / "stdout.txt"
+    with open(out_path, "w") as out:
+        any_rt("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid,
+               stdout=out, stderr=None, capture_output=False, check=True)  # fmt: skip
+    st = any_rt.state(cid)
+    assert st["status"] == "created"
+    assert st["id"] == cid
+    assert st["bundle"] == str(bundle)
+    assert st["annotations"] == {"org.test": "yes"}
+    assert st["ociVersion"]
+    assert int(pid_file.read_text()) == st["pid"] > 0
+    assert os.path.exists(f"/proc/{st['pid']}")
+    assert out_path.read_text() == ""  # blocked before exec
+
+    any_rt("start", cid, check=True)
+    assert _wait_status(any_rt, cid, "running")["status"] == "running"
+    deadline = time.monotonic() + 10
+    while "started" not in out_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert out_path.read_text() == "started\n"
+    assert any_rt("start", cid).returncode != 0  # already running
+
+    refused = any_rt("delete", cid)
+    assert refused.returncode != 0  # running and no --force
+
+    any_rt("kill", cid, "SIGKILL", check=True)  # pid 1 without a handler ignores TERM
+    st = _wait_status(any_rt, cid, "stopped")
+    assert st["status"] == "stopped"
+    assert any_rt("kill", cid, "TERM").returncode != 0  # not running any more
+
+    any_rt("delete", cid, check=True)
+    gone = any_rt("state", cid)
+    assert gone.returncode != 0
+    assert "does not exist" in gone.stderr
+    assert not any(d.exists() for d in cgroup_dirs(bundle_config(bundle)["linux"]["cgroupsPath"]))
+
+
+def test_delete_of_created_container_kills_its_init(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["sleep", "60"])
+    any_rt("create", "--bundle", str(bundle), "c1", check=True)
+    pid = any_rt.state("c1")["pid"]
+    any_rt("delete", "c1", check=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"init {pid} survived delete")
+
+
+def test_kill_all_signals_every_process(any_rt: Runtime, tmp_path: Path) -> None:
+    # The init ignores TERM, its child does not: --all must reach the child.
+    bundle = make_busybox_bundle(
+        tmp_path, ["sh", "-c", "trap '' TERM; sleep 60 & echo $! > /tmp/child; wait; sleep 60"]
+    )
+    any_rt("run", "-d", "--bundle", str(bundle), "k1", check=True, timeout=30)
+    child = bundle / "rootfs" / "tmp" / "child"
+    deadline = time.monotonic() + 10
+    while not child.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ps = any_rt("ps", "--format", "json", "k1", check=True)
+    assert len(json.loads(ps.stdout)) >= 2
+    any_rt("kill", "--all", "k1", "KILL", check=True)
+    assert _wait_status(any_rt, "k1", "stopped")["status"] == "stopped"
+    any_rt("delete", "k1", check=True)
+
+
+def test_run_detached_then_force_delete(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["sleep", "60"])
+    any_rt("run", "--detach", "--bundle", str(bundle), "d1", check=True, timeout=30)
+    assert any_rt.state("d1")["status"] == "running"
+    any_rt("delete", "--force", "d1", check=True)
+    assert any_rt("state", "d1").returncode != 0
+    assert not any(d.exists() for d in cgroup_dirs(bundle_config(bundle)["linux"]["cgroupsPath"]))
+
+
+def test_terminal_through_console_socket(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(
+        tmp_path, ["sh"], process={"terminal": True, "consoleSize": {"height": 40, "width": 100}}
+    )
+    sock_path = str(tmp_path / "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(1)
+    server.settimeout(20)
+    cid = "tty1"
+    created = any_rt.popen(
+        "create", "--bundle", str(bundle), "--console-socket", sock_path, cid,
+        stdout=subprocess_devnull(), stderr=subprocess_pipe(),
+    )  # fmt: skip
+    try:
+        conn, _ = server.accept()
+        master, name = recv_console(conn)
+        conn.close()
+        assert created.wait(timeout=20) == 0, created.stderr.read() if created.stderr else ""
+    finally:
+        server.close()
+    try:
+        assert name  # runc sends "/dev/ptmx", hafen-runtime the slave's path
+        any_rt("start", cid, check=True)
+        os.write(master, b"echo tty-$(( 6 * 7 )); stty size; tty\n")
+        text = _read_until(master, b"/dev/pts/", 20)
+        assert b"tty-42" in text
+        assert b"40 100" in text
+        t0 = time.monotonic()
+        os.write(master, b"exit 7\n")
+        assert _wait_status(any_rt, cid, "stopped")["status"] == "stopped"
+        assert time.monotonic() - t0 < 5
+    finally:
+        os.close(master)
+    any_rt("delete", cid, check=True)
+
+
+def subprocess_devnull() -> int:
+    import subprocess
+
+    return subprocess.DEVNULL
+
+
+def subprocess_pipe() -> int:
+    import subprocess
+
+    return subprocess.PIPE
+
+
+def _read_until(fd: int, marker: bytes, timeout: float) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            # Stop once the marker's line is complete.
+            idx = buf.find(marker)
+            if idx >= 0 and b"\n" in buf[idx:]:
+                break
+    return buf
+
+
+def test_terminal_without_console_socket_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["sh"], process={"terminal": True})
+    result = any_rt("create", "--bundle", str(bundle), "tty2")
+    assert result.returncode != 0
+    assert "console" in result.stderr
+    assert "tty2" not in any_rt.ids()
+
+
+# -- failures leave nothing behind -------------------------------------------------------
+
+
+def _assert_nothing_left(rt: Runtime, cid: str, bundle: Path) -> None:
+    assert cid not in rt.ids()
+    try:
+        path = bundle_config(bundle)["linux"]["cgroupsPath"]
+    except (ValueError, KeyError):
+        return
+    assert not any(d.exists() for d in cgroup_dirs(path))
+
+
+def test_malformed_json_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["true"])
+    (bundle / "config.json").write_text('{"ociVersion": "1.0.2", "process": ')
+    result = any_rt("create", "--bundle", str(bundle), "bad1")
+    assert result.returncode != 0
+    assert result.stderr.strip()
+    _assert_nothing_left(any_rt, "bad1", bundle)
+
+
+def test_missing_rootfs_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["true"], root={"path": "no-such-rootfs"})
+    result = any_rt("create", "--bundle", str(bundle), "bad2")
+    assert result.returncode != 0
+    _assert_nothing_left(any_rt, "bad2", bundle)
+
+
+def test_unknown_namespace_type_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(
+        tmp_path, ["true"], linux={"namespaces": [{"type": "mount"}, {"type": "bogus"}]}
+    )
+    result = any_rt("create", "--bundle", str(bundle), "bad3")
+    assert result.returncode != 0
+    _assert_nothing_left(any_rt, "bad3", bundle)
+
+
+def test_missing_executable_fails_create_not_later(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["no-such-program"])
+    result = any_rt("create", "--bundle", str(bundle), "bad4")
+    assert result.returncode != 0
+    assert "executable file not found" in result.stderr
+    _assert_nothing_left(any_rt, "bad4", bundle)
+
+
+def test_setup_failure_inside_the_init_leaves_nothing(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(
+        tmp_path,
+        ["true"],
+        mounts=[{"destination": "/mnt", "type": "bind", "source": "/no/such/source"}],
+    )
+    result = any_rt("create", "--bundle", str(bundle), "bad5")
+    assert result.returncode != 0
+    _assert_nothing_left(any_rt, "bad5", bundle)
+
+
+def test_bad_arguments_are_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    assert any_rt("create").returncode != 0
+    assert any_rt("state").returncode != 0
+    assert any_rt("state", "no-such-container").returncode != 0
+    assert any_rt("start", "no-such-container").returncode != 0
+    assert any_rt("--bogus-flag", "list").returncode != 0
+    bundle = make_busybox_bundle(tmp_path, ["true"])
+    assert any_rt("create", "--bundle", str(bundle), "a", "b").returncode != 0
+
+
+def test_duplicate_id_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["sleep", "60"])
+    any_rt("create", "--bundle", str(bundle), "dup", check=True)
+    again = any_rt("create", "--bundle", str(bundle), "dup")
+    assert again.returncode != 0
+    assert any_rt.state("dup")["status"] == "created"  # the first one is untouched
+    any_rt("delete", "--force", "dup", check=True)
+
+
+def test_hafen_errors_are_logged_as_json(hafen_rt: Runtime, tmp_path: Path) -> None:
+    log = tmp_path / "runtime.log"
+    result = hafen_rt("--log", str(log), "--log-format", "json", "state", "missing")
+    assert result.returncode == 1
+    assert result.stderr.strip() == 'container "missing" does not exist'
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error"
+    assert entry["msg"] == 'container "missing" does not exist'
+    assert entry["time"]
+
+
+def test_hafen_reports_bad_config_field(hafen_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(
+        tmp_path, ["true"], linux={"namespaces": [{"type": "mount"}, {"type": "bogus"}]}
+    )
+    result = hafen_rt("create", "--bundle", str(bundle), "x")
+    assert "linux.namespaces[1].type: unknown namespace type 'bogus'" in result.stderr
+
+
+# -- OCIRuntimeCLI over each runtime -----------------------------------------------------
+
+
+def test_oci_runtime_cli_drives_state_kill_delete(any_rt: Runtime, tmp_path: Path) -> None:
+    cli = OCIRuntimeCLI(any_rt.argv, str(any_rt.root), env=any_rt.env)
+    bundle = make_busybox_bundle(tmp_path, ["sleep", "60"])
+    any_rt("run", "-d", "--bundle", str(bundle), "cli1", check=True, timeout=30)
+    st = cli.state("cli1")
+    assert (st.id, st.status, st.bundle) == ("cli1", "running", str(bundle))
+    assert st.pid > 0
+    with pytest.raises(Conflict):
+        cli.delete("cli1")
+    cli.kill("cli1", 9)
+    deadline = time.monotonic() + 10
+    while cli.state("cli1").status != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cli.state("cli1").status == "stopped"
+    cli.delete("cli1")
+    with pytest.raises(ContainerNotFound):
+        cli.state("cli1")
