@@ -143,13 +143,19 @@ def _command_path(argv: list[str]) -> str:
     return " ".join(["hafen", *words])
 
 
-def _usage_error_text(err: click.UsageError) -> str:
+def _usage_error_text(err: click.UsageError, path: str) -> str:
+    """docker's (cobra's) wording for a usage error."""
     message = err.format_message()
     if isinstance(err, click.NoSuchOption):
         message = f"unknown flag: {err.option_name}"
-    elif message.startswith("No such command"):
-        name = message.split("'")[1] if "'" in message else message
-        message = f"'{name}' is not a hafen command."
+    elif isinstance(err, click.MissingParameter) and isinstance(err.param, click.Argument):
+        wanted = 2 if path.endswith(" tag") else 1
+        noun = "argument" if wanted == 1 else "arguments"
+        qualifier = "exactly" if wanted == 2 else "at least"
+        message = f"'{path}' requires {qualifier} {wanted} {noun}."
+    # run and create report through docker's reportError, with its "docker: " prefix.
+    if path.split()[-1] in ("run", "create"):
+        message = "hafen: " + message
     return message
 
 
@@ -166,7 +172,13 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except click.UsageError as exc:
         path = _command_path(args)
-        sys.stderr.write(f"hafen: {_usage_error_text(exc)}\nSee '{path} --help'.\n")
+        if exc.format_message().startswith("No such command"):
+            # docker: "docker: 'x' is not a docker command." and exit status 1.
+            name = exc.format_message().split("'")[1]
+            parent = path.rsplit(" ", 1)[0]
+            sys.stderr.write(f"hafen: '{name}' is not a hafen command.\nSee '{parent} --help'\n")
+            sys.exit(1)
+        sys.stderr.write(f"{_usage_error_text(exc, path)}\nSee '{path} --help'.\n")
         code = 125
     except click.Abort:
         code = 130

@@ -192,7 +192,13 @@ def test_run_bad_flag_value_exits_125(fake: FakeDaemon) -> None:
 def test_unknown_flag_exits_125_with_docker_hint(fake: FakeDaemon) -> None:
     code, _out, err = hafen(fake, "ps", "--bogus")
     assert code == 125
-    assert err == "hafen: unknown flag: --bogus\nSee 'hafen ps --help'.\n"
+    assert err == "unknown flag: --bogus\nSee 'hafen ps --help'.\n"
+
+
+def test_missing_image_argument_exits_125(fake: FakeDaemon) -> None:
+    code, _out, err = hafen(fake, "run")
+    assert code == 125
+    assert err == "hafen: 'hafen run' requires at least 1 argument.\nSee 'hafen run --help'.\n"
 
 
 def test_daemon_not_running_message() -> None:
