@@ -74,7 +74,7 @@ def resolve_path(cgroups_path: str, container_id: str) -> str:
             f"config.json: linux.cgroupsPath {cgroups_path!r}: systemd cgroup paths "
             "(slice:prefix:name) are not supported"
         )
-    path = os.path.normpath("/" + cgroups_path)
+    path = os.path.normpath("/" + cgroups_path.lstrip("/"))
     if path == "/":
         raise InvalidConfig("config.json: linux.cgroupsPath must not be the root cgroup")
     return path
@@ -177,10 +177,15 @@ class CgroupV1:
                 continue
             for name in ("cpuset.cpus", "cpuset.mems"):
                 try:
-                    if not _read(current, name):
-                        _write(current, name, _read(parent, name))
+                    inherited = _read(parent, name)
                 except FileNotFoundError:
-                    pass
+                    continue
+                try:
+                    mine = _read(current, name)
+                except FileNotFoundError:
+                    mine = ""
+                if not mine:
+                    _write(current, name, inherited)
 
     def apply(self, resources: dict[str, Any]) -> None:
         mem = resources.get("memory") or {}

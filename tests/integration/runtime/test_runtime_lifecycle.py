@@ -196,6 +196,8 @@ def test_terminal_without_console_socket_is_refused(any_rt: Runtime, tmp_path: P
 
 def _assert_nothing_left(rt: Runtime, cid: str, bundle: Path) -> None:
     assert cid not in rt.ids()
+    with open("/proc/self/mountinfo") as f:
+        assert str(bundle) not in f.read()  # no mount leaked to the host
     try:
         path = bundle_config(bundle)["linux"]["cgroupsPath"]
     except (ValueError, KeyError):
