@@ -217,7 +217,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         stdout=query_bool(request, "stdout"),
         stderr=query_bool(request, "stderr"),
     )
-    detach_keys = _parse_detach_keys(request.query.get("detachKeys"))
+    # as dockerd: detach keys only cut a TTY's input; piped stdin passes through untouched
+    detach_keys = _parse_detach_keys(request.query.get("detachKeys")) if c.config.tty else b""
     response, client = await hijack(request, RAW if c.config.tty else MULTIPLEXED)
     try:
         if query_bool(request, "logs"):
