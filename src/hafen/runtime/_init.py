@@ -10,7 +10,8 @@ Owns the child side of create. The process tree, as runc builds it:
                                              blocks opening exec.fifo, then execve()
     the intermediate exits at once, so the init is re-parented to the caller's subreaper.
 
-Both children talk to the parent over one socketpair, one JSON object per line:
+Both children talk to the parent over a pair of pipes (a ``Channel``; pipes rather than
+a socketpair because ``socket`` costs start-up time), one JSON object per line:
 {"type": "userns"} (parent writes uid/gid maps, answers {"type": "ack"}),
 {"type": "pid", "pid": N}, {"type": "ready"}, {"type": "error", "msg": "..."}.
 Children never return into the caller's code: they leave with os._exit.
@@ -22,53 +23,67 @@ import fcntl
 import json
 import os
 import resource
-import socket
 import struct
 import sys
-from dataclasses import dataclass
+
+from hafen.runtime import _sys, rootfs
 
 # Everything the children need is imported here, before the fork: after a uid change or
-# pivot_root the interpreter's own files may be unreadable or gone.
-from hafen.runtime import _sys, console, rootfs
+# pivot_root the interpreter's own files may be unreadable or gone. (``console`` is
+# imported by the parent before the fork when the process wants a terminal.)
+from hafen.runtime._records import record
 from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass
+@record
 class InitArgs:
     spec: Spec
-    channel: socket.socket
+    channel: Channel
     state_dir_fd: int
     fifo_name: str
     cgroup_paths: dict[str, str]
     cgroup_procs: list[str]
-    console: socket.socket | None = None
+    console: socket.socket | None = None  # connected --console-socket
     no_pivot: bool = False
     preserve_fds: int = 0
     debug: bool = False
 
 
-def send(sock: socket.socket, msg: dict[str, object]) -> None:
-    sock.sendall(json.dumps(msg).encode() + b"\n")
+class Channel:
+    """Newline-delimited JSON messages over a pair of pipe ends."""
 
-
-class LineReader:
-    """Reads newline-delimited JSON messages from a stream socket."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
         self.buf = b""
+
+    def send(self, msg: dict[str, object]) -> None:
+        data = json.dumps(msg).encode() + b"\n"
+        while data:
+            data = data[os.write(self.write_fd, data) :]
 
     def read(self) -> dict[str, object] | None:
         while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
+            chunk = os.read(self.read_fd, 65536)
             if not chunk:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         msg: dict[str, object] = json.loads(line)
         return msg
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _cloexec_from(lowest: int) -> None:
@@ -90,7 +105,7 @@ def run_intermediate(args: InitArgs) -> None:
         code = 0
     except BaseException as e:
         try:
-            send(args.channel, {"type": "error", "msg": _describe(e)})
+            args.channel.send({"type": "error", "msg": _describe(e)})
         except BaseException:
             pass
     os._exit(code)
@@ -124,8 +139,8 @@ def _intermediate(args: InitArgs) -> None:
     if flags:
         _sys.unshare(flags)
     if flags & _sys.CLONE_NEWUSER:
-        send(args.channel, {"type": "userns", "pid": os.getpid()})
-        reply = LineReader(args.channel).read()
+        args.channel.send({"type": "userns", "pid": os.getpid()})
+        reply = args.channel.read()
         if not reply or reply.get("type") != "ack":
             raise RuntimeError("user namespace: parent did not write the id mappings")
     if spec.has_namespace("user"):
@@ -136,16 +151,19 @@ def _intermediate(args: InitArgs) -> None:
     pid = os.fork()
     if pid == 0:
         run_init(args)
-    send(args.channel, {"type": "pid", "pid": pid})
+    args.channel.send({"type": "pid", "pid": pid})
 
 
 def _loopback_up() -> None:
     """Bring up ``lo`` in the container's own, new network namespace (runc does too)."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    fd = _sys.inet_dgram_socket()
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
-        (flags,) = struct.unpack("16xH14x", fcntl.ioctl(s.fileno(), siocgifflags, req))
-        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+        (flags,) = struct.unpack("16xH14x", fcntl.ioctl(fd, siocgifflags, req))
+        fcntl.ioctl(fd, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+    finally:
+        os.close(fd)
 
 
 def run_init(args: InitArgs) -> None:
@@ -154,12 +172,12 @@ def run_init(args: InitArgs) -> None:
         path, argv, env = _init(args)
     except BaseException as e:
         try:
-            send(args.channel, {"type": "error", "msg": _describe(e)})
+            args.channel.send({"type": "error", "msg": _describe(e)})
         except BaseException:
             pass
         os._exit(1)
     try:
-        send(args.channel, {"type": "ready"})
+        args.channel.send({"type": "ready"})
         args.channel.close()
         # Blocks until `start` opens the fifo for reading.
         fifo = os.open(args.fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=args.state_dir_fd)
@@ -205,6 +223,8 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         _sys.setdomainname(spec.domainname)
     if proc.terminal:
         assert args.console is not None
+        from hafen.runtime import console  # already imported by the parent
+
         name = console.setup_console(args.console, proc.console_height, proc.console_width)
         args.console.close()
         _bind_console(name)

@@ -96,6 +96,11 @@ def _b(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
 
 
+def inet_dgram_socket() -> int:
+    """socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC) as a bare fd (for interface ioctls)."""
+    return _check(_libc.socket(2, 2 | 0o2000000, 0), "socket(AF_INET, SOCK_DGRAM)")
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), f"unshare({flags:#x})")
 

@@ -20,34 +20,47 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Any, Protocol
 
 from hafen.errors import InvalidConfig, RuntimeFailure
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP2_SUPER_MAGIC = 0x63677270
 
 
-class CgroupManager(Protocol):
-    """The container's cgroup(s), whatever the host's cgroup version."""
+class CgroupManager:
+    """The container's cgroup(s), whatever the host's cgroup version (the interface).
+
+    A plain base class rather than a typing.Protocol: ``typing`` costs start-up time.
+    """
 
     path: str
 
     def paths(self) -> dict[str, str]:
         """Controller (or "" on v2) -> absolute directory of the container's cgroup."""
-        ...
+        raise NotImplementedError
 
-    def create(self) -> None: ...
+    def create(self) -> None:
+        raise NotImplementedError
 
-    def apply(self, resources: dict[str, Any]) -> None: ...
+    def apply(self, resources: dict[str, Any]) -> None:
+        raise NotImplementedError
 
-    def add_proc(self, pid: int) -> None: ...
+    def add_proc(self, pid: int) -> None:
+        raise NotImplementedError
 
-    def pids(self) -> list[int]: ...
+    def pids(self) -> list[int]:
+        raise NotImplementedError
 
-    def exists(self) -> bool: ...
+    def exists(self) -> bool:
+        raise NotImplementedError
 
-    def destroy(self) -> None: ...
+    def destroy(self) -> None:
+        raise NotImplementedError
 
 
 def is_unified(root: str = CGROUP_ROOT) -> bool:
@@ -117,7 +130,7 @@ def _rmdir(path: str) -> None:
     raise RuntimeFailure(f"cgroup: remove {path}: still busy (processes left)")
 
 
-class CgroupV1:
+class CgroupV1(CgroupManager):
     """One directory per mounted v1 hierarchy: <root>/<controller><path>."""
 
     def __init__(self, path: str, root: str = CGROUP_ROOT) -> None:
@@ -260,7 +273,7 @@ def _device_rule(rule: dict[str, Any]) -> str:
     return f"{typ} {maj}:{mnr} {access}"
 
 
-class CgroupV2:
+class CgroupV2(CgroupManager):
     """One directory in the unified hierarchy: <root><path>."""
 
     def __init__(self, path: str, root: str = CGROUP_ROOT) -> None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from hafen.errors import InvalidConfig
+from hafen.runtime._records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 CAPABILITIES = [
     "CAP_CHOWN",
@@ -93,13 +97,13 @@ NAMESPACE_FLAGS = {
 }
 
 
-@dataclass
+@record
 class Namespace:
     type: str
     path: str = ""
 
 
-@dataclass
+@record
 class Mount:
     destination: str
     type: str = ""
@@ -107,7 +111,7 @@ class Mount:
     options: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Device:
     path: str
     type: str
@@ -118,14 +122,14 @@ class Device:
     gid: int = 0
 
 
-@dataclass
+@record
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
+@record
 class Capabilities:
     bounding: list[str] = field(default_factory=list)
     effective: list[str] = field(default_factory=list)
@@ -134,7 +138,7 @@ class Capabilities:
     ambient: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Process:
     args: list[str]
     env: list[str] = field(default_factory=list)
@@ -152,7 +156,7 @@ class Process:
     oom_score_adj: int | None = None
 
 
-@dataclass
+@record
 class Spec:
     """The parts of config.json the runtime applies, with paths resolved."""
 

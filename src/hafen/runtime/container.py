@@ -10,9 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import socket
 import time
-from typing import Any
 
 from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
 from hafen.runtime import cgroups
@@ -25,6 +23,12 @@ from hafen.runtime.state import (
     oci_state,
     proc_start_time,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Any
+
 
 # Device rules runc appends for every container so its default /dev nodes work.
 DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
@@ -131,6 +135,10 @@ def create(
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)
         if console_socket:
+            import socket
+
+            from hafen.runtime import console as _console  # noqa: F401  (loaded pre-fork)
+
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 console.connect(console_socket)
@@ -194,12 +202,15 @@ def _spawn(
 ) -> int:
     from hafen.runtime import _init
 
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    to_parent_r, to_parent_w = os.pipe()
+    to_child_r, to_child_w = os.pipe()
+    child_chan = _init.Channel(to_child_r, to_parent_w)
+    parent_chan = _init.Channel(to_parent_r, to_child_w)
     state_fd = os.open(sd.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     procs = [os.path.join(d, "cgroup.procs") for d in manager.paths().values()]
     args = _init.InitArgs(
         spec=spec,
-        channel=child_sock,
+        channel=child_chan,
         state_dir_fd=state_fd,
         fifo_name=os.path.basename(sd.fifo),
         cgroup_paths=manager.paths(),
@@ -211,23 +222,22 @@ def _spawn(
     )
     child = os.fork()
     if child == 0:
-        parent_sock.close()
+        parent_chan.close()
         _init.run_intermediate(args)
-    child_sock.close()
+    child_chan.close()
     os.close(state_fd)
     pid = 0
     error = ""
     ready = False
-    reader = _init.LineReader(parent_sock)
     try:
         while True:
-            msg = reader.read()
+            msg = parent_chan.read()
             if msg is None:
                 break
             kind = msg.get("type")
             if kind == "userns":
                 _write_id_maps(int(str(msg["pid"])), spec)
-                _init.send(parent_sock, {"type": "ack"})
+                parent_chan.send({"type": "ack"})
             elif kind == "pid":
                 pid = int(str(msg["pid"]))
             elif kind == "ready":
@@ -237,7 +247,7 @@ def _spawn(
                 error = str(msg.get("msg"))
                 break
     finally:
-        parent_sock.close()
+        parent_chan.close()
         _reap(child)
     if ready and pid:
         return pid

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 USAGE = """usage: hafen-runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] VERB ...
 

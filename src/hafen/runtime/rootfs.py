@@ -16,9 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from hafen.runtime import _sys
+from hafen.runtime._records import record
 from hafen.runtime.config import Device, Mount, Spec
 
 # option -> (clear?, flag), as runc parses mount options.
@@ -86,7 +86,7 @@ DEFAULT_DEVICES = [
 ]
 
 
-@dataclass
+@record
 class MountOptions:
     flags: int = 0
     propagation: list[int] | None = None

@@ -15,10 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from hafen.errors import ContainerNotFound, InvalidArgument
+from hafen.runtime._records import as_dict, field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 DEFAULT_ROOT = "/run/hafen-runtime"
 FIFO_NAME = "exec.fifo"
@@ -43,7 +47,7 @@ def validate_id(container_id: str) -> None:
         raise InvalidArgument(f"invalid container id {container_id!r}")
 
 
-@dataclass
+@record
 class ContainerState:
     id: str
     pid: int
@@ -97,7 +101,7 @@ class StateDir:
     def save(self, state: ContainerState) -> None:
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(asdict(state), f)
+            json.dump(as_dict(state), f)
         os.rename(tmp, self.state_file)
 
     def status(self, state: ContainerState) -> str:
