@@ -1,0 +1,64 @@
+"""Start-up cost guards: the create path stays on a lean set of stdlib modules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hafen.runtime._records import as_dict, field, record
+
+SRC = str(Path(__file__).resolve().parents[3] / "src")
+
+
+def test_start_path_imports_no_heavy_modules() -> None:
+    code = (
+        "import sys; import hafen.runtime.main, hafen.runtime.container, hafen.runtime._init; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": SRC},
+    ).stdout.split()
+    for heavy in ("typing", "dataclasses", "inspect", "socket", "argparse", "subprocess"):
+        assert heavy not in out, f"{heavy} is imported on the start path"
+
+
+def test_python_dash_m_entry_point_runs_without_site() -> None:
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "hafen.runtime", "--version"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": SRC},
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("hafen-runtime version")
+
+
+@record
+class _Point:
+    x: int
+    y: int = 0
+    tags: list[str] = field(default_factory=list)
+
+
+def test_record_init_defaults_and_factories() -> None:
+    a = _Point(1)
+    b = _Point(1)
+    a.tags.append("t")
+    assert b.tags == []  # a fresh list per instance
+    assert _Point(2, y=3) == _Point(x=2, y=3, tags=[])
+    assert repr(_Point(1, 2)) == "_Point(x=1, y=2, tags=[])"
+    assert as_dict(_Point(1)) == {"x": 1, "y": 0, "tags": []}
+
+
+def test_record_argument_errors() -> None:
+    with pytest.raises(TypeError, match="missing argument 'x'"):
+        _Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected"):
+        _Point(1, z=2)  # type: ignore[call-arg]
