@@ -296,8 +296,11 @@ def _cleanup(rt: Runtime, bundles_parent: Path) -> None:
 
 
 def _remove_test_cgroups(config_paths: list[str]) -> None:
+    unified = Path("/sys/fs/cgroup/unified")
     for path in config_paths:
-        for d in cgroup_dirs(path):
+        # runc also places hybrid hosts' containers in the (empty) cgroup2 hierarchy.
+        extra = [unified / path.lstrip("/")] if unified.is_dir() else []
+        for d in [*cgroup_dirs(path), *extra]:
             with contextlib.suppress(OSError):
                 d.rmdir()
             with contextlib.suppress(OSError):

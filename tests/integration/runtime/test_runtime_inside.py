@@ -311,3 +311,28 @@ def _remove_cgroup(bundle: Path) -> None:
     for d in cgroup_dirs(bundle_config(bundle)["linux"]["cgroupsPath"]):
         with contextlib.suppress(OSError):
             d.rmdir()
+
+
+def test_namespace_path_is_joined(any_rt: Runtime, tmp_path: Path) -> None:
+    first = make_busybox_bundle(tmp_path, ["sleep", "60"])
+    any_rt("run", "-d", "--bundle", str(first), "ns-a", check=True, timeout=30)
+    pid = any_rt.state("ns-a")["pid"]
+    net = f"/proc/{pid}/ns/net"
+    uts = f"/proc/{pid}/ns/uts"
+    second = make_busybox_bundle(
+        tmp_path,
+        ["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts"],
+        hostname="",
+        linux={
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "mount"},
+                {"type": "network", "path": net},
+                {"type": "uts", "path": uts},
+            ]
+        },
+    )
+    code, out, err = run_in(any_rt, second)
+    assert code == 0, err
+    assert out.split() == [os.readlink(net), os.readlink(uts)]
+    any_rt("delete", "--force", "ns-a", check=True)
