@@ -336,3 +336,10 @@ def test_namespace_path_is_joined(any_rt: Runtime, tmp_path: Path) -> None:
     assert code == 0, err
     assert out.split() == [os.readlink(net), os.readlink(uts)]
     any_rt("delete", "--force", "ns-a", check=True)
+
+
+def test_no_pivot_uses_move_and_chroot(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["sh", "-c", "ls /bin/busybox; echo $$"])
+    result = any_rt("run", "--no-pivot", "--bundle", str(bundle), "np1", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["/bin/busybox", "1"]
