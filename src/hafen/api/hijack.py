@@ -72,8 +72,8 @@ async def hijack(
     await response.prepare(request)
     transport = request.transport
     assert transport is not None
-    stream = HijackedStream(transport)  # type: ignore[arg-type]
+    stream = HijackedStream(transport)
     transport.set_protocol(stream)
     if transport.is_reading() is False:  # aiohttp may have paused reading under back-pressure
-        transport.resume_reading()  # type: ignore[attr-defined]
+        transport.resume_reading()
     return response, stream

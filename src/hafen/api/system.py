@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from aiohttp import web
 from hafen import API_VERSION, MIN_API_VERSION, __version__
 from hafen.api.app import SERVER_HEADERS, Routes, daemon_of
 from hafen.containers.model import ContainerStatus
+from hafen.daemon.daemon import Daemon
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -113,17 +115,14 @@ async def info(request: web.Request) -> web.Response:
             "LiveRestoreEnabled": True,
             "Isolation": "",
             "InitBinary": "",
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "SecurityOptions": [],
             "Warnings": None,
         }
     )
 
 
-async def _count_images(d: object) -> int:
-    import asyncio
-
-    images = d.images
-    return len(await asyncio.to_thread(images.list))
+async def _count_images(d: Daemon) -> int:
+    return len(await asyncio.to_thread(d.images.list))
 
 
 def register(routes: Routes) -> None:

@@ -608,9 +608,9 @@ class ContainerService:
             if c.state.running:
                 raise Conflict(f"container {c.id} is still running")
             c.state.status = ContainerStatus.REMOVING
-            for _, fut in self._pending_attach.pop(c.id, []):
-                if not fut.done():
-                    fut.set_exception(ContainerNotFound(c.id))
+            for _, attacher in self._pending_attach.pop(c.id, []):
+                if not attacher.done():
+                    attacher.set_exception(ContainerNotFound(c.id))
 
             def delete() -> None:
                 self._release_rootfs(c, self._state_dir(c) / "rootfs")
