@@ -1,1 +1,20 @@
-"""shim."""
+"""hafen-shim: the per-container monitor, and the daemon's client for it.
+
+One detached ``hafen-shim`` runs per container. It is the container's parent (a child
+subreaper), holds its stdio, writes its json-file log, serves a small JSON-lines
+protocol on ``<state-dir>/shim.sock`` and records the exit status in
+``<state-dir>/exit.json``. The container outlives the daemon: the shim is never the
+daemon's child after launch.
+
+Modules:
+    main      the ``hafen-shim`` command line and the launcher (fork, readiness report)
+    monitor   the shim's single-threaded event loop (stdio, clients, reaping, exit)
+    logfile   Docker's json-file log writer (line splitting, 16 KiB partial records)
+    runtime   invoking the OCI runtime CLI (create/start/kill/delete) and its errors
+    proto     names and wire formats shared by the shim and its client
+    client    the daemon side: ``launch_shim``, ``ShimClient``, ``read_exit_status``
+              (asyncio; import it as ``hafen.shim.client``)
+
+Everything here but ``client`` runs under ``python3 -S`` and imports only the standard
+library; this ``__init__`` imports nothing so that start-up stays cheap.
+"""

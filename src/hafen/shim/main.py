@@ -1,0 +1,181 @@
+"""``hafen-shim``: the command line and the launcher.
+
+    hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
+               [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
+
+The launcher creates the state dir, binds and listens on ``<state-dir>/shim.sock``
+before forking (so the daemon can connect as soon as the launcher exits), forks the
+shim and waits on a pipe for its readiness report, then prints exactly one JSON line —
+``{"pid": <container init>, "shim_pid": <shim>}`` and exits 0, or ``{"error": "..."}``
+and exits 1 (the shim is then gone and has cleaned up after itself). The shim is not
+the launcher's child for long: the launcher exits, so the shim is reparented.
+
+Arguments are hand-parsed (argparse costs start-up time on every container start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import sys
+
+from hafen.shim.monitor import ShimOptions, run_shim
+from hafen.shim.proto import SOCKET_NAME, reachable_path
+
+USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
+                  [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]"""
+
+_VALUE_FLAGS = {
+    "id": "id",
+    "bundle": "bundle",
+    "state-dir": "state_dir",
+    "log-path": "log_path",
+    "runtime": "runtime",
+    "runtime-root": "runtime_root",
+}
+_BOOL_FLAGS = {"tty": "tty", "stdin": "stdin", "stdin-once": "stdin_once"}
+_REQUIRED = ("id", "bundle", "state-dir", "log-path", "runtime")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str]) -> ShimOptions:
+    """The options of one command line; UsageError names what is wrong."""
+    values: dict[str, str] = {}
+    flags: dict[str, bool] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--"):
+            raise UsageError(f"unexpected argument {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        if name in _BOOL_FLAGS:
+            if eq:
+                if value not in ("true", "false"):
+                    raise UsageError(f"--{name} takes true or false, not {value!r}")
+                flags[name] = value == "true"
+            else:
+                flags[name] = True
+        elif name in _VALUE_FLAGS:
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError(f"--{name} needs a value")
+                value = argv[i]
+                i += 1
+            values[name] = value
+        else:
+            raise UsageError(f"unknown flag --{name}")
+    missing = [f"--{n}" for n in _REQUIRED if not values.get(n)]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}")
+    runtime = shlex.split(values["runtime"])
+    if not runtime:
+        raise UsageError("--runtime is empty")
+    return ShimOptions(
+        id=values["id"],
+        bundle=os.path.abspath(values["bundle"]),
+        state_dir=os.path.abspath(values["state-dir"]),
+        log_path=os.path.abspath(values["log-path"]),
+        runtime=runtime,
+        runtime_root=os.path.abspath(values["runtime-root"])
+        if values.get("runtime-root")
+        else None,
+        tty=flags.get("tty", False),
+        stdin=flags.get("stdin", False),
+        stdin_once=flags.get("stdin-once", False),
+    )
+
+
+def _listen(path: str) -> socket.socket:
+    """Bind and listen on the shim socket (replacing a stale one)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    target, dirfd = reachable_path(path)
+    try:
+        sock.bind(target)
+        os.chmod(path, 0o600)
+        sock.listen(64)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        if dirfd is not None:
+            os.close(dirfd)
+    return sock
+
+
+def _emit(obj: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def launch(opts: ShimOptions) -> int:
+    """Fork the shim, relay its readiness report; the launcher's exit status."""
+    try:
+        made_dir = not os.path.isdir(opts.state_dir)
+        os.makedirs(opts.state_dir, mode=0o711, exist_ok=True)
+        listener = _listen(os.path.join(opts.state_dir, SOCKET_NAME))
+    except OSError as e:
+        _emit({"error": f"shim: cannot listen in {opts.state_dir}: {e}"})
+        return 1
+    r, w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            code = run_shim(opts, listener, w)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(w)
+    listener.close()
+    chunks = []
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    report: dict[str, object] = {}
+    for line in b"".join(chunks).splitlines():
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+    if isinstance(report.get("pid"), int):
+        _emit({"pid": report["pid"], "shim_pid": report.get("shim_pid", pid)})
+        return 0
+    # the shim is finishing its clean-up: wait so that "gone" is true when we answer
+    os.waitpid(pid, 0)
+    message = report.get("error") or "shim exited before reporting (see its shim.log)"
+    if made_dir and not report:
+        try:
+            os.rmdir(opts.state_dir)
+        except OSError:
+            pass
+    _emit({"error": str(message)})
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        opts = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        print(f"hafen-shim: {e}\n{USAGE}", file=sys.stderr)
+        _emit({"error": f"hafen-shim: {e}"})
+        return 2
+    return launch(opts)

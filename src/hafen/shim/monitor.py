@@ -1,0 +1,749 @@
+"""The shim proper: one container's parent, stdio holder, log writer and exit recorder.
+
+Lifecycle (``run_shim``, in the forked child of the launcher):
+
+1. become a session leader and a child subreaper (orphans of the container are
+   reparented here and reaped), move stdio to ``<state-dir>/shim.log``;
+2. ``create``: wire the container's stdio (pipes, or a pty received over the console
+   socket), run ``<runtime> create``, read the init pid, write ``shim.json``, report
+   readiness to the launcher through a pipe — the container is NOT started;
+3. ``serve``: a single-threaded ``selectors`` loop over the listening socket, client
+   connections, the output fds, the stdin fd and the SIGCHLD wake-up pipe, until the
+   init has been reaped and its output drained;
+4. ``finish``: write ``exit.json`` atomically, ``<runtime> delete``, answer every
+   ``wait``, flush attached clients (bounded), unlink ``shim.sock``, exit 0.
+
+A slow attached client never blocks the loop: its buffer is bounded and it is dropped
+when the buffer overflows. The container's output is always read, so the container
+itself never blocks on a full pipe because of a client.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hafen.shim.logfile import JsonLogWriter
+from hafen.shim.proto import (
+    CONSOLE_SOCKET_NAME,
+    EXIT_FILE_NAME,
+    INFO_FILE_NAME,
+    MAX_SOCKET_PATH,
+    PID_FILE_NAME,
+    SHIM_LOG_NAME,
+    SOCKET_NAME,
+    STDERR,
+    STDOUT,
+    frame,
+    rfc3339_nano,
+)
+from hafen.shim.runtime import RuntimeCommand, read_available
+
+CLIENT_BUFFER_LIMIT = 4 * 1024 * 1024  # per attached client, then it is dropped
+STDIN_BUFFER_LIMIT = 1024 * 1024  # stop reading stdin clients beyond this
+REQUEST_LIMIT = 64 * 1024  # one request line
+OUTPUT_DRAIN_TIMEOUT = 2.0  # after the init exits: orphans outside a pid ns may hold pipes
+CLIENT_FLUSH_TIMEOUT = 5.0  # after the exit: attached clients get this long to take output
+CREATE_TIMEOUT = 60.0
+VERB_TIMEOUT = 30.0
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class CreateError(Exception):
+    """``create`` failed; the message is the runtime's (or ours) and goes to the daemon."""
+
+
+@dataclass
+class ShimOptions:
+    """The command line of ``hafen-shim``."""
+
+    id: str
+    bundle: str
+    state_dir: str
+    log_path: str
+    runtime: list[str]
+    runtime_root: str | None = None
+    tty: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+
+
+class _Conn:
+    """One client connection: a request line, then a reply (and for attach, a stream)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.kind = "request"  # request | attach | wait | reply
+        self.reading = True
+        self.close_after_flush = False
+        self.want_stdin = False
+        self.want_stdout = False
+        self.want_stderr = False
+        self.events = 0
+
+
+def set_subreaper() -> None:
+    """PR_SET_CHILD_SUBREAPER: the container's orphans are reparented to the shim."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+def _write_json_atomic(path: str, obj: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, json.dumps(obj).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class Shim:
+    """The monitor of one container; ``create`` once, then ``serve`` until it exits."""
+
+    def __init__(self, opts: ShimOptions, listener: socket.socket) -> None:
+        self.opts = opts
+        self.listener = listener
+        self.state_dir = opts.state_dir
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.runtime = RuntimeCommand(opts.runtime, opts.runtime_root, opts.state_dir, self.wake_r)
+        self.log: JsonLogWriter | None = None
+        self.outputs: dict[int, int] = {}  # fd -> stream
+        self.master: int | None = None  # pty master (tty mode)
+        self.stdin_fd: int | None = None  # container stdin: pipe write end or dup of master
+        self.stdin_buf = bytearray()
+        self.stdin_close_pending = False
+        self.conns: dict[int, _Conn] = {}
+        self.waiters: list[_Conn] = []
+        self.pid = 0
+        self.status = "created"
+        self.exit_code: int | None = None
+        self.exited_at = ""
+        self.exit_deadline = 0.0
+        self.reap_pending = False
+        self._created_files: list[str] = []
+
+    # ------------------------------------------------------------------ set-up
+
+    def install_signals(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        # a Python-level handler is needed for set_wakeup_fd to see SIGCHLD at all
+        signal.signal(signal.SIGCHLD, lambda _s, _f: None)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.state_dir, name)
+
+    def create(self) -> None:
+        """Wire stdio, run ``<runtime> create``, record the pid. Raises CreateError."""
+        opts = self.opts
+        pid_file = self._path(PID_FILE_NAME)
+        _unlink(pid_file)
+        _unlink(self._path(EXIT_FILE_NAME))
+        self._created_files += [pid_file, self.runtime.log_path]
+        args = ["create", "--bundle", opts.bundle, "--pid-file", pid_file]
+        offset = self.runtime.log_offset()
+        output = bytearray()
+        if opts.tty:
+            status = self._create_tty(args, output)
+        else:
+            status = self._create_pipes(args, output)
+        if status != 0:
+            raise CreateError(self.runtime.error_message("create", status, offset, output))
+        try:
+            with open(pid_file) as f:
+                self.pid = int(f.read().strip())
+        except (OSError, ValueError) as e:
+            raise CreateError(f"runtime create wrote no usable pid file {pid_file}: {e}") from e
+        self.log = JsonLogWriter(opts.log_path)
+        info = self._path(INFO_FILE_NAME)
+        self._created_files.append(info)
+        _write_json_atomic(info, {"shim_pid": os.getpid(), "pid": self.pid})
+
+    def _create_pipes(self, args: list[str], output: bytearray) -> int:
+        """Pipes for stdout/stderr (and stdin with --stdin); they are create's stdio."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if self.opts.stdin:
+            in_r, in_w = os.pipe()
+        else:
+            in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
+        try:
+            pid = self.runtime.spawn([*args, self.opts.id], (in_r, out_w, err_w))
+        except OSError as e:
+            for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise CreateError(f"cannot run runtime {self.opts.runtime[0]!r}: {e}") from e
+        # the container holds the write ends now; ours must go or EOF never comes
+        for fd in (out_w, err_w, in_r):
+            os.close(fd)
+        status = self.runtime.wait(pid, CREATE_TIMEOUT)
+        self.reap_pending = True
+        if status != 0:
+            # the runtime wrote its complaint to what it was given as stderr
+            read_available(err_r, output)
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+            return status
+        for fd, stream in ((out_r, STDOUT), (err_r, STDERR)):
+            os.set_blocking(fd, False)
+            self.outputs[fd] = stream
+        if in_w >= 0:
+            os.set_blocking(in_w, False)
+            self.stdin_fd = in_w
+        return 0
+
+    def _console_path(self) -> tuple[str, str | None]:
+        """Where the console socket goes; a short temp dir when the state dir is too deep."""
+        path = self._path(CONSOLE_SOCKET_NAME)
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            return path, None
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="hafen-console-")
+        return os.path.join(tmp, CONSOLE_SOCKET_NAME), tmp
+
+    def _create_tty(self, args: list[str], output: bytearray) -> int:
+        """Create with ``--console-socket``; receive the pty master the runtime sends."""
+        path, tmpdir = self._console_path()
+        _unlink(path)
+        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        received: list[int] = []
+        try:
+            console.bind(path)
+            console.listen(1)
+            console.setblocking(False)
+
+            def on_console(_fd: int) -> None:
+                try:
+                    conn, _ = console.accept()
+                except BlockingIOError:
+                    return
+                with conn:
+                    conn.setblocking(True)
+                    conn.settimeout(10)
+                    _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+                    received.extend(fds)
+
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            r, w = os.pipe()
+            try:
+                argv = [*args, "--console-socket", path, self.opts.id]
+                pid = self.runtime.spawn(argv, (null, w, w))
+            except OSError as e:
+                os.close(r)
+                raise CreateError(f"cannot run runtime {self.opts.runtime[0]!r}: {e}") from e
+            finally:
+                os.close(null)
+                os.close(w)
+            status = self.runtime.wait(
+                pid,
+                CREATE_TIMEOUT,
+                capture=r,
+                into=output,
+                extra=[console.fileno()],
+                on_extra=on_console,
+            )
+            os.close(r)
+            self.reap_pending = True
+            if status == 0 and not received:
+                on_console(console.fileno())  # sent just before the runtime exited
+        finally:
+            console.close()
+            _unlink(path)
+            if tmpdir:
+                os.rmdir(tmpdir)
+        if status != 0:
+            for fd in received:
+                os.close(fd)
+            return status
+        if not received:
+            output += b"runtime create sent no console over the console socket"
+            return 1
+        for fd in received[1:]:
+            os.close(fd)
+        self.master = received[0]
+        os.set_blocking(self.master, False)
+        self.outputs[self.master] = STDOUT
+        self.stdin_fd = os.dup(self.master)  # a separate fd: read and write interest apart
+        return 0
+
+    def abort(self) -> None:
+        """Undo a failed create: the runtime's state, our files, every child."""
+        self.runtime.run(["delete", "--force", self.opts.id], timeout=VERB_TIMEOUT)
+        for fd in [*self.outputs, *([self.stdin_fd] if self.stdin_fd is not None else [])]:
+            os.close(fd)
+        self.outputs.clear()
+        self.stdin_fd = None
+        self._reap()
+        for path in self._created_files:
+            _unlink(path)
+        _unlink(self._path(SOCKET_NAME))
+        _unlink(self._path(SHIM_LOG_NAME))
+        try:
+            os.rmdir(self.state_dir)  # only when nothing else (e.g. a bundle) is in it
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ loop
+
+    def serve(self) -> None:
+        """Run until the container has exited and everything is handed over."""
+        self.listener.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+        for fd in self.outputs:
+            self.sel.register(fd, selectors.EVENT_READ, ("out", None))
+        self.reap_pending = True
+        while True:
+            if self.reap_pending:
+                self.reap_pending = False
+                self._reap()
+            if self.status == "stopped":
+                if not self.outputs or time.monotonic() >= self.exit_deadline:
+                    break
+                timeout: float | None = max(0.0, self.exit_deadline - time.monotonic())
+            else:
+                timeout = None
+            for key, mask in self.sel.select(timeout):
+                kind, obj = key.data
+                if kind == "out":
+                    self._on_output(key.fd)
+                elif kind == "conn":
+                    self._on_conn(obj, mask)
+                elif kind == "stdin":
+                    self._flush_stdin()
+                elif kind == "listen":
+                    self._accept()
+                elif kind == "wake":
+                    _drain(self.wake_r)
+                    self.reap_pending = True
+        self.finish()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid and self.exit_code is None:
+                code = os.waitstatus_to_exitcode(status)
+                self.exit_code = 128 - code if code < 0 else code
+                self.exited_at = rfc3339_nano()
+                self.status = "stopped"
+                self.exit_deadline = time.monotonic() + OUTPUT_DRAIN_TIMEOUT
+
+    # ------------------------------------------------------------------ output
+
+    def _on_output(self, fd: int) -> None:
+        stream = self.outputs[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno != errno.EIO:  # EIO: the pty's last slave is gone
+                print(f"hafen-shim: reading output: {e}", file=sys.stderr)
+            data = b""
+        if not data:
+            self._close_output(fd)
+            return
+        if self.log is not None:
+            self.log.write(stream, data)
+        for conn in list(self.conns.values()):
+            if conn.kind != "attach":
+                continue
+            if (stream == STDOUT and conn.want_stdout) or (stream == STDERR and conn.want_stderr):
+                self._send(conn, frame(stream, data))
+
+    def _close_output(self, fd: int) -> None:
+        stream = self.outputs.pop(fd)
+        self.sel.unregister(fd)
+        if fd != self.master:
+            os.close(fd)
+        if self.log is not None:
+            self.log.end(stream)
+
+    # ------------------------------------------------------------------ stdin
+
+    def _feed_stdin(self, data: bytes) -> None:
+        if self.stdin_fd is None:
+            return
+        self.stdin_buf += data
+        self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        fd = self.stdin_fd
+        if fd is None:
+            return
+        try:
+            while self.stdin_buf:
+                n = os.write(fd, self.stdin_buf)
+                del self.stdin_buf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            # the container closed its stdin (EPIPE) or the pty is gone: input is moot
+            self.stdin_buf.clear()
+            self._close_stdin()
+            return
+        registered = fd in self.sel.get_map()
+        if self.stdin_buf and not registered:
+            self.sel.register(fd, selectors.EVENT_WRITE, ("stdin", None))
+        elif not self.stdin_buf and registered:
+            self.sel.unregister(fd)
+        if not self.stdin_buf and self.stdin_close_pending:
+            self._close_stdin()
+        # input may resume from clients throttled while the buffer was full
+        if len(self.stdin_buf) < STDIN_BUFFER_LIMIT:
+            for conn in list(self.conns.values()):
+                if conn.want_stdin:
+                    self._update(conn)
+
+    def _close_stdin(self) -> None:
+        fd = self.stdin_fd
+        if fd is None:
+            return
+        self.stdin_fd = None
+        self.stdin_close_pending = False
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
+        os.close(fd)
+
+    # ------------------------------------------------------------------ clients
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and the like: the next event retries
+                print(f"hafen-shim: accept: {e}", file=sys.stderr)
+                return
+            sock.setblocking(False)
+            conn = _Conn(sock)
+            self.conns[conn.fd] = conn
+            self._update(conn)
+
+    def _update(self, conn: _Conn) -> None:
+        """Register the events the connection needs now."""
+        if conn.fd not in self.conns:
+            return
+        events = 0
+        throttled = conn.want_stdin and len(self.stdin_buf) >= STDIN_BUFFER_LIMIT
+        if conn.reading and not throttled:
+            events |= selectors.EVENT_READ
+        if conn.outbuf:
+            events |= selectors.EVENT_WRITE
+        if events == conn.events:
+            return
+        if conn.events == 0:
+            self.sel.register(conn.sock, events, ("conn", conn))
+        elif events == 0:
+            self.sel.unregister(conn.sock)
+        else:
+            self.sel.modify(conn.sock, events, ("conn", conn))
+        conn.events = events
+
+    def _drop(self, conn: _Conn) -> None:
+        if self.conns.pop(conn.fd, None) is None:
+            return
+        if conn.events:
+            self.sel.unregister(conn.sock)
+        conn.events = 0
+        if conn in self.waiters:
+            self.waiters.remove(conn)
+        conn.sock.close()
+
+    def _send(self, conn: _Conn, data: bytes) -> None:
+        conn.outbuf += data
+        if len(conn.outbuf) > CLIENT_BUFFER_LIMIT:
+            print("hafen-shim: dropping a client that does not keep up", file=sys.stderr)
+            self._drop(conn)
+            return
+        self._flush_conn(conn)
+
+    def _flush_conn(self, conn: _Conn) -> None:
+        try:
+            while conn.outbuf:
+                n = conn.sock.send(conn.outbuf)
+                del conn.outbuf[:n]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:  # the client went away
+            self._drop(conn)
+            return
+        if not conn.outbuf and conn.close_after_flush:
+            self._drop(conn)
+            return
+        self._update(conn)
+
+    def _reply(self, conn: _Conn, obj: dict[str, Any], close: bool = True) -> None:
+        if close:
+            conn.close_after_flush = True
+            conn.reading = False
+        self._send(conn, json.dumps(obj).encode() + b"\n")
+
+    def _on_conn(self, conn: _Conn, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            self._flush_conn(conn)
+            if conn.fd not in self.conns:
+                return
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not data:
+            self._on_client_eof(conn)
+            return
+        if conn.kind == "attach":
+            if conn.want_stdin:
+                self._feed_stdin(data)
+            return
+        if conn.kind != "request":
+            return  # nothing more is expected from a waiter
+        conn.inbuf += data
+        nl = conn.inbuf.find(b"\n")
+        if nl < 0:
+            if len(conn.inbuf) > REQUEST_LIMIT:
+                self._reply(conn, {"error": "request line too long"})
+            return
+        line = bytes(conn.inbuf[:nl])
+        rest = bytes(conn.inbuf[nl + 1 :])
+        conn.inbuf.clear()
+        self._dispatch(conn, line, rest)
+
+    def _on_client_eof(self, conn: _Conn) -> None:
+        conn.reading = False
+        if conn.kind == "attach":
+            if conn.want_stdin and self.opts.stdin_once and not self.opts.tty:
+                self.stdin_close_pending = True
+                if not self.stdin_buf:
+                    self._close_stdin()
+            self._update(conn)
+        elif conn.kind == "request":
+            self._drop(conn)
+        else:
+            self._update(conn)
+
+    # ------------------------------------------------------------------ requests
+
+    def _dispatch(self, conn: _Conn, line: bytes, rest: bytes) -> None:
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            self._reply(conn, {"error": f"bad request: {e}"})
+            return
+        op = req.get("op")
+        try:
+            if op == "start":
+                self._op_start(conn)
+            elif op == "attach":
+                self._op_attach(conn, req, rest)
+            elif op == "resize":
+                self._op_resize(conn, req)
+            elif op == "kill":
+                self._op_kill(conn, req)
+            elif op == "wait":
+                conn.kind = "wait"
+                if self.exit_code is not None and not self.outputs:
+                    self._reply(conn, self.exit_record())
+                else:
+                    self.waiters.append(conn)
+            elif op == "state":
+                self._reply(conn, {"pid": self.pid, "status": self.status})
+            else:
+                self._reply(conn, {"error": f"unknown op {op!r}"})
+        except (ValueError, TypeError) as e:
+            self._reply(conn, {"error": f"bad {op} request: {e}"})
+
+    def _op_start(self, conn: _Conn) -> None:
+        if self.status == "stopped":
+            self._reply(conn, {"error": f"container {self.opts.id} has already exited"})
+            return
+        res = self.runtime.run(["start", self.opts.id], timeout=VERB_TIMEOUT)
+        self.reap_pending = True
+        if not res.ok:
+            self._reply(conn, {"error": res.message})
+            return
+        if self.status == "created":
+            self.status = "running"
+        self._reply(conn, {"ok": True})
+
+    def _op_attach(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
+        conn.kind = "attach"
+        conn.want_stdin = bool(req.get("stdin", False)) and self.stdin_fd is not None
+        conn.want_stdout = bool(req.get("stdout", False))
+        conn.want_stderr = bool(req.get("stderr", False))
+        self._reply(conn, {"ok": True}, close=False)
+        if conn.fd not in self.conns:
+            return
+        if rest and conn.want_stdin:
+            self._feed_stdin(rest)
+        if self.exit_code is not None and not self.outputs:
+            conn.close_after_flush = True  # nothing will ever come: end the stream
+            conn.reading = False
+            self._flush_conn(conn)
+
+    def _op_resize(self, conn: _Conn, req: dict[str, Any]) -> None:
+        if self.master is None:
+            self._reply(conn, {"error": f"container {self.opts.id} has no terminal"})
+            return
+        import fcntl
+        import termios
+
+        height, width = int(req["height"]), int(req["width"])
+        if not (0 <= height <= 0xFFFF and 0 <= width <= 0xFFFF):
+            raise ValueError(f"terminal size {height}x{width} out of range")
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        self._reply(conn, {"ok": True})
+
+    def _op_kill(self, conn: _Conn, req: dict[str, Any]) -> None:
+        signum = int(req.get("signal", signal.SIGTERM))
+        if not 0 < signum < signal.NSIG:
+            raise ValueError(f"invalid signal {signum}")
+        args = ["kill", *(["--all"] if req.get("all") else []), self.opts.id, str(signum)]
+        res = self.runtime.run(args, timeout=VERB_TIMEOUT)
+        self.reap_pending = True
+        self._reply(conn, {"ok": True} if res.ok else {"error": res.message})
+
+    # ------------------------------------------------------------------ exit
+
+    def exit_record(self) -> dict[str, Any]:
+        return {"exit_code": self.exit_code, "exited_at": self.exited_at, "oom_killed": False}
+
+    def finish(self) -> None:
+        """Record the exit, release the runtime's state, hand over to clients, leave."""
+        for fd in list(self.outputs):
+            self._close_output(fd)
+        if self.log is not None:
+            self.log.close()
+        self._close_stdin()
+        _write_json_atomic(self._path(EXIT_FILE_NAME), self.exit_record())
+        res = self.runtime.run(["delete", self.opts.id], timeout=VERB_TIMEOUT)
+        if not res.ok:
+            res = self.runtime.run(["delete", "--force", self.opts.id], timeout=VERB_TIMEOUT)
+            if not res.ok:
+                print(f"hafen-shim: runtime delete: {res.message}", file=sys.stderr)
+        # no new clients from here on: a late one finds exit.json instead
+        self.sel.unregister(self.listener)
+        self.listener.close()
+        _unlink(self._path(SOCKET_NAME))
+        record = self.exit_record()
+        for conn in list(self.waiters):
+            self._reply(conn, record)
+        self.waiters.clear()
+        for conn in list(self.conns.values()):
+            if conn.kind == "wait":
+                continue
+            conn.close_after_flush = True
+            conn.reading = False
+            self._flush_conn(conn)
+        deadline = time.monotonic() + CLIENT_FLUSH_TIMEOUT
+        while self.conns and time.monotonic() < deadline:
+            for key, mask in self.sel.select(max(0.0, deadline - time.monotonic())):
+                kind, obj = key.data
+                if kind == "conn":
+                    self._on_conn(obj, mask)
+                elif kind == "wake":
+                    _drain(self.wake_r)
+                    self._reap()
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+        self._reap()
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _redirect_stdio(state_dir: str) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(
+        os.path.join(state_dir, SHIM_LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640
+    )
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+
+
+def _report(fd: int, obj: dict[str, Any]) -> None:
+    data = json.dumps(obj).encode() + b"\n"
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
+    """The forked shim: detach, create the container, report on ``ready_fd``, serve."""
+    os.setsid()
+    _redirect_stdio(opts.state_dir)
+    os.chdir("/")
+    shim = Shim(opts, listener)
+    shim.install_signals()
+    try:
+        set_subreaper()
+        shim.create()
+    except Exception as e:  # every failure becomes the launcher's {"error": ...}
+        message = str(e) if isinstance(e, CreateError) else f"shim: {e}"
+        print(f"hafen-shim: create failed: {message}", file=sys.stderr)
+        try:
+            shim.abort()
+        finally:
+            listener.close()
+            _report(ready_fd, {"error": message})
+            os.close(ready_fd)
+        return 1
+    _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid()})
+    os.close(ready_fd)
+    shim.serve()
+    return 0

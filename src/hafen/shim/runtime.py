@@ -1,0 +1,199 @@
+"""Invoking the OCI runtime CLI (runc-compatible) from the shim.
+
+Owns the argv of each verb (the runtime prefix, then the global ``--root`` and
+``--log <state-dir>/runtime.log --log-format json`` flags, then the verb), spawning it
+with chosen stdio and every signal disposition reset to default (the shim ignores
+SIGINT/SIGHUP/SIGPIPE; ignored signals survive exec and would reach the container), and
+turning a failure into one message: the runtime's last error in its JSON log, else its
+stderr, else its exit status.
+
+The shim is single-threaded, so each call blocks until the runtime exits (they take
+milliseconds); the caller reaps other children afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+
+from hafen.shim.proto import RUNTIME_LOG_NAME
+
+# every catchable signal back to its default action in the runtime and the container
+_RESET_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+@dataclass
+class RuntimeResult:
+    """How one runtime invocation ended; ``message`` explains a non-zero ``status``."""
+
+    status: int
+    output: bytes
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+class RuntimeCommand:
+    """One runtime CLI for one container: builds argv and runs verbs."""
+
+    def __init__(self, prefix: list[str], root: str | None, state_dir: str, wake_fd: int) -> None:
+        if not prefix:
+            raise ValueError("empty runtime command")
+        self.prefix = prefix
+        self.root = root
+        self.log_path = os.path.join(state_dir, RUNTIME_LOG_NAME)
+        # the shim's SIGCHLD wake-up pipe: readable when a child (the runtime) exits
+        self.wake_fd = wake_fd
+
+    def argv(self, *args: str) -> list[str]:
+        cmd = list(self.prefix)
+        if self.root:
+            cmd += ["--root", self.root]
+        cmd += ["--log", self.log_path, "--log-format", "json"]
+        return cmd + list(args)
+
+    def spawn(self, args: list[str], stdio: tuple[int, int, int]) -> int:
+        """Start the runtime with ``stdio`` as its fds 0, 1, 2; return its pid."""
+        argv = self.argv(*args)
+        # dup to fresh numbers first: dup2 onto the same number would keep FD_CLOEXEC
+        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
+        return os.posix_spawnp(
+            argv[0],
+            argv,
+            dict(os.environ),
+            file_actions=actions,
+            setsigdef=_RESET_SIGNALS,
+            setsigmask=(),
+        )
+
+    def log_offset(self) -> int:
+        try:
+            return os.stat(self.log_path).st_size
+        except OSError:
+            return 0
+
+    def run(self, args: list[str], timeout: float = 30.0) -> RuntimeResult:
+        """Run a verb with stdin from /dev/null and stdout+stderr captured."""
+        offset = self.log_offset()
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        r, w = os.pipe()
+        try:
+            pid = self.spawn(args, (null, w, w))
+        except OSError as e:
+            os.close(r)
+            return RuntimeResult(127, b"", f"cannot run runtime {self.prefix[0]!r}: {e}")
+        finally:
+            os.close(null)
+            os.close(w)
+        output = bytearray()
+        status = self.wait(pid, timeout, capture=r, into=output)
+        os.close(r)
+        return RuntimeResult(
+            status, bytes(output), self.error_message(args[0], status, offset, output)
+        )
+
+    def wait(
+        self,
+        pid: int,
+        timeout: float,
+        capture: int | None = None,
+        into: bytearray | None = None,
+        extra: list[int] | None = None,
+        on_extra: object = None,
+    ) -> int:
+        """Wait for ``pid`` to exit, reading ``capture`` meanwhile; its exit status.
+
+        Wakes on the SIGCHLD pipe (left undrained here would spin, so it is drained; the
+        caller runs a reap pass afterwards). ``extra`` fds are passed to ``on_extra`` when
+        readable (the console socket during ``create``). Past ``timeout`` the runtime is
+        killed and 124 returned.
+        """
+        deadline = time.monotonic() + timeout
+        watch = [self.wake_fd]
+        if capture is not None:
+            watch.append(capture)
+        if extra:
+            watch += extra
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                if capture is not None and into is not None:
+                    read_available(capture, into)
+                return os.waitstatus_to_exitcode(status) if status else 0
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return 124
+            ready, _, _ = select.select(watch, [], [], min(left, 0.05))
+            for fd in ready:
+                if fd == self.wake_fd:
+                    _drain(fd)
+                elif fd == capture and into is not None:
+                    if not read_available(capture, into):
+                        watch.remove(capture)  # EOF: the runtime is about to exit
+                elif callable(on_extra):
+                    on_extra(fd)
+
+    def error_message(
+        self, verb: str, status: int, log_offset: int, output: bytes | bytearray
+    ) -> str:
+        """The runtime's own words for a failure ("" when it succeeded)."""
+        if status == 0:
+            return ""
+        errors: list[str] = []
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(log_offset)
+                for line in f.read().splitlines():
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict) and rec.get("level") in ("error", "fatal"):
+                        errors.append(str(rec.get("msg", "")).strip())
+        except OSError:
+            pass
+        errors = [e for e in errors if e]
+        if errors:
+            return errors[-1]
+        text = bytes(output).decode("utf-8", "replace").strip()
+        if text:
+            return text.splitlines()[-1].strip()
+        if status == 124:
+            return f"runtime {verb} timed out"
+        if status < 0:
+            return f"runtime {verb} killed by signal {-status}"
+        return f"runtime {verb} exited with status {status}"
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def read_available(fd: int, into: bytearray) -> bool:
+    """Read what ``fd`` holds without blocking; False at EOF."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return False
+            # keep only the tail: an error message is short, a chatty runtime is not
+            into += chunk
+            if len(into) > 65536:
+                del into[:-65536]
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
