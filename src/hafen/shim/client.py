@@ -1,0 +1,263 @@
+"""The daemon's side of the shim: launch one, talk to it, read what it left behind.
+
+    info = await launch_shim([sys.executable, "-S", "-m", "hafen.shim"], container_id=...,
+                             bundle=..., state_dir=..., log_path=..., runtime=["runc"], ...)
+    shim = ShimClient(state_dir)
+    reader, writer = await shim.attach(stdin=True, stdout=True, stderr=True)  # before start
+    await shim.start()
+    status = await shim.wait()          # ExitStatus, also when the shim is already gone
+
+Every request opens its own connection to ``<state-dir>/shim.sock``, sends one JSON line
+and reads one JSON line back; ``attach`` then keeps the connection as a stream of
+frames ``[stream:1][0,0,0][len:4 BE][payload]`` (shim → daemon) and raw stdin bytes
+(daemon → shim; ``write_eof`` half-closes stdin). The shim outlives the daemon, so a
+``ShimClient`` holds no state: a restarted daemon makes a new one for the same dir.
+
+Failures raise ``hafen.errors.RuntimeFailure`` with the shim's (or runtime's) message.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from hafen.errors import RuntimeFailure
+from hafen.shim.proto import EXIT_FILE_NAME, SOCKET_NAME, reachable_path
+
+
+@dataclass
+class ShimInfo:
+    """What the launcher reported: the container init's host pid and the shim's pid."""
+
+    pid: int
+    shim_pid: int
+
+
+@dataclass
+class ExitStatus:
+    """How the container ended (``exit.json``, or the reply to ``wait``)."""
+
+    exit_code: int
+    exited_at: str
+    oom_killed: bool = False
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> ExitStatus:
+        return cls(
+            exit_code=int(obj["exit_code"]),
+            exited_at=str(obj.get("exited_at", "")),
+            oom_killed=bool(obj.get("oom_killed", False)),
+        )
+
+
+def read_exit_status(state_dir: str) -> ExitStatus | None:
+    """The exit the shim recorded in ``<state_dir>/exit.json``; None if there is none."""
+    try:
+        with open(os.path.join(state_dir, EXIT_FILE_NAME)) as f:
+            return ExitStatus.from_dict(json.load(f))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def launch_shim(
+    argv_prefix: list[str],
+    *,
+    container_id: str,
+    bundle: str,
+    state_dir: str,
+    log_path: str,
+    runtime: list[str],
+    runtime_root: str | None,
+    tty: bool,
+    stdin: bool,
+    stdin_once: bool,
+    env: dict[str, str] | None = None,
+) -> ShimInfo:
+    """Run the shim's launcher and return once the container is created (not started).
+
+    Raises RuntimeFailure with the runtime's message when the create fails; the shim has
+    then cleaned up after itself (no process, no runtime state, no socket).
+    """
+    import shlex
+
+    argv = [
+        *argv_prefix,
+        "--id",
+        container_id,
+        "--bundle",
+        bundle,
+        "--state-dir",
+        state_dir,
+        "--log-path",
+        log_path,
+        "--runtime",
+        shlex.join(runtime),
+    ]
+    if runtime_root:
+        argv += ["--runtime-root", runtime_root]
+    if tty:
+        argv.append("--tty")
+    if stdin:
+        argv.append("--stdin")
+    if stdin_once:
+        argv.append("--stdin-once")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+    except OSError as e:
+        raise RuntimeFailure(f"cannot run the shim {argv_prefix[0]!r}: {e}") from e
+    out, err = await proc.communicate()
+    report: Any = None
+    for line in out.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            report = json.loads(line)
+    if isinstance(report, dict) and proc.returncode == 0 and isinstance(report.get("pid"), int):
+        return ShimInfo(pid=report["pid"], shim_pid=int(report.get("shim_pid", 0)))
+    if isinstance(report, dict) and report.get("error"):
+        raise RuntimeFailure(str(report["error"]))
+    detail = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+    raise RuntimeFailure(
+        f"shim for {container_id} exited with status {proc.returncode}: {detail or 'no output'}"
+    )
+
+
+class ShimClient:
+    """Requests to the shim of one container, addressed by its state dir."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = str(state_dir)
+        self.socket_path = os.path.join(self.state_dir, SOCKET_NAME)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        target, dirfd = reachable_path(self.socket_path)
+        try:
+            return await asyncio.open_unix_connection(target)
+        except OSError as e:
+            raise RuntimeFailure(f"shim at {self.socket_path} is not reachable: {e}") from e
+        finally:
+            if dirfd is not None:
+                os.close(dirfd)
+
+    async def _open(
+        self, request: dict[str, Any]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
+        """Send one request; the connection and the decoded reply line."""
+        reader, writer = await self._connect()
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                raise RuntimeFailure(
+                    f"shim at {self.socket_path} closed the connection without replying"
+                )
+            reply = json.loads(line)
+            if not isinstance(reply, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError) as e:
+            writer.close()
+            raise RuntimeFailure(f"shim at {self.socket_path}: bad reply: {e}") from e
+        except BaseException:
+            writer.close()
+            raise
+        if "error" in reply:
+            writer.close()
+            raise RuntimeFailure(str(reply["error"]))
+        return reader, writer, reply
+
+    async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        _reader, writer, reply = await self._open(request)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return reply
+
+    async def start(self) -> None:
+        """Start the created container (``<runtime> start``)."""
+        await self._call({"op": "start"})
+
+    async def kill(self, signal: int, all: bool = False) -> None:
+        """Send ``signal`` to the init (``all``: to every process of the container)."""
+        await self._call({"op": "kill", "signal": int(signal), "all": bool(all)})
+
+    async def resize(self, height: int, width: int) -> None:
+        """Set the container's terminal size (tty containers only)."""
+        await self._call({"op": "resize", "height": int(height), "width": int(width)})
+
+    async def state(self) -> dict[str, Any]:
+        """``{"pid": int, "status": "created" | "running" | "stopped"}``."""
+        return await self._call({"op": "state"})
+
+    async def alive(self) -> bool:
+        """Whether a shim answers on the socket."""
+        try:
+            await self._call({"op": "state"})
+        except RuntimeFailure:
+            return False
+        return True
+
+    async def wait(self) -> ExitStatus:
+        """Block until the container exits; its status (from ``exit.json`` if the shim is gone).
+
+        Raises RuntimeFailure when the shim is gone without having recorded an exit.
+        """
+        try:
+            _reader, writer, reply = await self._open({"op": "wait"})
+        except RuntimeFailure as e:
+            status = read_exit_status(self.state_dir)
+            if status is None:
+                raise RuntimeFailure(f"{e}; and no exit recorded in {self.state_dir}") from e
+            return status
+        writer.close()
+        try:
+            return ExitStatus.from_dict(reply)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RuntimeFailure(f"shim at {self.socket_path}: bad wait reply {reply!r}") from e
+
+    async def attach(
+        self, stdin: bool, stdout: bool, stderr: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A stream to the container's stdio: read frames, write stdin, ``write_eof`` ends it.
+
+        Output produced after the attach is delivered; the stream ends (EOF) once the
+        container has exited and its output is drained.
+        """
+        reader, writer, _reply = await self._open(
+            {"op": "attach", "stdin": bool(stdin), "stdout": bool(stdout), "stderr": bool(stderr)}
+        )
+        return reader, writer
+
+
+def shim_socket_reachable(state_dir: str) -> bool:
+    """Synchronous probe: whether something listens on ``<state_dir>/shim.sock``."""
+    target, dirfd = reachable_path(os.path.join(state_dir, SOCKET_NAME))
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(target)
+        return True
+    except OSError:
+        return False
+    finally:
+        if dirfd is not None:
+            os.close(dirfd)
+
+
+__all__ = [
+    "ExitStatus",
+    "ShimClient",
+    "ShimInfo",
+    "launch_shim",
+    "read_exit_status",
+    "shim_socket_reachable",
+]

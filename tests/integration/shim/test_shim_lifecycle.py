@@ -1,0 +1,188 @@
+"""A shim's life with runc: launch, start, log, exit status, kill, exit.json, clean exit."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import time
+from datetime import datetime
+
+import pytest
+
+from hafen.errors import RuntimeFailure
+from hafen.shim.client import ExitStatus, read_exit_status
+
+from .conftest import RUNC, Shims, pid_alive, ppid_of, run, wait_gone
+
+RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+
+
+def _runc_ids(shims: Shims) -> list[str]:
+    out = subprocess.run(
+        [RUNC, "--root", str(shims.runtime_root), "list", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.split()
+
+
+def test_launch_reports_created_container_and_a_detached_shim(shims: Shims) -> None:
+    c = shims.launch(["sleep", "100"])
+    assert c.info.pid > 0 and c.info.shim_pid > 0
+    assert pid_alive(c.info.pid) and pid_alive(c.info.shim_pid)
+    # the shim is nobody's child here: the launcher exited and it was reparented
+    assert ppid_of(c.info.shim_pid) != 0
+    assert ppid_of(c.info.shim_pid) != __import__("os").getpid()
+    # the container init's parent is the shim (subreaper), not the runtime
+    assert ppid_of(c.info.pid) == c.info.shim_pid
+    info = json.loads((c.state_dir / "shim.json").read_text())
+    assert info == {"shim_pid": c.info.shim_pid, "pid": c.info.pid}
+    assert (c.state_dir / "shim.sock").exists()
+    assert run(c.client.state()) == {"pid": c.info.pid, "status": "created"}
+    # not started yet: the init is still runc's init waiting on the exec fifo
+    with open(f"/proc/{c.info.pid}/cmdline", "rb") as f:
+        assert b"runc" in f.read()
+
+
+def test_start_runs_the_container_and_state_follows(shims: Shims) -> None:
+    c = shims.launch(["sleep", "100"])
+    run(c.client.start())
+    assert run(c.client.state()) == {"pid": c.info.pid, "status": "running"}
+    with open(f"/proc/{c.info.pid}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == b"sleep"
+    run(c.client.kill(9))
+    assert run(c.client.wait()).exit_code == 137
+
+
+def test_stdout_and_stderr_land_in_the_json_log(shims: Shims) -> None:
+    c = shims.launch(["sh", "-c", "echo out; echo err >&2; printf partial"])
+    run(c.client.start())
+    assert run(c.client.wait()).exit_code == 0
+    records = c.log_records()
+    by_stream = {
+        s: "".join(r["log"] for r in records if r["stream"] == s) for s in ("stdout", "stderr")
+    }
+    assert by_stream == {"stdout": "out\npartial", "stderr": "err\n"}
+    assert {"log": "partial", "stream": "stdout"}.items() <= records[-1].items() or any(
+        r["log"] == "partial" for r in records
+    )
+    for r in records:
+        assert set(r) == {"log", "stream", "time"}
+        assert RFC3339_NANO.match(r["time"]), r["time"]
+        datetime.fromisoformat(r["time"][:26] + "+00:00")  # a real date
+
+
+@pytest.mark.parametrize(("args", "expected"), [(["true"], 0), (["sh", "-c", "exit 3"], 3)])
+def test_exit_code_is_recorded(shims: Shims, args: list[str], expected: int) -> None:
+    c = shims.launch(args)
+    run(c.client.start())
+    status = run(c.client.wait())
+    assert status.exit_code == expected
+    assert RFC3339_NANO.match(status.exited_at)
+    assert status.oom_killed is False
+    on_disk = json.loads((c.state_dir / "exit.json").read_text())
+    assert on_disk == {"exit_code": expected, "exited_at": status.exited_at, "oom_killed": False}
+
+
+def test_kill_signals_the_container_and_records_128_plus_signal(shims: Shims) -> None:
+    c = shims.launch(["sleep", "100"])
+    run(c.client.start())
+    run(c.client.kill(9))
+    status = run(c.client.wait())
+    assert status.exit_code == 137
+
+
+def test_kill_all_reaches_every_process(shims: Shims) -> None:
+    c = shims.launch(["sh", "-c", "sleep 100 & sleep 100 & wait"])
+    run(c.client.start())
+    run(c.client.kill(9, all=True))
+    assert run(c.client.wait()).exit_code == 137
+
+
+def test_kill_of_a_created_container_ends_it_without_start(shims: Shims) -> None:
+    c = shims.launch(["sleep", "100"])
+    run(c.client.kill(9))
+    assert run(c.client.wait()).exit_code == 137
+
+
+def test_shim_cleans_up_after_the_exit(shims: Shims) -> None:
+    c = shims.launch(["true"])
+    run(c.client.start())
+    run(c.client.wait())
+    assert wait_gone(c.info.shim_pid)
+    assert not (c.state_dir / "shim.sock").exists()
+    assert c.id not in _runc_ids(shims)  # runtime delete ran
+    assert not run(c.client.alive())
+    # a daemon that comes back later finds the exit on disk
+    assert read_exit_status(str(c.state_dir)) == ExitStatus(
+        0, json.loads((c.state_dir / "exit.json").read_text())["exited_at"], False
+    )
+    assert run(c.client.wait()).exit_code == 0
+
+
+def test_wait_on_a_vanished_shim_without_exit_record_fails(shims: Shims) -> None:
+    c = shims.launch(["true"])
+    run(c.client.start())
+    run(c.client.wait())
+    assert wait_gone(c.info.shim_pid)
+    (c.state_dir / "exit.json").unlink()
+    with pytest.raises(RuntimeFailure, match="no exit recorded"):
+        run(c.client.wait())
+
+
+def test_several_waiters_all_get_the_exit(shims: Shims) -> None:
+    import asyncio
+
+    c = shims.launch(["sh", "-c", "sleep 0.3; exit 5"])
+
+    async def scenario() -> list[ExitStatus]:
+        waits = [asyncio.ensure_future(c.client.wait()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        await c.client.start()
+        return list(await asyncio.gather(*waits))
+
+    statuses = run(scenario())
+    assert [s.exit_code for s in statuses] == [5, 5, 5]
+    assert len({s.exited_at for s in statuses}) == 1
+
+
+def test_orphans_are_reaped_by_the_shim(shims: Shims) -> None:
+    # the init forks a child and exits; the pid namespace dies with the init
+    c = shims.launch(["sh", "-c", "sleep 100 & exit 7"])
+    run(c.client.start())
+    assert run(c.client.wait()).exit_code == 7
+    assert wait_gone(c.info.shim_pid)
+
+
+def test_shim_survives_the_launchers_parent_and_keeps_logging(shims: Shims) -> None:
+    c = shims.launch(["sh", "-c", "read x; echo after $x"], stdin=True)
+    run(c.client.start())
+    # no client is connected between these calls: the shim holds the container alone
+    time.sleep(0.2)
+    assert pid_alive(c.info.shim_pid) and pid_alive(c.info.pid)
+
+    async def send() -> None:
+        _reader, writer = await c.client.attach(True, False, False)
+        writer.write(b"reconnected\n")
+        await writer.drain()
+        writer.close()
+
+    run(send())
+    assert run(c.client.wait()).exit_code == 0
+    assert [r["log"] for r in c.log_records()] == ["after reconnected\n"]
+
+
+def test_launch_and_start_latency_of_true(shims: Shims, capsys: pytest.CaptureFixture[str]) -> None:
+    samples = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        c = shims.launch(["true"])
+        run(c.client.start())
+        samples.append(time.perf_counter() - t0)
+        run(c.client.wait())
+    median = statistics.median(samples)
+    with capsys.disabled():
+        print(f"\nshim launch+start of `true` with runc: median {median * 1000:.1f} ms")
+    assert median < 5.0
