@@ -16,6 +16,7 @@ import asyncio
 import copy
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,9 @@ import pytest
 from hafen.shim.client import ShimClient, ShimInfo, launch_shim
 
 RUNC = "/usr/sbin/runc"
+# the suite runs against runc; HAFEN_SHIM_TEST_RUNTIME="python3 -S -m hafen.runtime" (any
+# runc-compatible command line) runs it against another runtime
+RUNTIME = shlex.split(os.environ.get("HAFEN_SHIM_TEST_RUNTIME", RUNC))
 BUSYBOX = "/bin/busybox"
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 SHIM_COMMAND = [sys.executable, "-S", "-m", "hafen.shim"]
@@ -41,8 +45,8 @@ SHIM_ENV = {"PYTHONPATH": SRC, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bi
 T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists(RUNC) or not os.path.exists(BUSYBOX),
-    reason="needs root, runc and a static busybox",
+    os.geteuid() != 0 or not shutil.which(RUNTIME[0]) or not os.path.exists(BUSYBOX),
+    reason="needs root, an OCI runtime (runc) and a static busybox",
 )
 
 
@@ -146,7 +150,7 @@ class Shims:
                 bundle=str(bundle),
                 state_dir=str(state),
                 log_path=str(log_path),
-                runtime=runtime or [RUNC],
+                runtime=runtime or RUNTIME,
                 runtime_root=str(self.runtime_root),
                 tty=tty,
                 stdin=stdin,
@@ -161,8 +165,9 @@ class Shims:
     def cleanup(self) -> None:
         for cid in self.ids:
             subprocess.run(
-                [RUNC, "--root", str(self.runtime_root), "delete", "--force", cid],
+                [*RUNTIME, "--root", str(self.runtime_root), "delete", "--force", cid],
                 capture_output=True,
+                env={**os.environ, **SHIM_ENV},
             )
         deadline = time.monotonic() + 10
         for launched in self.launched:
@@ -171,6 +176,16 @@ class Shims:
                 time.sleep(0.02)
             if pid_alive(pid) and _is_shim(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def runtime_has_state(shims: Shims, cid: str) -> bool:
+    """Whether the runtime still holds state for ``cid`` (its ``state`` verb succeeds)."""
+    proc = subprocess.run(
+        [*RUNTIME, "--root", str(shims.runtime_root), "state", cid],
+        capture_output=True,
+        env={**os.environ, **SHIM_ENV},
+    )
+    return proc.returncode == 0
 
 
 def pid_alive(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from hafen.errors import RuntimeFailure
 
-from .conftest import RUNC, SHIM_COMMAND, SHIM_ENV, Shims, run
+from .conftest import RUNTIME, SHIM_COMMAND, SHIM_ENV, Shims, run, runtime_has_state
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -31,10 +32,7 @@ def _assert_nothing_left(shims: Shims, state_dir: Path) -> None:
     cid = shims.ids[-1]
     assert not state_dir.exists(), sorted(p.name for p in state_dir.iterdir())
     assert _processes_mentioning(cid) == []
-    state = subprocess.run(
-        [RUNC, "--root", str(shims.runtime_root), "state", cid], capture_output=True
-    )
-    assert state.returncode != 0  # runc holds no state for it
+    assert not runtime_has_state(shims, cid)
 
 
 def test_missing_executable_reports_the_runtimes_error(shims: Shims) -> None:
@@ -80,7 +78,7 @@ def test_launcher_prints_one_json_line_and_exits_1_on_error(shims: Shims) -> Non
         [
             *SHIM_COMMAND,
             "--id", cid, "--bundle", str(bundle), "--state-dir", str(state),
-            "--log-path", str(state / "c.log"), "--runtime", RUNC,
+            "--log-path", str(state / "c.log"), "--runtime", shlex.join(RUNTIME),
             "--runtime-root", str(shims.runtime_root),
         ],
         capture_output=True,

@@ -1,0 +1,47 @@
+"""The hafen-shim command line."""
+
+from __future__ import annotations
+
+import pytest
+
+from hafen.shim.main import UsageError, parse_args
+
+BASE = ["--id", "c1", "--bundle", "/b", "--state-dir", "/s", "--log-path", "/s/l.log"]
+
+
+def test_required_flags_and_defaults() -> None:
+    opts = parse_args([*BASE, "--runtime", "/usr/sbin/runc"])
+    assert (opts.id, opts.bundle, opts.state_dir, opts.log_path) == ("c1", "/b", "/s", "/s/l.log")
+    assert opts.runtime == ["/usr/sbin/runc"]
+    assert opts.runtime_root is None
+    assert (opts.tty, opts.stdin, opts.stdin_once) == (False, False, False)
+
+
+def test_runtime_is_a_shell_split_prefix_and_flags_take_equals() -> None:
+    opts = parse_args(
+        [*BASE, "--runtime=/usr/bin/python3 -S -m hafen.runtime", "--runtime-root=/r", "--tty"]
+    )
+    assert opts.runtime == ["/usr/bin/python3", "-S", "-m", "hafen.runtime"]
+    assert opts.runtime_root == "/r"
+    assert opts.tty
+
+
+def test_boolean_flags() -> None:
+    opts = parse_args([*BASE, "--runtime", "runc", "--stdin", "--stdin-once", "--tty=false"])
+    assert (opts.tty, opts.stdin, opts.stdin_once) == (False, True, True)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (BASE, "missing --runtime"),
+        ([*BASE, "--runtime", "runc", "--frobnicate"], "unknown flag --frobnicate"),
+        ([*BASE, "--runtime"], "--runtime needs a value"),
+        ([*BASE, "--runtime", "runc", "stray"], "unexpected argument 'stray'"),
+        ([*BASE, "--runtime", "  "], "--runtime"),
+        ([*BASE, "--runtime", "runc", "--tty=maybe"], "--tty takes true or false"),
+    ],
+)
+def test_bad_command_lines_name_the_problem(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_args(argv)
