@@ -9,8 +9,10 @@ daemon's child after launch.
 Modules:
     main      the ``hafen-shim`` command line and the launcher (fork, readiness report)
     monitor   the shim's single-threaded event loop (stdio, clients, reaping, exit)
+    stdio     the container's stdio (pipes or a pty over the console socket) and create
     logfile   Docker's json-file log writer (line splitting, 16 KiB partial records)
     runtime   invoking the OCI runtime CLI (create/start/kill/delete) and its errors
+    oom       whether the OOM killer struck in the container's memory cgroup
     proto     names and wire formats shared by the shim and its client
     client    the daemon side: ``launch_shim``, ``ShimClient``, ``read_exit_status``
               (asyncio; import it as ``hafen.shim.client``)

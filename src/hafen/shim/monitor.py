@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hafen.shim.logfile import JsonLogWriter
+from hafen.shim.oom import memory_cgroup_file, oom_kill_count
 from hafen.shim.proto import (
-    CONSOLE_SOCKET_NAME,
     EXIT_FILE_NAME,
     INFO_FILE_NAME,
-    MAX_SOCKET_PATH,
     PID_FILE_NAME,
     SHIM_LOG_NAME,
     SOCKET_NAME,
@@ -46,20 +45,16 @@ from hafen.shim.proto import (
     frame,
     rfc3339_nano,
 )
-from hafen.shim.runtime import RuntimeCommand, read_available
+from hafen.shim.runtime import RuntimeCommand
+from hafen.shim.stdio import CreateError, create_with_console, create_with_pipes
 
 CLIENT_BUFFER_LIMIT = 4 * 1024 * 1024  # per attached client, then it is dropped
 STDIN_BUFFER_LIMIT = 1024 * 1024  # stop reading stdin clients beyond this
 REQUEST_LIMIT = 64 * 1024  # one request line
 OUTPUT_DRAIN_TIMEOUT = 2.0  # after the init exits: orphans outside a pid ns may hold pipes
 CLIENT_FLUSH_TIMEOUT = 5.0  # after the exit: attached clients get this long to take output
-CREATE_TIMEOUT = 60.0
 VERB_TIMEOUT = 30.0
 _PR_SET_CHILD_SUBREAPER = 36
-
-
-class CreateError(Exception):
-    """``create`` failed; the message is the runtime's (or ours) and goes to the daemon."""
 
 
 @dataclass
@@ -147,6 +142,9 @@ class Shim:
         self.exit_code: int | None = None
         self.exited_at = ""
         self.exit_deadline = 0.0
+        self.oom_file: str | None = None
+        self.oom_baseline = 0
+        self.oom_killed = False
         self.reap_pending = False
         self._created_files: list[str] = []
 
@@ -173,130 +171,26 @@ class Shim:
         offset = self.runtime.log_offset()
         output = bytearray()
         if opts.tty:
-            status = self._create_tty(args, output)
+            status, io = create_with_console(
+                self.runtime, args, opts.id, self.state_dir, opts.stdin, output
+            )
         else:
-            status = self._create_pipes(args, output)
-        if status != 0:
+            status, io = create_with_pipes(self.runtime, [*args, opts.id], opts.stdin, output)
+        self.reap_pending = True
+        if status != 0 or io is None:
             raise CreateError(self.runtime.error_message("create", status, offset, output))
+        self.outputs, self.stdin_fd, self.master = io.outputs, io.stdin_fd, io.master
         try:
             with open(pid_file) as f:
                 self.pid = int(f.read().strip())
         except (OSError, ValueError) as e:
             raise CreateError(f"runtime create wrote no usable pid file {pid_file}: {e}") from e
+        self.oom_file = memory_cgroup_file(self.pid)
+        self.oom_baseline = oom_kill_count(self.oom_file)
         self.log = JsonLogWriter(opts.log_path)
         info = self._path(INFO_FILE_NAME)
         self._created_files.append(info)
         _write_json_atomic(info, {"shim_pid": os.getpid(), "pid": self.pid})
-
-    def _create_pipes(self, args: list[str], output: bytearray) -> int:
-        """Pipes for stdout/stderr (and stdin with --stdin); they are create's stdio."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        if self.opts.stdin:
-            in_r, in_w = os.pipe()
-        else:
-            in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
-        try:
-            pid = self.runtime.spawn([*args, self.opts.id], (in_r, out_w, err_w))
-        except OSError as e:
-            for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
-                if fd >= 0:
-                    os.close(fd)
-            raise CreateError(f"cannot run runtime {self.opts.runtime[0]!r}: {e}") from e
-        # the container holds the write ends now; ours must go or EOF never comes
-        for fd in (out_w, err_w, in_r):
-            os.close(fd)
-        status = self.runtime.wait(pid, CREATE_TIMEOUT)
-        self.reap_pending = True
-        if status != 0:
-            # the runtime wrote its complaint to what it was given as stderr
-            read_available(err_r, output)
-            for fd in (out_r, err_r, in_w):
-                if fd >= 0:
-                    os.close(fd)
-            return status
-        for fd, stream in ((out_r, STDOUT), (err_r, STDERR)):
-            os.set_blocking(fd, False)
-            self.outputs[fd] = stream
-        if in_w >= 0:
-            os.set_blocking(in_w, False)
-            self.stdin_fd = in_w
-        return 0
-
-    def _console_path(self) -> tuple[str, str | None]:
-        """Where the console socket goes; a short temp dir when the state dir is too deep."""
-        path = self._path(CONSOLE_SOCKET_NAME)
-        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
-            return path, None
-        import tempfile
-
-        tmp = tempfile.mkdtemp(prefix="hafen-console-")
-        return os.path.join(tmp, CONSOLE_SOCKET_NAME), tmp
-
-    def _create_tty(self, args: list[str], output: bytearray) -> int:
-        """Create with ``--console-socket``; receive the pty master the runtime sends."""
-        path, tmpdir = self._console_path()
-        _unlink(path)
-        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        received: list[int] = []
-        try:
-            console.bind(path)
-            console.listen(1)
-            console.setblocking(False)
-
-            def on_console(_fd: int) -> None:
-                try:
-                    conn, _ = console.accept()
-                except BlockingIOError:
-                    return
-                with conn:
-                    conn.setblocking(True)
-                    conn.settimeout(10)
-                    _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
-                    received.extend(fds)
-
-            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            r, w = os.pipe()
-            try:
-                argv = [*args, "--console-socket", path, self.opts.id]
-                pid = self.runtime.spawn(argv, (null, w, w))
-            except OSError as e:
-                os.close(r)
-                raise CreateError(f"cannot run runtime {self.opts.runtime[0]!r}: {e}") from e
-            finally:
-                os.close(null)
-                os.close(w)
-            status = self.runtime.wait(
-                pid,
-                CREATE_TIMEOUT,
-                capture=r,
-                into=output,
-                extra=[console.fileno()],
-                on_extra=on_console,
-            )
-            os.close(r)
-            self.reap_pending = True
-            if status == 0 and not received:
-                on_console(console.fileno())  # sent just before the runtime exited
-        finally:
-            console.close()
-            _unlink(path)
-            if tmpdir:
-                os.rmdir(tmpdir)
-        if status != 0:
-            for fd in received:
-                os.close(fd)
-            return status
-        if not received:
-            output += b"runtime create sent no console over the console socket"
-            return 1
-        for fd in received[1:]:
-            os.close(fd)
-        self.master = received[0]
-        os.set_blocking(self.master, False)
-        self.outputs[self.master] = STDOUT
-        self.stdin_fd = os.dup(self.master)  # a separate fd: read and write interest apart
-        return 0
 
     def abort(self) -> None:
         """Undo a failed create: the runtime's state, our files, every child."""
@@ -559,10 +453,9 @@ class Shim:
                 if not self.stdin_buf:
                     self._close_stdin()
             self._update(conn)
-        elif conn.kind == "request":
-            self._drop(conn)
         else:
-            self._update(conn)
+            # a half-sent request, or a waiter that gave up (a daemon going away)
+            self._drop(conn)
 
     # ------------------------------------------------------------------ requests
 
@@ -650,7 +543,11 @@ class Shim:
     # ------------------------------------------------------------------ exit
 
     def exit_record(self) -> dict[str, Any]:
-        return {"exit_code": self.exit_code, "exited_at": self.exited_at, "oom_killed": False}
+        return {
+            "exit_code": self.exit_code,
+            "exited_at": self.exited_at,
+            "oom_killed": self.oom_killed,
+        }
 
     def finish(self) -> None:
         """Record the exit, release the runtime's state, hand over to clients, leave."""
@@ -659,6 +556,8 @@ class Shim:
         if self.log is not None:
             self.log.close()
         self._close_stdin()
+        # read before delete: the cgroup goes with the runtime's state
+        self.oom_killed = oom_kill_count(self.oom_file) > self.oom_baseline
         _write_json_atomic(self._path(EXIT_FILE_NAME), self.exit_record())
         res = self.runtime.run(["delete", self.opts.id], timeout=VERB_TIMEOUT)
         if not res.ok:

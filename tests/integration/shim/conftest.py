@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -112,7 +112,12 @@ class Shims:
     launched: list[Launched] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 
-    def bundle(self, args: list[str], tty: bool = False) -> tuple[str, Path]:
+    def bundle(
+        self,
+        args: list[str],
+        tty: bool = False,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[str, Path]:
         cid = f"shimtest-{uuid.uuid4().hex[:12]}"
         bundle = self.root / "bundles" / cid
         bundle.mkdir(parents=True)
@@ -121,6 +126,8 @@ class Shims:
         spec["process"]["terminal"] = tty
         spec["root"] = {"path": str(self.rootfs), "readonly": True}
         spec["hostname"] = "shimtest"
+        if edit is not None:
+            edit(spec)
         (bundle / "config.json").write_text(json.dumps(spec))
         return cid, bundle
 
@@ -137,8 +144,9 @@ class Shims:
         state_dir: Path | None = None,
         runtime: list[str] | None = None,
         bundle: Path | None = None,
+        edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> Launched:
-        cid, made = self.bundle(args, tty)
+        cid, made = self.bundle(args, tty, edit)
         bundle = bundle or made
         self.ids.append(cid)
         state = state_dir or self.state_dir_for(cid)

@@ -8,6 +8,7 @@ import re
 import statistics
 import time
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,19 @@ def test_kill_of_a_created_container_ends_it_without_start(shims: Shims) -> None
     c = shims.launch(["sleep", "100"])
     run(c.client.kill(9))
     assert run(c.client.wait()).exit_code == 137
+
+
+def test_oom_kill_is_recorded(shims: Shims) -> None:
+    def limit_memory(spec: dict[str, Any]) -> None:
+        limit = 16 * 1024 * 1024
+        spec["linux"].setdefault("resources", {})["memory"] = {"limit": limit, "swap": limit}
+
+    # tail buffers /dev/zero, which never ends a line, until the OOM killer stops it
+    c = shims.launch(["tail", "/dev/zero"], edit=limit_memory)
+    run(c.client.start())
+    status = run(c.client.wait())
+    assert (status.exit_code, status.oom_killed) == (137, True)
+    assert json.loads((c.state_dir / "exit.json").read_text())["oom_killed"] is True
 
 
 def test_shim_cleans_up_after_the_exit(shims: Shims) -> None:
