@@ -45,14 +45,13 @@ class Hafend:
 
     def start(self, timeout: float = 20) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [HAFEND, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-             "-H", self.host, "--config-file", str(self.root / "daemon.json"), *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [HAFEND, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                 "-H", self.host, "--config-file", str(self.root / "daemon.json"), *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

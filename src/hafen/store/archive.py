@@ -1,0 +1,326 @@
+"""Layer archives: unpacking tar layers safely, and making deterministic ones.
+
+``unpack_layer`` treats every path as hostile: an entry is resolved inside the
+destination the way a chroot would resolve it (``..`` clamped at the root, symlinks of
+lower entries followed only within the root), so nothing is ever written outside.
+Device nodes are created only when asked (privileged use); OCI whiteouts become overlay
+whiteouts or deletions depending on the snapshotter. The uncompressed stream is hashed
+while it is read, so the DiffID comes for free and nothing is buffered whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from hafen.errors import InvalidArgument, UnsafePath
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_COPY_CHUNK = 1024 * 1024
+
+WhiteoutMode = Literal["overlay", "vfs"]
+
+
+@dataclass
+class LayerStats:
+    diff_id: str  # sha256 of the uncompressed tar
+    size: int  # bytes of the uncompressed tar
+
+
+class HashingReader:
+    """A read-only stream that hashes (and counts) what passes through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_COPY_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class HashingWriter:
+    """A write-only stream that hashes what passes through it to ``out``."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        self._out.write(data)
+        return len(data)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class _Peeked:
+    """A stream with its first bytes already read (to sniff the compression)."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data, self._head = self._head + self._raw.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            if len(data) < n:
+                data += self._raw.read(n - len(data))
+            return data
+        return self._raw.read(n)
+
+
+def open_layer_stream(raw: BinaryIO) -> BinaryIO:
+    """Decompress a layer blob by its magic bytes: gzip, zstd or plain tar."""
+    head = raw.read(4)
+    peeked = _Peeked(head, raw)
+    if head.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=peeked, mode="rb")  # type: ignore[call-overload]
+    if head == ZSTD_MAGIC:
+        try:
+            import zstandard
+        except ImportError:
+            raise InvalidArgument(
+                "this layer is zstd-compressed and the zstandard module is missing"
+            )
+        return zstandard.ZstdDecompressor().stream_reader(peeked)  # type: ignore[no-any-return,unused-ignore]
+    return peeked  # type: ignore[return-value]
+
+
+def _clean_parts(name: str) -> list[str]:
+    """Path components of a tar entry, relative to the root; ``..`` escapes are refused."""
+    parts: list[str] = []
+    for part in name.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise UnsafePath(f"refusing archive entry {name!r}: it escapes the destination")
+            parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+def resolve_in_root(root: Path, parts: list[str], follow_last: bool = False) -> Path:
+    """The host path of ``parts`` inside ``root``, following symlinks as if chrooted there."""
+    current = root
+    pending = list(parts)
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            current = current.parent if current != root else root
+            continue
+        if part in ("", "."):
+            continue
+        candidate = current / part
+        if (pending or follow_last) and candidate.is_symlink():
+            hops += 1
+            if hops > 64:
+                raise UnsafePath(f"too many levels of symbolic links under {root}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = root
+            pending = [p for p in target.split("/") if p] + pending
+            continue
+        current = candidate
+    return current
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _apply_metadata(path: Path, member: tarfile.TarInfo) -> None:
+    try:
+        os.lchown(path, member.uid, member.gid)
+    except OSError:
+        pass
+    if not member.issym():
+        os.chmod(path, stat.S_IMODE(member.mode))
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            try:
+                os.setxattr(
+                    path, key[13:], value.encode("utf-8", "surrogateescape"), follow_symlinks=False
+                )
+            except OSError:
+                pass  # e.g. security.* refused by the filesystem: not fatal, as in Docker
+    if not member.isdir():
+        os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+
+
+def unpack_layer(
+    stream: BinaryIO,
+    dest: Path,
+    *,
+    whiteouts: WhiteoutMode = "overlay",
+    allow_devices: bool = False,
+) -> LayerStats:
+    """Unpack an (uncompressed) tar stream into ``dest``; the DiffID of what was read."""
+    reader = HashingReader(stream)
+    dest.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
+    opaque_dirs: list[list[str]] = []
+    dir_times: list[tuple[Path, int]] = []
+    try:
+        archive = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"invalid layer archive: {e}")
+    try:
+        for member in archive:
+            parts = _clean_parts(member.name)
+            if not parts:
+                continue
+            base = parts[-1]
+            parent = resolve_in_root(dest, parts[:-1])
+            if base == OPAQUE_MARKER:
+                if whiteouts == "overlay":
+                    parent.mkdir(parents=True, exist_ok=True)
+                    os.setxattr(parent, "trusted.overlay.opaque", b"y")
+                else:
+                    opaque_dirs.append(parts[:-1])
+                continue
+            if base.startswith(WHITEOUT_PREFIX):
+                target = parent / base[len(WHITEOUT_PREFIX) :]
+                if whiteouts == "overlay":
+                    parent.mkdir(parents=True, exist_ok=True)
+                    _remove(target)
+                    os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+                else:
+                    _remove(target)
+                continue
+            parent.mkdir(parents=True, exist_ok=True)
+            path = parent / base
+            written.add("/".join(parts))
+            _unpack_member(archive, member, path, dest, allow_devices)
+            if member.isdir():
+                dir_times.append((path, member.mtime))
+            if os.path.lexists(path):
+                _apply_metadata(path, member)
+        reader.drain()  # the DiffID covers the end-of-archive padding too
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"invalid layer archive: {e}")
+    finally:
+        archive.close()
+    for dir_parts in opaque_dirs:  # vfs: hide what lower layers had in an opaque dir
+        directory = resolve_in_root(dest, dir_parts)
+        prefix = "/".join(dir_parts)
+        if directory.is_dir():
+            for child in directory.iterdir():
+                rel = f"{prefix}/{child.name}" if prefix else child.name
+                if rel not in written:
+                    _remove(child)
+    for path, mtime in reversed(dir_times):
+        os.utime(path, (mtime, mtime), follow_symlinks=False)
+    return LayerStats(diff_id=reader.digest, size=reader.size)
+
+
+def _unpack_member(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, path: Path, dest: Path, allow_devices: bool
+) -> None:
+    if member.isdir():
+        if os.path.lexists(path) and not (path.is_dir() and not path.is_symlink()):
+            _remove(path)
+        path.mkdir(exist_ok=True)
+        return
+    if os.path.lexists(path):
+        _remove(path)
+    if member.isreg():
+        source = archive.extractfile(member)
+        assert source is not None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(source, out, _COPY_CHUNK)
+    elif member.issym():
+        os.symlink(member.linkname, path)
+    elif member.islnk():
+        target = resolve_in_root(dest, _clean_parts(member.linkname))
+        if not target.exists() or target.is_dir():
+            raise UnsafePath(
+                f"refusing hard link {member.name!r} -> {member.linkname!r}: the target is not a "
+                "file inside the layer"
+            )
+        os.link(target, path, follow_symlinks=False)
+    elif member.isfifo():
+        os.mkfifo(path)
+    elif (member.ischr() or member.isblk()) and allow_devices:
+        # without allow_devices, device nodes are skipped: no host devices unprivileged
+        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+        os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+
+
+def tar_directory(
+    src: Path,
+    out: BinaryIO,
+    *,
+    mtime: int | None = None,
+    owner: tuple[int, int] | None = None,
+    exclude: Callable[[str], bool] | None = None,
+) -> LayerStats:
+    """Write ``src`` as a tar stream (sorted, optionally with fixed mtime/owner) to ``out``."""
+    writer = HashingWriter(out)
+    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
+        for rel in _walk_sorted(src):
+            if exclude and exclude(rel):
+                continue
+            path = src / rel
+            info = archive.gettarinfo(str(path), arcname=rel)
+            if mtime is not None:
+                info.mtime = mtime
+            if owner is not None:
+                info.uid, info.gid = owner
+                info.uname = info.gname = "root" if owner == (0, 0) else ""
+            if info.isreg():
+                with open(path, "rb") as f:
+                    archive.addfile(info, f)
+            else:
+                archive.addfile(info)
+    return LayerStats(diff_id=writer.digest, size=writer.size)
+
+
+def _walk_sorted(src: Path) -> list[str]:
+    out: list[str] = []
+
+    def walk(directory: Path, prefix: str) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            rel = f"{prefix}{entry.name}"
+            out.append(rel)
+            if entry.is_dir(follow_symlinks=False):
+                walk(Path(entry.path), rel + "/")
+
+    walk(src, "")
+    return out

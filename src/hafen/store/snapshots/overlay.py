@@ -1,0 +1,137 @@
+"""The overlay snapshotter: each layer holds only its own diff; mounts stack them.
+
+Layout under ``root``::
+
+    layers/<chain hex>/diff     the layer's own files (whiteouts as overlay whiteouts)
+    layers/<chain hex>/parent   the ChainID below it (absent at the base)
+    l/<short id>                short symlinks to diff dirs, to keep lowerdir= short
+    active/<key>/{upper,work}   a writable snapshot; active/<key>/parent its chain
+    empty/                      the lower dir of a snapshot over nothing (scratch)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from hafen.errors import HafenError, InvalidArgument, NotFound
+from hafen.store import _mount
+from hafen.store.archive import LayerStats, unpack_layer
+from hafen.store.snapshots._common import (
+    disk_usage,
+    key_dir_name,
+    publish,
+    staging_dir,
+    sweep_staging,
+)
+
+_PAGE_LIMIT = 4000  # mount data must fit in one page
+
+
+class OverlaySnapshotter:
+    name = "overlay"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for sub in ("layers", "l", "active", "empty"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        sweep_staging(root / "layers")
+
+    def _layer(self, chain_id: str) -> Path:
+        return self.root / "layers" / key_dir_name(chain_id)
+
+    def has_layer(self, chain_id: str) -> bool:
+        return (self._layer(chain_id) / "diff").is_dir()
+
+    def _short_link(self, chain_id: str) -> Path:
+        return self.root / "l" / key_dir_name(chain_id)[:16]
+
+    def apply_layer(self, chain_id: str, parent: str | None, stream: BinaryIO) -> LayerStats:
+        if parent is not None and not self.has_layer(parent):
+            raise NotFound(f"parent layer {parent} is not unpacked")
+        staging = staging_dir(self.root / "layers")
+        try:
+            stats = unpack_layer(stream, staging / "diff", whiteouts="overlay")
+            if parent is not None:
+                (staging / "parent").write_text(parent)
+            publish(staging, self._layer(chain_id))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        link = self._short_link(chain_id)
+        if not link.is_symlink():
+            os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
+        return stats
+
+    def remove_layer(self, chain_id: str) -> None:
+        self._short_link(chain_id).unlink(missing_ok=True)
+        shutil.rmtree(self._layer(chain_id), ignore_errors=True)
+
+    def _chain(self, chain_id: str | None) -> list[str]:
+        """Chain ids from top to bottom."""
+        chain: list[str] = []
+        while chain_id:
+            if not self.has_layer(chain_id):
+                raise NotFound(f"layer {chain_id} is not unpacked")
+            chain.append(chain_id)
+            parent_file = self._layer(chain_id) / "parent"
+            chain_id = parent_file.read_text().strip() if parent_file.exists() else None
+        return chain
+
+    def _active(self, key: str) -> Path:
+        return self.root / "active" / key_dir_name(key)
+
+    def prepare(self, key: str, parent_chain_id: str | None) -> None:
+        self._chain(parent_chain_id)  # every layer must be there
+        staging = staging_dir(self.root / "active")
+        (staging / "upper").mkdir()
+        (staging / "work").mkdir()
+        if parent_chain_id:
+            (staging / "parent").write_text(parent_chain_id)
+        try:
+            os.rename(staging, self._active(key))
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidArgument(f"snapshot {key} already exists")
+
+    def mount(self, key: str, target: Path) -> None:
+        active = self._active(key)
+        if not active.exists():
+            raise NotFound(f"snapshot {key} does not exist")
+        parent_file = active / "parent"
+        parent = parent_file.read_text().strip() if parent_file.exists() else None
+        lowers = [str(self._short_link(c)) for c in self._chain(parent)] or [
+            str(self.root / "empty")
+        ]
+        data = f"lowerdir={':'.join(lowers)},upperdir={active / 'upper'},workdir={active / 'work'}"
+        if len(data) > _PAGE_LIMIT:
+            raise InvalidArgument(
+                f"image has too many layers ({len(lowers)}) for one overlay mount"
+            )
+        _mount.mount("overlay", str(target), "overlay", 0, data)
+
+    def unmount(self, target: Path) -> None:
+        try:
+            _mount.unmount(str(target))
+        except OSError:
+            _mount.unmount(str(target), detach=True)  # busy: let it go when the last user leaves
+
+    def remove(self, key: str) -> None:
+        active = self._active(key)
+        if not active.exists():
+            return
+        try:
+            shutil.rmtree(active)
+        except OSError as e:
+            raise HafenError(f"removing snapshot {key}: {e}")
+
+    def usage(self, key: str) -> int:
+        return disk_usage(self._active(key) / "upper")
+
+    def upper_dir(self, key: str) -> Path:
+        return self._active(key) / "upper"
+
+    def layer_dir(self, chain_id: str) -> Path:
+        return self._layer(chain_id) / "diff"

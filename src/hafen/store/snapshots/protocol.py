@@ -1,0 +1,43 @@
+"""The ``Snapshotter`` interface: committed layers by ChainID, writable snapshots by key.
+
+Lifecycle:
+
+1. ``apply_layer(chain_id, parent, stream)`` unpacks one layer on top of its parent
+   chain into a committed, read-only layer. It is unpacked under a temporary name and
+   renamed into place, so a crash never leaves a half layer visible; a layer is unpacked
+   once per ChainID and shared by every image that has it.
+2. ``prepare(key, parent_chain_id)`` makes a writable snapshot (a container's rootfs)
+   over a committed chain (``None`` for an empty root).
+3. ``mount(key, target)`` / ``unmount(target)`` expose it as a directory tree.
+4. ``remove(key)`` deletes an unmounted snapshot; ``remove_layer(chain_id)`` a layer
+   that no image and no snapshot uses any more (the caller tracks references).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from hafen.store.archive import LayerStats
+
+
+class Snapshotter(Protocol):
+    name: str
+
+    def has_layer(self, chain_id: str) -> bool: ...
+
+    def apply_layer(self, chain_id: str, parent: str | None, stream: BinaryIO) -> LayerStats: ...
+
+    def remove_layer(self, chain_id: str) -> None: ...
+
+    def prepare(self, key: str, parent_chain_id: str | None) -> None: ...
+
+    def mount(self, key: str, target: Path) -> None: ...
+
+    def unmount(self, target: Path) -> None: ...
+
+    def remove(self, key: str) -> None: ...
+
+    def usage(self, key: str) -> int: ...
+
+    def upper_dir(self, key: str) -> Path: ...
