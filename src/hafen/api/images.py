@@ -11,14 +11,14 @@ from aiohttp import web
 from hafen.api.app import Routes, daemon_of, query_bool
 from hafen.containers.logs import parse_rfc3339
 from hafen.errors import HafenError, InvalidArgument
+from hafen.images.model import Image
 
 
-def _image_config(image: Any) -> dict[str, Any]:
-    raw = getattr(image.config, "raw", None)
-    return raw if isinstance(raw, dict) else {}
+def _image_config(image: Image) -> dict[str, Any]:
+    return image.config.raw
 
 
-def image_summary(image: Any) -> dict[str, Any]:
+def image_summary(image: Image) -> dict[str, Any]:
     raw = _image_config(image)
     return {
         "Id": image.id,
@@ -34,7 +34,7 @@ def image_summary(image: Any) -> dict[str, Any]:
     }
 
 
-def image_inspect(image: Any, driver: str) -> dict[str, Any]:
+def image_inspect(image: Image, driver: str) -> dict[str, Any]:
     raw = _image_config(image)
     return {
         "Id": image.id,
@@ -83,11 +83,9 @@ async def remove(request: web.Request) -> web.Response:
     d = daemon_of(request)
     force = query_bool(request, "force")
     name = request.match_info["name"]
-
-    def in_use(image_id: str) -> bool:
-        return d.containers.uses_image(image_id, running_only=force)
-
-    items = await asyncio.to_thread(d.images.remove, name, force=force, in_use=in_use)
+    items = await asyncio.to_thread(
+        d.images.remove, name, force=force, in_use=d.containers.image_users
+    )
     return web.json_response(items)
 
 

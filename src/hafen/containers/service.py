@@ -13,6 +13,7 @@ loop only coordinates.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -42,6 +43,8 @@ from hafen.errors import (
     NotRunning,
     RuntimeFailure,
 )
+from hafen.images.model import Image
+from hafen.images.service import ImageUser
 from hafen.oci import defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
@@ -56,9 +59,9 @@ DEFAULT_STOP_TIMEOUT = 10
 class ImageLookup(Protocol):
     """What the container service needs from the image service."""
 
-    def resolve(self, ref: str) -> Any: ...
+    def resolve(self, ref: str) -> Image: ...
 
-    def layer_chain(self, image: Any) -> str | None: ...
+    def layer_chain(self, image: Image) -> str | None: ...
 
 
 class SnapshotLookup(Protocol):
@@ -177,11 +180,13 @@ class ContainerService:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise ContainerNotFound(ref)
 
-    def uses_image(self, image_id: str, running_only: bool = False) -> bool:
-        return any(
-            c.image_id == image_id and (c.state.running or not running_only)
+    def image_users(self, image_id: str) -> builtins.list[ImageUser]:
+        """The containers made from an image, which keep it from being deleted."""
+        return [
+            ImageUser(container_id=c.id, running=c.state.running)
             for c in self._containers.values()
-        )
+            if c.image_id == image_id
+        ]
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -669,7 +674,7 @@ class ContainerService:
         self._monitors.clear()
 
 
-def _merge_image_config(config: ContainerConfig, image: Any) -> ContainerConfig:
+def _merge_image_config(config: ContainerConfig, image: Image) -> ContainerConfig:
     """Docker's merge: image defaults under the user's settings (Env by key, Labels by key)."""
     img: dict[str, Any] = image_runtime_config(image)
     merged = ContainerConfig(**{k: v for k, v in config.__dict__.items()})
@@ -694,13 +699,9 @@ def _merge_image_config(config: ContainerConfig, image: Any) -> ContainerConfig:
     return merged
 
 
-def image_runtime_config(image: Any) -> dict[str, Any]:
+def image_runtime_config(image: Image) -> dict[str, Any]:
     """The image config's ``config`` object (Env, Cmd, Entrypoint, …) as Docker JSON."""
-    raw = getattr(image.config, "raw", None)
-    if isinstance(raw, dict):
-        inner = raw.get("config") or raw.get("Config") or {}
-        return inner if isinstance(inner, dict) else {}
-    return {}
+    return image.config.runtime
 
 
 def _parse_bind(spec: str) -> BindMount:

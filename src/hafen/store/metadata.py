@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS images (
     id              TEXT PRIMARY KEY,          -- sha256:<hex of config JSON>
     config_digest   TEXT NOT NULL,
     manifest_digest TEXT,                      -- the manifest it was stored with, if any
+    chain_id        TEXT,                      -- ChainID of the top layer, NULL without layers
     created         TEXT NOT NULL,             -- RFC 3339, from the image config
     size            INTEGER NOT NULL DEFAULT 0,-- bytes of the unpacked layers
     added           REAL NOT NULL              -- unix time the image was recorded here
@@ -58,9 +59,17 @@ class MetadataStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self.transaction() as db:
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # executescript commits any open transaction first, so the schema script carries
+        # its own BEGIN/COMMIT instead of running inside transaction()
+        conn = self._connection()
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -1,0 +1,369 @@
+"""The image service: images, their tags and their layers, over the stores.
+
+An image is its config blob (the image ID is the config's digest), the manifest it
+came with, its tags, and a chain of unpacked layers in the snapshotter. Storing an image
+unpacks and verifies every layer first (each layer published atomically by the
+snapshotter, shared by every image that has it) and then records the image, its layers
+and tags in one metadata transaction, so a crash leaves either no image or a whole one.
+Removal follows Docker's ``rmi`` rules (untag vs delete, conflicts with containers)
+and garbage-collects the layers and blobs nothing else references.
+
+All methods block (disk, SQLite): the API calls them in worker threads.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from hafen.errors import (
+    Conflict,
+    DigestMismatch,
+    ImageNotFound,
+    InvalidArgument,
+    InvalidReference,
+    NotFound,
+)
+from hafen.images.model import Image, ImageConfig
+from hafen.images.reference import Reference, looks_like_image_id, parse_reference
+from hafen.store.archive import open_layer_stream
+from hafen.store.content import ContentStore, sha256_digest
+from hafen.store.layers import chain_ids
+from hafen.store.metadata import MetadataStore
+from hafen.store.snapshots.protocol import Snapshotter
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
+LAYER_TAR_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+@dataclass(frozen=True)
+class ImageUser:
+    """A container that uses an image, as ``remove`` needs to know it."""
+
+    container_id: str
+    running: bool
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A layer to store: the digest of its (possibly compressed) blob in the content store."""
+
+    digest: str
+    media_type: str = LAYER_TAR_GZIP
+
+
+ImageUsers = Callable[[str], list[ImageUser]]
+
+
+class ImageService:
+    def __init__(
+        self, content: ContentStore, metadata: MetadataStore, snapshotter: Snapshotter
+    ) -> None:
+        self.content = content
+        self.metadata = metadata
+        self.snapshotter = snapshotter
+        # One lock per ChainID: two pulls of the same layer unpack it once.
+        self._layer_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ------------------------------------------------------------------ lookup
+
+    def resolve(self, ref: str) -> Image:
+        """An image by name[:tag], name@digest, full ID or unique ID prefix."""
+        image = self.find(ref)
+        if image is None:
+            raise ImageNotFound(ref)
+        return image
+
+    def find(self, ref: str) -> Image | None:
+        parse_error: InvalidReference | None = None
+        try:
+            parsed = parse_reference(ref)
+        except InvalidReference as e:
+            parse_error = e
+        else:
+            rows = self.metadata.query("SELECT image_id FROM tags WHERE ref = ?", (str(parsed),))
+            if rows:
+                return self._load(rows[0]["image_id"])
+        if looks_like_image_id(ref):
+            found = self._find_by_id_prefix(ref)
+            if found is not None:
+                return found
+        if parse_error is not None and not looks_like_image_id(ref):
+            raise parse_error
+        return None
+
+    def _find_by_id_prefix(self, ref: str) -> Image | None:
+        prefix = ref if ref.startswith("sha256:") else "sha256:" + ref
+        rows = self.metadata.query(
+            "SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+            (prefix, prefix + "g"),
+        )
+        if len(rows) > 1:
+            raise InvalidArgument(f"ambiguous image ID prefix {ref!r}: it matches several images")
+        return self._load(rows[0]["id"]) if rows else None
+
+    def exists(self, image_id: str) -> bool:
+        return bool(self.metadata.query("SELECT 1 FROM images WHERE id = ?", (image_id,)))
+
+    def list(self, all: bool = False) -> builtins.list[Image]:
+        """Every image, newest first (``all`` adds intermediate images once builds make them)."""
+        rows = self.metadata.query("SELECT id FROM images ORDER BY created DESC, added DESC")
+        images = [self._load(row["id"]) for row in rows]
+        return [i for i in images if i is not None]
+
+    def _load(self, image_id: str) -> Image | None:
+        rows = self.metadata.query("SELECT * FROM images WHERE id = ?", (image_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            config = ImageConfig.from_json(self.content.read_bytes(row["config_digest"]))
+        except NotFound:
+            raise NotFound(
+                f"image {image_id} is recorded but its config blob is missing from the content "
+                "store; remove it with `hafen rmi -f`"
+            )
+        tags: builtins.list[str] = []
+        digests: builtins.list[str] = []
+        for tag_row in self.metadata.query(
+            "SELECT ref FROM tags WHERE image_id = ? ORDER BY ref", (image_id,)
+        ):
+            reference = parse_reference(tag_row["ref"], default_tag=False)
+            (digests if reference.digest else tags).append(reference.familiar())
+        return Image(
+            id=row["id"],
+            config=config,
+            repo_tags=tags,
+            repo_digests=digests,
+            created=row["created"],
+            size=row["size"],
+            chain_id=row["chain_id"],
+            manifest_digest=row["manifest_digest"],
+        )
+
+    def layer_chain(self, image: Image) -> str | None:
+        """The ChainID of the image's top layer: what a container snapshot is prepared on."""
+        return image.chain_id
+
+    # ------------------------------------------------------------------ store
+
+    def store_image(
+        self,
+        config_bytes: bytes,
+        layers: builtins.list[LayerBlob],
+        *,
+        manifest_bytes: bytes | None = None,
+        tags: Iterable[str] = (),
+    ) -> Image:
+        """Record an image whose config and layer blobs are in the content store.
+
+        Every layer is unpacked (unless already present) and its DiffID checked against
+        the config before anything is recorded.
+        """
+        config = ImageConfig.from_json(config_bytes)
+        diff_ids = config.diff_ids
+        if len(diff_ids) != len(layers):
+            raise InvalidArgument(
+                f"image config lists {len(diff_ids)} layers but {len(layers)} were given"
+            )
+        references = [parse_reference(t) for t in tags]
+        image_id = self.content.put_bytes(config_bytes)
+        manifest_digest = self.content.put_bytes(manifest_bytes) if manifest_bytes else None
+        chains = chain_ids(diff_ids)
+        sizes: builtins.list[int] = []
+        for index, (layer, chain) in enumerate(zip(layers, chains, strict=True)):
+            parent = chains[index - 1] if index else None
+            sizes.append(self._ensure_layer(chain, parent, diff_ids[index], layer))
+        with self.metadata.transaction() as db:
+            for index, (layer, chain) in enumerate(zip(layers, chains, strict=True)):
+                db.execute(
+                    "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, blob, size) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (chain, diff_ids[index], chains[index - 1] if index else None, layer.digest,
+                     sizes[index]),
+                )  # fmt: skip
+            db.execute(
+                "INSERT INTO images(id, config_digest, manifest_digest, chain_id, created, size, "
+                "added) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "manifest_digest = COALESCE(excluded.manifest_digest, manifest_digest)",
+                (image_id, image_id, manifest_digest, chains[-1] if chains else None,
+                 config.created, sum(sizes), time.time()),
+            )  # fmt: skip
+            for reference in references:
+                db.execute(
+                    "INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)",
+                    (str(reference), image_id),
+                )
+        image = self._load(image_id)
+        assert image is not None
+        return image
+
+    def _layer_lock(self, chain_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._layer_locks.setdefault(chain_id, threading.Lock())
+
+    def _ensure_layer(self, chain: str, parent: str | None, diff_id: str, layer: LayerBlob) -> int:
+        with self._layer_lock(chain):
+            if self.snapshotter.has_layer(chain):
+                rows = self.metadata.query("SELECT size FROM layers WHERE chain_id = ?", (chain,))
+                if rows:
+                    return int(rows[0]["size"])
+                # unpacked by an earlier store that crashed before recording it: reuse
+                return 0
+            with self.content.open(layer.digest) as blob:
+                stats = self.snapshotter.apply_layer(chain, parent, open_layer_stream(blob))
+            if stats.diff_id != diff_id:
+                self.snapshotter.remove_layer(chain)
+                raise DigestMismatch(
+                    f"layer {layer.digest} unpacks to {stats.diff_id}, but the image config "
+                    f"says {diff_id}"
+                )
+            return stats.size
+
+    # ------------------------------------------------------------------ tags
+
+    def tag(self, source: str, target: str) -> Reference:
+        image = self.resolve(source)
+        reference = parse_reference(target)
+        if reference.digest:
+            raise InvalidReference(f"refusing to create a tag with a digest reference: {target!r}")
+        with self.metadata.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)",
+                (str(reference), image.id),
+            )
+        return reference
+
+    # ------------------------------------------------------------------ remove
+
+    def remove(
+        self, ref: str, *, force: bool = False, in_use: ImageUsers | None = None
+    ) -> builtins.list[dict[str, str]]:
+        """``docker rmi``: untag, and delete the image once nothing names or uses it.
+
+        Returns Docker's response items (``{"Untagged": ...}``, ``{"Deleted": ...}``).
+        """
+        image = self.resolve(ref)
+        users = in_use(image.id) if in_use else []
+        by_name = self._names_image(ref, image)
+        refs = [
+            parse_reference(r["ref"], default_tag=False)
+            for r in self.metadata.query("SELECT ref FROM tags WHERE image_id = ?", (image.id,))
+        ]
+        items: builtins.list[dict[str, str]] = []
+        if by_name is not None:
+            others = [r for r in refs if r != by_name]
+            if any(r.digest is None for r in others):
+                # Other tags still name it: removing one name is all `rmi name` does.
+                self._untag(by_name)
+                return [{"Untagged": by_name.familiar()}]
+            if users and not force:
+                raise Conflict(
+                    f'conflict: unable to remove repository reference "{ref}" (must force) - '
+                    f"container {users[0].container_id[:12]} is using its referenced image "
+                    f"{image.short_id}"
+                )
+            if users:  # forced: the last name goes, the image stays for its containers
+                self._untag(by_name)
+                return [{"Untagged": by_name.familiar()}]
+        else:
+            running = [u for u in users if u.running]
+            if running:
+                raise Conflict(
+                    f"conflict: unable to delete {image.short_id} (cannot be forced) - image is "
+                    f"being used by running container {running[0].container_id[:12]}"
+                )
+            if users and not force:
+                raise Conflict(
+                    f"conflict: unable to delete {image.short_id} (must be forced) - image is "
+                    f"being used by stopped container {users[0].container_id[:12]}"
+                )
+            if sum(r.digest is None for r in refs) > 1 and not force:
+                raise Conflict(
+                    f"conflict: unable to delete {image.short_id} (must be forced) - image is "
+                    "referenced in multiple repositories"
+                )
+        for reference in refs:
+            self._untag(reference)
+            items.append({"Untagged": reference.familiar()})
+        if users:
+            return items  # forced, used by stopped containers: untagged, kept (as Docker)
+        items.extend({"Deleted": d} for d in self._delete_image(image))
+        return items
+
+    def _names_image(self, ref: str, image: Image) -> Reference | None:
+        """The tag or digest reference ``ref`` stands for, if it is a name and not an ID."""
+        try:
+            reference = parse_reference(ref)
+        except InvalidReference:
+            return None
+        rows = self.metadata.query(
+            "SELECT 1 FROM tags WHERE ref = ? AND image_id = ?", (str(reference), image.id)
+        )
+        return reference if rows else None
+
+    def _untag(self, reference: Reference) -> None:
+        with self.metadata.transaction() as db:
+            db.execute("DELETE FROM tags WHERE ref = ?", (str(reference),))
+
+    def _delete_image(self, image: Image) -> builtins.list[str]:
+        """Drop the image record, then the layers and blobs nothing else references."""
+        with self.metadata.transaction() as db:
+            db.execute("DELETE FROM tags WHERE image_id = ?", (image.id,))
+            db.execute("DELETE FROM images WHERE id = ?", (image.id,))
+            dead = self._unreferenced_layers(db)
+            for chain in dead:
+                db.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
+            live_blobs = (
+                {r[0] for r in db.execute("SELECT blob FROM layers WHERE blob IS NOT NULL")}
+                | {r[0] for r in db.execute("SELECT config_digest FROM images")}
+                | {r[0] for r in db.execute("SELECT manifest_digest FROM images")}
+            )
+        # The record is gone first: a crash now leaves only unreferenced files behind,
+        # never an image whose layers are missing.
+        blobs = {image.id, image.manifest_digest} | {b for _, b in dead.items()}
+        for digest in blobs:
+            if digest and digest not in live_blobs:
+                try:
+                    self.content.delete(digest)
+                except NotFound:
+                    pass
+        for chain in dead:  # each layer directory stands alone: any order will do
+            self.snapshotter.remove_layer(chain)
+        return [image.id, *dead]
+
+    def _unreferenced_layers(self, db: sqlite3.Connection) -> dict[str, str | None]:
+        """ChainID → blob of each layer no remaining image's chain reaches."""
+        parents = {r[0]: r[1] for r in db.execute("SELECT chain_id, parent FROM layers")}
+        blobs = {r[0]: r[1] for r in db.execute("SELECT chain_id, blob FROM layers")}
+        live: set[str] = set()
+        for (top,) in db.execute("SELECT chain_id FROM images WHERE chain_id IS NOT NULL"):
+            chain: str | None = top
+            while chain is not None and chain not in live:
+                live.add(chain)
+                chain = parents.get(chain)
+        return {c: blobs[c] for c in parents if c not in live}
+
+
+def manifest_for(config_bytes: bytes, layers: list[tuple[str, int]]) -> bytes:
+    """A Docker v2 schema 2 manifest for a config and (digest, size) gzip layers."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_V2,
+        "config": {
+            "mediaType": CONFIG_V1,
+            "size": len(config_bytes),
+            "digest": sha256_digest(config_bytes),
+        },
+        "layers": [
+            {"mediaType": LAYER_TAR_GZIP, "size": size, "digest": digest} for digest, size in layers
+        ],
+    }
+    return json.dumps(manifest, indent=3).encode()
