@@ -71,11 +71,13 @@ def runtime_commands(bundle: Path, state: Path) -> dict[str, list[str]]:
 
 def start_hafend(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     host = f"unix://{root / 'hafen.sock'}"
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "-H", host, "--config-file", str(root / "none.json")],
-        stdout=open(root / "hafend.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "hafend.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root",
+             str(root / "exec"), "-H", host, "--config-file", str(root / "none.json")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     env = {**os.environ, "HAFEN_HOST": host}
     for _ in range(200):
         if subprocess.run([str(VENV_BIN / "hafen"), "version"], env=env, capture_output=True).returncode == 0:
