@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,7 @@ def _apply_metadata(path: Path, member: tarfile.TarInfo) -> None:
         os.lchown(path, member.uid, member.gid)
     except OSError:
         pass
-    if not member.issym():
+    if not path.is_symlink():  # also a hard link to a symlink: chmod would follow it
         os.chmod(path, stat.S_IMODE(member.mode))
     for key, value in member.pax_headers.items():
         if key.startswith("SCHILY.xattr."):
@@ -206,7 +207,9 @@ def unpack_layer(
             if not parts:
                 continue
             base = parts[-1]
-            parent = resolve_in_root(dest, parts[:-1])
+            # the parent is followed to its end: a symlink `link -> /` must not let
+            # `link/x` (or `link/.wh.x`) reach the host
+            parent = resolve_in_root(dest, parts[:-1], follow_last=True)
             if base == OPAQUE_MARKER:
                 if whiteouts == "overlay":
                     parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +218,10 @@ def unpack_layer(
                     opaque_dirs.append(parts[:-1])
                 continue
             if base.startswith(WHITEOUT_PREFIX):
-                target = parent / base[len(WHITEOUT_PREFIX) :]
+                hidden = base[len(WHITEOUT_PREFIX) :]
+                if hidden in ("", ".", ".."):  # `.wh..` would remove the parent's parent
+                    raise UnsafePath(f"refusing archive entry {member.name!r}: bad whiteout")
+                target = parent / hidden
                 if whiteouts == "overlay":
                     parent.mkdir(parents=True, exist_ok=True)
                     _remove(target)
@@ -232,12 +238,13 @@ def unpack_layer(
             if os.path.lexists(path):
                 _apply_metadata(path, member)
         reader.drain()  # the DiffID covers the end-of-archive padding too
-    except tarfile.TarError as e:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        # a truncated or corrupt compressed stream fails in the decompressor, not in tarfile
         raise InvalidArgument(f"invalid layer archive: {e}")
     finally:
         archive.close()
     for dir_parts in opaque_dirs:  # vfs: hide what lower layers had in an opaque dir
-        directory = resolve_in_root(dest, dir_parts)
+        directory = resolve_in_root(dest, dir_parts, follow_last=True)
         prefix = "/".join(dir_parts)
         if directory.is_dir():
             for child in directory.iterdir():
@@ -269,7 +276,8 @@ def _unpack_member(
         os.symlink(member.linkname, path)
     elif member.islnk():
         target = resolve_in_root(dest, _clean_parts(member.linkname))
-        if not target.exists() or target.is_dir():
+        # lexists: the target may itself be a symlink (linked as such, never followed)
+        if not os.path.lexists(target) or (target.is_dir() and not target.is_symlink()):
             raise UnsafePath(
                 f"refusing hard link {member.name!r} -> {member.linkname!r}: the target is not a "
                 "file inside the layer"

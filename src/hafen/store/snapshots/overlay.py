@@ -38,6 +38,7 @@ class OverlaySnapshotter:
         for sub in ("layers", "l", "active", "empty"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         sweep_staging(root / "layers")
+        sweep_staging(root / "active")
 
     def _layer(self, chain_id: str) -> Path:
         return self.root / "layers" / key_dir_name(chain_id)
