@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import shutil
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from aiohttp import web
 from hafen import API_VERSION, MIN_API_VERSION, __version__
 from hafen.api.app import SERVER_HEADERS, Routes, daemon_of
 from hafen.containers.model import ContainerStatus
-from hafen.daemon.daemon import Daemon
+from hafen.daemon.daemon import Daemon, backing_filesystem, host_flag
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -31,21 +32,29 @@ async def ping(request: web.Request) -> web.Response:
 async def version(request: web.Request) -> web.Response:
     d = daemon_of(request)
     info = d.host_info()
+    details = {
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "python" + platform.python_version(),
+        "Os": "linux",
+        "Arch": "amd64" if info["arch"] == "x86_64" else info["arch"],
+        "KernelVersion": info["kernel"],
+        "BuildTime": _build_time(),
+    }
     return web.json_response(
         {
             "Platform": {"Name": "hafen"},
             "Components": [
-                {"Name": "Engine", "Version": __version__, "Details": {"ApiVersion": API_VERSION}},
+                {
+                    "Name": "Engine",
+                    "Version": __version__,
+                    "Details": {**details, "Experimental": "false"},
+                }
             ],
             "Version": __version__,
-            "ApiVersion": API_VERSION,
-            "MinAPIVersion": MIN_API_VERSION,
-            "GitCommit": "",
-            "GoVersion": "python" + platform.python_version(),
-            "Os": "linux",
-            "Arch": "amd64" if info["arch"] == "x86_64" else info["arch"],
-            "KernelVersion": info["kernel"],
-            "BuildTime": datetime.fromtimestamp(d.started_at, UTC).isoformat(),
+            **details,
+            "Experimental": False,
         }
     )
 
@@ -67,20 +76,21 @@ async def info(request: web.Request) -> web.Response:
             "ContainersStopped": len(containers) - running - paused,
             "Images": images,
             "Driver": d.storage_driver,
-            "DriverStatus": [["Backing Filesystem", "extfs"]],
+            "DriverStatus": [["Backing Filesystem", backing_filesystem(d.config.data_root)]],
             "Plugins": {
                 "Volume": ["local"],
-                "Network": ["bridge", "host", "none"],
+                "Network": ["null"],
                 "Log": ["json-file"],
             },
             "MemoryLimit": True,
-            "SwapLimit": True,
+            "SwapLimit": cgroup_version == "2"
+            or os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
             "CpuCfsPeriod": True,
             "CpuCfsQuota": True,
             "CPUShares": True,
             "CPUSet": True,
             "PidsLimit": True,
-            "IPv4Forwarding": True,
+            "IPv4Forwarding": host_flag("/proc/sys/net/ipv4/ip_forward"),
             "Debug": d.config.debug,
             "NFd": len(os.listdir("/proc/self/fd")),
             "NGoroutines": 0,
@@ -101,7 +111,9 @@ async def info(request: web.Request) -> web.Response:
             "ExperimentalBuild": False,
             "ServerVersion": __version__,
             "Runtimes": {
-                name: {"path": name} for name in ("hafen", "runc", "crun", *d.config.runtimes)
+                name: {"path": d.config.runtime_command(name)[0]}
+                for name in ("hafen", "runc", "crun", *d.config.runtimes)
+                if name == "hafen" or name in d.config.runtimes or shutil.which(name)
             },
             "DefaultRuntime": d.config.default_runtime,
             "Swarm": {
@@ -119,6 +131,14 @@ async def info(request: web.Request) -> web.Response:
             "Warnings": None,
         }
     )
+
+
+def _build_time() -> str:
+    """When this hafen was installed: the mtime of its package (there is no build step)."""
+    import hafen
+
+    stamp = os.path.getmtime(hafen.__file__)
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00")
 
 
 async def _count_images(d: Daemon) -> int:

@@ -80,6 +80,36 @@ class Daemon:
         }
 
 
+_DOCKER_FS_NAMES = {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs"}
+
+
+def backing_filesystem(path: Path) -> str:
+    """The filesystem type under ``path`` (Docker's names: ext4 is "extfs")."""
+    best, fs_type = "", "unknown"
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                mount_point = fields[4].replace("\\040", " ")
+                kind = fields[fields.index("-") + 1]
+                inside = str(path) == mount_point or str(path).startswith(
+                    mount_point.rstrip("/") + "/"
+                )
+                if inside and len(mount_point) >= len(best):
+                    best, fs_type = mount_point, kind
+    except (OSError, ValueError, IndexError):
+        pass
+    return _DOCKER_FS_NAMES.get(fs_type, fs_type)
+
+
+def host_flag(path: str) -> bool:
+    """A kernel switch read from /proc or /sys: true when the file holds a non-zero value."""
+    try:
+        return Path(path).read_text().strip() not in ("", "0")
+    except OSError:
+        return False
+
+
 def _os_name() -> str:
     try:
         for line in Path("/etc/os-release").read_text().splitlines():

@@ -113,7 +113,7 @@ def open_layer_stream(raw: BinaryIO) -> BinaryIO:
             raise InvalidArgument(
                 "this layer is zstd-compressed and the zstandard module is missing"
             )
-        return zstandard.ZstdDecompressor().stream_reader(peeked)  # type: ignore[no-any-return,unused-ignore]
+        return zstandard.ZstdDecompressor().stream_reader(peeked)  # type: ignore[arg-type,no-any-return,unused-ignore]
     return peeked  # type: ignore[return-value]
 
 
