@@ -78,7 +78,10 @@ class ImageService:
         """An image by name[:tag], name@digest, full ID or unique ID prefix."""
         image = self.find(ref)
         if image is None:
-            raise ImageNotFound(ref)
+            try:  # Docker names the normalized reference: "No such image: busybox:latest"
+                raise ImageNotFound(parse_reference(ref).familiar())
+            except InvalidReference:
+                raise ImageNotFound(ref) from None
         return image
 
     def find(self, ref: str) -> Image | None:
