@@ -135,4 +135,14 @@ class OverlaySnapshotter:
         return self._active(key) / "upper"
 
     def layer_dir(self, chain_id: str) -> Path:
+        """That layer's own diff (whiteouts as overlay whiteouts)."""
         return self._layer(chain_id) / "diff"
+
+    def parent(self, key: str) -> str | None:
+        """The ChainID a snapshot was prepared on (None over nothing)."""
+        parent_file = self._active(key) / "parent"
+        return parent_file.read_text().strip() if parent_file.exists() else None
+
+    def lower_dirs(self, key: str) -> list[Path]:
+        """The diff dirs under a snapshot, top first."""
+        return [self.layer_dir(c) for c in self._chain(self.parent(key))]

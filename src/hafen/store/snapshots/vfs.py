@@ -80,6 +80,7 @@ class VfsSnapshotter:
             (staging / "fs").mkdir()
             if parent_chain_id is not None:
                 _copy_tree(self._layer(parent_chain_id) / "fs", staging / "fs")
+                (staging / "parent").write_text(parent_chain_id)
             publish(staging, self._active(key))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -106,5 +107,11 @@ class VfsSnapshotter:
     def upper_dir(self, key: str) -> Path:
         return self._active(key) / "fs"
 
+    def parent(self, key: str) -> str | None:
+        """The ChainID a snapshot was prepared on (None over nothing)."""
+        parent_file = self._active(key) / "parent"
+        return parent_file.read_text().strip() if parent_file.exists() else None
+
     def layer_dir(self, chain_id: str) -> Path:
+        """The whole tree up to that layer."""
         return self._layer(chain_id) / "fs"
