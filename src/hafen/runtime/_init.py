@@ -32,7 +32,7 @@ from hafen.runtime import _sys, rootfs
 # pivot_root the interpreter's own files may be unreadable or gone. (``console`` is
 # imported by the parent before the fork when the process wants a terminal.)
 from hafen.runtime._records import record
-from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Spec
+from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Process, Spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class Channel:
                 pass
 
 
-def _cloexec_from(lowest: int) -> None:
+def cloexec_from(lowest: int) -> None:
     """Mark every fd >= lowest close-on-exec, so only stdio (and preserved fds) leak in."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
@@ -105,13 +105,13 @@ def run_intermediate(args: InitArgs) -> None:
         code = 0
     except BaseException as e:
         try:
-            args.channel.send({"type": "error", "msg": _describe(e)})
+            args.channel.send({"type": "error", "msg": describe(e)})
         except BaseException:
             pass
     os._exit(code)
 
 
-def _describe(e: BaseException) -> str:
+def describe(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror and e.filename is None and e.args[1:]:
         return str(e.args[1])
     return str(e) or type(e).__name__
@@ -172,7 +172,7 @@ def run_init(args: InitArgs) -> None:
         path, argv, env = _init(args)
     except BaseException as e:
         try:
-            args.channel.send({"type": "error", "msg": _describe(e)})
+            args.channel.send({"type": "error", "msg": describe(e)})
         except BaseException:
             pass
         os._exit(1)
@@ -201,7 +201,7 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
     assert proc is not None
     os.setsid()
     os.umask(0)
-    _cloexec_from(3 + args.preserve_fds)
+    cloexec_from(3 + args.preserve_fds)
     for fd in range(3, 3 + args.preserve_fds):
         try:
             os.set_inheritable(fd, True)
@@ -233,24 +233,34 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         rootfs.finalize_rootfs(spec)
     elif spec.sysctl:
         rootfs.write_sysctls(spec.sysctl)
-    env = _environ(proc.env)
+    env = environ(proc.env)
     for kind, soft, hard in proc.rlimits:
         try:
             resource.setrlimit(kind, (soft, hard))
         except (OSError, ValueError) as e:
             raise OSError(f"setrlimit {kind} to {soft}/{hard}: {e}")
-    _set_user_and_caps(spec)
+    set_user_and_caps(proc, spec.has_namespace("user"))
     try:
         os.chdir(proc.cwd)
     except OSError as e:
         raise OSError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed: {e.strerror}")
     path = lookup_executable(proc.args[0], env.get("PATH", DEFAULT_PATH))
+    if proc.apparmor_profile:
+        from hafen.runtime import apparmor  # imported by create when a profile is set
+
+        apparmor.change_on_exec(proc.apparmor_profile)
     if proc.no_new_privileges:
         _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
     if spec.seccomp is not None and args.debug:
         # Hook: seccomp filters are installed here (last, after no_new_privs) once added.
         sys.stderr.write("hafen-runtime: linux.seccomp is not applied yet (ignored)\n")
     return path, list(proc.args), env
+
+
+def install_seccomp(program: bytes) -> None:
+    """Load the container's compiled seccomp filter into this process."""
+    if program:
+        _sys.seccomp_set_filter(program)
 
 
 def _bind_console(slave: str) -> None:
@@ -264,7 +274,7 @@ def _bind_console(slave: str) -> None:
         pass
 
 
-def _environ(entries: list[str]) -> dict[str, str]:
+def environ(entries: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for entry in entries:
         key, sep, value = entry.partition("=")
@@ -299,9 +309,8 @@ def _mask(names: list[str]) -> int:
     return mask
 
 
-def _set_user_and_caps(spec: Spec) -> None:
-    proc = spec.process
-    assert proc is not None
+def set_user_and_caps(proc: Process, in_userns: bool) -> None:
+    """Bounding set, groups, uid/gid, then the other capability sets (runc's order)."""
     caps = proc.capabilities
     if caps is not None:
         bounding = _mask(caps.bounding)
@@ -310,7 +319,7 @@ def _set_user_and_caps(spec: Spec) -> None:
                 _sys.prctl(_sys.PR_CAPBSET_DROP, cap)
     # Keep permitted caps across the uid change; capset below sets the final sets.
     _sys.prctl(_sys.PR_SET_KEEPCAPS, 1)
-    if not (spec.has_namespace("user") and _setgroups_denied()):
+    if not (in_userns and _setgroups_denied()):
         os.setgroups(proc.additional_gids)
     os.setresgid(proc.gid, proc.gid, proc.gid)
     os.setresuid(proc.uid, proc.uid, proc.uid)

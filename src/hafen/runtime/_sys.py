@@ -176,3 +176,23 @@ def last_cap() -> int:
             return int(f.read())
     except OSError:
         return 40
+
+
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(os.uname().machine, 317)
+SECCOMP_SET_MODE_FILTER = 1
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(program: bytes) -> None:
+    """Install a classic BPF program (8 bytes per instruction) as this thread's filter."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    ret = _libc.syscall(_SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog))
+    if ret < 0 and ctypes.get_errno() == 38:  # ENOSYS: kernels before 3.17
+        ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0)
+    _check(ret, "seccomp(SECCOMP_SET_MODE_FILTER)")

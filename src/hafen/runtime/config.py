@@ -154,6 +154,7 @@ class Process:
     rlimits: list[tuple[int, int, int]] = field(default_factory=list)
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
+    apparmor_profile: str = ""
 
 
 @record
@@ -217,6 +218,17 @@ def _caps(obj: Any, where: str) -> Capabilities:
     return caps
 
 
+def parse_process(obj: Any, source: str = "config.json") -> Process:
+    """Validate an OCI ``process`` object (from config.json, or exec's process.json)."""
+    try:
+        return _process(obj)
+    except InvalidConfig as e:
+        if source != "config.json":
+            e.message = e.message.replace("config.json:", source + ":", 1)
+            e.args = (e.message,)
+        raise
+
+
 def _process(obj: Any) -> Process:
     _want(obj, dict, "process")
     args = _str_list(obj.get("args"), "process.args")
@@ -259,6 +271,7 @@ def _process(obj: Any) -> Process:
                 _want(rl.get("hard", 0), int, f"{where}.hard"),
             )
         )
+    proc.apparmor_profile = _want(obj.get("apparmorProfile", ""), str, "process.apparmorProfile")
     if obj.get("oomScoreAdj") is not None:
         proc.oom_score_adj = _want(obj["oomScoreAdj"], int, "process.oomScoreAdj")
     return proc

@@ -56,3 +56,52 @@ def setup_console(sock: socket.socket, height: int = 0, width: int = 0) -> str:
     # The init is a session leader (setsid); this makes the pty its controlling tty.
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     return name
+
+
+def proxy(master: int) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the process hangs up.
+
+    Used by ``exec -t`` and ``run`` without ``--console-socket`` (runc holds the pty
+    itself then). Our own terminal, if stdin is one, is put in raw mode meanwhile.
+    """
+    import select
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        try:
+            size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        except OSError:
+            pass
+    watch = [master, 0]
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select(watch, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd is closed
+                    data = b""
+                if not data:
+                    break
+                while data:
+                    data = data[os.write(1, data) :]
+            if 0 in ready:
+                try:
+                    data = os.read(0, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    watch = [master]  # our stdin ended; keep copying output
+                    continue
+                os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)

@@ -120,6 +120,10 @@ def create(
         )
     if console_socket and not proc.terminal:
         raise InvalidArgument("cannot use console socket if process.terminal is false")
+    if proc.apparmor_profile:
+        from hafen.runtime import apparmor
+
+        apparmor.require(proc.apparmor_profile)
     manager = cgroups.open_manager(spec.cgroups_path, container_id)
 
     os.makedirs(root, mode=0o700, exist_ok=True)
@@ -162,6 +166,7 @@ def create(
                 annotations=spec.annotations,
                 oci_version=spec.oci_version or "1.0.2",
                 owner="",
+                namespaces=[ns.type for ns in spec.namespaces],
             )
         )
         if pid_file:

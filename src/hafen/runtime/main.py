@@ -27,13 +27,15 @@ verbs:
   kill [--all] ID [SIGNAL]
   delete [--force] ID
   run [--bundle DIR] [--console-socket PATH] [--pid-file PATH] [--detach] ID
+  exec [--process FILE | -e K=V -u UID[:GID] --cwd DIR -c CAP -g GID] [-t] [-d]
+       [--pid-file PATH] [--console-socket PATH] [--no-new-privs] ID [COMMAND ARG...]
   ps [--format table|json] ID
   list [--format table|json] [--quiet]
   features
 """
 
-# flag name -> (canonical key, takes a value)
-_GLOBAL_FLAGS = {
+# flag name -> (canonical key, 0 no value / 1 one value / 2 repeatable value)
+_GLOBAL_FLAGS: dict[str, tuple[str, int]] = {
     "root": ("root", True),
     "log": ("log", True),
     "log-format": ("log_format", True),
@@ -46,7 +48,7 @@ _GLOBAL_FLAGS = {
     "version": ("version", False),
     "v": ("version", False),
 }
-_CREATE_FLAGS = {
+_CREATE_FLAGS: dict[str, tuple[str, int]] = {
     "bundle": ("bundle", True),
     "b": ("bundle", True),
     "console-socket": ("console_socket", True),
@@ -55,7 +57,31 @@ _CREATE_FLAGS = {
     "no-new-keyring": ("no_new_keyring", False),
     "preserve-fds": ("preserve_fds", True),
 }
-_VERB_FLAGS: dict[str, dict[str, tuple[str, bool]]] = {
+_EXEC_FLAGS: dict[str, tuple[str, int]] = {
+    "console-socket": ("console_socket", True),
+    "pid-file": ("pid_file", True),
+    "cwd": ("cwd", True),
+    "env": ("env", 2),
+    "e": ("env", 2),
+    "tty": ("tty", False),
+    "t": ("tty", False),
+    "user": ("user", True),
+    "u": ("user", True),
+    "additional-gids": ("additional_gids", 2),
+    "g": ("additional_gids", 2),
+    "process": ("process", True),
+    "p": ("process", True),
+    "detach": ("detach", False),
+    "d": ("detach", False),
+    "process-label": ("process_label", True),
+    "apparmor": ("apparmor", True),
+    "no-new-privs": ("no_new_privs", False),
+    "cap": ("cap", 2),
+    "c": ("cap", 2),
+    "preserve-fds": ("preserve_fds", True),
+    "ignore-paused": ("ignore_paused", False),
+}
+_VERB_FLAGS: dict[str, dict[str, tuple[str, int]]] = {
     "create": _CREATE_FLAGS,
     "run": {**_CREATE_FLAGS, "detach": ("detach", False), "d": ("detach", False)},
     "start": {},
@@ -70,15 +96,24 @@ _VERB_FLAGS: dict[str, dict[str, tuple[str, bool]]] = {
         "q": ("quiet", False),
     },
     "features": {},
+    "exec": _EXEC_FLAGS,
 }
+# Verbs whose flags end at the first positional argument (the rest is a command line).
+_STOP_AT_POSITIONAL = {"exec"}
 
 
 class UsageError(Exception):
     pass
 
 
+class _ExecFailed(Exception):
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def _parse_flags(
-    argv: list[str], table: dict[str, tuple[str, bool]], stop_at_positional: bool
+    argv: list[str], table: dict[str, tuple[str, int]], stop_at_positional: bool
 ) -> tuple[dict[str, Any], list[str]]:
     """Go-style flags (-x, --x, --x=v, --x v) up to the first positional argument."""
     opts: dict[str, Any] = {}
@@ -109,7 +144,10 @@ def _parse_flags(
                 if i >= len(argv):
                     raise UsageError(f"flag needs an argument: -{name}")
                 value = argv[i]
-            opts[key] = value
+            if takes_value == 2:
+                opts.setdefault(key, []).append(value)
+            else:
+                opts[key] = value
         else:
             opts[key] = value is None or value.lower() in ("1", "true", "yes")
         i += 1
@@ -208,6 +246,53 @@ def _features() -> dict[str, Any]:
     }
 
 
+def _preserve_fds(opts: dict[str, Any]) -> int:
+    try:
+        return int(opts.get("preserve_fds", 0))
+    except ValueError:
+        raise UsageError("--preserve-fds must be a number")
+
+
+def _exec(root: str, opts: dict[str, Any], rest: list[str]) -> int:
+    from hafen.runtime import exec_process as ex
+    from hafen.runtime.state import StateDir
+
+    if not rest:
+        raise UsageError('"exec" requires a container id')
+    cid, command = rest[0], rest[1:]
+    if opts.get("process"):
+        if command:
+            raise UsageError("exec: give either --process or a command, not both")
+        process = ex.load_process_file(opts["process"])
+        if opts.get("tty"):
+            process.terminal = True
+    else:
+        st = StateDir(root, cid).load()
+        process = ex.process_from_flags(
+            st.bundle,
+            command,
+            env=opts.get("env"),
+            cwd=opts.get("cwd"),
+            user=opts.get("user"),
+            additional_gids=opts.get("additional_gids"),
+            caps=opts.get("cap"),
+            no_new_privs=bool(opts.get("no_new_privs")),
+            tty=bool(opts.get("tty")),
+        )
+    if opts.get("apparmor"):
+        process.apparmor_profile = opts["apparmor"]
+    return ex.exec_process(
+        root,
+        cid,
+        process,
+        detach=bool(opts.get("detach")),
+        pid_file=opts.get("pid_file"),
+        console_socket=opts.get("console_socket"),
+        preserve_fds=_preserve_fds(opts),
+        ignore_paused=bool(opts.get("ignore_paused")),
+    )
+
+
 def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any]) -> int:
     from hafen.runtime import container
 
@@ -231,6 +316,15 @@ def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any
             container.create(root, cid, bundle, **kwargs)
             return 0
         return container.run(root, cid, bundle, detach=bool(opts.get("detach")), **kwargs)
+    if verb == "exec":
+        try:
+            return _exec(root, opts, rest)
+        except UsageError:
+            raise
+        except Exception as e:
+            # runc exits 255 when exec itself fails (not the process): callers tell apart
+            # "the command failed" from "the command never ran".
+            raise _ExecFailed(e)
     if verb == "start":
         container.start(root, _one_id(verb, rest))
         return 0
@@ -298,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         verb, verb_args = rest[0], rest[1:]
         if verb not in _VERB_FLAGS:
             raise UsageError(f"unknown command {verb!r}")
-        opts, positional = _parse_flags(verb_args, _VERB_FLAGS[verb], stop_at_positional=False)
+        opts, positional = _parse_flags(
+            verb_args, _VERB_FLAGS[verb], stop_at_positional=verb in _STOP_AT_POSITIONAL
+        )
         if g.get("debug"):
             log.debug(f"{verb} {' '.join(verb_args)}")
         return _dispatch(verb, opts, positional, g)
@@ -307,16 +403,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except _ExecFailed as failed:
+        _report(log, failed.cause)
+        return 255
     except Exception as e:
-        from hafen.errors import HafenError
-
-        if isinstance(e, HafenError):
-            log.error(e.message)
-        elif isinstance(e, OSError):
-            log.error(str(e.strerror if e.strerror and not e.filename else e))
-        else:
-            log.error(f"{type(e).__name__}: {e}")
+        _report(log, e)
         return 1
+
+
+def _report(log: _Logger, e: Exception) -> None:
+    from hafen.errors import HafenError
+
+    if isinstance(e, HafenError):
+        log.error(e.message)
+    elif isinstance(e, OSError):
+        log.error(str(e.strerror if e.strerror and not e.filename else e))
+    else:
+        log.error(f"{type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

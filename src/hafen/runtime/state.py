@@ -60,6 +60,8 @@ class ContainerState:
     annotations: dict[str, str] = field(default_factory=dict)
     oci_version: str = OCI_VERSION
     owner: str = ""
+    # Namespace types the container has (not shared with the host): exec joins these.
+    namespaces: list[str] = field(default_factory=list)
 
 
 def proc_start_time(pid: int) -> int | None:

@@ -102,3 +102,28 @@ def test_last_message_reads_logrus_and_json() -> None:
     )
     assert _last_message('{"level":"error","msg":"nope"}\n') == "nope"
     assert _last_message("plain\n") == "plain"
+
+
+def test_exec_flags_repeat_and_stop_at_the_container_id() -> None:
+    opts, rest = _parse_flags(
+        ["-e", "A=1", "--env=B=2", "-c", "CAP_KILL", "-t", "-d", "cid", "sh", "-c", "x"],
+        _VERB_FLAGS["exec"],
+        True,
+    )
+    assert opts == {"env": ["A=1", "B=2"], "cap": ["CAP_KILL"], "tty": True, "detach": True}
+    assert rest == ["cid", "sh", "-c", "x"]  # the command's own flags are not ours
+
+
+def test_exec_failure_exits_255(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--root", str(tmp_path), "exec", "nope", "true"]) == 255
+    assert 'container "nope" does not exist' in capsys.readouterr().err
+
+
+def test_exec_process_file_errors_name_the_file(tmp_path: Path) -> None:
+    from hafen.errors import InvalidConfig
+    from hafen.runtime.exec_process import load_process_file
+
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"args": []}))
+    with pytest.raises(InvalidConfig, match=r"process file .*p\.json.*args must not be empty"):
+        load_process_file(str(bad))
