@@ -142,7 +142,7 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    from hafen.api import containers, images, system
+    from hafen.api import containers, exec, images, system
 
     app = web.Application(
         middlewares=[headers_middleware, errors_middleware, version_middleware],
@@ -152,5 +152,6 @@ def build_app(daemon: Daemon) -> web.Application:
     routes = Routes(app)
     system.register(routes)
     containers.register(routes)
+    exec.register(routes)
     images.register(routes)
     return app

@@ -107,7 +107,10 @@ async def create(request: web.Request) -> web.Response:
 async def inspect(request: web.Request) -> web.Response:
     d = daemon_of(request)
     c = d.containers.get(request.match_info["id"])
-    return web.json_response(container_inspect(c, d.storage_driver))
+    body = container_inspect(c, d.storage_driver)
+    running = [r.id for r in d.containers.execs.of_container(c.id) if r.running]
+    body["ExecIDs"] = running or None
+    return web.json_response(body)
 
 
 async def start(request: web.Request) -> web.Response:

@@ -444,20 +444,25 @@ class APIClient:
             "logs": logs or None,
             "detachKeys": detach_keys,
         }
-        url = self._url(f"/containers/{_q(container)}/attach", params)
+        return self._hijack(self._url(f"/containers/{_q(container)}/attach", params), None)
+
+    def _hijack(self, url: str, body: Any) -> Hijacked:
+        """POST ``url`` asking for a connection upgrade; the raw duplex stream."""
+        data = json.dumps(body).encode() if body is not None else b""
+        content_type = "application/json" if body is not None else "text/plain"
         sock = _transport.open_socket(self.host, self.timeout)
         request = (
             f"POST {url} HTTP/1.1\r\n"
             "Host: docker\r\n"
             "User-Agent: hafen-cli\r\n"
-            "Content-Type: text/plain\r\n"
-            "Content-Length: 0\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(data)}\r\n"
             "Connection: Upgrade\r\n"
             "Upgrade: tcp\r\n"
             "\r\n"
         )
         try:
-            sock.sendall(request.encode("latin-1"))
+            sock.sendall(request.encode("latin-1") + data)
             head = _transport.read_response_head(sock)
         except OSError:
             sock.close()
@@ -483,6 +488,31 @@ class APIClient:
         if "chunked" in head.headers.get("transfer-encoding", ""):
             body = _dechunk(body)
         raise _transport.error_from_response(head.status, body, head.reason)
+
+    # ------------------------------------------------------------------ exec
+
+    def exec_create(self, container: str, config: dict[str, Any]) -> str:
+        """``POST /containers/{id}/exec``: the new exec's id."""
+        result = self._call("POST", f"/containers/{_q(container)}/exec", body=config)
+        return str(result["Id"])
+
+    def exec_start(
+        self, exec_id: str, tty: bool, console_size: tuple[int, int] | None = None
+    ) -> Hijacked:
+        """Hijack ``POST /exec/{id}/start``: the raw duplex connection."""
+        body: dict[str, Any] = {"Detach": False, "Tty": tty}
+        if console_size:
+            body["ConsoleSize"] = list(console_size)
+        return self._hijack(self._url(f"/exec/{_q(exec_id)}/start"), body)
+
+    def exec_start_detached(self, exec_id: str) -> None:
+        self._call("POST", f"/exec/{_q(exec_id)}/start", body={"Detach": True, "Tty": False})
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/exec/{_q(exec_id)}/json"))
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        self._call("POST", f"/exec/{_q(exec_id)}/resize", {"h": height, "w": width})
 
     # ------------------------------------------------------------------ images
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from hafen.containers.execs import ExecService
 from hafen.containers.model import (
     Container,
     ContainerConfig,
@@ -153,6 +154,7 @@ class ContainerService:
             ],
         ] = {}
         self._starting: set[str] = set()
+        self.execs = ExecService(self)
         (options.data_root / "containers").mkdir(parents=True, exist_ok=True)
         (options.exec_root / "containers").mkdir(parents=True, exist_ok=True)
 
@@ -625,6 +627,7 @@ class ContainerService:
 
             await asyncio.to_thread(delete)
             del self._containers[c.id]
+            self.execs.forget_container(c.id)
         self._locks.pop(c.id, None)
         for fut in self._exit_waiters.pop(c.id, []):
             if not fut.done():

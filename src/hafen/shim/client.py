@@ -195,6 +195,26 @@ class ShimClient:
         """Set the container's terminal size (tty containers only)."""
         await self._call({"op": "resize", "height": int(height), "width": int(width)})
 
+    async def exec(
+        self, exec_id: str, process: dict[str, Any], stdin: bool
+    ) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+        """Run an extra process in the container: its host pid and its stream.
+
+        The stream carries frames of its output (stream 1/2) and a last frame on
+        ``EXIT_STREAM`` with ``{"exit_code": N}``; bytes written go to its stdin
+        (``write_eof`` closes it). Raises RuntimeFailure with the runtime's message.
+        """
+        reader, writer, reply = await self._open(
+            {"op": "exec", "exec_id": exec_id, "process": process, "stdin": bool(stdin)}
+        )
+        return int(reply.get("pid", 0)), reader, writer
+
+    async def resize_exec(self, exec_id: str, height: int, width: int) -> None:
+        """Set the terminal size of a running exec."""
+        await self._call(
+            {"op": "resize", "exec_id": exec_id, "height": int(height), "width": int(width)}
+        )
+
     async def state(self) -> dict[str, Any]:
         """``{"pid": int, "status": "created" | "running" | "stopped"}``."""
         return await self._call({"op": "state"})

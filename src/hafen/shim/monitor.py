@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from hafen.shim.execs import ExecManager
 from hafen.shim.logfile import JsonLogWriter
 from hafen.shim.oom import memory_cgroup_file, oom_kill_count
 from hafen.shim.proto import (
@@ -50,7 +51,7 @@ from hafen.shim.stdio import CreateError, create_with_console, create_with_pipes
 
 CLIENT_BUFFER_LIMIT = 4 * 1024 * 1024  # per attached client, then it is dropped
 STDIN_BUFFER_LIMIT = 1024 * 1024  # stop reading stdin clients beyond this
-REQUEST_LIMIT = 64 * 1024  # one request line
+REQUEST_LIMIT = 1024 * 1024  # one request line (an exec carries its whole process)
 OUTPUT_DRAIN_TIMEOUT = 2.0  # after the init exits: orphans outside a pid ns may hold pipes
 CLIENT_FLUSH_TIMEOUT = 5.0  # after the exit: attached clients get this long to take output
 VERB_TIMEOUT = 30.0
@@ -80,7 +81,7 @@ class _Conn:
         self.fd = sock.fileno()
         self.inbuf = bytearray()
         self.outbuf = bytearray()
-        self.kind = "request"  # request | attach | wait | reply
+        self.kind = "request"  # request | attach | exec | wait | reply
         self.reading = True
         self.close_after_flush = False
         self.want_stdin = False
@@ -147,6 +148,7 @@ class Shim:
         self.oom_killed = False
         self.reap_pending = False
         self._created_files: list[str] = []
+        self.execs = ExecManager(self)
 
     # ------------------------------------------------------------------ set-up
 
@@ -229,10 +231,19 @@ class Shim:
                 timeout: float | None = max(0.0, self.exit_deadline - time.monotonic())
             else:
                 timeout = None
+            exec_deadline = self.execs.next_deadline()
+            if exec_deadline is not None:
+                self.execs.expire()
+                left = max(0.0, exec_deadline - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
             for key, mask in self.sel.select(timeout):
                 kind, obj = key.data
                 if kind == "out":
                     self._on_output(key.fd)
+                elif kind == "xout":
+                    self.execs.on_output(obj, key.fd)
+                elif kind == "xin":
+                    self.execs.flush_stdin(obj)
                 elif kind == "conn":
                     self._on_conn(obj, mask)
                 elif kind == "stdin":
@@ -252,7 +263,10 @@ class Shim:
                 return
             if pid == 0:
                 return
-            if pid == self.pid and self.exit_code is None:
+            if pid != self.pid:
+                code = os.waitstatus_to_exitcode(status)
+                self.execs.on_reaped(pid, 128 - code if code < 0 else code)
+            elif self.exit_code is None:
                 code = os.waitstatus_to_exitcode(status)
                 self.exit_code = 128 - code if code < 0 else code
                 self.exited_at = rfc3339_nano()
@@ -357,7 +371,10 @@ class Shim:
         if conn.fd not in self.conns:
             return
         events = 0
-        throttled = conn.want_stdin and len(self.stdin_buf) >= STDIN_BUFFER_LIMIT
+        if conn.kind == "exec":
+            throttled = self.execs.throttled(conn)
+        else:
+            throttled = conn.want_stdin and len(self.stdin_buf) >= STDIN_BUFFER_LIMIT
         if conn.reading and not throttled:
             events |= selectors.EVENT_READ
         if conn.outbuf:
@@ -380,6 +397,7 @@ class Shim:
         conn.events = 0
         if conn in self.waiters:
             self.waiters.remove(conn)
+        self.execs.forget_conn(conn)
         conn.sock.close()
 
     def _send(self, conn: _Conn, data: bytes) -> None:
@@ -432,6 +450,9 @@ class Shim:
             if conn.want_stdin:
                 self._feed_stdin(data)
             return
+        if conn.kind == "exec":
+            self.execs.on_client_data(conn, data)
+            return
         if conn.kind != "request":
             return  # nothing more is expected from a waiter
         conn.inbuf += data
@@ -452,6 +473,9 @@ class Shim:
                 self.stdin_close_pending = True
                 if not self.stdin_buf:
                     self._close_stdin()
+            self._update(conn)
+        elif conn.kind == "exec":
+            self.execs.on_client_eof(conn)
             self._update(conn)
         else:
             # a half-sent request, or a waiter that gave up (a daemon going away)
@@ -475,6 +499,8 @@ class Shim:
                 self._op_attach(conn, req, rest)
             elif op == "resize":
                 self._op_resize(conn, req)
+            elif op == "exec":
+                self.execs.start(conn, req, rest)
             elif op == "kill":
                 self._op_kill(conn, req)
             elif op == "wait":
@@ -519,6 +545,13 @@ class Shim:
             self._flush_conn(conn)
 
     def _op_resize(self, conn: _Conn, req: dict[str, Any]) -> None:
+        if req.get("exec_id"):
+            height, width = int(req["height"]), int(req["width"])
+            if not (0 <= height <= 0xFFFF and 0 <= width <= 0xFFFF):
+                raise ValueError(f"terminal size {height}x{width} out of range")
+            error = self.execs.resize(str(req["exec_id"]), height, width)
+            self._reply(conn, {"error": error} if error else {"ok": True})
+            return
         if self.master is None:
             self._reply(conn, {"error": f"container {self.opts.id} has no terminal"})
             return
@@ -553,6 +586,7 @@ class Shim:
         """Record the exit, release the runtime's state, hand over to clients, leave."""
         for fd in list(self.outputs):
             self._close_output(fd)
+        self.execs.finish_all()
         if self.log is not None:
             self.log.close()
         self._close_stdin()

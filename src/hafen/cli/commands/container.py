@@ -604,6 +604,15 @@ container_group.add_command(rm, "remove")
 container_group.add_command(wait)
 
 
+def _add_exec() -> None:
+    from hafen.cli.commands.exec import exec_
+
+    container_group.add_command(exec_, "exec")
+
+
+_add_exec()
+
+
 @click.command("inspect", context_settings=_CTX)
 @click.option("-f", "--format", "fmt", help="Format output using a custom template")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes")
