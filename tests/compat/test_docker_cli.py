@@ -90,3 +90,30 @@ def test_docker_run_interactive_stdin(hafend: Hafend, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
+
+
+def test_docker_exec_flags_and_exit_codes(hafend: Hafend, tmp_path: Path) -> None:
+    cid = docker(hafend, tmp_path, "run", "-d", "busybox", "sleep", "300").stdout.strip()
+    try:
+        r = docker(
+            hafend, tmp_path, "exec", cid, "sh", "-c", "echo o; echo e >&2; exit 3", check=False
+        )
+        assert (r.returncode, r.stdout, r.stderr) == (3, "o\n", "e\n")
+        r = subprocess.run(
+            [DOCKER, "exec", "-i", "-u", "nobody", "-w", "/tmp", "-e", "K=v", cid,
+             "sh", "-c", "read x; echo $x $K; id -u; pwd"],
+            input="in\n", capture_output=True, text=True, timeout=60,
+            env={**hafend.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")},
+        )  # fmt: skip
+        assert r.stdout.split() == ["in", "v", "65534", "/tmp"]
+        r = docker(hafend, tmp_path, "exec", cid, "nosuch", check=False)
+        assert r.returncode == 126 and "nosuch" in r.stdout + r.stderr
+        docker(hafend, tmp_path, "exec", "-d", cid, "sh", "-c", "echo x > /tmp/d")
+        inner = f"stty rows 20 cols 70; {DOCKER} exec -it {cid} stty size"
+        r = subprocess.run(
+            ["script", "-eqc", inner, "/dev/null"], capture_output=True, text=True, timeout=60,
+            env={**hafend.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")},
+        )  # fmt: skip
+        assert "20 70" in r.stdout
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", cid, check=False)

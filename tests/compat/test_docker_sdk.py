@@ -1,0 +1,58 @@
+"""The Docker SDK for Python (``docker`` on PyPI) against hafend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Hafend
+
+docker = pytest.importorskip("docker")
+
+
+@pytest.fixture
+def sdk(hafend: Hafend) -> Iterator[Any]:
+    client = docker.DockerClient(base_url=hafend.host, timeout=60)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def sleeper(sdk: Any) -> Iterator[Any]:
+    container = sdk.containers.run("busybox", ["sleep", "300"], detach=True)
+    try:
+        yield container
+    finally:
+        container.remove(force=True)
+
+
+def test_sdk_exec_run_output_and_exit_code(sleeper: Any) -> None:
+    result = sleeper.exec_run(["sh", "-c", "echo out; echo err >&2; exit 4"], demux=True)
+    assert result.exit_code == 4
+    assert result.output == (b"out\n", b"err\n")
+    result = sleeper.exec_run("pwd", workdir="/tmp", user="nobody", environment={"A": "1"})
+    assert result.exit_code == 0 and result.output == b"/tmp\n"
+
+
+def test_sdk_exec_run_streamed_and_tty(sleeper: Any) -> None:
+    result = sleeper.exec_run(["sh", "-c", "echo 1; echo 2"], stream=True)
+    assert b"".join(result.output) == b"1\n2\n"
+    result = sleeper.exec_run("tty", tty=True)
+    assert result.exit_code == 0 and result.output.startswith(b"/dev/pts/")
+
+
+def test_sdk_exec_detached_and_inspect(sdk: Any, sleeper: Any) -> None:
+    api = sdk.api
+    exec_id = api.exec_create(sleeper.id, ["sh", "-c", "exit 9"])["Id"]
+    api.exec_start(exec_id, detach=True)
+    import time
+
+    deadline = time.monotonic() + 10
+    while api.exec_inspect(exec_id)["ExitCode"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.exec_inspect(exec_id)["ExitCode"] == 9
