@@ -142,7 +142,7 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    from hafen.api import containers, exec, images, system
+    from hafen.api import containers, exec, images, system, volumes
 
     app = web.Application(
         middlewares=[headers_middleware, errors_middleware, version_middleware],
@@ -154,4 +154,5 @@ def build_app(daemon: Daemon) -> web.Application:
     containers.register(routes)
     exec.register(routes)
     images.register(routes)
+    volumes.register(routes)
     return app

@@ -133,7 +133,11 @@ async def kill(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     d = daemon_of(request)
-    await d.containers.remove(request.match_info["id"], force=query_bool(request, "force"))
+    await d.containers.remove(
+        request.match_info["id"],
+        force=query_bool(request, "force"),
+        volumes=query_bool(request, "v"),
+    )
     return web.Response(status=204)
 
 

@@ -19,6 +19,8 @@ from hafen.containers.model import (
 )
 from hafen.errors import InvalidArgument
 from hafen.units import human_duration
+from hafen.volumes.model import MountPoint
+from hafen.volumes.mounts import parse_api_mount, parse_bind, parse_tmpfs, volumes_from_spec
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -118,6 +120,20 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
             for k, v in (_get(log_config, "Config", dict, {}, w + "LogConfig.")).items()
         },
     )
+    mounts_raw = _get(hc_raw, "Mounts", list, [], w)
+    host_config.mounts = [parse_api_mount(m) for m in mounts_raw]
+    tmpfs = _get(hc_raw, "Tmpfs", dict, {}, w)
+    if not all(isinstance(v, str) for v in tmpfs.values()):
+        raise InvalidArgument("invalid value for HostConfig.Tmpfs: expected strings")
+    host_config.tmpfs = {str(k): v for k, v in tmpfs.items()}
+    host_config.volumes_from = _str_list(hc_raw, "VolumesFrom", w, split_string=False) or []
+    # refuse bad specs now: nothing is created for a request that cannot run
+    for spec in host_config.binds:
+        parse_bind(spec)
+    for dest, opts in host_config.tmpfs.items():
+        parse_tmpfs(dest, opts)
+    for spec in host_config.volumes_from:
+        volumes_from_spec(spec)
     if host_config.log_type not in ("json-file", "none"):
         raise InvalidArgument(
             f"HostConfig.LogConfig.Type: unsupported log driver {host_config.log_type!r}"
@@ -168,7 +184,9 @@ def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
         },
         "AutoRemove": hc.auto_remove,
         "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumesFrom": hc.volumes_from or None,
+        "Mounts": [_mount_spec_to_api(m) for m in hc.mounts] or None,
+        "Tmpfs": hc.tmpfs or None,
         "CapAdd": hc.cap_add or None,
         "CapDrop": hc.cap_drop or None,
         "CgroupnsMode": "host",
@@ -248,7 +266,7 @@ def container_inspect(c: Container, driver: str) -> dict[str, Any]:
         "ExecIDs": None,
         "HostConfig": _host_config_to_api(c.host_config),
         "GraphDriver": {"Name": driver, "Data": None},
-        "Mounts": [],
+        "Mounts": [mount_point_to_api(m) for m in c.mount_points],
         "Config": _config_to_api(c),
         "NetworkSettings": {
             "Bridge": "",
@@ -293,5 +311,42 @@ def container_summary(c: Container) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": [mount_point_to_api(m) for m in c.mount_points],
     }
+
+
+def mount_point_to_api(m: MountPoint) -> dict[str, Any]:
+    """A container's mount as inspect and ps show it (Docker's ``MountPoint``)."""
+    out: dict[str, Any] = {"Type": m.type}
+    if m.type == "volume":
+        out["Name"] = m.name
+    out["Source"] = m.source
+    out["Destination"] = m.destination
+    if m.type == "volume":
+        out["Driver"] = m.driver
+    out["Mode"] = m.mode
+    out["RW"] = m.rw
+    out["Propagation"] = m.propagation if m.type == "bind" else ""
+    return out
+
+
+def _mount_spec_to_api(m: MountPoint) -> dict[str, Any]:
+    """A ``HostConfig.Mounts`` entry back in Docker's ``Mount`` shape."""
+    out: dict[str, Any] = {"Type": m.type, "Target": m.destination}
+    if m.type == "bind":
+        out["Source"] = m.source
+        out["BindOptions"] = {"Propagation": m.propagation}
+    elif m.type == "volume":
+        out["Source"] = "" if m.anonymous else m.name
+        volume_options: dict[str, Any] = {"NoCopy": not m.copy_up}
+        if m.volume_labels:
+            volume_options["Labels"] = m.volume_labels
+        if m.volume_options or m.driver not in ("", "local"):
+            volume_options["DriverConfig"] = {
+                "Name": m.driver or "local",
+                "Options": m.volume_options,
+            }
+        out["VolumeOptions"] = volume_options
+    if not m.rw:
+        out["ReadOnly"] = True
+    return out

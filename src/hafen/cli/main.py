@@ -46,6 +46,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("hafen.cli.commands.system", "info", "Display system-wide information"),
     "container": ("hafen.cli.commands.container", "container_group", "Manage containers"),
     "image": ("hafen.cli.commands.image", "image_group", "Manage images"),
+    "volume": ("hafen.cli.commands.volume", "volume_group", "Manage volumes"),
 }
 
 
@@ -139,7 +140,7 @@ def _command_path(argv: list[str]) -> str:
                 break
             continue
         words.append(arg)
-        if len(words) == 2 or arg not in ("container", "image"):
+        if len(words) == 2 or arg not in ("container", "image", "volume", "network"):
             break
     return " ".join(["hafen", *words])
 

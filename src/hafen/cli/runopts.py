@@ -53,6 +53,9 @@ class RunOptions:
     stop_timeout: int | None = None
     restart: str | None = None
     volumes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
     publish: list[str] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
     network: str | None = None
@@ -227,6 +230,103 @@ def parse_volumes(specs: Sequence[str]) -> tuple[list[str], dict[str, dict[str, 
     return binds, anonymous
 
 
+_TRUE = ("", "1", "true")
+_FALSE = ("0", "false")
+
+
+def _mount_bool(key: str, value: str | None, spec: str) -> bool:
+    text = (value or "").lower()
+    if value is None or text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidArgument(f"invalid value for {key}: {value} (in --mount {spec})")
+
+
+def parse_mount(spec: str) -> dict[str, Any]:
+    """``--mount type=…,source=…,target=…[,readonly][,volume-opt=k=v]…`` -> a Mount object."""
+    import csv
+
+    try:
+        fields = next(csv.reader([spec]))
+    except (csv.Error, StopIteration):
+        raise InvalidArgument(f"invalid --mount specification: {spec!r}")
+    mount: dict[str, Any] = {"Type": "volume"}
+    volume_opts: dict[str, Any] = {}
+    bind_opts: dict[str, Any] = {}
+    tmpfs_opts: dict[str, Any] = {}
+    driver_opts: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for item in fields:
+        key, sep, value_text = item.partition("=")
+        key = key.strip().lower()
+        value = value_text if sep else None
+        if key == "type":
+            mount["Type"] = value or ""
+        elif key in ("source", "src"):
+            mount["Source"] = value or ""
+        elif key in ("target", "destination", "dst"):
+            mount["Target"] = value or ""
+        elif key in ("readonly", "ro"):
+            mount["ReadOnly"] = _mount_bool(key, value, spec)
+        elif key == "consistency":
+            mount["Consistency"] = value or ""
+        elif key == "bind-propagation":
+            bind_opts["Propagation"] = value or ""
+        elif key == "volume-nocopy":
+            volume_opts["NoCopy"] = _mount_bool(key, value, spec)
+        elif key == "volume-driver":
+            volume_opts.setdefault("DriverConfig", {})["Name"] = value or ""
+        elif key == "volume-label":
+            k, _, v = (value or "").partition("=")
+            labels[k] = v
+        elif key == "volume-opt":
+            k, sep2, v = (value or "").partition("=")
+            if not k or not sep2:
+                raise InvalidArgument(f"invalid volume-opt {value!r}: expected key=value")
+            driver_opts[k] = v
+        elif key == "tmpfs-size":
+            tmpfs_opts["SizeBytes"] = ram_in_bytes(value or "")
+        elif key == "tmpfs-mode":
+            try:
+                tmpfs_opts["Mode"] = int(value or "", 8)
+            except ValueError:
+                raise InvalidArgument(f"invalid value for tmpfs-mode: {value}")
+        else:
+            raise InvalidArgument(f"unexpected key '{key}' in '{item}'")
+    if not mount.get("Target"):
+        raise InvalidArgument("target is required")
+    if driver_opts:
+        volume_opts.setdefault("DriverConfig", {})["Options"] = driver_opts
+    if labels:
+        volume_opts["Labels"] = labels
+    kind = mount["Type"]
+    if volume_opts and kind != "volume":
+        raise InvalidArgument(f"cannot mix 'volume-*' options with mount type '{kind}'")
+    if bind_opts and kind != "bind":
+        raise InvalidArgument(f"cannot mix 'bind-*' options with mount type '{kind}'")
+    if tmpfs_opts and kind != "tmpfs":
+        raise InvalidArgument(f"cannot mix 'tmpfs-*' options with mount type '{kind}'")
+    if volume_opts:
+        mount["VolumeOptions"] = volume_opts
+    if bind_opts:
+        mount["BindOptions"] = bind_opts
+    if tmpfs_opts:
+        mount["TmpfsOptions"] = tmpfs_opts
+    return mount
+
+
+def parse_tmpfs_flags(specs: Sequence[str]) -> dict[str, str]:
+    """``--tmpfs /path[:opts]`` -> HostConfig.Tmpfs."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        path, _, options = spec.partition(":")
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid tmpfs mount {spec!r}: the path must be absolute")
+        out[path] = options
+    return out
+
+
 _RESTART_NAMES = ("no", "always", "unless-stopped", "on-failure")
 
 
@@ -313,6 +413,9 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
 
     host: dict[str, Any] = {
         "Binds": binds or None,
+        "Mounts": [parse_mount(m) for m in opts.mounts] or None,
+        "Tmpfs": parse_tmpfs_flags(opts.tmpfs) or None,
+        "VolumesFrom": list(opts.volumes_from) or None,
         "NetworkMode": opts.network or "default",
         "PortBindings": port_bindings,
         "RestartPolicy": parse_restart(opts.restart)

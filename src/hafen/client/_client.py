@@ -542,6 +542,38 @@ class APIClient:
     def tag(self, image: str, repo: str, tag: str | None = None) -> None:
         self._call("POST", f"/images/{_q(image)}/tag", {"repo": repo, "tag": tag})
 
+    # ------------------------------------------------------------------ volumes
+
+    def volumes(self, filters: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"filters": dict(filters)} if filters else {}
+        doc = self._call("GET", "/volumes", params) or {}
+        return list(doc.get("Volumes") or [])
+
+    def create_volume(
+        self,
+        name: str | None = None,
+        driver: str | None = None,
+        options: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "Name": name or "",
+            "Driver": driver or "local",
+            "DriverOpts": dict(options or {}),
+            "Labels": dict(labels or {}),
+        }
+        return dict(self._call("POST", "/volumes/create", None, body))
+
+    def inspect_volume(self, name: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/volumes/{_q(name)}"))
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        self._call("DELETE", f"/volumes/{_q(name)}", {"force": force or None})
+
+    def prune_volumes(self, filters: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"filters": dict(filters)} if filters else {}
+        return dict(self._call("POST", "/volumes/prune", params) or {})
+
     # ------------------------------------------------------------------ streams
 
     def post_stream(

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from hafen.volumes.model import MountPoint
+
 T = TypeVar("T")
 
 
@@ -81,6 +83,9 @@ class HostConfig:
     network_mode: str = "default"
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     binds: list[str] = field(default_factory=list)
+    mounts: list[MountPoint] = field(default_factory=list)  # HostConfig.Mounts, parsed
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    volumes_from: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
     group_add: list[str] = field(default_factory=list)
     log_type: str = "json-file"
@@ -122,6 +127,7 @@ class Container:
     restart_count: int = 0
     snapshot_key: str = ""
     runtime: str = ""  # the runtime name used at the last start
+    mount_points: list[MountPoint] = field(default_factory=list)  # resolved at create
 
     @property
     def short_id(self) -> str:
@@ -151,6 +157,8 @@ def _build(kind: type[T], raw: dict[str, Any]) -> T:
         value = raw[f.name]
         if f.name in nested and isinstance(value, dict):
             value = _build(nested[f.name], value)
+        elif f.name in ("mounts", "mount_points") and isinstance(value, list):
+            value = [_build(MountPoint, m) for m in value if isinstance(m, dict)]
         elif f.name == "status":
             value = ContainerStatus(value)
         values[f.name] = value

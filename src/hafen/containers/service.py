@@ -21,7 +21,7 @@ import secrets
 import shutil
 import signal as signals
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,15 @@ from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
 from hafen.shim.client import ExitStatus, ShimClient, launch_shim, read_exit_status
 from hafen.store.metadata import MetadataStore
+from hafen.volumes.model import MountPoint, Volume
+from hafen.volumes.mounts import (
+    copy_up,
+    merge_mounts,
+    parse_bind,
+    parse_tmpfs,
+    volumes_from_spec,
+)
+from hafen.volumes.service import VolumeService
 
 log = logging.getLogger("hafen.containers")
 
@@ -135,8 +144,11 @@ class ContainerService:
         metadata: MetadataStore,
         images: ImageLookup,
         snapshotter: SnapshotLookup,
+        volumes: VolumeService | None = None,
     ) -> None:
         self.options = options
+        self.volumes = volumes
+        self._mounted_volumes: dict[str, builtins.list[Volume]] = {}
         self.metadata = metadata
         self.images = images
         self.snapshotter = snapshotter
@@ -188,6 +200,14 @@ class ContainerService:
             ImageUser(container_id=c.id, running=c.state.running)
             for c in self._containers.values()
             if c.image_id == image_id
+        ]
+
+    def volume_users(self, name: str) -> builtins.list[str]:
+        """The containers whose mounts reference volume ``name`` (in any state)."""
+        return [
+            c.id
+            for c in builtins.list(self._containers.values())
+            if any(m.type == "volume" and m.name == name for m in c.mount_points)
         ]
 
     def _lock(self, container_id: str) -> asyncio.Lock:
@@ -272,8 +292,10 @@ class ContainerService:
         c.hosts_path = str(data_dir / "hosts")
         c.resolv_conf_path = str(data_dir / "resolv.conf")
         chain = self.images.layer_chain(image)
+        created_volumes: builtins.list[str] = []
 
         def prepare() -> None:
+            c.mount_points = self._plan_mounts(merged, host_config, created_volumes)
             data_dir.mkdir(parents=True, exist_ok=True)
             self.snapshotter.prepare(c.snapshot_key, chain)
 
@@ -284,8 +306,121 @@ class ContainerService:
         except BaseException:
             self._containers.pop(c.id, None)
             await asyncio.to_thread(self._discard_storage, c)
+            await asyncio.to_thread(self._remove_volumes, created_volumes)
             raise
         return c
+
+    # ------------------------------------------------------------------ mounts
+
+    def _plan_mounts(
+        self, config: ContainerConfig, hc: HostConfig, created: builtins.list[str]
+    ) -> builtins.list[MountPoint]:
+        """Resolve every mount of a new container; creates the volumes it names (worker
+        thread). Anonymous volumes it made are appended to ``created`` for clean-up."""
+        inherited: builtins.list[MountPoint] = []
+        for spec in hc.volumes_from:
+            ref, mode = volumes_from_spec(spec)
+            other = self.get(ref)
+            for m in other.mount_points:
+                if m.type == "tmpfs":
+                    continue
+                rw = m.rw if mode is None else mode == "rw"
+                inherited.append(replace(m, rw=rw, anonymous=False, copy_up=False))
+        user = [parse_bind(b) for b in hc.binds]
+        user += [replace(m) for m in hc.mounts]
+        user += [parse_tmpfs(dest, opts) for dest, opts in hc.tmpfs.items()]
+        points = merge_mounts(inherited, user, builtins.list(config.volumes))
+        if any(m.type == "volume" for m in points) and self.volumes is None:
+            raise InvalidArgument("volumes are not available on this daemon")
+        for m in points:
+            if m.type == "bind" and not m.create_source and not os.path.exists(m.source):
+                raise InvalidArgument(
+                    f'invalid mount config for type "bind": bind source path does not exist: '
+                    f"{m.source}"
+                )
+            if m.type != "volume" or self.volumes is None:
+                continue
+            if not m.name:
+                volume = self.volumes.create_anonymous(m.driver or "local", m.volume_options)
+                created.append(volume.name)
+                m.name, m.anonymous = volume.name, True
+            else:
+                volume = self.volumes.create(
+                    m.name, m.driver or "local", m.volume_options, m.volume_labels
+                )
+            m.source, m.driver = volume.mountpoint, volume.driver
+        return points
+
+    def _remove_volumes(self, names: builtins.list[str]) -> None:
+        if self.volumes is None:
+            return
+        for name in names:
+            try:
+                self.volumes.remove(name)
+            except HafenError as e:
+                log.info("keeping volume %s: %s", name, e)
+
+    def _mount_all(self, c: Container, rootfs: Path) -> builtins.list[BindMount]:
+        """Mount the container's volumes (copy-up on first use); its mounts for the spec."""
+        binds: builtins.list[BindMount] = []
+        mounted: builtins.list[Volume] = []
+        try:
+            for m in c.mount_points:
+                if m.type == "volume" and self.volumes is not None:
+                    volume = self.volumes.get(m.name)
+                    path = self.volumes.mount(volume)
+                    mounted.append(volume)
+                    if m.copy_up:
+                        copy_up(rootfs, m.destination, path)
+                    binds.append(BindMount(path, m.destination, read_only=not m.rw))
+                elif m.type == "bind":
+                    if not os.path.exists(m.source):
+                        if not m.create_source:
+                            raise InvalidArgument(
+                                'invalid mount config for type "bind": bind source path does '
+                                f"not exist: {m.source}"
+                            )
+                        os.makedirs(m.source, exist_ok=True)  # Docker creates -v sources
+                    binds.append(
+                        BindMount(
+                            m.source,
+                            m.destination,
+                            read_only=not m.rw,
+                            propagation=m.propagation or "rprivate",
+                        )
+                    )
+                elif m.type == "tmpfs":
+                    binds.append(
+                        BindMount("tmpfs", m.destination, kind="tmpfs", options=m.tmpfs_options)
+                    )
+        except BaseException:
+            self._unmount_volumes(mounted)
+            raise
+        self._mounted_volumes[c.id] = mounted
+        return binds
+
+    def _unmount_volumes(self, volumes: builtins.list[Volume]) -> None:
+        for volume in volumes:
+            try:
+                if self.volumes is not None:
+                    self.volumes.unmount(volume)
+            except (HafenError, OSError) as e:
+                log.warning("unmounting volume %s: %s", volume.name, e)
+
+    def _remount_volumes(self, c: Container) -> None:
+        """A re-adopted container holds its volumes again (restores the mount counts)."""
+        if self.volumes is None:
+            return
+        mounted = []
+        for m in c.mount_points:
+            if m.type == "volume":
+                try:
+                    volume = self.volumes.get(m.name)
+                    self.volumes.mount(volume)
+                    mounted.append(volume)
+                except HafenError as e:
+                    log.warning("volume %s of %s: %s", m.name, c.short_id, e)
+        self._mounted_volumes[c.id] = mounted
 
     def _discard_storage(self, c: Container) -> None:
         try:
@@ -375,6 +510,7 @@ class ContainerService:
         return error
 
     def _release_rootfs(self, c: Container, rootfs: Path) -> None:
+        self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
         if os.path.ismount(rootfs):
             try:
                 self.snapshotter.unmount(rootfs)
@@ -393,16 +529,20 @@ class ContainerService:
         rootfs.mkdir(parents=True)
         self.snapshotter.mount(c.snapshot_key, rootfs)
         try:
-            spec = build_spec(self._spec_options(c, rootfs))
+            mounts = self._mount_all(c, rootfs)
+            spec = build_spec(self._spec_options(c, rootfs, mounts))
             _write_etc_files(c)
             tmp = state_dir / "config.json.tmp"
             tmp.write_text(json.dumps(spec))
             tmp.rename(state_dir / "config.json")
         except BaseException:
+            self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
             self.snapshotter.unmount(rootfs)
             raise
 
-    def _spec_options(self, c: Container, rootfs: Path) -> SpecOptions:
+    def _spec_options(
+        self, c: Container, rootfs: Path, mounts: builtins.list[BindMount]
+    ) -> SpecOptions:
         cfg, hc = c.config, c.host_config
         user = resolve_user(rootfs, cfg.user)
         for group in hc.group_add:
@@ -416,13 +556,17 @@ class ContainerService:
             env.append("TERM=xterm")
         if "HOME" not in keys:
             env.append(f"HOME={user.home or '/'}")
-        binds = [
+        user_dests = {m.destination for m in mounts}
+        etc_files = [
             BindMount(c.hostname_path, "/etc/hostname"),
             BindMount(c.hosts_path, "/etc/hosts"),
             BindMount(c.resolv_conf_path, "/etc/resolv.conf"),
         ]
-        for spec in hc.binds:
-            binds.append(_parse_bind(spec))
+        # a user's mount of one of these files wins; a parent before its child (stable)
+        binds = sorted(
+            [b for b in etc_files if b.destination not in user_dests] + mounts,
+            key=lambda b: b.destination.rstrip("/").count("/"),
+        )
         return SpecOptions(
             args=[c.path, *c.args],
             env=env,
@@ -490,7 +634,7 @@ class ContainerService:
         self._monitors.pop(c.id, None)
         if c.host_config.auto_remove:
             try:
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
             except HafenError as e:
                 log.warning("auto-removing %s: %s", c.short_id, e)
 
@@ -597,7 +741,8 @@ class ContainerService:
 
     # ------------------------------------------------------------------ remove
 
-    async def remove(self, ref: str, force: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """Delete a container; ``volumes`` also deletes its anonymous volumes (``rm -v``)."""
         c = self.get(ref)
         if c.state.running:
             if not force:
@@ -628,6 +773,9 @@ class ContainerService:
             await asyncio.to_thread(delete)
             del self._containers[c.id]
             self.execs.forget_container(c.id)
+        if volumes:
+            anonymous = [m.name for m in c.mount_points if m.type == "volume" and m.anonymous]
+            await asyncio.to_thread(self._remove_volumes, anonymous)
         self._locks.pop(c.id, None)
         for fut in self._exit_waiters.pop(c.id, []):
             if not fut.done():
@@ -653,11 +801,12 @@ class ContainerService:
                 if c.state.status == ContainerStatus.REMOVING or (
                     c.host_config.auto_remove and c.state.status == ContainerStatus.EXITED
                 ):
-                    await self.remove(c.id, force=True)
+                    await self.remove(c.id, force=True, volumes=c.host_config.auto_remove)
                 continue
             shim = ShimClient(str(self._state_dir(c)))
             if await shim.alive():
                 log.info("re-adopted running container %s", c.short_id)
+                await asyncio.to_thread(self._remount_volumes, c)
                 self._monitor(c)
                 continue
             status = await asyncio.to_thread(read_exit_status, str(self._state_dir(c)))
@@ -705,22 +854,6 @@ def _merge_image_config(config: ContainerConfig, image: Image) -> ContainerConfi
 def image_runtime_config(image: Image) -> dict[str, Any]:
     """The image config's ``config`` object (Env, Cmd, Entrypoint, …) as Docker JSON."""
     return image.config.runtime
-
-
-def _parse_bind(spec: str) -> BindMount:
-    """``/host:/ctr[:ro|rw]`` (named volumes arrive with the volumes issue)."""
-    parts = spec.split(":")
-    if len(parts) < 2 or not parts[0].startswith("/"):
-        raise InvalidArgument(
-            f"invalid bind mount {spec!r}: expected /host/path:/container/path[:ro]"
-        )
-    source, dest = parts[0], parts[1]
-    mode = parts[2] if len(parts) > 2 else "rw"
-    if not dest.startswith("/"):
-        raise InvalidArgument(f"invalid bind mount {spec!r}: the container path must be absolute")
-    if not os.path.exists(source):
-        os.makedirs(source, exist_ok=True)  # Docker creates a missing bind source
-    return BindMount(source, dest, read_only="ro" in mode.split(","))
 
 
 def _write_etc_files(c: Container) -> None:

@@ -18,6 +18,7 @@ from hafen.images.service import ImageService
 from hafen.store.content import FileContentStore
 from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots import select_snapshotter
+from hafen.volumes.service import VolumeService
 
 log = logging.getLogger("hafen.daemon")
 
@@ -35,6 +36,7 @@ class Daemon:
             config.data_root / "snapshots", prefer=config.storage_driver or "overlay"
         )
         self.images = ImageService(self.content, self.metadata, self.snapshotter)
+        self.volumes = VolumeService(self.metadata, config.data_root / "volumes")
         env = {"PYTHONPATH": hafen_pythonpath(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.containers = ContainerService(
             ServiceOptions(
@@ -50,7 +52,9 @@ class Daemon:
             self.metadata,
             self.images,
             self.snapshotter,
+            self.volumes,
         )
+        self.volumes.set_users(self.containers.volume_users)
 
     @property
     def storage_driver(self) -> str:

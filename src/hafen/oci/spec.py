@@ -18,9 +18,14 @@ OCI_VERSION = "1.2.0"
 
 @dataclass
 class BindMount:
+    """A mount the container asked for: a bind (default) or a tmpfs (``kind="tmpfs"``)."""
+
     source: str
     destination: str
     read_only: bool = False
+    propagation: str = "rprivate"
+    kind: str = "bind"
+    options: list[str] = field(default_factory=list)  # tmpfs: size=, mode=, nosuid…
 
 
 @dataclass
@@ -100,7 +105,17 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size}"]},
     ]  # fmt: skip
     for bind in opts.binds:
-        options = ["rbind", "rprivate"]
+        if bind.kind == "tmpfs":
+            mounts.append(
+                {
+                    "destination": bind.destination,
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": list(bind.options),
+                }
+            )
+            continue
+        options = ["rbind", bind.propagation or "rprivate"]
         if bind.read_only:
             options.append("ro")
         mounts.append(

@@ -1,4 +1,5 @@
-"""The metadata database: one SQLite file in WAL mode for images, tags, layers and containers.
+"""The metadata database: one SQLite file in WAL mode for images, tags, layers, containers,
+volumes.
 
 The store owns the schema and its migrations; each service (images, containers) writes
 its own queries against it through ``transaction()``. Every multi-step change is one
@@ -49,6 +50,14 @@ CREATE TABLE IF NOT EXISTS containers (
     record   TEXT NOT NULL                     -- JSON of containers.model.Container
 );
 CREATE INDEX IF NOT EXISTS containers_by_image ON containers(image_id);
+CREATE TABLE IF NOT EXISTS volumes (
+    name        TEXT PRIMARY KEY,
+    driver      TEXT NOT NULL,
+    mountpoint  TEXT NOT NULL,                 -- host path of the data (inspect's Mountpoint)
+    created_at  TEXT NOT NULL,                 -- RFC 3339
+    labels      TEXT NOT NULL DEFAULT '{}',    -- JSON object
+    options     TEXT NOT NULL DEFAULT '{}'     -- JSON object: the driver's options
+);
 """
 
 

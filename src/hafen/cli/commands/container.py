@@ -115,6 +115,13 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--restart", help="Restart policy to apply when a container exits"),
         click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume"),
         click.option(
+            "--mount", "mounts", multiple=True, help="Attach a filesystem mount to the container"
+        ),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory"),
+        click.option(
+            "--volumes-from", multiple=True, help="Mount volumes from the specified container(s)"
+        ),
+        click.option(
             "-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"
         ),
         click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
@@ -164,6 +171,9 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         stop_timeout=params["stop_timeout"],
         restart=params["restart"],
         volumes=list(params["volumes"]),
+        mounts=list(params["mounts"]),
+        tmpfs=list(params["tmpfs"]),
+        volumes_from=list(params["volumes_from"]),
         publish=list(params["publish"]),
         expose=list(params["expose"]),
         network=params["network"],
