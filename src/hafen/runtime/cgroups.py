@@ -62,6 +62,20 @@ class CgroupManager:
     def destroy(self) -> None:
         raise NotImplementedError
 
+    def freeze(self) -> None:
+        """Stop every process of the container (pause); returns once they are frozen."""
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        """Usage read back, in runc's ``events --stats`` shape (see ``cgroup_stats``)."""
+        raise NotImplementedError
+
 
 def is_unified(root: str = CGROUP_ROOT) -> bool:
     """True when ``root`` is a cgroup2 mount (pure v2 host), as runc detects it."""
@@ -204,12 +218,18 @@ class CgroupV1(CgroupManager):
         mem = resources.get("memory") or {}
         if mem and self._has("memory"):
             d = self._dir("memory")
-            # limit before memsw: memsw must never be below the memory limit.
-            if mem.get("limit") is not None:
-                _write(d, "memory.limit_in_bytes", str(mem["limit"]))
             memsw = os.path.join(d, "memory.memsw.limit_in_bytes")
-            if mem.get("swap") is not None and os.path.exists(memsw):
-                _write(d, "memory.memsw.limit_in_bytes", str(mem["swap"]))
+            swap = mem.get("swap") if os.path.exists(memsw) else None
+            limit = mem.get("limit")
+            # memsw must never be below the memory limit: raise memsw first when the new
+            # limit is above the current memsw (an update), else the limit first.
+            swap_first = swap is not None and limit is not None and _above(limit, d, memsw)
+            if swap_first:
+                _write(d, "memory.memsw.limit_in_bytes", str(swap))
+            if limit is not None:
+                _write(d, "memory.limit_in_bytes", str(limit))
+            if swap is not None and not swap_first:
+                _write(d, "memory.memsw.limit_in_bytes", str(swap))
             if mem.get("reservation") is not None:
                 _write(d, "memory.soft_limit_in_bytes", str(mem["reservation"]))
             if mem.get("swappiness") is not None and mem["swappiness"] <= 100:
@@ -245,6 +265,28 @@ class CgroupV1(CgroupManager):
             for rule in resources["devices"]:
                 line = _device_rule(rule)
                 _write(d, "devices.allow" if rule.get("allow") else "devices.deny", line)
+        blkio = resources.get("blockIO") or {}
+        if blkio and self._has("blkio"):
+            d = self._dir("blkio")
+            if blkio.get("weight"):
+                _write(d, _first(d, "blkio.weight", "blkio.bfq.weight"), str(blkio["weight"]))
+            if blkio.get("leafWeight"):
+                _write(d, "blkio.leaf_weight", str(blkio["leafWeight"]))
+            for dev in blkio.get("weightDevice") or []:
+                if dev.get("weight"):
+                    name = _first(d, "blkio.weight_device", "blkio.bfq.weight_device")
+                    _write(d, name, f"{dev['major']}:{dev['minor']} {dev['weight']}")
+            for key, name in _V1_THROTTLES:
+                for dev in blkio.get(key) or []:
+                    _write(d, name, f"{dev['major']}:{dev['minor']} {dev['rate']}")
+        for limit in resources.get("hugepageLimits") or []:
+            # _dir refuses clearly when the hugetlb controller is not mounted.
+            size = limit["pageSize"]
+            _write(self._dir("hugetlb"), f"hugetlb.{size}.limit_in_bytes", str(limit["limit"]))
+        if resources.get("unified"):
+            raise InvalidConfig(
+                "config.json: linux.resources.unified needs cgroup v2; this host uses v1"
+            )
 
     def add_proc(self, pid: int) -> None:
         for d in self.paths().values():
@@ -259,6 +301,57 @@ class CgroupV1(CgroupManager):
     def destroy(self) -> None:
         for d in self.paths().values():
             _rmdir(d)
+
+    def freeze(self) -> None:
+        d = self._dir("freezer")
+        for _ in range(1000):
+            _write(d, "freezer.state", "FROZEN")
+            # FREEZING while tasks are still being stopped; write again until FROZEN.
+            if _read(d, "freezer.state") == "FROZEN":
+                return
+            time.sleep(0.001)
+        _write(d, "freezer.state", "THAWED")
+        raise RuntimeFailure(f"cgroup: could not freeze {d}")
+
+    def thaw(self) -> None:
+        _write(self._dir("freezer"), "freezer.state", "THAWED")
+
+    def frozen(self) -> bool:
+        if not self._has("freezer"):
+            return False
+        try:
+            return _read(self._dir("freezer"), "freezer.state") != "THAWED"
+        except OSError:
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        from hafen.runtime import cgroup_stats
+
+        return cgroup_stats.v1_stats(self.paths())
+
+
+_V1_THROTTLES = (
+    ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+    ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+    ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+    ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"),
+)
+
+
+def _first(directory: str, *names: str) -> str:
+    """The first of ``names`` that exists in ``directory`` (kernels name some files two ways)."""
+    for name in names:
+        if os.path.exists(os.path.join(directory, name)):
+            return name
+    raise RuntimeFailure(f"cgroup: {directory} has none of {', '.join(names)} (not supported)")
+
+
+def _above(limit: int, directory: str, memsw: str) -> bool:
+    try:
+        current = int(_read(directory, os.path.basename(memsw)) or "0")
+    except (OSError, ValueError):
+        return False
+    return limit == -1 or (current > 0 and limit > current)
 
 
 def _device_rule(rule: dict[str, Any]) -> str:
@@ -341,7 +434,33 @@ class CgroupV2(CgroupManager):
             _write(d, "cpuset.cpus", cpu["cpus"])
         if cpu.get("mems"):
             _write(d, "cpuset.mems", cpu["mems"])
-        # linux.resources.devices needs an eBPF program on v2; a later issue adds it.
+        blkio = resources.get("blockIO") or {}
+        if blkio.get("weight"):
+            weight = blkio_weight_to_io(blkio["weight"])
+            if os.path.exists(os.path.join(d, "io.bfq.weight")):
+                _write(d, "io.bfq.weight", str(blkio["weight"]))
+            else:
+                _write(d, "io.weight", f"default {weight}")
+        for dev in blkio.get("weightDevice") or []:
+            if dev.get("weight"):
+                w = blkio_weight_to_io(dev["weight"])
+                _write(d, "io.weight", f"{dev['major']}:{dev['minor']} {w}")
+        # One io.max line per device with all its throttles ("8:0 rbps=1048576 wiops=10").
+        throttles: dict[str, list[str]] = {}
+        for key, name in _V2_THROTTLES:
+            for dev in blkio.get(key) or []:
+                throttles.setdefault(f"{dev['major']}:{dev['minor']}", []).append(
+                    f"{name}={dev['rate']}"
+                )
+        for device, values in throttles.items():
+            _write(d, "io.max", f"{device} {' '.join(values)}")
+        for limit in resources.get("hugepageLimits") or []:
+            _write(d, f"hugetlb.{limit['pageSize']}.max", str(limit["limit"]))
+        for name, value in (resources.get("unified") or {}).items():
+            if "/" in name or name.startswith("."):
+                raise InvalidConfig(f"config.json: linux.resources.unified: bad file {name!r}")
+            _write(d, name, str(value))
+        # linux.resources.devices needs an eBPF program on v2: not enforced by hafen yet.
 
     def add_proc(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", str(pid))
@@ -351,6 +470,45 @@ class CgroupV2(CgroupManager):
 
     def destroy(self) -> None:
         _rmdir(self.dir)
+
+    def freeze(self) -> None:
+        _write(self.dir, "cgroup.freeze", "1")
+        for _ in range(1000):
+            if self.frozen():
+                return
+            time.sleep(0.001)
+        _write(self.dir, "cgroup.freeze", "0")
+        raise RuntimeFailure(f"cgroup: could not freeze {self.dir}")
+
+    def thaw(self) -> None:
+        _write(self.dir, "cgroup.freeze", "0")
+
+    def frozen(self) -> bool:
+        try:
+            with open(os.path.join(self.dir, "cgroup.events")) as f:
+                return any(line.strip() == "frozen 1" for line in f)
+        except OSError:
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        from hafen.runtime import cgroup_stats
+
+        return cgroup_stats.v2_stats(self.dir)
+
+
+_V2_THROTTLES = (
+    ("throttleReadBpsDevice", "rbps"),
+    ("throttleWriteBpsDevice", "wbps"),
+    ("throttleReadIOPSDevice", "riops"),
+    ("throttleWriteIOPSDevice", "wiops"),
+)
+
+
+def blkio_weight_to_io(weight: int) -> int:
+    """blkio.weight (10..1000) -> io.weight (1..10000), runc's conversion."""
+    if weight <= 0:
+        return 100
+    return 1 + (weight - 10) * 9999 // 990
 
 
 def shares_to_weight(shares: int) -> int:

@@ -346,6 +346,36 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
         raise Conflict("container not running")
 
 
+def pause(root: str, container_id: str, freeze: bool = True) -> None:
+    """Freeze (pause) or thaw (resume) every process of a running container."""
+    sd, st = _load(root, container_id)
+    status = sd.status(st)
+    manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
+    if freeze:
+        if status != "running":
+            raise Conflict(f"container not running (status {status})")
+        manager.freeze()
+    else:
+        if status != "paused":
+            raise Conflict(f"container not paused (status {status})")
+        manager.thaw()
+
+
+def update(root: str, container_id: str, resources: dict[str, Any]) -> None:
+    """Write new limits into a created, running or paused container's cgroups."""
+    sd, st = _load(root, container_id)
+    if sd.status(st) == "stopped":
+        raise Conflict("cannot update a stopped container")
+    cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified).apply(resources)
+
+
+def stats(root: str, container_id: str) -> dict[str, Any]:
+    sd, st = _load(root, container_id)
+    if sd.status(st) == "stopped":
+        raise Conflict("container not running")
+    return cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified).stats()
+
+
 def delete(root: str, container_id: str, force: bool = False) -> None:
     """Remove a stopped (or, as runc, created) container; --force kills a running one."""
     sd = StateDir(root, container_id)
@@ -363,6 +393,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
     manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
     if status != "stopped":
         _kill_quietly(st.pid)
+        if status == "paused":
+            manager.thaw()  # a frozen process cannot die
         _wait_gone(st.pid, st.start_time)
     # Whatever is left in the cgroup (no pid namespace, or escaped daemons) goes too.
     for _ in range(100):
@@ -371,6 +403,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             break
         for p in left:
             _kill_quietly(p)
+        if manager.frozen():
+            manager.thaw()
         time.sleep(0.005)
     try:
         manager.destroy()

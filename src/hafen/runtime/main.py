@@ -29,6 +29,11 @@ verbs:
   run [--bundle DIR] [--console-socket PATH] [--pid-file PATH] [--detach] ID
   exec [--process FILE | -e K=V -u UID[:GID] --cwd DIR -c CAP -g GID] [-t] [-d]
        [--pid-file PATH] [--console-socket PATH] [--no-new-privs] ID [COMMAND ARG...]
+  pause ID | resume ID
+  update [-r resources.json|-] [--memory N] [--memory-swap N] [--memory-reservation N]
+         [--cpu-share N] [--cpu-period N] [--cpu-quota N] [--cpuset-cpus L]
+         [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] ID
+  events --stats ID
   ps [--format table|json] ID
   list [--format table|json] [--quiet]
   features
@@ -97,6 +102,27 @@ _VERB_FLAGS: dict[str, dict[str, tuple[str, int]]] = {
     },
     "features": {},
     "exec": _EXEC_FLAGS,
+    "pause": {},
+    "resume": {},
+    "update": {
+        "resources": ("resources", True),
+        "r": ("resources", True),
+        "memory": ("memory", True),
+        "memory-swap": ("memory_swap", True),
+        "memory-reservation": ("memory_reservation", True),
+        "kernel-memory": ("kernel_memory", True),
+        "kernel-memory-tcp": ("kernel_memory_tcp", True),
+        "cpu-share": ("cpu_share", True),
+        "cpu-period": ("cpu_period", True),
+        "cpu-quota": ("cpu_quota", True),
+        "cpu-rt-period": ("cpu_rt_period", True),
+        "cpu-rt-runtime": ("cpu_rt_runtime", True),
+        "cpuset-cpus": ("cpuset_cpus", True),
+        "cpuset-mems": ("cpuset_mems", True),
+        "pids-limit": ("pids_limit", True),
+        "blkio-weight": ("blkio_weight", True),
+    },
+    "events": {"stats": ("stats", False), "interval": ("interval", True)},
 }
 # Verbs whose flags end at the first positional argument (the rest is a command line).
 _STOP_AT_POSITIONAL = {"exec"}
@@ -325,6 +351,20 @@ def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any
             # runc exits 255 when exec itself fails (not the process): callers tell apart
             # "the command failed" from "the command never ran".
             raise _ExecFailed(e)
+    if verb in ("pause", "resume"):
+        container.pause(root, _one_id(verb, rest), verb == "pause")
+        return 0
+    if verb == "update":
+        from hafen.runtime import update
+
+        container.update(root, _one_id(verb, rest), update.resources_from_flags(opts))
+        return 0
+    if verb == "events":
+        if not opts.get("stats"):
+            raise UsageError("events: only --stats is supported")
+        cid = _one_id(verb, rest)
+        _print_json({"type": "stats", "id": cid, "data": container.stats(root, cid)})
+        return 0
     if verb == "start":
         container.start(root, _one_id(verb, rest))
         return 0

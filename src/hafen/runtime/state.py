@@ -4,6 +4,7 @@ Owns: the state record, its status computed as runc computes it, and the pid-reu
 
     created   the init exists and waits on <root>/<id>/exec.fifo (start has not run)
     running   the init exists and the fifo is gone (start consumed it)
+    paused    running, with its cgroup frozen (``pause``)
     stopped   the init is gone, a zombie, or its pid now belongs to another process
 
 The init's start time (field 22 of /proc/<pid>/stat) is stored with its pid: a pid whose
@@ -114,6 +115,11 @@ class StateDir:
             return "stopped"
         if os.path.exists(self.fifo):
             return "created"
+        if state.cgroup_path:
+            from hafen.runtime import cgroups
+
+            if cgroups.manager_from_state(state.cgroup_path, state.cgroup_unified).frozen():
+                return "paused"
         return "running"
 
 

@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from hafen.errors import InvalidConfig
-from hafen.runtime.cgroups import CgroupV1, CgroupV2, open_manager, resolve_path, shares_to_weight
+from hafen.errors import InvalidConfig, RuntimeFailure
+from hafen.runtime import cgroups
+from hafen.runtime.cgroups import (
+    CgroupV1,
+    CgroupV2,
+    blkio_weight_to_io,
+    open_manager,
+    resolve_path,
+    shares_to_weight,
+)
 
 V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuset", "devices", "freezer"]
 
@@ -171,3 +179,118 @@ def test_shares_to_weight_matches_runc() -> None:
 def test_open_manager_picks_version(v1_root: Path, v2_root: Path) -> None:
     assert isinstance(open_manager("/h/c", "c", str(v1_root), unified=False), CgroupV1)
     assert isinstance(open_manager("/h/c", "c", str(v2_root), unified=True), CgroupV2)
+
+
+def test_v1_blkio_hugetlb_and_update_order(v1_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("blkio", "hugetlb"):
+        (v1_root / name).mkdir()
+        (v1_root / name / "cgroup.procs").write_text("")
+    mgr = CgroupV1("/hafen/c1", str(v1_root))
+    mgr.create()
+    blk = v1_root / "blkio/hafen/c1"
+    (blk / "blkio.weight").write_text("500")
+    mgr.apply(
+        {
+            "blockIO": {
+                "weight": 300,
+                "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+                "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 10}],
+            },
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+        }
+    )
+    assert (blk / "blkio.weight").read_text() == "300"
+    assert (blk / "blkio.throttle.read_bps_device").read_text() == "8:0 1048576"
+    assert (blk / "blkio.throttle.write_iops_device").read_text() == "8:0 10"
+    assert (v1_root / "hugetlb/hafen/c1/hugetlb.2MB.limit_in_bytes").read_text() == "4194304"
+    # Raising the limit above the current memsw writes memsw first (else EINVAL).
+    mem = v1_root / "memory/hafen/c1"
+    (mem / "memory.memsw.limit_in_bytes").write_text("1048576")
+    written: list[str] = []
+    real_write = cgroups._write
+
+    def spy(directory: str, name: str, value: str) -> None:
+        written.append(name)
+        real_write(directory, name, value)
+
+    monkeypatch.setattr(cgroups, "_write", spy)
+    mgr.apply({"memory": {"limit": 4194304, "swap": 8388608}})
+    assert written == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+
+
+def test_v1_blkio_weight_unsupported_is_a_clear_error(v1_root: Path) -> None:
+    (v1_root / "blkio").mkdir()
+    (v1_root / "blkio" / "cgroup.procs").write_text("")
+    mgr = CgroupV1("/hafen/c1", str(v1_root))
+    mgr.create()
+    with pytest.raises(RuntimeFailure, match=r"blkio\.weight"):
+        mgr.apply({"blockIO": {"weight": 300}})
+    with pytest.raises(InvalidConfig, match="unified"):
+        mgr.apply({"unified": {"memory.high": "1000"}})
+
+
+def test_v1_freezer_and_stats(v1_root: Path) -> None:
+    mgr = CgroupV1("/hafen/c1", str(v1_root))
+    mgr.create()
+    (v1_root / "freezer/hafen/c1/freezer.state").write_text("THAWED")
+    assert not mgr.frozen()
+    mgr.freeze()
+    assert (v1_root / "freezer/hafen/c1/freezer.state").read_text() == "FROZEN"
+    assert mgr.frozen()
+    mgr.thaw()
+    assert not mgr.frozen()
+    mem = v1_root / "memory/hafen/c1"
+    (mem / "memory.usage_in_bytes").write_text("4096\n")
+    (mem / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (mem / "memory.stat").write_text("cache 100\ntotal_cache 200\nrss 5\n")
+    (v1_root / "pids/hafen/c1/pids.current").write_text("3\n")
+    (v1_root / "pids/hafen/c1/pids.max").write_text("max\n")
+    stats = mgr.stats()
+    assert stats["memory"]["usage"] == {"usage": 4096, "max": 0, "limit": 0, "failcnt": 0}
+    assert stats["memory"]["cache"] == 200
+    assert stats["pids"] == {"current": 3, "limit": 0}
+
+
+def test_v2_io_hugetlb_unified_freeze_and_stats(v2_root: Path) -> None:
+    mgr = CgroupV2("/hafen/c1", str(v2_root))
+    mgr.create()
+    d = v2_root / "hafen" / "c1"
+    mgr.apply(
+        {
+            "blockIO": {
+                "weight": 500,
+                "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+                "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 10}],
+            },
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "unified": {"memory.high": "50000000"},
+        }
+    )
+    assert (d / "io.weight").read_text() == f"default {blkio_weight_to_io(500)}"
+    assert (d / "io.max").read_text() == "8:0 rbps=1048576 wiops=10"
+    assert (d / "hugetlb.2MB.max").read_text() == "4194304"
+    assert (d / "memory.high").read_text() == "50000000"
+    with pytest.raises(InvalidConfig):
+        mgr.apply({"unified": {"../escape": "1"}})
+    (d / "cgroup.events").write_text("populated 1\nfrozen 1\n")  # what the kernel reports
+    mgr.freeze()
+    assert (d / "cgroup.freeze").read_text() == "1"
+    assert mgr.frozen()
+    mgr.thaw()
+    assert (d / "cgroup.freeze").read_text() == "0"
+    (d / "cpu.stat").write_text("usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
+    (d / "memory.current").write_text("8192\n")
+    (d / "memory.max").write_text("max\n")
+    (d / "io.stat").write_text("8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n")
+    stats = mgr.stats()
+    assert stats["cpu"]["usage"]["total"] == 1_500_000
+    assert stats["memory"]["usage"]["usage"] == 8192
+    assert stats["memory"]["usage"]["limit"] == 0
+    assert {"major": 8, "minor": 0, "op": "Write", "value": 20} in stats["blkio"][
+        "ioServiceBytesRecursive"
+    ]
+
+
+def test_blkio_weight_conversion_matches_runc() -> None:
+    assert blkio_weight_to_io(10) == 1
+    assert blkio_weight_to_io(1000) == 10000
