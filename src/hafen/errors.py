@@ -12,6 +12,7 @@
     │   └── NotRunning              409  the operation needs a running container
     ├── DigestMismatch              400  content did not hash to the digest it claimed
     ├── NotModified                 304  start of a started container, stop of a stopped one
+    ├── Unauthorized                401  a registry refused the credentials (or wants some)
     ├── Forbidden                   403  refused by policy
     ├── RuntimeFailure              500  the OCI runtime or the shim failed
     └── Unavailable                 503  the daemon cannot be reached / is shutting down
@@ -86,6 +87,10 @@ class NotModified(HafenError):
     status = 304
 
 
+class Unauthorized(HafenError):
+    status = 401
+
+
 class Forbidden(HafenError):
     status = 403
 
@@ -120,6 +125,7 @@ __all__ = [
     "NotModified",
     "NotRunning",
     "RuntimeFailure",
+    "Unauthorized",
     "Unavailable",
     "UnsafePath",
 ]

@@ -576,15 +576,24 @@ class APIClient:
 
     # ------------------------------------------------------------------ streams
 
+    def login(self, username: str, password: str, server: str) -> dict[str, Any]:
+        """``POST /auth``: the daemon checks the credentials against the registry."""
+        body = {"username": username, "password": password, "serveraddress": server}
+        return dict(self._call("POST", "/auth", body=body) or {})
+
     def post_stream(
-        self, path: str, params: Params = None, body: Any = None
+        self,
+        path: str,
+        params: Params = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """POST ``path`` and yield the JSON messages of its progress stream as they come.
 
         Messages are yielded as sent, errors included (``{"error": ...}``): the caller
         decides how to show them. The connection is closed when the generator ends.
         """
-        stream = self._send("POST", path, params, body)
+        stream = self._send("POST", path, params, body, headers=headers)
         try:
             yield from json_messages(iter(stream))
         finally:

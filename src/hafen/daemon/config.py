@@ -52,6 +52,10 @@ class DaemonConfig:
     group: str = "hafen"
     debug: bool = False
     cgroup_parent: str = "/hafen"
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
 
     def runtime_command(self, name: str | None = None) -> list[str]:
         name = name or self.default_runtime
@@ -82,6 +86,10 @@ _JSON_KEYS = {
     "group": "group",
     "debug": "debug",
     "cgroup-parent": "cgroup_parent",
+    "insecure-registries": "insecure_registries",
+    "registry-mirrors": "registry_mirrors",
+    "max-concurrent-downloads": "max_concurrent_downloads",
+    "max-concurrent-uploads": "max_concurrent_uploads",
 }
 
 
@@ -128,6 +136,12 @@ def _set(config: DaemonConfig, attr: str, value: Any, where: str) -> None:
             else:
                 raise InvalidConfig(f'{where}: runtime {name!r} needs a "path"')
         value = parsed
+    elif kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidConfig(f"{where}: expected a positive integer")
+    elif attr in ("insecure_registries", "registry_mirrors"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidConfig(f"{where}: expected a list of strings")
     elif attr == "hosts":
         if isinstance(value, str):
             value = [value]

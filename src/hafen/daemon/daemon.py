@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hafen.containers.service import ContainerService, ServiceOptions
 from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
+from hafen.distribution.hosts import RegistryConfig
+from hafen.distribution.service import Distribution
 from hafen.images.service import ImageService
 from hafen.store.content import FileContentStore
 from hafen.store.metadata import MetadataStore
@@ -37,6 +39,14 @@ class Daemon:
         )
         self.images = ImageService(self.content, self.metadata, self.snapshotter)
         self.volumes = VolumeService(self.metadata, config.data_root / "volumes")
+        self.distribution = Distribution(
+            RegistryConfig(
+                insecure_registries=list(config.insecure_registries),
+                registry_mirrors=list(config.registry_mirrors),
+                max_concurrent_downloads=config.max_concurrent_downloads,
+                max_concurrent_uploads=config.max_concurrent_uploads,
+            )
+        )
         env = {"PYTHONPATH": hafen_pythonpath(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.containers = ContainerService(
             ServiceOptions(

@@ -71,6 +71,15 @@ class ImageService:
         # One lock per ChainID: two pulls of the same layer unpack it once.
         self._layer_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Sizes of layers unpacked ahead of their image's record (a pull in progress).
+        self._unrecorded_sizes: dict[str, int] = {}
+        with self.metadata.transaction() as db:
+            # Where each blob is known to live: the source of cross-repository mounts.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS blob_sources (digest TEXT NOT NULL, "
+                "registry TEXT NOT NULL, repository TEXT NOT NULL, "
+                "PRIMARY KEY (digest, registry, repository))"
+            )
 
     # ------------------------------------------------------------------ lookup
 
@@ -204,6 +213,8 @@ class ImageService:
                     "INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)",
                     (str(reference), image_id),
                 )
+        for chain in chains:
+            self._unrecorded_sizes.pop(chain, None)
         image = self._load(image_id)
         assert image is not None
         return image
@@ -218,6 +229,8 @@ class ImageService:
                 rows = self.metadata.query("SELECT size FROM layers WHERE chain_id = ?", (chain,))
                 if rows:
                     return int(rows[0]["size"])
+                if chain in self._unrecorded_sizes:
+                    return self._unrecorded_sizes[chain]
                 # unpacked by an earlier store that crashed before recording it: reuse
                 return 0
             with self.content.open(layer.digest) as blob:
@@ -228,7 +241,47 @@ class ImageService:
                     f"layer {layer.digest} unpacks to {stats.diff_id}, but the image config "
                     f"says {diff_id}"
                 )
+            self._unrecorded_sizes[chain] = stats.size
             return stats.size
+
+    def unpack_layer(self, chain: str, parent: str | None, diff_id: str, layer: LayerBlob) -> int:
+        """Unpack one layer ahead of ``store_image`` (a pull overlapping download and
+        unpack); its parent must be unpacked. Returns the unpacked size."""
+        return self._ensure_layer(chain, parent, diff_id, layer)
+
+    def add_references(self, image_id: str, references: Iterable[str]) -> None:
+        """Point tags and digest references (``name@sha256:…``) at an existing image."""
+        parsed = [parse_reference(r) for r in references]
+        with self.metadata.transaction() as db:
+            for reference in parsed:
+                db.execute(
+                    "INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)",
+                    (str(reference), image_id),
+                )
+
+    def record_blob_sources(self, digests: Iterable[str], registry: str, repository: str) -> None:
+        with self.metadata.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO blob_sources(digest, registry, repository) VALUES (?, ?, ?)",
+                [(d, registry, repository) for d in digests],
+            )
+
+    def blob_sources(self, digest: str, registry: str) -> builtins.list[str]:
+        """Repositories of ``registry`` known to hold the blob (mount candidates)."""
+        rows = self.metadata.query(
+            "SELECT repository FROM blob_sources WHERE digest = ? AND registry = ?",
+            (digest, registry),
+        )
+        return [r["repository"] for r in rows]
+
+    def layer_blobs(self, image: Image) -> builtins.list[str | None]:
+        """The blob digest recorded for each layer of the image, bottom first."""
+        chains = chain_ids(image.diff_ids)
+        out: builtins.list[str | None] = []
+        for chain in chains:
+            rows = self.metadata.query("SELECT blob FROM layers WHERE chain_id = ?", (chain,))
+            out.append(rows[0]["blob"] if rows else None)
+        return out
 
     # ------------------------------------------------------------------ tags
 

@@ -41,6 +41,9 @@ class BlobWriter(Protocol):
 
     def commit(self) -> str: ...
 
+    def reset(self) -> None:
+        """Drop what was written so far (a download that must start over)."""
+
     @property
     def size(self) -> int: ...
 
@@ -97,6 +100,12 @@ class _FileBlobWriter:
         self._file.write(data)
         self._size += len(data)
         return len(data)
+
+    def reset(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash = hashlib.sha256()
+        self._size = 0
 
     def commit(self) -> str:
         digest = "sha256:" + self._hash.hexdigest()

@@ -185,4 +185,15 @@ image_group.add_command(tag)
 image_group.add_command(image_inspect)
 image_group.add_command(bootstrap)
 
+
+def _registry_command(name: str) -> click.Command:
+    from hafen.cli.commands import registry
+
+    command: click.Command = getattr(registry, name)
+    return command
+
+
+for _verb in ("pull", "push"):
+    image_group.add_command(_registry_command(_verb), _verb)
+
 __all__ = ["bootstrap", "image_group", "images", "rmi", "tag"]

@@ -1,0 +1,185 @@
+"""``pull``: an image from a registry into the stores, with Docker's progress.
+
+The manifest (or index → the member for the wanted platform) is fetched and verified;
+the config blob first; then the layers, ``max_concurrent_downloads`` at a time, each
+streamed into the content store and verified. Layers are unpacked in order as soon as
+each and its parent are there (unpacking overlaps downloading), and the image with its
+tag and repo digest is recorded in one transaction at the end — so an interrupted pull
+leaves no image, only complete verified blobs and unpacked layers that the next pull
+reuses. Layers already unpacked (same ChainID) are not downloaded at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from hafen.distribution.client import RegistryClient
+from hafen.distribution.manifests import (
+    INDEX_TYPES,
+    Descriptor,
+    ImageManifest,
+    Platform,
+    parse_index,
+    parse_manifest,
+    select_platform,
+    sniff_media_type,
+)
+from hafen.errors import InvalidArgument
+from hafen.images.model import ImageConfig
+from hafen.images.progress import Emit, ProgressEvent, short_digest
+from hafen.images.reference import Reference
+from hafen.images.service import ImageService, LayerBlob
+from hafen.store.layers import chain_ids
+
+PROGRESS_INTERVAL = 0.1  # seconds between two "Downloading" events of one layer
+
+
+@dataclass(frozen=True)
+class PullResult:
+    image_id: str
+    digest: str  # of the manifest or index the reference named
+    updated: bool  # False: the image was already there under this name
+
+
+async def pull_image(
+    client: RegistryClient,
+    images: ImageService,
+    reference: Reference,
+    platform: Platform,
+    emit: Emit,
+    *,
+    max_downloads: int = 3,
+) -> PullResult:
+    ref_text = reference.digest or reference.tag or "latest"
+    emit(ProgressEvent(f"Pulling from {reference.path}", id=ref_text))
+    top = await client.get_manifest(ref_text)
+    media_type = sniff_media_type(top.data, top.media_type)
+    manifest_data, manifest_type = top.data, media_type
+    if media_type in INDEX_TYPES:
+        member = select_platform(parse_index(top.data, media_type), platform)
+        child = await client.get_manifest(member.digest, expected_digest=member.digest)
+        manifest_data = child.data
+        manifest_type = sniff_media_type(child.data, child.media_type)
+        if manifest_type in INDEX_TYPES:
+            raise InvalidArgument(f"index {member.digest} names another index: not supported")
+    manifest = parse_manifest(manifest_data, manifest_type)
+
+    await client.fetch_blob(images.content, manifest.config)
+    config_bytes = await asyncio.to_thread(images.content.read_bytes, manifest.config.digest)
+    config = ImageConfig.from_json(config_bytes)
+    diff_ids = config.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise InvalidArgument(
+            f"image config lists {len(diff_ids)} layers but the manifest has {len(manifest.layers)}"
+        )
+    _check_platform(config, platform, media_type in INDEX_TYPES)
+
+    by_digest = str(Reference(reference.domain, reference.path, None, top.digest))
+    tags = [str(reference), by_digest] if reference.digest is None else [by_digest]
+    image_id = manifest.config.digest
+    existing = await asyncio.to_thread(images.find, str(reference))
+    if existing is not None and existing.id == image_id:
+        await asyncio.to_thread(images.add_references, image_id, tags)
+        emit(ProgressEvent(f"Digest: {top.digest}"))
+        emit(ProgressEvent(f"Status: Image is up to date for {reference.familiar()}"))
+        return PullResult(image_id, top.digest, updated=False)
+
+    await _fetch_and_unpack(client, images, manifest, diff_ids, emit, max_downloads)
+    layers = [LayerBlob(d.digest, d.media_type) for d in manifest.layers]
+    await asyncio.to_thread(
+        images.store_image, config_bytes, layers, manifest_bytes=manifest_data, tags=tags
+    )
+    await asyncio.to_thread(
+        images.record_blob_sources,
+        [d.digest for d in manifest.layers],
+        client.domain,
+        client.repository,
+    )
+    emit(ProgressEvent(f"Digest: {top.digest}"))
+    emit(ProgressEvent(f"Status: Downloaded newer image for {reference.familiar()}"))
+    return PullResult(image_id, top.digest, updated=True)
+
+
+def _check_platform(config: ImageConfig, wanted: Platform, from_index: bool) -> None:
+    arch = config.raw.get("architecture")
+    os_name = config.raw.get("os")
+    if from_index or not arch:
+        return
+    if (os_name or "linux") != wanted.os or arch != wanted.architecture:
+        raise InvalidArgument(
+            f"image is for {os_name}/{arch}, not the requested platform {wanted} "
+            "(pull it with --platform to accept that)"
+        )
+
+
+async def _fetch_and_unpack(
+    client: RegistryClient,
+    images: ImageService,
+    manifest: ImageManifest,
+    diff_ids: list[str],
+    emit: Emit,
+    max_downloads: int,
+) -> None:
+    chains = chain_ids(diff_ids)
+    present = await asyncio.to_thread(lambda: [images.snapshotter.has_layer(c) for c in chains])
+    # A layer whose ChainID is unpacked needs nothing; neither do the ones below it.
+    todo = [i for i, have in enumerate(present) if not have]
+    for i, desc in enumerate(manifest.layers):
+        if present[i]:
+            emit(ProgressEvent("Already exists", id=short_digest(desc.digest)))
+        else:
+            emit(ProgressEvent("Pulling fs layer", id=short_digest(desc.digest)))
+    if not todo:
+        return
+    semaphore = asyncio.Semaphore(max(1, max_downloads))
+    done: dict[int, asyncio.Future[None]] = {
+        i: asyncio.get_running_loop().create_future() for i in todo
+    }
+
+    async def download(i: int, desc: Descriptor) -> None:
+        ident = short_digest(desc.digest)
+        if semaphore.locked():
+            emit(ProgressEvent("Waiting", id=ident))
+        async with semaphore:
+            last = 0.0
+
+            def progress(current: int) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last >= PROGRESS_INTERVAL or current >= desc.size:
+                    last = now
+                    emit(ProgressEvent("Downloading", id=ident, current=current, total=desc.size))
+
+            already = images.content.exists(desc.digest)
+            await client.fetch_blob(images.content, desc, progress)
+            if not already:
+                emit(ProgressEvent("Verifying Checksum", id=ident))
+            emit(ProgressEvent("Download complete", id=ident))
+        done[i].set_result(None)
+
+    async def unpack() -> None:
+        for i in todo:
+            await done[i]
+            desc = manifest.layers[i]
+            ident = short_digest(desc.digest)
+            emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
+            await asyncio.to_thread(
+                images.unpack_layer,
+                chains[i],
+                chains[i - 1] if i else None,
+                diff_ids[i],
+                LayerBlob(desc.digest, desc.media_type),
+            )
+            emit(ProgressEvent("Pull complete", id=ident))
+
+    tasks = [asyncio.create_task(download(i, manifest.layers[i])) for i in todo]
+    unpacker = asyncio.create_task(unpack())
+    try:
+        await asyncio.gather(*tasks, unpacker)
+    except BaseException:
+        for task in (*tasks, unpacker):
+            task.cancel()
+        await asyncio.gather(*tasks, unpacker, return_exceptions=True)
+        raise

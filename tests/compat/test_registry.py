@@ -1,0 +1,203 @@
+"""hafen against Debian's docker-registry: push, pull and run, open, with htpasswd Basic
+auth and with token auth; digests agree with what the registry says it holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.compat.registries import PASSWORD, REGISTRY, USER, DockerRegistry
+from tests.conftest import HAFEN, Hafend
+
+pytestmark = pytest.mark.skipif(
+    not Path(REGISTRY).exists(), reason="Debian's docker-registry is not installed"
+)
+
+
+def run_hafen(
+    d: Hafend, config: Path, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {**d.env, "HAFEN_CONFIG": str(config)}
+    result = subprocess.run(
+        [HAFEN, "-H", d.host, *args], input=input, capture_output=True, text=True, timeout=120,
+        env=env,
+    )  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"hafen {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def empty_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hafend]:
+    """A second daemon with an empty store: what it runs, it pulled."""
+    daemon = Hafend(tmp_path_factory.mktemp("hafend-empty"))
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.cleanup()
+
+
+@pytest.fixture(scope="module")
+def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    registry = DockerRegistry(tmp_path_factory.mktemp("registry-open")).start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    registry = DockerRegistry(tmp_path_factory.mktemp("registry-basic"), auth="htpasswd").start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    registry = DockerRegistry(tmp_path_factory.mktemp("registry-token"), auth="token").start()
+    yield registry
+    registry.stop()
+
+
+def _pushed_digest(output: str, tag: str) -> str:
+    match = re.search(
+        rf"^{re.escape(tag)}: digest: (sha256:[0-9a-f]{{64}}) size: (\d+)$", output, re.M
+    )
+    assert match, output
+    return match.group(1)
+
+
+def _registry_digest(
+    registry: DockerRegistry, path: str, tag: str, headers: dict[str, str] | None = None
+) -> str:
+    accept = "application/vnd.docker.distribution.manifest.v2+json"
+    status, _, resp_headers = registry.get(
+        f"/v2/{path}/manifests/{tag}", {"Accept": accept, **(headers or {})}
+    )
+    assert status == 200
+    return resp_headers["Docker-Content-Digest"]
+
+
+def _push_pull_run(
+    hafend: Hafend, empty: Hafend, registry: DockerRegistry, config: Path, repo: str
+) -> str:
+    target = f"{registry.host}/{repo}:v1"
+    run_hafen(hafend, config, "tag", "busybox:latest", target)
+    pushed = run_hafen(hafend, config, "push", target).stdout
+    assert f"The push refers to repository [{registry.host}/{repo}]" in pushed
+    digest = _pushed_digest(pushed, "v1")
+    pulled = run_hafen(empty, config, "pull", target).stdout
+    assert f"Digest: {digest}" in pulled
+    assert f"Status: Downloaded newer image for {target}" in pulled
+    out = run_hafen(empty, config, "run", "--rm", target, "echo", "pulled and running").stdout
+    assert out == "pulled and running\n"
+    inspect = json.loads(run_hafen(empty, config, "image", "inspect", target).stdout)[0]
+    assert f"{registry.host}/{repo}@{digest}" in inspect["RepoDigests"]
+    source = json.loads(run_hafen(hafend, config, "image", "inspect", "busybox").stdout)[0]
+    assert inspect["Id"] == source["Id"]
+    run_hafen(hafend, config, "rmi", target)
+    return digest
+
+
+def test_push_pull_run_against_an_open_registry(
+    hafend: Hafend, empty_hafend: Hafend, open_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    digest = _push_pull_run(hafend, empty_hafend, open_registry, tmp_path, "open/busybox")
+    assert _registry_digest(open_registry, "open/busybox", "v1") == digest
+    # Pulling again: up to date, nothing downloaded.
+    again = run_hafen(empty_hafend, tmp_path, "pull", f"{open_registry.host}/open/busybox:v1")
+    assert "Image is up to date" in again.stdout
+    # By digest, into a daemon that has the layers: "Already exists".
+    run_hafen(empty_hafend, tmp_path, "rmi", f"{open_registry.host}/open/busybox:v1")
+
+
+def test_second_push_finds_layers_present_and_mounts_across_repositories(
+    hafend: Hafend, open_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    first = f"{open_registry.host}/mount/source:v1"
+    run_hafen(hafend, tmp_path, "tag", "busybox", first)
+    run_hafen(hafend, tmp_path, "push", first)
+    again = run_hafen(hafend, tmp_path, "push", first).stdout
+    assert "Layer already exists" in again
+    other = f"{open_registry.host}/mount/other:v1"
+    run_hafen(hafend, tmp_path, "tag", "busybox", other)
+    mounted = run_hafen(hafend, tmp_path, "push", other).stdout
+    assert "Mounted from mount/source" in mounted
+    run_hafen(hafend, tmp_path, "rmi", first, other)
+
+
+def test_basic_auth_needs_login_and_logout_forgets(
+    hafend: Hafend, empty_hafend: Hafend, basic_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    target = f"{basic_registry.host}/basic/busybox:v1"
+    run_hafen(hafend, tmp_path, "tag", "busybox", target)
+    refused = run_hafen(hafend, tmp_path, "push", target, check=False)
+    assert refused.returncode == 1
+    assert "unauthorized" in refused.stderr
+    wrong = run_hafen(
+        hafend, tmp_path, "login", "-u", USER, "--password-stdin", basic_registry.host,
+        input="nope\n", check=False,
+    )  # fmt: skip
+    assert wrong.returncode != 0 and "unauthorized" in wrong.stderr.lower()
+    login = run_hafen(
+        hafend, tmp_path, "login", "-u", USER, "--password-stdin", basic_registry.host,
+        input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert "Login Succeeded" in login.stdout
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auths"][basic_registry.host]["auth"]
+    run_hafen(hafend, tmp_path, "rmi", target)
+    _push_pull_run(hafend, empty_hafend, basic_registry, tmp_path, "basic/busybox")
+    out = run_hafen(hafend, tmp_path, "logout", basic_registry.host).stdout
+    assert f"Removing login credentials for {basic_registry.host}" in out
+    assert basic_registry.host not in json.loads((tmp_path / "config.json").read_text())["auths"]
+
+
+def test_token_auth_flow(
+    hafend: Hafend, empty_hafend: Hafend, token_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    assert token_registry.token_server is not None
+    run_hafen(
+        hafend, tmp_path, "login", "-u", USER, "--password-stdin", token_registry.host,
+        input=PASSWORD,
+    )  # fmt: skip
+    _push_pull_run(hafend, empty_hafend, token_registry, tmp_path, "token/busybox")
+    scopes = [s for r in token_registry.token_server.requests for s in r["scopes"]]  # type: ignore[attr-defined]
+    assert "repository:token/busybox:pull,push" in scopes
+    assert "repository:token/busybox:pull" in scopes
+
+
+def test_credential_helper_supplies_credentials(
+    hafend: Hafend, basic_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    """A docker-credential-* helper on PATH answers ``get`` for the registry."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-hafentest"
+    secret = json.dumps({"ServerURL": basic_registry.host, "Username": USER, "Secret": PASSWORD})
+    helper.write_text(
+        '#!/bin/sh\ncase "$1" in get) cat >/dev/null; echo \'' + secret + "';;\n"
+        "store|erase) cat >/dev/null;; esac\n"
+    )
+    helper.chmod(0o755)
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "config.json").write_text(
+        json.dumps({"credHelpers": {basic_registry.host: "hafentest"}})
+    )
+    target = f"{basic_registry.host}/helper/busybox:v1"
+    env_path = f"{bindir}:{os.environ.get('PATH', '')}"
+    run_hafen(hafend, config, "tag", "busybox", target)
+    result = subprocess.run(
+        [HAFEN, "-H", hafend.host, "push", target], capture_output=True, text=True, timeout=120,
+        env={**hafend.env, "HAFEN_CONFIG": str(config), "PATH": env_path},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "v1: digest: sha256:" in result.stdout
+    run_hafen(hafend, config, "rmi", target)
