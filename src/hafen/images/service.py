@@ -316,10 +316,18 @@ class ImageService:
         items: builtins.list[dict[str, str]] = []
         if by_name is not None:
             others = [r for r in refs if r != by_name]
+            # As dockerd: the last tag of a repository takes that repository's digest
+            # references (name@sha256:…) with it.
+            repo_digests = []
+            if by_name.digest is None and not any(
+                r.digest is None and r.name == by_name.name for r in others
+            ):
+                repo_digests = [r for r in others if r.digest and r.name == by_name.name]
             if any(r.digest is None for r in others):
                 # Other tags still name it: removing one name is all `rmi name` does.
-                self._untag(by_name)
-                return [{"Untagged": by_name.familiar()}]
+                for reference in (by_name, *repo_digests):
+                    self._untag(reference)
+                return [{"Untagged": r.familiar()} for r in (by_name, *repo_digests)]
             if users and not force:
                 raise Conflict(
                     f'conflict: unable to remove repository reference "{ref}" (must force) - '
