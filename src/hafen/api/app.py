@@ -142,7 +142,7 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    from hafen.api import containers, distribution, exec, images, system, volumes
+    from hafen.api import containers, distribution, events, exec, images, system, volumes
 
     app = web.Application(
         middlewares=[headers_middleware, errors_middleware, version_middleware],
@@ -154,6 +154,7 @@ def build_app(daemon: Daemon) -> web.Application:
     containers.register(routes)
     exec.register(routes)
     distribution.register(routes)
+    events.register(routes)
     images.register(routes)
     volumes.register(routes)
     return app

@@ -76,6 +76,8 @@ async def tag(request: web.Request) -> web.Response:
         raise InvalidArgument("repository name must have at least one component")
     new_ref = f"{repo}:{request.query.get('tag') or 'latest'}"
     await asyncio.to_thread(d.images.tag, request.match_info["name"], new_ref)
+    image = await asyncio.to_thread(d.images.resolve, new_ref)
+    d.events.publish("image", "tag", image.id, {"name": new_ref})
     return web.Response(status=201)
 
 
@@ -83,9 +85,15 @@ async def remove(request: web.Request) -> web.Response:
     d = daemon_of(request)
     force = query_bool(request, "force")
     name = request.match_info["name"]
+    image = await asyncio.to_thread(d.images.resolve, name)
     items = await asyncio.to_thread(
         d.images.remove, name, force=force, in_use=d.containers.image_users
     )
+    for item in items:
+        if "Untagged" in item:
+            d.events.publish("image", "untag", image.id, {"name": image.id})
+        elif "Deleted" in item and item["Deleted"] == image.id:
+            d.events.publish("image", "delete", image.id, {"name": image.id})
     return web.json_response(items)
 
 
@@ -111,6 +119,7 @@ async def bootstrap(request: web.Request) -> web.StreamResponse:
         await send({"errorDetail": {"message": e.message}, "error": e.message})
     else:
         verb = "Built" if result.created else "Already present:"
+        d.events.publish("image", "import", result.image_id, {"name": tag_ref})
         await send({"status": f"{verb} {result.image_id} as {tag_ref}"})
         await send({"aux": {"ID": result.image_id}})
     await response.write_eof()

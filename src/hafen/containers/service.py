@@ -74,6 +74,14 @@ class ImageLookup(Protocol):
     def layer_chain(self, image: Image) -> str | None: ...
 
 
+class Publish(Protocol):
+    """The event bus's publish, as the daemon hands it over."""
+
+    def __call__(
+        self, type: str, action: str, actor_id: str, attributes: dict[str, str] | None = None
+    ) -> object: ...
+
+
 class SnapshotLookup(Protocol):
     def prepare(self, key: str, parent_chain_id: str | None) -> None: ...
 
@@ -167,6 +175,8 @@ class ContainerService:
         ] = {}
         self._starting: set[str] = set()
         self.execs = ExecService(self)
+        self.execs.on_event = self._exec_event
+        self.publish: Publish | None = None
         (options.data_root / "containers").mkdir(parents=True, exist_ok=True)
         (options.exec_root / "containers").mkdir(parents=True, exist_ok=True)
 
@@ -209,6 +219,25 @@ class ContainerService:
             for c in builtins.list(self._containers.values())
             if any(m.type == "volume" and m.name == name for m in c.mount_points)
         ]
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        """Publish a container event with Docker's attributes (labels, image, name)."""
+        if self.publish is None:
+            return
+        attributes = {**c.config.labels, "image": c.image_ref or c.image_id, "name": c.name}
+        attributes.update(extra)
+        self.publish("container", action, c.id, attributes)
+
+    def _exec_event(self, action: str, record: Any) -> None:
+        c = self._containers.get(record.container_id)
+        if c is None:
+            return
+        extra = {"execID": record.id}
+        if action == "exec_die":
+            extra["exitCode"] = str(record.exit_code)
+        else:
+            action = f"{action}: {' '.join(record.config.cmd)}"
+        self.event(c, action, **extra)
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -308,6 +337,7 @@ class ContainerService:
             await asyncio.to_thread(self._discard_storage, c)
             await asyncio.to_thread(self._remove_volumes, created_volumes)
             raise
+        self.event(c, "create")
         return c
 
     # ------------------------------------------------------------------ mounts
@@ -494,6 +524,7 @@ class ContainerService:
         )
         await self._save(c)
         self._monitor(c)
+        self.event(c, "start")
 
     async def _start_failed(self, c: Container, rootfs: Path, error: HafenError) -> HafenError:
         """Record a failed start, release the rootfs; the error to raise (400 for exec errors)."""
@@ -628,6 +659,9 @@ class ContainerService:
             c.state.shim_pid = 0
             await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
             await self._save(c)
+        if status.oom_killed:
+            self.event(c, "oom")
+        self.event(c, "die", exitCode=str(status.exit_code))
         for fut in self._exit_waiters.pop(c.id, []):
             if not fut.done():
                 fut.set_result(c.state)
@@ -646,6 +680,7 @@ class ContainerService:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         signum = parse_signal(signal, signals.SIGKILL)
         await ShimClient(str(self._state_dir(c))).kill(signum)
+        self.event(c, "kill", signal=str(signum))
         if signum == signals.SIGKILL:
             await self._wait_exit(c, 10)
 
@@ -661,17 +696,19 @@ class ContainerService:
         shim = ShimClient(str(self._state_dir(c)))
         try:
             await shim.kill(signum)
+            self.event(c, "kill", signal=str(signum))
         except HafenError as e:
             log.info("stop signal to %s failed: %s", c.short_id, e)
         if timeout < 0:
             await self._wait_exit(c, None)
-            return
-        if not await self._wait_exit(c, timeout):
+        elif not await self._wait_exit(c, timeout):
             try:
                 await shim.kill(signals.SIGKILL)
+                self.event(c, "kill", signal=str(int(signals.SIGKILL)))
             except HafenError as e:
                 log.info("SIGKILL to %s failed: %s", c.short_id, e)
             await self._wait_exit(c, None)
+        self.event(c, "stop")
 
     async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
         if not c.state.running:
@@ -715,6 +752,7 @@ class ContainerService:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """Streams to the container's stdio; waits for the start of a created container."""
         c = self.get(ref)
+        self.event(c, "attach")
         if c.state.running and c.id not in self._starting:
             return await ShimClient(str(self._state_dir(c))).attach(
                 req.stdin, req.stdout, req.stderr
@@ -738,6 +776,7 @@ class ContainerService:
         if not c.state.running:
             raise NotRunning(c.id)
         await ShimClient(str(self._state_dir(c))).resize(height, width)
+        self.event(c, "resize", height=str(height), width=str(width))
 
     # ------------------------------------------------------------------ remove
 
@@ -776,6 +815,7 @@ class ContainerService:
         if volumes:
             anonymous = [m.name for m in c.mount_points if m.type == "volume" and m.anonymous]
             await asyncio.to_thread(self._remove_volumes, anonymous)
+        self.event(c, "destroy")
         self._locks.pop(c.id, None)
         for fut in self._exit_waiters.pop(c.id, []):
             if not fut.done():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hafen.containers.service import ContainerService, ServiceOptions
 from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
+from hafen.daemon.events import EventBus
 from hafen.distribution.hosts import RegistryConfig
 from hafen.distribution.service import Distribution
 from hafen.images.service import ImageService
@@ -33,6 +34,7 @@ class Daemon:
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_root, 0o711)
         self.metadata = MetadataStore(config.data_root / "metadata.db")
+        self.events = EventBus(config.data_root / "events.jsonl")
         self.content = FileContentStore(config.data_root / "content")
         self.snapshotter = select_snapshotter(
             config.data_root / "snapshots", prefer=config.storage_driver or "overlay"
@@ -65,6 +67,7 @@ class Daemon:
             self.volumes,
         )
         self.volumes.set_users(self.containers.volume_users)
+        self.containers.publish = self.events.publish
 
     @property
     def storage_driver(self) -> str:
@@ -82,6 +85,7 @@ class Daemon:
 
     async def close(self) -> None:
         await self.containers.shutdown()
+        await self.events.close()
         self.metadata.close()
 
     def host_info(self) -> dict[str, str]:
