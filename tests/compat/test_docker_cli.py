@@ -117,3 +117,22 @@ def test_docker_exec_flags_and_exit_codes(hafend: Hafend, tmp_path: Path) -> Non
         assert "20 70" in r.stdout
     finally:
         docker(hafend, tmp_path, "rm", "-f", cid, check=False)
+
+
+def test_docker_events_since_until_filter_format(hafend: Hafend, tmp_path: Path) -> None:
+    import time
+
+    since = f"{time.time():.3f}"
+    docker(hafend, tmp_path, "run", "--rm", "--name", "dk-ev", "busybox", "true")
+    until = f"{time.time() + 0.3:.3f}"
+    out = docker(
+        hafend, tmp_path, "events", "--since", since, "--until", until,
+        "--filter", "container=dk-ev", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ).stdout.splitlines()  # fmt: skip
+    assert out == [
+        "container create dk-ev",
+        "container attach dk-ev",
+        "container start dk-ev",
+        "container die dk-ev",
+        "container destroy dk-ev",
+    ]

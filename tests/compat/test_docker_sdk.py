@@ -56,3 +56,24 @@ def test_sdk_exec_detached_and_inspect(sdk: Any, sleeper: Any) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert api.exec_inspect(exec_id)["ExitCode"] == 9
+
+
+def test_sdk_events_decoded_with_filters(sdk: Any) -> None:
+    import time
+
+    since = time.time()
+    sdk.containers.run("busybox", "true", name="sdk-ev", remove=True)
+    events = list(
+        sdk.events(
+            since=since, until=time.time() + 0.3, decode=True, filters={"container": "sdk-ev"}
+        )
+    )
+    # the SDK's run starts detached, waits and reads the logs: no attach event
+    assert [e["Action"] for e in events] == ["create", "start", "die", "destroy"]
+    assert events[2]["Actor"]["Attributes"]["exitCode"] == "0"
+
+
+def test_sdk_ping_version_info(sdk: Any) -> None:
+    assert sdk.ping() is True
+    assert sdk.version()["ApiVersion"] == "1.45"
+    assert "Containers" in sdk.info()

@@ -76,6 +76,7 @@ async def create(request: web.Request) -> web.Response:
         _string_map(body, "DriverOpts"),
         _string_map(body, "Labels"),
     )
+    daemon_of(request).events.publish("volume", "create", volume.name, {"driver": volume.driver})
     return web.json_response(volume_to_api(volume), status=201)
 
 
@@ -90,6 +91,7 @@ async def remove(request: web.Request) -> web.Response:
         request.match_info["name"],
         query_bool(request, "force"),
     )
+    daemon_of(request).events.publish("volume", "destroy", request.match_info["name"], {})
     return web.Response(status=204)
 
 
@@ -102,6 +104,8 @@ async def prune(request: web.Request) -> web.Response:
     deleted, reclaimed = await asyncio.to_thread(
         daemon_of(request).volumes.prune, include_named, filters.get("label", [])
     )
+    for name in deleted:
+        daemon_of(request).events.publish("volume", "destroy", name, {})
     return web.json_response({"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 

@@ -33,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "wait",
         "Block until one or more containers stop, then print their exit codes",
     ),
+    "events": ("hafen.cli.commands.events", "events", "Get real time events from the server"),
     "exec": ("hafen.cli.commands.exec", "exec_", "Execute a command in a running container"),
     "images": ("hafen.cli.commands.image", "images", "List images"),
     "rmi": ("hafen.cli.commands.image", "rmi", "Remove one or more images"),

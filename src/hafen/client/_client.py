@@ -489,6 +489,16 @@ class APIClient:
             body = _dechunk(body)
         raise _transport.error_from_response(head.status, body, head.reason)
 
+    # ------------------------------------------------------------------ events
+
+    def events(
+        self, since: str | None = None, until: str | None = None, filters: str | None = None
+    ) -> StreamResponse:
+        """``GET /events``: a stream of JSON lines (read with ``read``/iteration)."""
+        params = {"since": since, "until": until, "filters": filters}
+        # an events stream is quiet for as long as nothing happens: no read timeout
+        return self._send("GET", "/events", params, timeout=86400 * 365)
+
     # ------------------------------------------------------------------ exec
 
     def exec_create(self, container: str, config: dict[str, Any]) -> str:
