@@ -24,7 +24,6 @@ import json
 import os
 import resource
 import struct
-import sys
 
 from hafen.runtime import _sys, rootfs
 
@@ -53,6 +52,7 @@ class InitArgs:
     no_pivot: bool = False
     preserve_fds: int = 0
     debug: bool = False
+    seccomp_filter: bytes | None = None
 
 
 class Channel:
@@ -239,6 +239,9 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
             resource.setrlimit(kind, (soft, hard))
         except (OSError, ValueError) as e:
             raise OSError(f"setrlimit {kind} to {soft}/{hard}: {e}")
+    if args.seccomp_filter is not None and not proc.no_new_privileges:
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the caps drop.
+        install_seccomp(args.seccomp_filter)
     set_user_and_caps(proc, spec.has_namespace("user"))
     try:
         os.chdir(proc.cwd)
@@ -251,9 +254,8 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         apparmor.change_on_exec(proc.apparmor_profile)
     if proc.no_new_privileges:
         _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
-    if spec.seccomp is not None and args.debug:
-        # Hook: seccomp filters are installed here (last, after no_new_privs) once added.
-        sys.stderr.write("hafen-runtime: linux.seccomp is not applied yet (ignored)\n")
+        if args.seccomp_filter is not None:
+            install_seccomp(args.seccomp_filter)  # last, as runc: fewest syscalls after it
     return path, list(proc.args), env
 
 

@@ -148,10 +148,11 @@ def create(
                 console.connect(console_socket)
             except OSError as e:
                 raise InvalidArgument(f"console socket {console_socket}: {e.strerror}")
+        seccomp_filter = _seccomp_filter(root, sd, spec)
         made_cgroup = not manager.exists()
         manager.create()
         manager.apply(_resources_with_defaults(spec))
-        pid = _spawn(sd, spec, manager, console, no_pivot, preserve_fds, debug)
+        pid = _spawn(sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter)
         start_time = proc_start_time(pid) or 0
         sd.save(
             ContainerState(
@@ -189,6 +190,21 @@ def create(
             console.close()
 
 
+def _seccomp_filter(root: str, sd: StateDir, spec: Spec) -> bytes | None:
+    """The compiled linux.seccomp (cached by content under the root); kept for exec."""
+    if spec.seccomp is None:
+        return None
+    import json
+
+    from hafen.runtime import seccomp
+
+    raw = json.dumps(spec.seccomp, sort_keys=True, separators=(",", ":"))
+    program = seccomp.load_filter(root, raw)
+    with open(os.path.join(sd.path, "seccomp.bpf"), "wb") as f:
+        f.write(program)
+    return program
+
+
 def _kill_quietly(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -204,6 +220,7 @@ def _spawn(
     no_pivot: bool,
     preserve_fds: int,
     debug: bool,
+    seccomp_filter: bytes | None,
 ) -> int:
     from hafen.runtime import _init
 
@@ -224,6 +241,7 @@ def _spawn(
         no_pivot=no_pivot,
         preserve_fds=preserve_fds,
         debug=debug,
+        seccomp_filter=seccomp_filter,
     )
     child = os.fork()
     if child == 0:

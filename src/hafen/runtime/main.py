@@ -252,6 +252,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _features() -> dict[str, Any]:
+    from hafen.runtime import apparmor
     from hafen.runtime.config import CAPABILITIES, NAMESPACE_FLAGS
     from hafen.runtime.rootfs import _FLAGS, _PROPAGATION
 
@@ -264,8 +265,30 @@ def _features() -> dict[str, Any]:
             "namespaces": sorted(NAMESPACE_FLAGS),
             "capabilities": CAPABILITIES,
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
-            "apparmor": {"enabled": False},
+            "seccomp": {
+                "enabled": True,
+                "actions": [
+                    "SCMP_ACT_ALLOW",
+                    "SCMP_ACT_ERRNO",
+                    "SCMP_ACT_KILL",
+                    "SCMP_ACT_KILL_PROCESS",
+                    "SCMP_ACT_KILL_THREAD",
+                    "SCMP_ACT_LOG",
+                    "SCMP_ACT_TRACE",
+                    "SCMP_ACT_TRAP",
+                ],
+                "operators": [
+                    "SCMP_CMP_EQ",
+                    "SCMP_CMP_GE",
+                    "SCMP_CMP_GT",
+                    "SCMP_CMP_LE",
+                    "SCMP_CMP_LT",
+                    "SCMP_CMP_MASKED_EQ",
+                    "SCMP_CMP_NE",
+                ],
+                "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+            },
+            "apparmor": {"enabled": apparmor.is_enabled()},
             "selinux": {"enabled": False},
         },
         "annotations": {"org.hafen.runtime.name": "hafen-runtime"},
