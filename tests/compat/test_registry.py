@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +202,40 @@ def test_credential_helper_supplies_credentials(
     assert result.returncode == 0, result.stderr
     assert "v1: digest: sha256:" in result.stdout
     run_hafen(hafend, config, "rmi", target)
+
+
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+
+def docker(
+    d: Hafend, config: Path, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**d.env, "DOCKER_CONFIG": str(config), "DOCKER_CLI_HINTS": "false"}
+    result = subprocess.run(
+        [DOCKER, *args], input=input, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+    return result
+
+
+@pytest.mark.skipif(not Path(DOCKER).exists(), reason="the docker CLI is not installed")
+def test_docker_cli_login_push_pull_through_hafend(
+    hafend: Hafend, empty_hafend: Hafend, basic_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    login = docker(
+        hafend, tmp_path, "login", "-u", USER, "--password-stdin", basic_registry.host,
+        input=PASSWORD,
+    )  # fmt: skip
+    assert "Login Succeeded" in login.stdout
+    target = f"{basic_registry.host}/docker/busybox:cli"
+    docker(hafend, tmp_path, "tag", "busybox", target)
+    pushed = docker(hafend, tmp_path, "push", target).stdout
+    digest = _pushed_digest(pushed, "cli")
+    pulled = docker(empty_hafend, tmp_path, "pull", target).stdout
+    assert f"Digest: {digest}" in pulled
+    assert f"Status: Downloaded newer image for {target}" in pulled
+    listed = docker(empty_hafend, tmp_path, "images", "--digests", "--format", "{{.Digest}}").stdout
+    assert digest in listed
+    assert docker(empty_hafend, tmp_path, "run", "--rm", target, "echo", "ok").stdout == "ok\n"
+    docker(empty_hafend, tmp_path, "rmi", target)
+    docker(hafend, tmp_path, "rmi", target)

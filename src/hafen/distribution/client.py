@@ -35,7 +35,7 @@ from hafen.store.content import ContentStore
 log = logging.getLogger("hafen.distribution")
 
 READ_SLICE = 1024 * 1024  # bytes handed to a worker thread per write
-_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+_RETRY_DELAYS = (0.2, 0.5, 1.0)
 _TRANSIENT = (
     aiohttp.ClientPayloadError,
     aiohttp.ServerDisconnectedError,
@@ -302,18 +302,25 @@ class RegistryClient:
                 raise await self._fail(resp, f"fetching blob {desc.digest}")
             pending: list[bytes] = []
             pending_size = 0
-            async for chunk in resp.content.iter_chunked(256 * 1024):
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if writer.size + pending_size > desc.size:
-                    raise DigestMismatch(
-                        f"blob {desc.digest} is larger than the {desc.size} bytes the manifest says"
-                    )
-                if pending_size >= READ_SLICE:
+            try:
+                async for chunk in resp.content.iter_chunked(256 * 1024):
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if writer.size + pending_size > desc.size:
+                        raise DigestMismatch(
+                            f"blob {desc.digest} is larger than the {desc.size} bytes the "
+                            "manifest says"
+                        )
+                    if pending_size >= READ_SLICE:
+                        await asyncio.to_thread(writer.write, b"".join(pending))
+                        pending, pending_size = [], 0
+                        if progress:
+                            progress(writer.size)
+            except _TRANSIENT:
+                # What arrived before the drop is a valid prefix: keep it for the resume.
+                if pending:
                     await asyncio.to_thread(writer.write, b"".join(pending))
-                    pending, pending_size = [], 0
-                    if progress:
-                        progress(writer.size)
+                raise
             if pending:
                 await asyncio.to_thread(writer.write, b"".join(pending))
             if progress:
