@@ -53,6 +53,9 @@ class InitArgs:
     preserve_fds: int = 0
     debug: bool = False
     seccomp_filter: bytes | None = None
+    container_id: str = ""
+    # Create/start hooks exist: stop before pivot_root for the parent's hooks.
+    hooks_sync: bool = False
 
 
 class Channel:
@@ -184,6 +187,7 @@ def run_init(args: InitArgs) -> None:
         os.write(fifo, b"0")
         os.close(fifo)
         os.close(args.state_dir_fd)
+        _run_hooks(args, "startContainer", "created")
         umask = args.spec.process.umask if args.spec.process else None
         os.umask(0o022 if umask is None else umask)
         os.execve(path, argv, env)
@@ -210,13 +214,28 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
     if proc.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc.oom_score_adj))
+
+    def before_pivot() -> None:
+        if not args.hooks_sync:
+            return
+        # The parent runs prestart + createRuntime in the runtime's namespaces now.
+        args.channel.send({"type": "hooks"})
+        reply = args.channel.read()
+        if not reply or reply.get("type") != "ack":
+            raise RuntimeError("create hooks failed")
+        _hook_state_pid[0] = int(str(reply.get("pid") or 0))
+        _run_hooks(args, "createContainer", "creating")
+
     if spec.has_namespace("mount"):
         rootfs.prepare_rootfs(
             spec,
             args.cgroup_paths,
             no_pivot=args.no_pivot,
             in_userns=spec.has_namespace("user"),
+            before_pivot=before_pivot,
         )
+    else:
+        before_pivot()
     if spec.hostname:
         _sys.sethostname(spec.hostname)
     if spec.domainname:
@@ -257,6 +276,26 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         if args.seccomp_filter is not None:
             install_seccomp(args.seccomp_filter)  # last, as runc: fewest syscalls after it
     return path, list(proc.args), env
+
+
+_hook_state_pid = [0]
+
+
+def _run_hooks(args: InitArgs, kind: str, status: str) -> None:
+    entries = args.spec.hooks.get(kind)
+    if not entries:
+        return
+    from hafen.runtime import hooks  # imported by create before the fork
+
+    state = {
+        "ociVersion": args.spec.oci_version or "1.0.2",
+        "id": args.container_id,
+        "status": status,
+        "pid": _hook_state_pid[0],
+        "bundle": args.spec.bundle,
+        "annotations": args.spec.annotations,
+    }
+    hooks.run_all(entries, state, kind)
 
 
 def install_seccomp(program: bytes) -> None:

@@ -130,6 +130,14 @@ class IDMapping:
 
 
 @record
+class Hook:
+    path: str
+    args: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    timeout: int = 0
+
+
+@record
 class Capabilities:
     bounding: list[str] = field(default_factory=list)
     effective: list[str] = field(default_factory=list)
@@ -181,6 +189,7 @@ class Spec:
     rootfs_propagation: str = ""
     seccomp: dict[str, Any] | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    hooks: dict[str, list[Hook]] = field(default_factory=dict)
 
     def has_namespace(self, ns_type: str) -> bool:
         return any(ns.type == ns_type for ns in self.namespaces)
@@ -291,6 +300,42 @@ def _mappings(obj: Any, where: str) -> list[IDMapping]:
     return out
 
 
+HOOK_KINDS = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
+
+
+def _hooks(obj: Any) -> dict[str, list[Hook]]:
+    _want(obj, dict, "hooks")
+    out: dict[str, list[Hook]] = {}
+    for kind, entries in obj.items():
+        if kind not in HOOK_KINDS:
+            raise InvalidConfig(f"config.json: hooks.{kind}: unknown hook kind")
+        for i, h in enumerate(_want(entries or [], list, f"hooks.{kind}")):
+            where = f"hooks.{kind}[{i}]"
+            _want(h, dict, where)
+            path = _want(h.get("path"), str, f"{where}.path")
+            if not path.startswith("/"):
+                raise InvalidConfig(f"config.json: {where}.path: {path!r} must be absolute")
+            timeout = _want(h.get("timeout", 0), int, f"{where}.timeout")
+            if timeout < 0:
+                raise InvalidConfig(f"config.json: {where}.timeout must be positive")
+            out.setdefault(kind, []).append(
+                Hook(
+                    path=path,
+                    args=_str_list(h.get("args"), f"{where}.args"),
+                    env=_str_list(h.get("env"), f"{where}.env"),
+                    timeout=timeout,
+                )
+            )
+    return out
+
+
 def parse_spec(raw: dict[str, Any], bundle: str) -> Spec:
     """Validate a decoded config.json; paths resolve against ``bundle``."""
     _want(raw, dict, "top level")
@@ -375,6 +420,8 @@ def parse_spec(raw: dict[str, Any], bundle: str) -> Spec:
     spec.rootfs_propagation = _want(
         linux.get("rootfsPropagation", ""), str, "linux.rootfsPropagation"
     )
+    if raw.get("hooks") is not None:
+        spec.hooks = _hooks(raw["hooks"])
     if linux.get("seccomp") is not None:
         spec.seccomp = _want(linux["seccomp"], dict, "linux.seccomp")
     return spec

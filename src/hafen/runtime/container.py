@@ -14,6 +14,7 @@ import time
 
 from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
 from hafen.runtime import cgroups
+from hafen.runtime._records import as_dict
 from hafen.runtime.config import Spec, load_spec
 from hafen.runtime.state import (
     ContainerState,
@@ -149,6 +150,8 @@ def create(
             except OSError as e:
                 raise InvalidArgument(f"console socket {console_socket}: {e.strerror}")
         seccomp_filter = _seccomp_filter(root, sd, spec)
+        if spec.hooks:
+            from hafen.runtime import hooks as _hooks  # noqa: F401  (the init needs it)
         made_cgroup = not manager.exists()
         manager.create()
         manager.apply(_resources_with_defaults(spec))
@@ -168,6 +171,11 @@ def create(
                 oci_version=spec.oci_version or "1.0.2",
                 owner="",
                 namespaces=[ns.type for ns in spec.namespaces],
+                hooks={
+                    kind: [as_dict(h) for h in spec.hooks[kind]]
+                    for kind in ("poststart", "poststop")
+                    if spec.hooks.get(kind)
+                },
             )
         )
         if pid_file:
@@ -242,6 +250,11 @@ def _spawn(
         preserve_fds=preserve_fds,
         debug=debug,
         seccomp_filter=seccomp_filter,
+        container_id=sd.id,
+        hooks_sync=any(
+            spec.hooks.get(k)
+            for k in ("prestart", "createRuntime", "createContainer", "startContainer")
+        ),
     )
     child = os.fork()
     if child == 0:
@@ -263,6 +276,13 @@ def _spawn(
                 parent_chan.send({"type": "ack"})
             elif kind == "pid":
                 pid = int(str(msg["pid"]))
+            elif kind == "hooks":
+                try:
+                    _create_hooks(sd, spec, pid)
+                except (HafenError, OSError) as e:
+                    error = str(e)
+                    break
+                parent_chan.send({"type": "ack", "pid": pid})
             elif kind == "ready":
                 ready = True
                 break
@@ -279,6 +299,31 @@ def _spawn(
     raise RuntimeFailure(
         "unable to start container process: " + (error or "container init exited during setup")
     )
+
+
+def _hook_state(sd: StateDir, spec_or_state: Any, pid: int, status: str) -> dict[str, Any]:
+    return {
+        "ociVersion": spec_or_state.oci_version or "1.0.2",
+        "id": sd.id,
+        "status": status,
+        "pid": pid,
+        "bundle": spec_or_state.bundle,
+        "annotations": spec_or_state.annotations,
+    }
+
+
+def _create_hooks(sd: StateDir, spec: Spec, pid: int) -> None:
+    from hafen.runtime import hooks
+
+    state = _hook_state(sd, spec, pid, "creating")
+    for kind in ("prestart", "createRuntime"):
+        hooks.run_all(spec.hooks.get(kind) or [], state, kind)
+
+
+def _stored_hooks(st: ContainerState, kind: str) -> list[Any]:
+    from hafen.runtime.config import Hook
+
+    return [Hook(**h) for h in st.hooks.get(kind) or []]
 
 
 def _reap(pid: int) -> None:
@@ -329,6 +374,11 @@ def start(root: str, container_id: str) -> None:
             os.unlink(sd.fifo)
         except FileNotFoundError:
             pass
+    if st.hooks.get("poststart"):
+        from hafen.runtime import hooks
+
+        state = _hook_state(sd, st, st.pid, "running")
+        hooks.run_warn(_stored_hooks(st, "poststart"), state, "poststart")
 
 
 def state(root: str, container_id: str) -> dict[str, Any]:
@@ -431,6 +481,11 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             raise
         del e
     _remove_state_dir(sd)
+    if st.hooks.get("poststop"):
+        from hafen.runtime import hooks
+
+        state = _hook_state(sd, st, 0, "stopped")
+        hooks.run_warn(_stored_hooks(st, "poststop"), state, "poststop")
 
 
 _FORWARDED = (

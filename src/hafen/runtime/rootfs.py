@@ -21,6 +21,10 @@ from hafen.runtime import _sys
 from hafen.runtime._records import record
 from hafen.runtime.config import Device, Mount, Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # option -> (clear?, flag), as runc parses mount options.
 _FLAGS: dict[str, tuple[bool, int]] = {
     "acl": (False, 0),
@@ -292,8 +296,13 @@ def prepare_rootfs(
     cgroup_paths: dict[str, str],
     no_pivot: bool = False,
     in_userns: bool = False,
+    before_pivot: Callable[[], None] | None = None,
 ) -> None:
-    """Build the container's mount tree and make its rootfs ``/`` (runs in the init)."""
+    """Build the container's mount tree and make its rootfs ``/`` (runs in the init).
+
+    ``before_pivot`` runs once every mount exists, before the root changes (the
+    createRuntime and createContainer hooks run there).
+    """
     propagation = _PROPAGATION.get(spec.rootfs_propagation, _sys.MS_SLAVE | _sys.MS_REC)
     # Nothing mounted below may propagate back to the host.
     _sys.mount(None, "/", None, propagation, None)
@@ -307,6 +316,8 @@ def prepare_rootfs(
     if spec.process is not None:
         # runc creates a missing cwd; done here so root.readonly cannot get in the way.
         _mkdir_all(secure_join(spec.rootfs, spec.process.cwd))
+    if before_pivot is not None:
+        before_pivot()
     if no_pivot:
         os.chdir(spec.rootfs)
         _sys.mount(spec.rootfs, "/", None, _sys.MS_MOVE, None)

@@ -63,6 +63,8 @@ class ContainerState:
     owner: str = ""
     # Namespace types the container has (not shared with the host): exec joins these.
     namespaces: list[str] = field(default_factory=list)
+    # poststart/poststop hooks as config.json gave them (start and delete run them).
+    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def proc_start_time(pid: int) -> int | None:

@@ -122,3 +122,33 @@ def test_load_spec_resolves_relative_bundle(bundle: Path, monkeypatch: pytest.Mo
 def test_relative_mount_destination_is_rooted(bundle: Path) -> None:
     spec = parse_spec(_config(mounts=[{"destination": "data", "type": "tmpfs"}]), str(bundle))
     assert spec.mounts[0].destination == "/data"
+
+
+def test_hooks_parse_and_bad_hooks_are_named(bundle: Path) -> None:
+    hook = {"path": "/bin/true", "args": ["true", "x"], "env": ["A=1"], "timeout": 5}
+    spec = parse_spec(_config(hooks={"poststop": [hook]}), str(bundle))
+    (parsed,) = spec.hooks["poststop"]
+    assert (parsed.path, parsed.args, parsed.env, parsed.timeout) == (
+        "/bin/true",
+        ["true", "x"],
+        ["A=1"],
+        5,
+    )
+    with pytest.raises(InvalidConfig, match=r"hooks\.afterlunch: unknown hook kind"):
+        parse_spec(_config(hooks={"afterlunch": [hook]}), str(bundle))
+    with pytest.raises(InvalidConfig, match="must be absolute"):
+        parse_spec(_config(hooks={"prestart": [{"path": "true"}]}), str(bundle))
+
+
+def test_hook_runs_with_state_on_stdin_and_timeout(tmp_path: Path) -> None:
+    from hafen.errors import RuntimeFailure
+    from hafen.runtime.config import Hook
+    from hafen.runtime.hooks import run_hook
+
+    out = tmp_path / "state.json"
+    run_hook(Hook("/bin/sh", ["sh", "-c", f"cat > {out}"]), {"id": "c", "status": "x"}, "t")
+    assert json.loads(out.read_text()) == {"id": "c", "status": "x"}
+    with pytest.raises(RuntimeFailure, match="exit status 3"):
+        run_hook(Hook("/bin/sh", ["sh", "-c", "exit 3"]), {}, "prestart")
+    with pytest.raises(RuntimeFailure, match="timed out"):
+        run_hook(Hook("/bin/sleep", ["sleep", "5"], timeout=1), {}, "prestart")
