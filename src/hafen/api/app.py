@@ -142,7 +142,7 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    from hafen.api import containers, distribution, events, exec, images, system, volumes
+    from hafen.api import build, containers, distribution, events, exec, images, system, volumes
 
     app = web.Application(
         middlewares=[headers_middleware, errors_middleware, version_middleware],
@@ -157,4 +157,5 @@ def build_app(daemon: Daemon) -> web.Application:
     events.register(routes)
     images.register(routes)
     volumes.register(routes)
+    build.register(routes)
     return app

@@ -12,7 +12,10 @@ import platform
 import time
 from pathlib import Path
 
+from hafen.build.cache import BuildCache
+from hafen.build.executor import Builder
 from hafen.containers.service import ContainerService, ServiceOptions
+from hafen.daemon.build_runner import ContainerStepRunner
 from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
 from hafen.daemon.events import EventBus
 from hafen.distribution.hosts import RegistryConfig
@@ -68,6 +71,15 @@ class Daemon:
         )
         self.volumes.set_users(self.containers.volume_users)
         self.containers.publish = self.events.publish
+        self.build_cache = BuildCache(self.metadata)
+        self.builder = Builder(
+            self.images,
+            ContainerStepRunner(self.containers),
+            self.snapshotter,
+            self.content,
+            self.build_cache,
+            config.data_root / "build",
+        )
 
     @property
     def storage_driver(self) -> str:

@@ -126,7 +126,15 @@ class ImageService:
 
     def list(self, all: bool = False) -> builtins.list[Image]:
         """Every image, newest first (``all`` adds intermediate images once builds make them)."""
-        rows = self.metadata.query("SELECT id FROM images ORDER BY created DESC, added DESC")
+        # A build's intermediate images (untagged, with a child step) show only with ``all``,
+        # as Docker's do.
+        hide = (
+            ""
+            if all
+            else " WHERE id IN (SELECT image_id FROM tags) OR id NOT IN "
+            "(SELECT parent_id FROM build_cache WHERE parent_id IS NOT NULL)"
+        )
+        rows = self.metadata.query(f"SELECT id FROM images{hide} ORDER BY created DESC, added DESC")
         images = [self._load(row["id"]) for row in rows]
         return [i for i in images if i is not None]
 

@@ -1,0 +1,143 @@
+"""``POST /build`` (Docker's classic builder API) and ``POST /build/prune``.
+
+The request body is the context tar; the query carries Docker's parameters (``t`` may
+repeat; ``buildargs``, ``labels`` and ``cachefrom`` are JSON). The answer is Docker's
+JSON message stream: ``{"stream": "Step 1/3 : FROM busybox\\n"}`` lines as the build
+goes, ``{"aux": {"ID": "sha256:…"}}`` for the result, or ``{"error": …,
+"errorDetail": {"code": …, "message": …}}`` when a step fails (after the response has
+started, the status stays 200, as Docker's does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from typing import IO, Any, BinaryIO, cast
+
+from aiohttp import web
+
+from hafen.api.app import Routes, daemon_of, query_bool
+from hafen.build.context import open_context
+from hafen.build.executor import BuildFailed, BuildOptions
+from hafen.errors import HafenError, InvalidArgument
+
+_CHUNK = 1024 * 1024
+
+
+def _json_query(request: web.Request, name: str, default: Any) -> Any:
+    raw = request.query.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid JSON in query parameter {name}: {raw!r}")
+
+
+def build_options(request: web.Request) -> BuildOptions:
+    build_args = _json_query(request, "buildargs", {})
+    labels = _json_query(request, "labels", {})
+    cache_from = _json_query(request, "cachefrom", [])
+    if not isinstance(build_args, dict):
+        raise InvalidArgument("buildargs must be a JSON object")
+    if not isinstance(labels, dict):
+        raise InvalidArgument("labels must be a JSON object")
+    if not isinstance(cache_from, list):
+        raise InvalidArgument("cachefrom must be a JSON list")
+    if request.query.get("remote"):
+        raise InvalidArgument("remote build contexts are not supported: send the context as a tar")
+    network = request.query.get("networkmode", "") or "default"
+    if network not in ("default", "none", "bridge"):
+        raise InvalidArgument(f"network mode {network!r} is not supported for builds")
+    return BuildOptions(
+        tags=[t for t in request.query.getall("t", []) if t],
+        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+        target=request.query.get("target", ""),
+        no_cache=query_bool(request, "nocache"),
+        pull=query_bool(request, "pull"),
+        labels={str(k): str(v) for k, v in labels.items()},
+        cache_from=[str(c) for c in cache_from],
+        network_mode=network,
+        platform=request.query.get("platform", ""),
+    )
+
+
+async def _spool_body(request: web.Request, into: IO[bytes]) -> int:
+    """Copy the context tar to a temp file without holding it in memory."""
+    size = 0
+    while True:
+        chunk = await request.content.read(_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        await asyncio.to_thread(into.write, chunk)
+    await asyncio.to_thread(into.flush)
+    return size
+
+
+async def build(request: web.Request) -> web.StreamResponse:
+    d = daemon_of(request)
+    opts = build_options(request)
+    quiet = query_bool(request, "q")
+    dockerfile_name = request.query.get("dockerfile") or "Dockerfile"
+    work = d.config.data_root / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    spool = tempfile.NamedTemporaryFile(dir=work, prefix="upload-", delete=False)  # noqa: SIM115
+    try:
+        size = await _spool_body(request, spool)
+        spool.seek(0)
+        stream = cast(BinaryIO, spool) if size else None
+        ctx = await asyncio.to_thread(open_context, stream, work, dockerfile_name)
+    finally:
+        spool.close()
+        os.unlink(spool.name)
+
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def emit(text: str) -> None:
+        if not quiet and text:
+            queue.put_nowait({"stream": text})
+
+    async def writer() -> None:
+        while (message := await queue.get()) is not None:
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(json.dumps(message).encode() + b"\r\n")
+
+    writing = asyncio.create_task(writer())
+    try:
+        image_id = await d.builder.build(ctx, opts, emit)
+    except BuildFailed as e:
+        queue.put_nowait(
+            {"errorDetail": {"code": e.code, "message": e.message}, "error": e.message}
+        )
+    except HafenError as e:
+        queue.put_nowait({"errorDetail": {"message": e.message}, "error": e.message})
+    else:
+        queue.put_nowait({"aux": {"ID": image_id}})
+        if quiet:
+            queue.put_nowait({"stream": image_id + "\n"})
+    finally:
+        queue.put_nowait(None)
+        await writing
+        await asyncio.to_thread(ctx.close)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+async def prune(request: web.Request) -> web.Response:
+    d = daemon_of(request)
+    result = await d.builder.prune(in_use=d.containers.image_users)
+    return web.json_response(
+        {"CachesDeleted": result.image_ids, "SpaceReclaimed": result.space_reclaimed}
+    )
+
+
+def register(routes: Routes) -> None:
+    routes.add("POST", "/build", build)
+    routes.add("POST", "/build/prune", prune)

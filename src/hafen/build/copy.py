@@ -1,0 +1,268 @@
+"""COPY and ADD: finding sources, Docker's destination rules, and writing into a rootfs.
+
+Sources are paths (with ``*``, ``?``, ``[...]`` wildcards) inside a source root (the
+context, or another stage's or image's filesystem); one that leaves the root is refused.
+The destination follows Docker's rules: relative to WORKDIR; a trailing ``/``, an
+existing directory, or several sources make it a directory; a directory source copies
+its *contents*; ADD unpacks local tar archives (plain, gzip, bzip2, xz). Written files
+keep their mode and mtime, and are owned by root unless ``--chown`` says otherwise;
+``--chmod`` sets the mode of what is copied. All writes resolve inside the rootfs.
+"""
+
+from __future__ import annotations
+
+import bz2
+import fnmatch
+import gzip
+import hashlib
+import lzma
+import os
+import posixpath
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from hafen.errors import InvalidArgument, NotFound, UnsafePath
+from hafen.store.archive import resolve_in_root, unpack_layer
+
+_WILDCARD = set("*?[")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # as written (after expansion), for messages and the base name
+    path: Path  # the host path
+
+
+@dataclass(frozen=True)
+class Ownership:
+    uid: int = 0
+    gid: int = 0
+
+
+def _clean(name: str, what: str) -> list[str]:
+    parts: list[str] = []
+    for part in name.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise UnsafePath(f"forbidden path outside the {what}: {name}")
+            parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+def find_sources(root: Path, names: list[str], what: str = "build context") -> list[Source]:
+    """Resolve the source names (wildcards expanded, sorted) inside ``root``."""
+    found: list[Source] = []
+    for name in names:
+        parts = _clean(name, what)
+        if any(_WILDCARD & set(p) for p in parts):
+            matches = _glob(root, parts)
+            found.extend(Source(m, resolve_in_root(root, _clean(m, what))) for m in matches)
+            continue
+        path = resolve_in_root(root, parts, follow_last=True)
+        if not os.path.lexists(path):
+            raise NotFound(
+                f"file not found in {what} or excluded by .dockerignore: stat {name}: "
+                "file does not exist"
+            )
+        found.append(Source(name, path))
+    if not found:
+        raise InvalidArgument("no source files were specified")
+    return found
+
+
+def _glob(root: Path, parts: list[str]) -> list[str]:
+    matches = [""]
+    for part in parts:
+        nxt: list[str] = []
+        for prefix in matches:
+            directory = resolve_in_root(root, _clean(prefix, "root"), follow_last=True)
+            if not directory.is_dir():
+                continue
+            if _WILDCARD & set(part):
+                names = sorted(e.name for e in os.scandir(directory))
+                nxt.extend(posixpath.join(prefix, n) for n in names if fnmatch.fnmatchcase(n, part))
+            elif os.path.lexists(directory / part):
+                nxt.append(posixpath.join(prefix, part))
+        matches = nxt
+    return matches
+
+
+def sources_digest(sources: list[Source]) -> str:
+    """A digest of the sources' content and metadata: what the build cache compares."""
+    h = hashlib.sha256()
+
+    def add(path: Path, rel: str) -> None:
+        st = os.lstat(path)
+        h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
+        if stat.S_ISLNK(st.st_mode):
+            h.update(os.readlink(path).encode() + b"\0")
+        elif stat.S_ISREG(st.st_mode):
+            h.update(f"{st.st_size}\0".encode())
+            with open(path, "rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    h.update(chunk)
+        elif stat.S_ISDIR(st.st_mode):
+            for entry in sorted(os.scandir(path), key=lambda e: e.name):
+                add(Path(entry.path), f"{rel}/{entry.name}")
+
+    for source in sources:
+        add(source.path, source.name)
+    return "sha256:" + h.hexdigest()
+
+
+def destination(dest: str, workdir: str) -> str:
+    """The absolute destination; a trailing slash is kept (it means "a directory")."""
+    trailing = dest.endswith("/") or dest.endswith("/.") or dest in (".", "")
+    full = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
+    full = posixpath.normpath(full)
+    if trailing and full != "/":
+        full += "/"
+    return full
+
+
+def _mkdirs(rootfs: Path, parts: list[str], owner: Ownership) -> Path:
+    current = rootfs
+    for index in range(len(parts)):
+        current = resolve_in_root(rootfs, parts[: index + 1], follow_last=True)
+        if not os.path.lexists(current):
+            os.mkdir(current, 0o755)
+            os.lchown(current, owner.uid, owner.gid)
+        elif not current.is_dir():
+            raise InvalidArgument(
+                f"cannot copy to /{'/'.join(parts)}: /{'/'.join(parts[: index + 1])} is not a directory"
+            )
+    return current
+
+
+def is_archive(path: Path) -> bool:
+    """A local tar archive (plain or compressed) that ADD unpacks."""
+    try:
+        with _open_archive(path) as stream:
+            block = stream.read(512)
+    except (OSError, EOFError, lzma.LZMAError, ValueError):
+        return False
+    return len(block) == 512 and block[257:262] == b"ustar"
+
+
+def _open_archive(path: Path) -> BinaryIO:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if magic.startswith(b"\xfd7zXZ"):
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def copy_sources(
+    rootfs: Path,
+    sources: list[Source],
+    dest: str,
+    *,
+    owner: Ownership | None,
+    chmod: int | None,
+    unpack_archives: bool,
+    keyword: str = "COPY",
+) -> None:
+    """Copy ``sources`` to the absolute ``dest`` inside the mounted ``rootfs`` (blocking)."""
+    own = owner or Ownership()
+    dest_parts = _clean(dest, "image")
+    dest_host = resolve_in_root(rootfs, dest_parts, follow_last=True)
+    dest_is_dir = not dest_parts or dest.endswith("/") or dest_host.is_dir()
+    if len(sources) > 1 and not dest_is_dir:
+        raise InvalidArgument(
+            f"When using {keyword} with more than one source file, the destination must be a "
+            "directory and end with a /"
+        )
+    for source in sources:
+        st = os.stat(source.path) if source.path.is_symlink() else os.lstat(source.path)
+        if stat.S_ISDIR(st.st_mode):
+            target = _mkdirs(rootfs, dest_parts, own)
+            _copy_tree(source.path, target, own, chmod)
+        elif unpack_archives and is_archive(source.path):
+            target = _mkdirs(rootfs, dest_parts, own)
+            with _open_archive(source.path) as stream:
+                unpack_layer(stream, target, whiteouts="vfs")
+        else:
+            if dest_is_dir:
+                directory = _mkdirs(rootfs, dest_parts, own)
+                target = directory / posixpath.basename(source.name.rstrip("/"))
+            else:
+                directory = _mkdirs(rootfs, dest_parts[:-1], own)
+                target = directory / dest_parts[-1]
+            _copy_one(source.path, target, own, chmod, follow=True)
+
+
+def _copy_one(src: Path, target: Path, owner: Ownership, chmod: int | None, follow: bool) -> None:
+    st = os.stat(src) if follow else os.lstat(src)
+    if os.path.lexists(target) and not (target.is_dir() and not target.is_symlink()):
+        os.unlink(target)
+    elif target.is_dir() and not target.is_symlink() and not stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(target)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), target)
+        os.lchown(target, owner.uid, owner.gid)
+        return
+    if stat.S_ISREG(st.st_mode):
+        shutil.copyfile(src, target, follow_symlinks=follow)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(target)
+    else:
+        return  # sockets and devices are not copied from a context
+    os.lchown(target, owner.uid, owner.gid)
+    os.chmod(target, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_tree(src: Path, target: Path, owner: Ownership, chmod: int | None) -> None:
+    dir_times: list[tuple[Path, os.stat_result]] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        here = target if rel == "." else target / rel
+        if rel != ".":
+            st = os.lstat(dirpath)
+            if not (here.is_dir() and not here.is_symlink()):
+                if os.path.lexists(here):
+                    os.unlink(here)
+                os.mkdir(here)
+            os.lchown(here, owner.uid, owner.gid)
+            os.chmod(here, chmod if chmod is not None else stat.S_IMODE(st.st_mode))
+            dir_times.append((here, st))
+        for name in sorted(dirnames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                dirnames.remove(name)
+                filenames.append(name)
+        for name in sorted(filenames):
+            _copy_one(Path(dirpath) / name, here / name, owner, chmod, follow=False)
+    for path, st in reversed(dir_times):
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def write_file(
+    rootfs: Path, dest: str, content: bytes, owner: Ownership | None, chmod: int | None
+) -> None:
+    """A heredoc (``COPY <<EOF /path``) or a downloaded file, written at ``dest``."""
+    own = owner or Ownership()
+    parts = _clean(dest, "image")
+    if not parts:
+        raise InvalidArgument("cannot write a file at /")
+    directory = _mkdirs(rootfs, parts[:-1], own)
+    target = directory / parts[-1]
+    if target.is_dir() and not target.is_symlink():
+        raise InvalidArgument(f"cannot write a file at {dest}: it is a directory")
+    if os.path.lexists(target):
+        os.unlink(target)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+    os.lchown(target, own.uid, own.gid)
+    os.chmod(target, chmod if chmod is not None else 0o644)

@@ -1,0 +1,1217 @@
+"""The builder: runs a parsed Dockerfile, stage by stage, into images.
+
+``Builder.build`` splits the Dockerfile into stages, keeps only those the target needs,
+and runs each as a task (a stage waits only for the stages it uses, so independent
+stages build in parallel). Each instruction is one step that commits an image, as
+Docker's classic builder does: metadata instructions change the config (a history entry
+with ``empty_layer``), RUN runs a real container and turns its filesystem changes into a
+layer, COPY/ADD/WORKDIR write into a snapshot whose changes become the layer. Before a
+step runs, the build cache is asked for an image made from the same parent with the
+same instruction and inputs.
+
+Progress goes to ``emit`` as the text lines Docker's classic builder prints (``Step
+2/5 : RUN …``, `` ---> Using cache``, `` ---> 3f1c…``), which the API wraps into its
+JSON stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import posixpath
+import secrets
+import shutil
+import signal as signals
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from hafen.build.cache import BuildCache, PruneResult, cache_key
+from hafen.build.context import BuildContext
+from hafen.build.copy import (
+    Ownership,
+    Source,
+    copy_sources,
+    destination,
+    find_sources,
+    sources_digest,
+    write_file,
+)
+from hafen.build.dockerfile import Node, parse, process_word, process_words
+from hafen.build.dockerfile.parser import DockerfileSyntaxError
+from hafen.build.state import ImageState
+from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
+from hafen.images.model import Image
+from hafen.images.service import ImageService, LayerBlob
+from hafen.oci.user import resolve_group, resolve_user
+from hafen.store.changes import export_changes
+from hafen.store.content import ContentStore
+from hafen.store.layers import chain_ids
+from hafen.store.snapshots.protocol import Snapshotter
+
+log = logging.getLogger("hafen.build")
+
+LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
+PROXY_ARGS = (
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+)  # fmt: skip
+# paths the runtime mounts over: what it creates for them is not the RUN's doing
+_MOUNT_POINTS = frozenset({"proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf"})
+
+Emit = Callable[[str], None]
+
+
+class BuildFailed(HafenError):
+    """A step failed; the message is what Docker's classic builder reports."""
+
+    status = 400
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class RunSpec:
+    """One RUN step's container: the image it runs on and how."""
+
+    image_id: str
+    argv: list[str]
+    env: list[str]
+    user: str
+    workdir: str
+    binds: list[str]  # "/host:/ctr[:ro]"
+    network: str = "default"
+
+
+class StepRun(Protocol):
+    """A finished RUN container whose snapshot is still there to be exported."""
+
+    exit_code: int
+    snapshot_key: str
+    container_id: str
+
+    async def release(self) -> None: ...
+
+
+class StepRunner(Protocol):
+    """Runs RUN steps in real containers (the daemon wires the container service in)."""
+
+    async def run(self, spec: RunSpec, started: Callable[[str], None], output: Emit) -> StepRun: ...
+
+
+@dataclass
+class BuildOptions:
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str = ""
+    no_cache: bool = False
+    pull: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    cache_from: list[str] = field(default_factory=list)
+    network_mode: str = ""
+    platform: str = ""
+    secrets: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    index: int
+    name: str  # lower-cased alias, "" without AS
+    base: str  # the FROM image or stage name, expanded
+    platform: str
+    from_node: Node
+    nodes: list[Node]
+    deps: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _StageRun:
+    """Per-stage mutable state while it runs."""
+
+    stage: Stage
+    state: ImageState
+    args: dict[str, str]  # ARGs in scope → value
+    cmd_set: bool = False
+
+
+def _flag_map(node: Node, allowed: tuple[str, ...]) -> dict[str, list[str]]:
+    flags: dict[str, list[str]] = {}
+    for raw in node.flags:
+        name, sep, value = raw[2:].partition("=")
+        if name not in allowed:
+            raise DockerfileSyntaxError(
+                f"Dockerfile:{node.start_line}: unknown flag: --{name} for {node.keyword.upper()}"
+            )
+        if not sep and name in ("link",):
+            value = "true"
+        flags.setdefault(name, []).append(value)
+    return flags
+
+
+def _one(flags: dict[str, list[str]], name: str, default: str = "") -> str:
+    values = flags.get(name)
+    return values[-1] if values else default
+
+
+def _parse_duration(text: str, flag: str) -> int:
+    """Go durations (``30s``, ``1m30s``, ``500ms``) → nanoseconds."""
+    import re
+
+    if text in ("", "0"):
+        return 0
+    units = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+             "h": 3600 * 10**9}  # fmt: skip
+    total = 0.0
+    pos = 0
+    for m in re.finditer(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * units[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise InvalidArgument(f"invalid value for --{flag}: {text!r} is not a duration")
+    return int(total)
+
+
+def _expose_ports(words: list[str]) -> list[str]:
+    out: list[str] = []
+    for word in words:
+        port, _, proto = word.partition("/")
+        proto = (proto or "tcp").lower()
+        if proto not in ("tcp", "udp", "sctp"):
+            raise InvalidArgument(f"invalid proto: {proto}")
+        low, _, high = port.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise InvalidArgument(f"invalid containerPort: {port}")
+        for number in range(int(low), int(high or low) + 1):
+            out.append(f"{number}/{proto}")
+    return out
+
+
+def _go_quoted(items: list[str]) -> str:
+    """Go's ``%q`` of a string slice, as the classic builder writes it in history."""
+    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+
+
+def _signal_ok(value: str) -> None:
+    text = value.upper()
+    if text.isdigit():
+        return
+    name = text if text.startswith("SIG") else "SIG" + text
+    if name not in signals.Signals.__members__ and not name.startswith("SIGRTMIN"):
+        raise InvalidArgument(f"Invalid signal: {value}")
+
+
+class Builder:
+    def __init__(
+        self,
+        images: ImageService,
+        runner: StepRunner,
+        snapshotter: Snapshotter,
+        content: ContentStore,
+        cache: BuildCache,
+        work_dir: Path,
+    ) -> None:
+        self.images = images
+        self.runner = runner
+        self.snapshotter = snapshotter
+        self.content = content
+        self.cache = cache
+        self.work_dir = work_dir
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "cache-mounts").mkdir(exist_ok=True)
+
+    # ------------------------------------------------------------------ prune
+
+    async def prune(self, in_use: Callable[[str], list[Any]] | None = None) -> PruneResult:
+        """``builder prune``: drop the cache and the untagged images only it kept."""
+
+        def work() -> PruneResult:
+            metadata = self.images.metadata
+            before = metadata.query("SELECT COALESCE(SUM(size), 0) AS s FROM layers")[0]["s"]
+            candidates = self.cache.intermediate_images()
+            entries = self.cache.clear()
+            deleted: list[str] = []
+            for image_id in candidates:
+                if in_use is not None and in_use(image_id):
+                    continue
+                if not self.images.exists(image_id):
+                    continue
+                try:
+                    self.images.remove(image_id, in_use=in_use)
+                except HafenError as e:
+                    log.info("builder prune: keeping %s: %s", image_id[:19], e)
+                    continue
+                deleted.append(image_id)
+            after = metadata.query("SELECT COALESCE(SUM(size), 0) AS s FROM layers")[0]["s"]
+            return PruneResult(entries, deleted, int(before) - int(after))
+
+        return await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------------ plan
+
+    def plan(
+        self, text: str, filename: str, opts: BuildOptions
+    ) -> tuple[list[Stage], int, dict[str, str]]:
+        """Stages, the target's index and the meta ARGs (before the first FROM)."""
+        dockerfile = parse(text, filename)
+        self._escape = dockerfile.escape
+        meta: dict[str, str] = {}
+        stages: list[Stage] = []
+        for node in dockerfile.nodes:
+            if node.keyword == "from":
+                args = node.args
+                name = ""
+                if len(args) == 3 and args[1].lower() == "as":
+                    name = args[2].lower()
+                elif len(args) != 1:
+                    raise DockerfileSyntaxError(
+                        f"{filename}:{node.start_line}: FROM requires either one or three arguments"
+                    )
+                flags = _flag_map(node, ("platform",))
+                base = process_word(args[0], meta, self._escape)
+                if not base:
+                    raise InvalidArgument(
+                        f"{filename}:{node.start_line}: base name ({args[0]}) should not be blank"
+                    )
+                if name and any(s.name == name for s in stages):
+                    raise InvalidArgument(f"duplicate name {name}")
+                platform = process_word(_one(flags, "platform"), meta, self._escape)
+                stages.append(Stage(len(stages), name, base, platform, node, []))
+            elif not stages:
+                if node.keyword != "arg":
+                    raise InvalidArgument(
+                        f"{filename}:{node.start_line}: {node.keyword.upper()} before the first "
+                        "FROM: only ARG may come before FROM"
+                    )
+                for word in node.args:
+                    key, sep, default = word.partition("=")
+                    value = opts.build_args.get(key)
+                    if value is None:
+                        value = process_word(default, meta, self._escape) if sep else ""
+                        if not sep and key not in opts.build_args:
+                            continue
+                    meta[key] = value
+            else:
+                stages[-1].nodes.append(node)
+        if not stages:
+            raise InvalidArgument(f"{filename}: file with no instructions")
+        by_name = {s.name: s.index for s in stages if s.name}
+        for stage in stages:
+            if stage.base.lower() in by_name and by_name[stage.base.lower()] < stage.index:
+                stage.deps.add(by_name[stage.base.lower()])
+            for node in stage.nodes:
+                inner = node.sub if node.keyword == "onbuild" else None
+                if inner is not None:
+                    continue
+                for ref in self._from_refs(node, meta):
+                    dep = by_name.get(ref.lower())
+                    if dep is None and ref.isdigit():
+                        dep = int(ref)
+                        if dep >= stage.index:
+                            raise InvalidArgument(
+                                f"{filename}:{node.start_line}: invalid from flag value {ref}: "
+                                "refers to a stage that is not defined yet"
+                            )
+                    if dep is not None:
+                        if dep == stage.index:
+                            raise InvalidArgument(
+                                f"{filename}:{node.start_line}: circular dependency detected "
+                                f"on stage: {ref}"
+                            )
+                        stage.deps.add(dep)
+        if opts.target:
+            target = by_name.get(opts.target.lower())
+            if target is None:
+                raise NotFound(f"failed to reach build target {opts.target} in Dockerfile")
+        else:
+            target = len(stages) - 1
+        return stages, target, meta
+
+    def _from_refs(self, node: Node, meta: dict[str, str]) -> list[str]:
+        refs: list[str] = []
+        for raw in node.flags:
+            if node.keyword in ("copy", "add") and raw.startswith("--from="):
+                refs.append(process_word(raw[7:], meta, self._escape))
+            if node.keyword == "run" and raw.startswith("--mount="):
+                for part in raw[8:].split(","):
+                    k, _, v = part.partition("=")
+                    if k == "from" and v:
+                        refs.append(v)
+        return refs
+
+    # ------------------------------------------------------------------ build
+
+    async def build(self, ctx: BuildContext, opts: BuildOptions, emit: Emit) -> str:
+        """Build and tag; the final image ID. Raises ``BuildFailed``/``HafenError`` on failure."""
+        job = Builder(self.images, self.runner, self.snapshotter, self.content, self.cache,
+                      self.work_dir)  # fmt: skip
+        job._opts = opts  # each build gets its own step counter, options and escape char
+        return await job._build(ctx, opts, emit)
+
+    _opts: BuildOptions
+    _escape: str = "\\"
+
+    async def _build(self, ctx: BuildContext, opts: BuildOptions, emit: Emit) -> str:
+        stages, target, meta = await asyncio.to_thread(
+            self.plan, ctx.dockerfile, ctx.dockerfile_name, opts
+        )
+        needed: set[int] = set()
+        pending = [target]
+        while pending:
+            index = pending.pop()
+            if index not in needed:
+                needed.add(index)
+                pending.extend(stages[index].deps)
+        order = [s for s in stages if s.index in needed]
+        total = sum(1 + len(s.nodes) for s in order) + (1 if opts.labels else 0)
+        self._step = 0
+        self._total = total
+        self._used_args: set[str] = set()
+        self._cache_allowed: set[str] | None = None
+        if opts.cache_from:
+            ids = []
+            for ref in opts.cache_from:
+                found = await asyncio.to_thread(self.images.find, ref)
+                if found is not None:
+                    ids.append(found.id)
+            self._cache_allowed = await asyncio.to_thread(self.cache.ancestry, ids)
+        results: dict[int, asyncio.Future[ImageState]] = {
+            s.index: asyncio.get_running_loop().create_future() for s in order
+        }
+        tasks = [
+            asyncio.create_task(self._run_stage(s, stages, results, ctx, opts, meta, emit,
+                                                is_target=s.index == target))
+            for s in order
+        ]  # fmt: skip
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for fut in results.values():
+                if fut.done() and not fut.cancelled():
+                    fut.exception()  # retrieved: no "never retrieved" warnings
+            raise
+        final = results[target].result()
+        if final.image_id is None:
+            final.image_id = await self._commit(final, None, "", empty_layer=True, key=None)
+        unused = sorted(
+            k for k in opts.build_args if k not in self._used_args and k not in PROXY_ARGS
+        )
+        if unused:
+            emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+        image_id = final.image_id
+        emit(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
+        for tag in opts.tags:
+            await asyncio.to_thread(self.images.tag, image_id, tag)
+            emit(f"Successfully tagged {self._familiar(tag)}\n")
+        return image_id
+
+    @staticmethod
+    def _familiar(tag: str) -> str:
+        from hafen.images.reference import parse_reference
+
+        return parse_reference(tag).familiar()
+
+    async def _run_stage(
+        self,
+        stage: Stage,
+        stages: list[Stage],
+        results: dict[int, asyncio.Future[ImageState]],
+        ctx: BuildContext,
+        opts: BuildOptions,
+        meta: dict[str, str],
+        emit: Emit,
+        is_target: bool,
+    ) -> None:
+        fut = results[stage.index]
+        try:
+            state = await self._from(stage, stages, results, opts, emit)
+            run = _StageRun(stage, state, args={})
+            onbuild = list(state.config.get("OnBuild") or [])
+            if onbuild:
+                state.config["OnBuild"] = None
+                emit(f"# Executing {len(onbuild)} build trigger{'s' if len(onbuild) > 1 else ''}\n")
+                for trigger in onbuild:
+                    nodes = parse(trigger, "ONBUILD").nodes
+                    for node in nodes:
+                        await self._dispatch(run, node, stages, results, ctx, opts, meta, emit,
+                                             trigger=True)  # fmt: skip
+            for node in stage.nodes:
+                self._step += 1
+                emit(f"Step {self._step}/{self._total} : {node.original}\n")
+                await self._dispatch(run, node, stages, results, ctx, opts, meta, emit)
+            if is_target and opts.labels:
+                self._step += 1
+                text = " ".join(f'"{k}"="{v}"' for k, v in sorted(opts.labels.items()))
+                emit(f"Step {self._step}/{self._total} : LABEL {text}\n")
+                label_node = parse(f"FROM x\nLABEL {text}\n").nodes[1]
+                await self._dispatch(run, label_node, stages, results, ctx, opts, meta, emit)
+            fut.set_result(run.state)
+        except BaseException as e:
+            if not fut.done():
+                fut.set_exception(e)
+            raise
+
+    async def _from(
+        self,
+        stage: Stage,
+        stages: list[Stage],
+        results: dict[int, asyncio.Future[ImageState]],
+        opts: BuildOptions,
+        emit: Emit,
+    ) -> ImageState:
+        base = stage.base
+        dep = next((i for i in stage.deps if stages[i].name == base.lower()), None)
+        if dep is not None and stages[dep].name == base.lower():
+            state = await results[dep]
+            self._step += 1
+            emit(f"Step {self._step}/{self._total} : {stage.from_node.original}\n")
+            copy_state = ImageState(state.image_id, json.loads(json.dumps(state.raw)),
+                                    list(state.layers), state.chain_id)  # fmt: skip
+            emit(f" ---> {self._short(state.image_id)}\n")
+            return copy_state
+        self._step += 1
+        emit(f"Step {self._step}/{self._total} : {stage.from_node.original}\n")
+        if base.lower() == "scratch":
+            emit(" ---> \n")
+            return ImageState.scratch()
+        image = await asyncio.to_thread(self.images.find, base)
+        if opts.pull:
+            emit(
+                f"--pull: hafen has no registry to pull {base} from here; "
+                + ("using the local image\n" if image else "and it is not present locally\n")
+            )
+        if image is None:
+            raise ImageNotFound(
+                f"{base} (hafen cannot pull it: build it, load it or bootstrap it first)"
+            )
+        if (
+            stage.platform
+            and stage.platform.split("/")[1:2]
+            and (
+                image.config.raw.get("architecture")
+                and stage.platform.split("/")[1] != image.config.raw.get("architecture")
+            )
+        ):
+            raise InvalidArgument(
+                f"image {base} is for {image.config.raw.get('os')}/"
+                f"{image.config.raw.get('architecture')}, not {stage.platform}"
+            )
+        layers = await asyncio.to_thread(self._layer_blobs, image)
+        emit(f" ---> {image.short_id}\n")
+        return ImageState.from_image(image, layers)
+
+    def _layer_blobs(self, image: Image) -> list[LayerBlob]:
+        blobs = []
+        for chain in chain_ids(image.diff_ids):
+            rows = self.images.metadata.query(
+                "SELECT blob FROM layers WHERE chain_id = ?", (chain,)
+            )
+            if not rows or not rows[0]["blob"]:
+                raise NotFound(f"layer {chain} of image {image.short_id} has no blob")
+            blobs.append(LayerBlob(rows[0]["blob"]))
+        return blobs
+
+    @staticmethod
+    def _short(image_id: str | None) -> str:
+        return (image_id or "").removeprefix("sha256:")[:12]
+
+    # ------------------------------------------------------------------ steps
+
+    def _expand_env(self, run: _StageRun) -> dict[str, str]:
+        """What ``$VAR`` sees: ARGs in scope, overridden by ENV (Docker's precedence)."""
+        return {**run.args, **run.state.env_map()}
+
+    async def _dispatch(
+        self,
+        run: _StageRun,
+        node: Node,
+        stages: list[Stage],
+        results: dict[int, asyncio.Future[ImageState]],
+        ctx: BuildContext,
+        opts: BuildOptions,
+        meta: dict[str, str],
+        emit: Emit,
+        trigger: bool = False,
+    ) -> None:
+        kw = node.keyword
+        state = run.state
+        env = self._expand_env(run)
+        esc = self._escape
+
+        def word(text: str) -> str:
+            return process_word(text, env, esc)
+
+        try:
+            if kw == "arg":
+                await self._arg(run, node, opts, meta, emit)
+                return
+            if kw == "run":
+                await self._run(run, node, stages, results, ctx, opts, emit)
+                return
+            if kw in ("copy", "add"):
+                await self._copy(run, node, stages, results, ctx, opts, emit, env)
+                return
+            if kw == "workdir":
+                await self._workdir(run, word(node.args[0]), emit)
+                return
+            created_by: str
+            cfg = state.config
+            if kw == "env":
+                pairs = []
+                for item in node.args:
+                    key, _, value = item.partition("=")
+                    key, value = word(key), word(value)
+                    pairs.append((key, value))
+                for key, value in pairs:
+                    state.set_env(key, value)
+                created_by = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
+            elif kw == "label":
+                labels = dict(cfg.get("Labels") or {})
+                shown = []
+                for item in node.args:
+                    key, _, value = item.partition("=")
+                    key, value = word(key), word(value)
+                    labels[key] = value
+                    shown.append(f"{key}={value}")
+                cfg["Labels"] = labels
+                created_by = "LABEL " + " ".join(shown)
+            elif kw == "maintainer":
+                state.raw["author"] = node.args[0]
+                created_by = f"MAINTAINER {node.args[0]}"
+            elif kw == "expose":
+                words = [w for a in node.args for w in process_words(a, env, esc)]
+                ports = _expose_ports(words)
+                exposed = dict(cfg.get("ExposedPorts") or {})
+                for port in ports:
+                    exposed[port] = {}
+                cfg["ExposedPorts"] = exposed
+                created_by = "EXPOSE " + " ".join(ports)
+            elif kw == "volume":
+                volumes = dict(cfg.get("Volumes") or {})
+                names = [word(a) for a in node.args]
+                for name in names:
+                    if not name.strip():
+                        raise InvalidArgument("VOLUME specified can not be an empty string")
+                    volumes[name] = {}
+                cfg["Volumes"] = volumes
+                created_by = f"VOLUME [{' '.join(names)}]"
+            elif kw == "user":
+                cfg["User"] = word(node.args[0])
+                created_by = f"USER {cfg['User']}"
+            elif kw == "stopsignal":
+                sig = word(node.args[0])
+                _signal_ok(sig)
+                cfg["StopSignal"] = sig
+                created_by = f"STOPSIGNAL {sig}"
+            elif kw == "shell":
+                if not node.json_form:
+                    raise InvalidArgument("SHELL requires the arguments to be in JSON form")
+                cfg["Shell"] = list(node.args)
+                created_by = f"SHELL [{' '.join(node.args)}]"
+            elif kw in ("cmd", "entrypoint"):
+                argv = list(node.args) if node.json_form else [*state.shell, *node.args]
+                if kw == "cmd":
+                    cfg["Cmd"] = argv
+                    run.cmd_set = True
+                else:
+                    cfg["Entrypoint"] = argv
+                    if not run.cmd_set:
+                        cfg["Cmd"] = None
+                created_by = f"{kw.upper()} {_go_quoted(argv)}"
+            elif kw == "healthcheck":
+                cfg["Healthcheck"] = self._healthcheck(node, state)
+                created_by = "HEALTHCHECK &{" + _go_quoted(cfg["Healthcheck"]["Test"]) + "}"
+            elif kw == "onbuild":
+                assert node.sub is not None
+                triggers = list(cfg.get("OnBuild") or [])
+                triggers.append(node.args[0])
+                cfg["OnBuild"] = triggers
+                created_by = f"ONBUILD {node.args[0]}"
+            else:
+                raise InvalidArgument(f"unknown instruction: {kw.upper()}")
+            await self._metadata_step(run, created_by, emit)
+        except DockerfileSyntaxError:
+            raise
+        except (InvalidArgument, NotFound) as e:
+            if e.message.startswith(ctx.dockerfile_name + ":"):
+                raise
+            raise type(e)(f"{ctx.dockerfile_name}:{node.start_line}: {e.message}") from None
+
+    def _healthcheck(self, node: Node, state: ImageState) -> dict[str, Any]:
+        if node.args[0] == "NONE":
+            return {"Test": ["NONE"]}
+        flags = _flag_map(node, ("interval", "timeout", "start-period", "start-interval",
+                                 "retries"))  # fmt: skip
+        cmd = node.args[1:]
+        test = ["CMD", *cmd] if node.json_form else ["CMD-SHELL", cmd[0]]
+        hc: dict[str, Any] = {"Test": test}
+        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
+                          ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):  # fmt: skip
+            if flag in flags:
+                hc[key] = _parse_duration(_one(flags, flag), flag)
+        if "retries" in flags:
+            retries = _one(flags, "retries")
+            if not retries.isdigit() or int(retries) < 1:
+                raise InvalidArgument("--retries must be at least 1")
+            hc["Retries"] = int(retries)
+        return hc
+
+    def _cached(self, key: str) -> str | None:
+        hit = self.cache.lookup(key)
+        if hit is None:
+            return None
+        if self._cache_allowed is not None and hit not in self._cache_allowed:
+            return None
+        return hit
+
+    async def _try_cache(self, run: _StageRun, key: str, opts: BuildOptions, emit: Emit) -> bool:
+        if opts.no_cache:
+            return False
+        hit = await asyncio.to_thread(self._cached, key)
+        if hit is None:
+            return False
+        image = await asyncio.to_thread(self.images.find, hit)
+        if image is None:
+            return False
+        layers = await asyncio.to_thread(self._layer_blobs, image)
+        run.state = ImageState.from_image(image, layers)
+        emit(f" ---> Using cache\n ---> {image.short_id}\n")
+        return True
+
+    async def _metadata_step(self, run: _StageRun, created_by: str, emit: Emit) -> None:
+        state = run.state
+        key = cache_key(state.image_id, "meta", json.dumps(state.raw.get("config"), sort_keys=True),
+                        state.raw.get("author"), created_by)  # fmt: skip
+        if await self._try_cache(run, key, self._opts, emit):
+            return
+        parent = state.image_id
+        image_id = await self._commit(state, None, f"/bin/sh -c #(nop)  {created_by}",
+                                      empty_layer=True, key=key, parent=parent)  # fmt: skip
+        emit(f" ---> {self._short(image_id)}\n")
+
+    async def _commit(
+        self,
+        state: ImageState,
+        layer: tuple[str, int] | None,
+        created_by: str,
+        *,
+        empty_layer: bool,
+        key: str | None,
+        parent: str | None = None,
+    ) -> str:
+        """Record the stage's image after one step (a new layer optional); its ID."""
+        if layer is not None:
+            digest, _ = layer
+            state.raw["rootfs"]["diff_ids"] = [*state.diff_ids, digest]
+            state.layers = [*state.layers, LayerBlob(digest, LAYER_TAR)]
+        config = state.config_bytes(created_by, empty_layer)
+
+        def store() -> Image:
+            image = self.images.store_image(config, list(state.layers))
+            if key is not None:
+                self.cache.record(key, image.id, parent)
+            return image
+
+        image = await asyncio.to_thread(store)
+        state.image_id = image.id
+        state.chain_id = image.chain_id
+        return image.id
+
+    # ------------------------------------------------------------------ ARG
+
+    async def _arg(self, run: _StageRun, node: Node, opts: BuildOptions, meta: dict[str, str],
+                   emit: Emit) -> None:  # fmt: skip
+        env = self._expand_env(run)
+        shown = []
+        for item in node.args:
+            key, sep, default = item.partition("=")
+            key = process_word(key, env, self._escape)
+            if sep:
+                default = process_word(default, env, self._escape)
+            elif key in meta:
+                default, sep = meta[key], "="
+            if key in opts.build_args and opts.build_args[key] is not None:
+                run.args[key] = str(opts.build_args[key])
+                self._used_args.add(key)
+            elif sep:
+                run.args[key] = default
+            else:
+                run.args.pop(key, None)  # declared without a value: unset
+            shown.append(f"{key}={default}" if sep else key)
+        await self._metadata_step(run, "ARG " + " ".join(shown), emit)
+
+    def _run_env(self, run: _StageRun, opts: BuildOptions) -> tuple[list[str], list[str]]:
+        """The RUN's environment (ENV over ARGs) and the ``K=V`` build args it used."""
+        args = dict(run.args)
+        for name in PROXY_ARGS:  # usable without an ARG line, never in the history
+            value = opts.build_args.get(name)
+            if value is not None:
+                args.setdefault(name, value)
+        env_map = run.state.env_map()
+        used = [f"{k}={v}" for k, v in sorted(run.args.items()) if k not in env_map]
+        merged = {**args, **env_map}
+        return [f"{k}={v}" for k, v in merged.items()], used
+
+    # ------------------------------------------------------------------ RUN
+
+    def _run_argv(self, run: _StageRun, node: Node) -> list[str]:
+        shell = run.state.shell
+        if node.json_form:
+            return list(node.args)
+        if node.heredocs:
+            command = node.args[0]
+            first = node.heredocs[0]
+            if command.strip() in (f"<<{first.name}", f"<<-{first.name}",
+                                   f"<<'{first.name}'", f'<<"{first.name}"',
+                                   f"<<-'{first.name}'", f'<<-"{first.name}"'):  # fmt: skip
+                content = first.content
+                if content.startswith("#!"):
+                    return ["/bin/sh", "-c", self._shebang_script(content)]
+                return [*shell, content]
+            script = command + "\n" + "".join(f"{h.content}{h.name}\n" for h in node.heredocs)
+            return [*shell, script]
+        return [*shell, node.args[0]]
+
+    @staticmethod
+    def _shebang_script(content: str) -> str:
+        """A heredoc with a shebang runs as its own script file (written to /tmp first)."""
+        name = f"/tmp/.hafen-heredoc-{secrets.token_hex(4)}"
+        quoted = content.replace("'", "'\"'\"'")
+        return f"printf '%s' '{quoted}' > {name} && chmod +x {name} && {name}; s=$?; rm -f {name}; exit $s"
+
+    def _mounts(self, node: Node, run: _StageRun, ctx: BuildContext, opts: BuildOptions,
+                stage_roots: dict[str, Path]) -> tuple[list[str], list[Path]]:  # fmt: skip
+        """``--mount`` flags → bind specs (and scratch dirs to remove after the step)."""
+        binds: list[str] = []
+        scratch: list[Path] = []
+        for raw in node.flags:
+            if not raw.startswith("--mount="):
+                continue
+            opts_map: dict[str, str] = {}
+            for part in raw[8:].split(","):
+                k, sep, v = part.partition("=")
+                opts_map[k.strip().lower()] = v if sep else "true"
+            kind = opts_map.get("type", "bind")
+            target = opts_map.get("target") or opts_map.get("dst") or opts_map.get("destination")
+            readonly = opts_map.get("readonly", opts_map.get("ro", "false")) in ("true", "1", "")
+            if kind == "secret":
+                sid = opts_map.get("id") or posixpath.basename(target or "")
+                target = target or f"/run/secrets/{sid}"
+                src = opts.secrets.get(sid)
+                if src is None:
+                    if opts_map.get("required", "false") == "true":
+                        raise InvalidArgument(f"secret {sid} not found")
+                    continue
+                binds.append(f"{src}:{target}:ro")
+                continue
+            if not target:
+                raise InvalidArgument(f"--mount: the target is required ({raw})")
+            if not target.startswith("/"):
+                target = posixpath.join(run.state.workdir or "/", target)
+            if kind == "cache":
+                cid = opts_map.get("id") or target
+                path = (
+                    self.work_dir
+                    / "cache-mounts"
+                    / cache_key(None, cid).removeprefix("sha256:")[:32]
+                )
+                path.mkdir(parents=True, exist_ok=True)
+                binds.append(f"{path}:{target}" + (":ro" if readonly else ""))
+            elif kind == "tmpfs":
+                # an empty scratch directory that never reaches the layer
+                path = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="tmpfs-"))
+                scratch.append(path)
+                binds.append(f"{path}:{target}")
+            elif kind == "bind":
+                source = opts_map.get("source") or opts_map.get("src") or "."
+                from_ref = opts_map.get("from")
+                root = stage_roots[from_ref] if from_ref else ctx.root
+                src_path = find_sources(root, [source])[0].path
+                rw = opts_map.get("rw", opts_map.get("readwrite", "false")) in ("true", "1", "")
+                if rw:  # writes are discarded: bind a throw-away copy
+                    path = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="bind-"))
+                    scratch.append(path)
+                    dest = path / "src"
+                    if src_path.is_dir():
+                        shutil.copytree(src_path, dest, symlinks=True)
+                    else:
+                        shutil.copy2(src_path, dest)
+                    src_path = dest
+                binds.append(f"{src_path}:{target}" + ("" if rw else ":ro"))
+            else:
+                raise InvalidArgument(
+                    f"--mount: unsupported type {kind!r} (bind, cache, tmpfs, secret)"
+                )
+        return binds, scratch
+
+    async def _run(
+        self,
+        run: _StageRun,
+        node: Node,
+        stages: list[Stage],
+        results: dict[int, asyncio.Future[ImageState]],
+        ctx: BuildContext,
+        opts: BuildOptions,
+        emit: Emit,
+    ) -> None:
+        flags = _flag_map(node, ("mount", "network", "security", "device"))
+        network = _one(flags, "network", "default")
+        if network not in ("default", "none", "host"):
+            raise InvalidArgument(f"unsupported network mode {network!r} for RUN (default, none)")
+        if network == "host" or opts.network_mode == "host":
+            raise InvalidArgument("RUN --network=host is not available: hafen builds run isolated")
+        if "security" in flags and _one(flags, "security") != "sandbox":
+            raise InvalidArgument("RUN --security=insecure is not allowed")
+        argv = self._run_argv(run, node)
+        env, used = self._run_env(run, opts)
+        for item in used:
+            self._used_args.add(item.partition("=")[0])
+        created_by = " ".join(argv)
+        if used:
+            created_by = f"|{len(used)} {' '.join(used)} {created_by}"
+        key = cache_key(run.state.image_id, "run", argv, used, node.flags,
+                        run.state.config.get("Env"), run.state.user, run.state.workdir)  # fmt: skip
+        if await self._try_cache(run, key, opts, emit):
+            return
+        state = run.state
+        parent = await self._ensure_image(state)
+        stage_roots: dict[str, Path] = {}
+        mounts_cleanup: list[Callable[[], None]] = []
+        try:
+            for ref in self._from_refs(node, {}):
+                root, release = await self._source_root(ref, stages, results)
+                stage_roots[ref] = root
+                mounts_cleanup.append(release)
+            binds, scratch = await asyncio.to_thread(
+                self._mounts, node, run, ctx, opts, stage_roots
+            )
+            mounts_cleanup.extend(functools.partial(shutil.rmtree, p, True) for p in scratch)
+            spec = RunSpec(parent, argv, env, state.user, state.workdir, binds, network)
+
+            def started(container_id: str) -> None:
+                emit(f" ---> Running in {container_id[:12]}\n")
+
+            step = await self.runner.run(spec, started, emit)
+            try:
+                if step.exit_code != 0:
+                    raise BuildFailed(
+                        f"The command '{' '.join(argv)}' returned a non-zero code: "
+                        f"{step.exit_code}",
+                        code=step.exit_code,
+                    )
+                layer = await asyncio.to_thread(self._export, step.snapshot_key)
+            finally:
+                await step.release()
+                emit(f"Removing intermediate container {step.container_id[:12]}\n")
+        finally:
+            for release in mounts_cleanup:
+                await asyncio.to_thread(release)
+        image_id = await self._commit(state, layer, created_by, empty_layer=False, key=key,
+                                      parent=parent)  # fmt: skip
+        emit(f" ---> {self._short(image_id)}\n")
+
+    def _export(self, snapshot_key: str) -> tuple[str, int]:
+        """The snapshot's changes as an uncompressed layer blob: (digest = DiffID, size)."""
+        with self.content.writer() as writer:
+            stats = export_changes(self.snapshotter, snapshot_key, writer,  # type: ignore[arg-type]
+                                   exclude=_MOUNT_POINTS.__contains__)  # fmt: skip
+            digest = writer.commit()
+        assert digest == stats.diff_id
+        return digest, stats.size
+
+    async def _ensure_image(self, state: ImageState) -> str:
+        if state.image_id is None:
+            await self._commit(state, None, "/bin/sh -c #(nop) FROM scratch", empty_layer=True,
+                               key=None)  # fmt: skip
+        assert state.image_id is not None
+        return state.image_id
+
+    # ------------------------------------------------------------------ filesystem steps
+
+    async def _source_root(
+        self, ref: str, stages: list[Stage], results: dict[int, asyncio.Future[ImageState]]
+    ) -> tuple[Path, Callable[[], None]]:
+        """A read-only view of a stage's or an image's filesystem, and how to release it."""
+        dep = next((s.index for s in stages if s.name and s.name == ref.lower()), None)
+        if dep is None and ref.isdigit() and int(ref) < len(stages):
+            dep = int(ref)
+        if dep is not None:
+            state = await results[dep]
+            chain = state.chain_id
+        else:
+            image = await asyncio.to_thread(self.images.find, ref)
+            if image is None:
+                raise ImageNotFound(f"{ref} (the --from stage or image)")
+            chain = image.chain_id
+        return await asyncio.to_thread(self._mount_chain, chain)
+
+    def _mount_chain(self, chain: str | None) -> tuple[Path, Callable[[], None]]:
+        key = "build-" + secrets.token_hex(16)
+        target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
+        self.snapshotter.prepare(key, chain)
+        try:
+            self.snapshotter.mount(key, target)
+        except BaseException:
+            self.snapshotter.remove(key)
+            os.rmdir(target)
+            raise
+
+        def release() -> None:
+            self.snapshotter.unmount(target)
+            self.snapshotter.remove(key)
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+
+        return target, release
+
+    def _write_step(
+        self, chain: str | None, action: Callable[[Path], None]
+    ) -> tuple[str, int] | None:
+        """Run ``action`` on a writable snapshot of ``chain``; its changes as a layer (or None)."""
+        key = "build-" + secrets.token_hex(16)
+        target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
+        self.snapshotter.prepare(key, chain)
+        try:
+            self.snapshotter.mount(key, target)
+            try:
+                action(target)
+            finally:
+                self.snapshotter.unmount(target)
+            from hafen.store.changes import changes
+
+            if not changes(self.snapshotter, key):
+                return None
+            return self._export(key)
+        finally:
+            self.snapshotter.remove(key)
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+
+    async def _workdir(self, run: _StageRun, path: str, emit: Emit) -> None:
+        state = run.state
+        if not path:
+            raise InvalidArgument("WORKDIR requires exactly one argument")
+        full = posixpath.normpath(path if path.startswith("/") else
+                                  posixpath.join(state.workdir or "/", path))  # fmt: skip
+        state.config["WorkingDir"] = full
+        key = cache_key(state.image_id, "workdir", full, state.user)
+        if await self._try_cache(run, key, self._opts, emit):
+            return
+        parent = state.image_id
+        user = state.user
+
+        def make(root: Path) -> None:
+            from hafen.build.copy import _clean, resolve_in_root
+
+            parts = _clean(full, "image")
+            owner = (0, 0)
+            if user:
+                resolved = resolve_user(root, user)
+                owner = (resolved.uid, resolved.gid)
+            for index in range(len(parts)):
+                p = resolve_in_root(root, parts[: index + 1], follow_last=True)
+                if not os.path.lexists(p):
+                    os.mkdir(p, 0o755)
+                    os.lchown(p, *owner)
+
+        layer = await asyncio.to_thread(self._write_step, state.chain_id, make)
+        image_id = await self._commit(state, layer, f"/bin/sh -c #(nop) WORKDIR {full}",
+                                      empty_layer=layer is None, key=key, parent=parent)  # fmt: skip
+        emit(f" ---> {self._short(image_id)}\n")
+
+    async def _copy(
+        self,
+        run: _StageRun,
+        node: Node,
+        stages: list[Stage],
+        results: dict[int, asyncio.Future[ImageState]],
+        ctx: BuildContext,
+        opts: BuildOptions,
+        emit: Emit,
+        env: dict[str, str],
+    ) -> None:
+        kw = node.keyword
+        allowed = (
+            ("from", "chown", "chmod", "link", "parents", "exclude")
+            if kw == "copy"
+            else ("chown", "chmod", "link", "checksum", "keep-git-dir", "exclude", "unpack")
+        )
+        flags = _flag_map(node, allowed)
+        if kw == "add" and "from" in node.flags:
+            raise InvalidArgument("ADD does not support --from")
+        word = lambda t: process_word(t, env, self._escape)  # noqa: E731
+        from_ref = word(_one(flags, "from")) if "from" in flags else ""
+        chown = word(_one(flags, "chown")) if "chown" in flags else ""
+        chmod_text = word(_one(flags, "chmod")) if "chmod" in flags else ""
+        chmod: int | None = None
+        if chmod_text:
+            try:
+                chmod = int(chmod_text, 8)
+            except ValueError:
+                raise InvalidArgument(f"invalid chmod parameter {chmod_text!r}: expected octal")
+        state = run.state
+        heredocs = {h.name: h for h in node.heredocs}
+        raw_args = list(node.args)
+        dest = destination(word(raw_args[-1]), state.workdir)
+        src_words = raw_args[:-1]
+        inline: list[tuple[str, bytes]] = []
+        names: list[str] = []
+        urls: list[str] = []
+        for src in src_words:
+            marker = src.lstrip("<-").strip("'\"") if src.startswith("<<") else None
+            if marker and marker in heredocs:
+                h = heredocs[marker]
+                text = process_word_content(h.content, env, self._escape) if h.expand else h.content
+                inline.append((marker, text.encode()))
+                continue
+            value = word(src)
+            if kw == "add" and urllib.parse.urlparse(value).scheme in ("http", "https"):
+                urls.append(value)
+            else:
+                names.append(value)
+        release: Callable[[], None] | None = None
+        try:
+            if from_ref:
+                root, release = await self._source_root(from_ref, stages, results)
+                what = f"stage or image {from_ref}"
+            else:
+                root, what = ctx.root, "build context"
+            sources: list[Source] = []
+            if names:
+                sources = await asyncio.to_thread(find_sources, root, names, what)
+            count = len(sources) + len(inline) + len(urls)
+            if count > 1 and not dest.endswith("/"):
+                existing = await asyncio.to_thread(self._is_dir_in, state.chain_id, dest)
+                if not existing:
+                    raise InvalidArgument(
+                        f"When using {kw.upper()} with more than one source file, the destination "
+                        "must be a directory and end with a /"
+                    )
+            digest = await asyncio.to_thread(sources_digest, sources) if sources else ""
+            downloads: list[tuple[str, Path, float | None]] = []
+            scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="add-"))
+            try:
+                for index, url in enumerate(urls):
+                    path = scratch / str(index)
+                    mtime = await asyncio.to_thread(_download, url, path)
+                    downloads.append((url, path, mtime))
+                hashes = [digest, [(n, c.decode("utf-8", "replace")) for n, c in inline]]
+                for url, path, _mtime in downloads:
+                    hashes.append(
+                        [url, await asyncio.to_thread(sources_digest, [Source("u", path)])]
+                    )
+                key = cache_key(state.image_id, kw, from_ref, hashes, dest, chown, chmod_text,
+                                [s.name for s in sources])  # fmt: skip
+                src_kind = (
+                    "dir" if sources and len(sources) == 1 and sources[0].path.is_dir() else "file"
+                )
+                if count > 1:
+                    src_kind = "multi"
+                created_by = (f"/bin/sh -c #(nop) {kw.upper()} {src_kind}:"
+                              f"{cache_key(None, hashes).removeprefix('sha256:')} in {dest} ")  # fmt: skip
+                if await self._try_cache(run, key, opts, emit):
+                    return
+                parent = await self._ensure_image(state)
+
+                def action(rootfs: Path) -> None:
+                    owner = _ownership(rootfs, chown) if chown else None
+                    if sources:
+                        copy_sources(rootfs, sources, dest, owner=owner, chmod=chmod,
+                                     unpack_archives=kw == "add", keyword=kw.upper())  # fmt: skip
+                    for name, content in inline:
+                        target = dest + name if dest.endswith("/") else dest
+                        write_file(rootfs, target, content, owner, chmod)
+                    for url, path, mtime in downloads:
+                        base = posixpath.basename(urllib.parse.urlparse(url).path) or "index.html"
+                        target = dest + base if dest.endswith("/") else dest
+                        write_file(rootfs, target, path.read_bytes(), owner,
+                                   chmod if chmod is not None else 0o600)  # fmt: skip
+                        if mtime is not None:
+                            from hafen.build.copy import _clean, resolve_in_root
+
+                            host = resolve_in_root(rootfs, _clean(target, "image"))
+                            os.utime(host, (mtime, mtime), follow_symlinks=False)
+
+                layer = await asyncio.to_thread(self._write_step, state.chain_id, action)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            if release is not None:
+                await asyncio.to_thread(release)
+        if layer is None:
+            # nothing changed (e.g. an empty directory copied onto an existing one): Docker
+            # still records the step with an empty layer
+            layer = await asyncio.to_thread(self._empty_layer)
+        image_id = await self._commit(state, layer, created_by, empty_layer=False, key=key,
+                                      parent=parent)  # fmt: skip
+        emit(f" ---> {self._short(image_id)}\n")
+
+    def _empty_layer(self) -> tuple[str, int]:
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT):
+            pass
+        digest = self.content.put_bytes(buf.getvalue())
+        return digest, len(buf.getvalue())
+
+    def _is_dir_in(self, chain: str | None, path: str) -> bool:
+        if chain is None:
+            return path == "/"
+        root, release = self._mount_chain(chain)
+        try:
+            from hafen.build.copy import _clean, resolve_in_root
+
+            return resolve_in_root(root, _clean(path, "image"), follow_last=True).is_dir()
+        finally:
+            release()
+
+
+def process_word_content(content: str, env: dict[str, str], escape: str) -> str:
+    """Heredoc content with an unquoted delimiter: variables expand, quotes stay as written."""
+    out: list[str] = []
+    for line in content.splitlines(keepends=True):
+        protected = line.replace("'", "\0SQ\0").replace('"', "\0DQ\0")
+        expanded = process_word(protected, env, escape)
+        out.append(expanded.replace("\0SQ\0", "'").replace("\0DQ\0", '"'))
+    return "".join(out)
+
+
+def _ownership(rootfs: Path, chown: str) -> Ownership:
+    """``--chown=user[:group]`` against the destination image's passwd/group files."""
+    user, sep, group = chown.partition(":")
+    resolved = resolve_user(rootfs, user)
+    gid = resolve_group(rootfs, group) if sep and group else resolved.gid
+    return Ownership(resolved.uid, gid)
+
+
+def _download(url: str, path: Path) -> float | None:
+    """ADD <url>: fetch to ``path``; the Last-Modified time if the server sent one."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+            shutil.copyfileobj(response, out, 1024 * 1024)
+            modified = response.headers.get("Last-Modified")
+    except OSError as e:
+        raise InvalidArgument(f"failed to download {url}: {e}") from None
+    if modified:
+        try:
+            return parsedate_to_datetime(modified).timestamp()
+        except (TypeError, ValueError):
+            return None
+    return None
