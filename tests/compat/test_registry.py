@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,38 +31,6 @@ def run_hafen(
     if check and result.returncode != 0:
         raise AssertionError(f"hafen {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result
-
-
-@pytest.fixture(scope="module")
-def empty_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hafend]:
-    """A second daemon with an empty store: what it runs, it pulled."""
-    daemon = Hafend(tmp_path_factory.mktemp("hafend-empty"))
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.cleanup()
-
-
-@pytest.fixture(scope="module")
-def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
-    registry = DockerRegistry(tmp_path_factory.mktemp("registry-open")).start()
-    yield registry
-    registry.stop()
-
-
-@pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
-    registry = DockerRegistry(tmp_path_factory.mktemp("registry-basic"), auth="htpasswd").start()
-    yield registry
-    registry.stop()
-
-
-@pytest.fixture(scope="module")
-def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
-    registry = DockerRegistry(tmp_path_factory.mktemp("registry-token"), auth="token").start()
-    yield registry
-    registry.stop()
 
 
 def _pushed_digest(output: str, tag: str) -> str:

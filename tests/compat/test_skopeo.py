@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.compat.registries import SKOPEO, DockerRegistry
-from tests.compat.test_registry import _pushed_digest, empty_hafend, open_registry, run_hafen
+from tests.compat.test_registry import _pushed_digest, run_hafen
 from tests.conftest import Hafend
 
 pytestmark = pytest.mark.skipif(not Path(SKOPEO).exists(), reason="skopeo is not installed")
-__all__ = ["empty_hafend", "open_registry"]  # fixtures shared with the registry tests
 
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:

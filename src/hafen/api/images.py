@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,8 @@ from hafen.api.app import Routes, daemon_of, query_bool
 from hafen.containers.logs import parse_rfc3339
 from hafen.errors import HafenError, InvalidArgument
 from hafen.images.model import Image
+
+log = logging.getLogger("hafen.api")
 
 
 def _image_config(image: Image) -> dict[str, Any]:
@@ -126,8 +129,94 @@ async def bootstrap(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# ---------------------------------------------------------------------- save / load
+
+
+async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
+    import os
+
+    from hafen.images.save import save_images
+
+    d = daemon_of(request)
+    if not names:
+        raise InvalidArgument("no images to save: name at least one")
+    for name in names:  # a missing image is a 404, before the stream starts
+        await asyncio.to_thread(d.images.resolve, name)
+    spool = d.config.data_root / "tmp"
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    writer = os.fdopen(write_fd, "wb")
+
+    def produce() -> None:
+        try:
+            save_images(d.images, names, writer, spool)
+        finally:
+            try:
+                writer.close()
+            except BrokenPipeError:
+                pass
+
+    task = asyncio.create_task(asyncio.to_thread(produce))
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+    try:
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(reader.read, 1024 * 1024):
+            await response.write(chunk)
+    finally:
+        reader.close()  # a client gone makes the producer stop on a broken pipe
+        try:
+            await task
+        except (BrokenPipeError, HafenError) as e:
+            log.warning("save of %s stopped: %s", names, e)
+    await response.write_eof()
+    return response
+
+
+async def save_one(request: web.Request) -> web.StreamResponse:
+    """``GET /images/{name}/get``."""
+    return await _save(request, [request.match_info["name"]])
+
+
+async def save_many(request: web.Request) -> web.StreamResponse:
+    """``GET /images/get?names=a&names=b``."""
+    return await _save(request, request.query.getall("names", []))
+
+
+async def load(request: web.Request) -> web.StreamResponse:
+    """``POST /images/load``: a docker-archive or OCI layout tar in the body."""
+    import tempfile
+    from pathlib import Path
+
+    from hafen.images.load import load_archive
+
+    d = daemon_of(request)
+    spool = d.config.data_root / "tmp"
+    spool.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=spool, prefix="load-")
+    path = Path(name)
+    try:
+        with open(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(1024 * 1024):
+                await asyncio.to_thread(f.write, chunk)
+        loaded = await asyncio.to_thread(load_archive, d.images, path)
+    finally:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".plain").unlink(missing_ok=True)
+    lines: list[str] = []
+    for item in loaded:
+        if item.tags:
+            lines.extend(f"Loaded image: {t}\n" for t in item.tags)
+        else:
+            lines.append(f"Loaded image ID: {item.image_id}\n")
+    body = b"".join(json.dumps({"stream": line}).encode() + b"\r\n" for line in lines)
+    return web.Response(body=body, content_type="application/json")
+
+
 def register(routes: Routes) -> None:
     routes.add("GET", "/images/json", list_images)
+    routes.add("GET", "/images/get", save_many)
+    routes.add("POST", "/images/load", load)
+    routes.add("GET", "/images/{name:.+}/get", save_one)
     routes.add("POST", "/images/bootstrap", bootstrap)
     routes.add("GET", "/images/{name:.+}/json", inspect)
     routes.add("POST", "/images/{name:.+}/tag", tag)

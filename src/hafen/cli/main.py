@@ -42,6 +42,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "tag",
         "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
     ),
+    "save": ("hafen.cli.commands.image", "save", "Save one or more images to a tar archive"),
+    "load": ("hafen.cli.commands.image", "load", "Load an image from a tar archive or STDIN"),
     "pull": ("hafen.cli.commands.registry", "pull", "Download an image from a registry"),
     "push": ("hafen.cli.commands.registry", "push", "Upload an image to a registry"),
     "login": ("hafen.cli.commands.registry", "login", "Log in to a registry"),

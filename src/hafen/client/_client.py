@@ -54,6 +54,8 @@ def _encode_params(params: Params) -> str:
             continue
         if isinstance(value, bool):
             pairs.append((key, "1" if value else "0"))
+        elif isinstance(value, tuple):  # a repeated parameter: names=a&names=b
+            pairs.extend((key, str(v)) for v in value)
         elif isinstance(value, (dict, list)):
             pairs.append((key, json.dumps(value, separators=(",", ":"))))
         else:
@@ -263,8 +265,11 @@ class APIClient:
             self.host, timeout if timeout is not None else self.timeout
         )
         hdrs = {"User-Agent": "hafen-cli", "Host": "docker"}
-        data: bytes | None = None
-        if body is not None:
+        data: Any = None
+        if hasattr(body, "read"):  # a file: streamed, chunked
+            data = body
+            hdrs["Content-Type"] = "application/x-tar"
+        elif body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
         elif method in ("POST", "PUT"):
@@ -585,6 +590,15 @@ class APIClient:
         return dict(self._call("POST", "/volumes/prune", params) or {})
 
     # ------------------------------------------------------------------ streams
+
+    def save_images(self, names: list[str]) -> StreamResponse:
+        """``GET /images/get``: the archive as a stream (the caller closes it)."""
+        return self._send("GET", "/images/get", {"names": tuple(names)})
+
+    def load_images(self, archive: Any, quiet: bool = False) -> list[dict[str, Any]]:
+        """``POST /images/load`` with a file object as the body; the JSON messages."""
+        with self._send("POST", "/images/load", {"quiet": quiet or None}, archive) as stream:
+            return list(json_messages(iter(stream)))
 
     def login(self, username: str, password: str, server: str) -> dict[str, Any]:
         """``POST /auth``: the daemon checks the credentials against the registry."""

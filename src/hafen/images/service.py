@@ -370,6 +370,10 @@ class ImageService:
         items.extend({"Deleted": d} for d in self._delete_image(image))
         return items
 
+    def names_image(self, ref: str, image: Image) -> Reference | None:
+        """The tag or digest reference ``ref`` stands for, if it names ``image``."""
+        return self._names_image(ref, image)
+
     def _names_image(self, ref: str, image: Image) -> Reference | None:
         """The tag or digest reference ``ref`` stands for, if it is a name and not an ID."""
         try:

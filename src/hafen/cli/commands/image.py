@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import BinaryIO
 
 import click
 
@@ -197,3 +198,58 @@ for _verb in ("pull", "push"):
     image_group.add_command(_registry_command(_verb), _verb)
 
 __all__ = ["bootstrap", "image_group", "images", "rmi", "tag"]
+
+
+@click.command(context_settings=_CTX)
+@click.option("-o", "--output", help="Write to a file, instead of STDOUT")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def save(ctx: click.Context, output: str | None, names: tuple[str, ...]) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    import os
+
+    if not output and sys.stdout.isatty():
+        raise CLIError("Cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+    stream = get_client(ctx).save_images(list(names))
+    target = output + ".tmp" if output else None
+    try:
+        with stream, (open(target, "wb") if target else os.fdopen(
+            os.dup(sys.stdout.fileno()), "wb"
+        )) as out:  # fmt: skip
+            while chunk := stream.read(1024 * 1024):
+                out.write(chunk)
+        if target and output:
+            os.replace(target, output)
+    finally:
+        if target and os.path.exists(target):
+            os.unlink(target)
+
+
+@click.command(context_settings=_CTX)
+@click.option("-i", "--input", "input_path", help="Read from tar archive file, instead of STDIN")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
+@click.pass_context
+def load(ctx: click.Context, input_path: str | None, quiet: bool) -> None:
+    """Load an image from a tar archive or STDIN."""
+    source: BinaryIO
+    if input_path:
+        try:
+            source = open(input_path, "rb")  # noqa: SIM115 (closed below)
+        except OSError as e:
+            raise CLIError(f"open {input_path}: {e.strerror}", 1)
+    else:
+        if sys.stdin.isatty():
+            raise CLIError("requested load from stdin, but stdin is empty (use -i or redirect)", 1)
+        source = sys.stdin.buffer
+    with source:
+        messages = get_client(ctx).load_images(source, quiet)
+    for message in messages:
+        if message.get("error") or message.get("errorDetail"):
+            detail = message.get("errorDetail") or {}
+            raise CLIError(str(detail.get("message") or message.get("error")), 1)
+        if not quiet and message.get("stream"):
+            click.echo(str(message["stream"]), nl=False)
+
+
+image_group.add_command(save)
+image_group.add_command(load)
