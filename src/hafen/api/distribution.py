@@ -132,6 +132,8 @@ async def create(request: web.Request) -> web.StreamResponse:
                 client, d.images, reference, platform, emit,
                 max_downloads=d.distribution.config.max_concurrent_downloads,
             )  # fmt: skip
+        # dockerd names the pulled reference as the actor of its "pull" event
+        d.events.publish("image", "pull", str(reference), {"name": str(reference)})
 
     return await stream_progress(request, work)
 
@@ -159,6 +161,7 @@ async def push(request: web.Request) -> web.StreamResponse:
                     client, d.images, reference, emit,
                     max_uploads=d.distribution.config.max_concurrent_uploads,
                 )  # fmt: skip
+                d.events.publish("image", "push", str(reference), {"name": str(reference)})
 
     return await stream_progress(request, work)
 
