@@ -126,6 +126,20 @@ async def stop(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def restart(request: web.Request) -> web.Response:
+    d = daemon_of(request)
+    await d.containers.restart(
+        request.match_info["id"], query_int(request, "t"), request.query.get("signal") or None
+    )
+    return web.Response(status=204)
+
+
+async def rename(request: web.Request) -> web.Response:
+    name = request.query.get("name", "")
+    await daemon_of(request).containers.rename(request.match_info["id"], name)
+    return web.Response(status=204)
+
+
 async def kill(request: web.Request) -> web.Response:
     await daemon_of(request).containers.kill(request.match_info["id"], request.query.get("signal"))
     return web.Response(status=204)
@@ -334,6 +348,8 @@ def register(routes: Routes) -> None:
     routes.add("POST", "/containers/{id}/start", start)
     routes.add("POST", "/containers/{id}/stop", stop)
     routes.add("POST", "/containers/{id}/kill", kill)
+    routes.add("POST", "/containers/{id}/restart", restart)
+    routes.add("POST", "/containers/{id}/rename", rename)
     routes.add("POST", "/containers/{id}/wait", wait)
     routes.add("POST", "/containers/{id}/resize", resize)
     routes.add("GET", "/containers/{id}/logs", logs)

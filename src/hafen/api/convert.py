@@ -286,7 +286,8 @@ def status_text(c: Container, now: float | None = None) -> str:
         text = "Up " + human_duration(now - parse_rfc3339(st.started_at))
         return text + " (Paused)" if st.status == ContainerStatus.PAUSED else text
     if st.status == ContainerStatus.RESTARTING:
-        return "Restarting"
+        ago = human_duration(now - parse_rfc3339(st.finished_at))
+        return f"Restarting ({st.exit_code}) {ago} ago"
     if st.status == ContainerStatus.REMOVING:
         return "Removal In Progress"
     if st.status == ContainerStatus.DEAD:

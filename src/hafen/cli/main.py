@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "logs": ("hafen.cli.commands.container", "logs", "Fetch the logs of a container"),
     "stop": ("hafen.cli.commands.container", "stop", "Stop one or more running containers"),
     "restart": ("hafen.cli.commands.container", "restart", "Restart one or more containers"),
+    "rename": ("hafen.cli.commands.container", "rename", "Rename a container"),
     "kill": ("hafen.cli.commands.container", "kill", "Kill one or more running containers"),
     "rm": ("hafen.cli.commands.container", "rm", "Remove one or more containers"),
     "wait": (

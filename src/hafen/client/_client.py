@@ -381,6 +381,9 @@ class APIClient:
     ) -> None:
         self._call("POST", f"/containers/{_q(container)}/restart", {"t": timeout, "signal": signal})
 
+    def rename(self, container: str, name: str) -> None:
+        self._call("POST", f"/containers/{_q(container)}/rename", {"name": name})
+
     def kill(self, container: str, signal: str | None = None) -> None:
         self._call("POST", f"/containers/{_q(container)}/kill", {"signal": signal})
 

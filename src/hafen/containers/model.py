@@ -127,6 +127,8 @@ class Container:
     restart_count: int = 0
     snapshot_key: str = ""
     runtime: str = ""  # the runtime name used at the last start
+    # set by stop, cleared by start: restart policies leave such a container alone
+    has_been_manually_stopped: bool = False
     mount_points: list[MountPoint] = field(default_factory=list)  # resolved at create
 
     @property

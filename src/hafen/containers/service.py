@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hafen.containers.execs import ExecService
+from hafen.containers.logs import parse_rfc3339 as parse_rfc3339_time
 from hafen.containers.model import (
     Container,
     ContainerConfig,
@@ -35,6 +36,7 @@ from hafen.containers.model import (
     HostConfig,
 )
 from hafen.containers.names import VALID_NAME, generate_name
+from hafen.containers.restart import Backoff, should_restart, validate_policy
 from hafen.errors import (
     Conflict,
     ContainerNotFound,
@@ -175,6 +177,9 @@ class ContainerService:
         ] = {}
         self._starting: set[str] = set()
         self.execs = ExecService(self)
+        self._restart_tasks: dict[str, asyncio.Task[None]] = {}
+        self._backoff: dict[str, Backoff] = {}
+        self._no_restart: set[str] = set()  # being removed: an exit must not restart them
         self.execs.on_event = self._exec_event
         self.publish: Publish | None = None
         (options.data_root / "containers").mkdir(parents=True, exist_ok=True)
@@ -282,14 +287,9 @@ class ContainerService:
         else:
             taken = {c.name for c in self._containers.values()}
             name = generate_name(taken.__contains__)
-        if host_config.restart_policy.name not in (
-            "no",
-            "",
-            "always",
-            "on-failure",
-            "unless-stopped",
-        ):
-            raise InvalidArgument(f"invalid restart policy: {host_config.restart_policy.name}")
+        validate_policy(
+            host_config.restart_policy.name, host_config.restart_policy.maximum_retry_count
+        )
         if host_config.auto_remove and host_config.restart_policy.name not in ("no", ""):
             raise Conflict("Conflicting options: AutoRemove and restart policy")
         image = await asyncio.to_thread(self.images.resolve, config.image)
@@ -464,6 +464,7 @@ class ContainerService:
 
     async def start(self, ref: str) -> Container:
         c = self.get(ref)
+        self._cancel_restart(c.id)
         async with self._lock(c.id):
             if c.state.running:
                 raise NotModified("container already started")
@@ -515,6 +516,7 @@ class ContainerService:
             await shim.kill(signals.SIGKILL)
             await shim.wait()
             raise await self._start_failed(c, rootfs, e) from e
+        c.has_been_manually_stopped = False
         c.state = ContainerStateRecord(
             status=ContainerStatus.RUNNING,
             pid=info.pid,
@@ -671,6 +673,100 @@ class ContainerService:
                 await self.remove(c.id, force=True, volumes=True)
             except HafenError as e:
                 log.warning("auto-removing %s: %s", c.short_id, e)
+        else:
+            await self._apply_restart_policy(c, initial=False)
+
+    # ------------------------------------------------------------------ restart policy
+
+    async def _apply_restart_policy(self, c: Container, initial: bool) -> None:
+        """Schedule a restart if the policy wants one (``initial``: at daemon start-up)."""
+        policy = c.host_config.restart_policy
+        if c.id in self._no_restart or not should_restart(
+            policy.name,
+            policy.maximum_retry_count,
+            c.state.exit_code,
+            c.has_been_manually_stopped,
+            c.restart_count,
+        ):
+            if c.state.status == ContainerStatus.RESTARTING:
+                c.state.status = ContainerStatus.EXITED
+                await self._save(c)
+            return
+        if initial:
+            delay = 0.0
+        else:
+            try:
+                ran_for = parse_rfc3339_time(c.state.finished_at) - parse_rfc3339_time(
+                    c.state.started_at
+                )
+            except ValueError:
+                ran_for = 0.0
+            delay = self._backoff.setdefault(c.id, Backoff()).next(ran_for)
+        c.state.status = ContainerStatus.RESTARTING
+        await self._save(c)
+        self._cancel_restart(c.id)
+        self._restart_tasks[c.id] = asyncio.get_running_loop().create_task(
+            self._restart_later(c, delay), name=f"restart-{c.short_id}"
+        )
+
+    async def _restart_later(self, c: Container, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._restart_tasks.pop(c.id, None)
+        if c.id not in self._containers or c.state.status != ContainerStatus.RESTARTING:
+            return
+        c.restart_count += 1
+        try:
+            await self.start(c.id)
+        except HafenError as e:
+            log.warning("restarting %s failed: %s", c.short_id, e)
+            if c.state.status == ContainerStatus.RESTARTING:
+                c.state.status = ContainerStatus.EXITED
+                await self._save(c)
+
+    def _cancel_restart(self, container_id: str) -> None:
+        task = self._restart_tasks.pop(container_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def restart(
+        self, ref: str, timeout: int | None = None, signal: str | None = None
+    ) -> None:
+        """``docker restart``: stop if running (or restarting), then start."""
+        c = self.get(ref)
+        try:
+            await self.stop(c.id, timeout, signal)
+        except NotModified:
+            pass
+        await self.start(c.id)
+        self.event(c, "restart")
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        new_name = new_name.lstrip("/")
+        if not new_name:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        if not VALID_NAME.match(new_name):
+            raise InvalidArgument(
+                f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        if new_name == c.name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        for other in self._containers.values():
+            if other.name == new_name:
+                raise Conflict(
+                    f'Conflict. The container name "/{new_name}" is already in use by container '
+                    f'"{other.id}". You have to remove (or rename) that container to be able '
+                    "to reuse that name."
+                )
+        old = c.name
+        async with self._lock(c.id):
+            c.name = new_name
+            try:
+                await self._save(c)
+            except BaseException:
+                c.name = old
+                raise
+        self.event(c, "rename", oldName="/" + old)
 
     # ------------------------------------------------------------------ signals
 
@@ -686,8 +782,17 @@ class ContainerService:
 
     async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         c = self.get(ref)
+        if c.state.status == ContainerStatus.RESTARTING:  # waiting out its back-off
+            self._cancel_restart(c.id)
+            async with self._lock(c.id):
+                c.has_been_manually_stopped = True
+                c.state.status = ContainerStatus.EXITED
+                await self._save(c)
+            self.event(c, "stop")
+            return
         if not c.state.running:
             raise NotModified("container already stopped")
+        c.has_been_manually_stopped = True  # saved with the exit it causes
         signum = parse_signal(signal or c.config.stop_signal or None, signals.SIGTERM)
         if timeout is None:
             timeout = c.config.stop_timeout
@@ -783,6 +888,20 @@ class ContainerService:
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """Delete a container; ``volumes`` also deletes its anonymous volumes (``rm -v``)."""
         c = self.get(ref)
+        if c.state.running and not force:
+            raise Conflict(
+                f"You cannot remove a running container {c.id}. Stop the container before "
+                "attempting removal or force remove"
+            )
+        self._no_restart.add(c.id)
+        self._cancel_restart(c.id)
+        try:
+            await self._remove(c, force, volumes)
+        finally:
+            self._no_restart.discard(c.id)
+            self._backoff.pop(c.id, None)
+
+    async def _remove(self, c: Container, force: bool, volumes: bool) -> None:
         if c.state.running:
             if not force:
                 raise Conflict(
@@ -853,9 +972,18 @@ class ContainerService:
             if status is None:
                 status = ExitStatus(exit_code=255, exited_at=now_rfc3339(), oom_killed=False)
             await self._record_exit(c, status)
+        # dockerd starts what its restart policies want at start-up (a restart's back-off
+        # that the daemon's death cut short included)
+        for c in list(self._containers.values()):
+            if c.state.status in (ContainerStatus.EXITED, ContainerStatus.RESTARTING) and (
+                c.id not in self._restart_tasks
+            ):
+                await self._apply_restart_policy(c, initial=True)
 
     async def shutdown(self) -> None:
         """Stop watching; containers keep running (live restore)."""
+        for container_id in list(self._restart_tasks):
+            self._cancel_restart(container_id)
         for task in self._monitors.values():
             task.cancel()
         for task in list(self._monitors.values()):

@@ -579,6 +579,18 @@ def rm(
 
 
 @click.command(context_settings=_CTX)
+@click.argument("container")
+@click.argument("new_name")
+@click.pass_context
+def rename(ctx: click.Context, container: str, new_name: str) -> None:
+    """Rename a container."""
+    try:
+        get_client(ctx).rename(container, new_name)
+    except HafenError as exc:
+        raise CLIError(daemon_error_text(exc), 1)
+
+
+@click.command(context_settings=_CTX)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
 def wait(ctx: click.Context, containers: tuple[str, ...]) -> None:
@@ -612,6 +624,7 @@ container_group.add_command(kill)
 container_group.add_command(rm)
 container_group.add_command(rm, "remove")
 container_group.add_command(wait)
+container_group.add_command(rename)
 
 
 def _add_exec() -> None:
