@@ -462,10 +462,16 @@ class ContainerService:
 
     # ------------------------------------------------------------------ start
 
-    async def start(self, ref: str) -> Container:
+    async def start(self, ref: str, by_policy: bool = False) -> Container:
+        """Start a container (``by_policy``: a restart policy's, which a stop overrides)."""
         c = self.get(ref)
-        self._cancel_restart(c.id)
+        if not by_policy:
+            self._cancel_restart(c.id)
         async with self._lock(c.id):
+            if by_policy and (
+                c.has_been_manually_stopped or c.state.status != ContainerStatus.RESTARTING
+            ):
+                return c
             if c.state.running:
                 raise NotModified("container already started")
             if c.state.status == ContainerStatus.REMOVING:
@@ -716,7 +722,7 @@ class ContainerService:
             return
         c.restart_count += 1
         try:
-            await self.start(c.id)
+            await self.start(c.id, by_policy=True)
         except HafenError as e:
             log.warning("restarting %s failed: %s", c.short_id, e)
             if c.state.status == ContainerStatus.RESTARTING:
@@ -784,12 +790,14 @@ class ContainerService:
         c = self.get(ref)
         if c.state.status == ContainerStatus.RESTARTING:  # waiting out its back-off
             self._cancel_restart(c.id)
+            c.has_been_manually_stopped = True
             async with self._lock(c.id):
-                c.has_been_manually_stopped = True
-                c.state.status = ContainerStatus.EXITED
-                await self._save(c)
-            self.event(c, "stop")
-            return
+                if c.state.status == ContainerStatus.RESTARTING:
+                    c.state.status = ContainerStatus.EXITED
+                    await self._save(c)
+                    self.event(c, "stop")
+                    return
+            # the policy's start won the race: stop the container it started
         if not c.state.running:
             raise NotModified("container already stopped")
         c.has_been_manually_stopped = True  # saved with the exit it causes
@@ -908,7 +916,10 @@ class ContainerService:
                     f"You cannot remove a running container {c.id}. Stop the container before "
                     "attempting removal or force remove"
                 )
-            await ShimClient(str(self._state_dir(c))).kill(signals.SIGKILL)
+            try:
+                await ShimClient(str(self._state_dir(c))).kill(signals.SIGKILL)
+            except HafenError as e:  # exiting on its own: its shim is finishing
+                log.info("SIGKILL to %s failed: %s", c.short_id, e)
             await self._wait_exit(c, 30)
             if c.id not in self._containers:
                 return  # AutoRemove took it while we waited
