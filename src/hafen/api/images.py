@@ -62,7 +62,13 @@ def image_inspect(image: Image, driver: str) -> dict[str, Any]:
 
 async def list_images(request: web.Request) -> web.Response:
     d = daemon_of(request)
+    from hafen.api.containers import parse_filters
+    from hafen.images.filters import filter_images
+
+    filters = parse_filters(request)
     images = await asyncio.to_thread(d.images.list, query_bool(request, "all"))
+    if filters:
+        images = await asyncio.to_thread(filter_images, images, filters, d.images.resolve)
     return web.json_response([image_summary(i) for i in images])
 
 
