@@ -136,3 +136,20 @@ def test_docker_events_since_until_filter_format(hafend: Hafend, tmp_path: Path)
         "container die dk-ev",
         "container destroy dk-ev",
     ]
+
+
+def test_docker_cp_both_ways(hafend: Hafend, tmp_path: Path) -> None:
+    cid = docker(hafend, tmp_path, "run", "-d", "busybox", "sleep", "300").stdout.strip()
+    try:
+        (tmp_path / "in.txt").write_text("payload\n")
+        docker(hafend, tmp_path, "cp", str(tmp_path / "in.txt"), f"{cid}:/tmp/renamed.txt")
+        assert (
+            docker(hafend, tmp_path, "exec", cid, "cat", "/tmp/renamed.txt").stdout == "payload\n"
+        )
+        docker(hafend, tmp_path, "cp", f"{cid}:/tmp/renamed.txt", str(tmp_path / "out.txt"))
+        assert (tmp_path / "out.txt").read_text() == "payload\n"
+        r = docker(hafend, tmp_path, "cp", f"{cid}:/missing", str(tmp_path), check=False)
+        assert r.returncode == 1
+        assert "Could not find the file /missing in container" in r.stderr
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", cid, check=False)

@@ -77,3 +77,20 @@ def test_sdk_ping_version_info(sdk: Any) -> None:
     assert sdk.ping() is True
     assert sdk.version()["ApiVersion"] == "1.45"
     assert "Containers" in sdk.info()
+
+
+def test_sdk_put_and_get_archive(sleeper: Any) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("greeting.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    assert sleeper.put_archive("/tmp", buf.getvalue()) is True
+    chunks, stat = sleeper.get_archive("/tmp/greeting.txt")
+    assert stat["name"] == "greeting.txt" and stat["size"] == 3
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.extractfile("greeting.txt")
+        assert member is not None and member.read() == b"hi\n"

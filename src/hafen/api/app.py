@@ -37,7 +37,11 @@ def daemon_of(request: web.Request) -> Daemon:
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status, headers=SERVER_HEADERS)
+    # exactly "application/json": the docker CLI decodes an error body only then, and
+    # would otherwise print the raw JSON
+    body = json.dumps({"message": message}).encode() + b"\n"
+    headers = {**SERVER_HEADERS, "Content-Type": "application/json"}
+    return web.Response(body=body, status=status, headers=headers)
 
 
 @web.middleware
@@ -142,7 +146,17 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
 
 
 def build_app(daemon: Daemon) -> web.Application:
-    from hafen.api import build, containers, distribution, events, exec, images, system, volumes
+    from hafen.api import (
+        archive,
+        build,
+        containers,
+        distribution,
+        events,
+        exec,
+        images,
+        system,
+        volumes,
+    )
 
     app = web.Application(
         middlewares=[headers_middleware, errors_middleware, version_middleware],
@@ -153,6 +167,7 @@ def build_app(daemon: Daemon) -> web.Application:
     system.register(routes)
     containers.register(routes)
     exec.register(routes)
+    archive.register(routes)
     distribution.register(routes)
     events.register(routes)
     images.register(routes)

@@ -34,6 +34,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "wait",
         "Block until one or more containers stop, then print their exit codes",
     ),
+    "cp": (
+        "hafen.cli.commands.cp",
+        "cp",
+        "Copy files/folders between a container and the local filesystem",
+    ),
     "events": ("hafen.cli.commands.events", "events", "Get real time events from the server"),
     "exec": ("hafen.cli.commands.exec", "exec_", "Execute a command in a running container"),
     "images": ("hafen.cli.commands.image", "images", "List images"),

@@ -507,6 +507,36 @@ class APIClient:
         # an events stream is quiet for as long as nothing happens: no read timeout
         return self._send("GET", "/events", params, timeout=86400 * 365)
 
+    # ------------------------------------------------------------------ archive
+
+    def stat_path(self, container: str, path: str) -> dict[str, Any]:
+        """``HEAD /containers/{id}/archive``: the decoded path stat."""
+        with self._send("HEAD", f"/containers/{_q(container)}/archive", {"path": path}) as r:
+            raw = r.headers.get("x-docker-container-path-stat", "")
+        return _decode_path_stat(raw)
+
+    def get_archive(self, container: str, path: str) -> tuple[StreamResponse, dict[str, Any]]:
+        """``GET /containers/{id}/archive``: the tar stream (close it) and the path stat."""
+        stream = self._send("GET", f"/containers/{_q(container)}/archive", {"path": path})
+        return stream, _decode_path_stat(stream.headers.get("x-docker-container-path-stat", ""))
+
+    def put_archive(
+        self,
+        container: str,
+        path: str,
+        tar: Any,
+        no_overwrite_dir_non_dir: bool = False,
+        copy_uid_gid: bool = False,
+    ) -> None:
+        """``PUT /containers/{id}/archive``: extract a tar (bytes or a file) at ``path``."""
+        params = {
+            "path": path,
+            "noOverwriteDirNonDir": no_overwrite_dir_non_dir or None,
+            "copyUIDGID": copy_uid_gid or None,
+        }
+        with self._send("PUT", f"/containers/{_q(container)}/archive", params, tar) as r:
+            r.read_all()
+
     # ------------------------------------------------------------------ exec
 
     def exec_create(self, container: str, config: dict[str, Any]) -> str:
@@ -640,3 +670,15 @@ def _dechunk(body: bytes) -> bytes:
         out += rest[:size]
         body = rest[size + 2 :]
     return out
+
+
+def _decode_path_stat(raw: str) -> dict[str, Any]:
+    import base64
+
+    if not raw:
+        return {}
+    try:
+        value = json.loads(base64.b64decode(raw))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from hafen.containers.archive import ContainerFiles
 from hafen.containers.execs import ExecService
 from hafen.containers.logs import parse_rfc3339 as parse_rfc3339_time
 from hafen.containers.model import (
@@ -177,6 +178,7 @@ class ContainerService:
         ] = {}
         self._starting: set[str] = set()
         self.execs = ExecService(self)
+        self.files = ContainerFiles(self)
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._backoff: dict[str, Backoff] = {}
         self._no_restart: set[str] = set()  # being removed: an exit must not restart them

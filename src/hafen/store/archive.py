@@ -332,3 +332,87 @@ def _walk_sorted(src: Path) -> list[str]:
 
     walk(src, "")
     return out
+
+
+def unpack_into(
+    stream: BinaryIO,
+    root: Path,
+    at: str = "/",
+    *,
+    owner: tuple[int, int] | None = None,
+    rename_top: tuple[str, str] | None = None,
+    no_overwrite_dir_non_dir: bool = False,
+) -> None:
+    """Extract a plain tar (``cp``, ``put_archive``) under ``root``/``at``.
+
+    Paths resolve as if chrooted in ``root``: no entry, symlink or hard link reaches
+    outside it, and entries may not climb above ``at``. Unlike layers, ``.wh.`` names are
+    ordinary files and device nodes are skipped. ``owner`` replaces the archive's uid/gid;
+    ``rename_top`` renames a leading path component (docker cp's copy-to-a-new-name);
+    ``no_overwrite_dir_non_dir`` refuses replacing a directory with a non-directory and
+    the reverse.
+    """
+    base = _clean_parts(at)
+    try:
+        archive = tarfile.open(fileobj=stream, mode="r|*")  # noqa: SIM115
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"invalid tar archive: {e}")
+    dir_times: list[tuple[Path, int]] = []
+    try:
+        for member in archive:
+            parts = _clean_parts(member.name)
+            if not parts:
+                continue
+            if rename_top is not None and parts[0] == rename_top[0]:
+                parts[0] = rename_top[1]
+            parent = resolve_in_root(root, base + parts[:-1], follow_last=True)
+            parent.mkdir(parents=True, exist_ok=True)
+            path = parent / parts[-1]
+            if no_overwrite_dir_non_dir and os.path.lexists(path):
+                existing_dir = path.is_dir() and not path.is_symlink()
+                if existing_dir != member.isdir():
+                    raise InvalidArgument(
+                        f"cannot overwrite {'directory' if existing_dir else 'non-directory'} "
+                        f"{'/'.join(base + parts)!r} with "
+                        f"{'directory' if member.isdir() else 'non-directory'}"
+                    )
+            if member.islnk():
+                member = member.replace(linkname="/".join(base + _clean_parts(member.linkname)))
+            _unpack_member(archive, member, path, root, allow_devices=False)
+            if not os.path.lexists(path):
+                continue
+            if owner is not None:
+                member = member.replace(uid=owner[0], gid=owner[1], deep=False)
+            _apply_metadata(path, member)
+            if member.isdir():
+                dir_times.append((path, int(member.mtime)))
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise InvalidArgument(f"invalid tar archive: {e}")
+    finally:
+        archive.close()
+    for path, mtime in reversed(dir_times):
+        os.utime(path, (mtime, mtime), follow_symlinks=False)
+
+
+def tar_path(path: Path, name: str, out: BinaryIO) -> None:
+    """Write ``path`` (a file, or a directory recursively; links never followed) as a tar
+    whose top entry is ``name`` — what ``docker cp`` from a container produces."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        entries = [(path, name)]
+        if path.is_dir() and not path.is_symlink():
+            entries += [(path / rel, f"{name}/{rel}") for rel in _walk_sorted(path)]
+        for host, arcname in entries:
+            try:
+                info = archive.gettarinfo(str(host), arcname=arcname)
+            except OSError:
+                continue  # vanished while we walked (a running container)
+            if info is None:  # sockets: not archivable
+                continue
+            if info.isreg():
+                try:
+                    with open(host, "rb") as f:
+                        archive.addfile(info, f)
+                except OSError:
+                    continue
+            else:
+                archive.addfile(info)
