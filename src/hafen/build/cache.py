@@ -36,13 +36,16 @@ class BuildCache:
     def lookup(self, key: str) -> str | None:
         rows = self.metadata.query(
             "SELECT c.image_id FROM build_cache c JOIN images i ON i.id = c.image_id "
-            "WHERE c.key = ?",
+            "WHERE c.key = ? ORDER BY c.created DESC LIMIT 1",
             (key,),
         )
         if not rows:
             return None
         with self.metadata.transaction() as db:
-            db.execute("UPDATE build_cache SET last_used = ? WHERE key = ?", (time.time(), key))
+            db.execute(
+                "UPDATE build_cache SET last_used = ? WHERE key = ? AND image_id = ?",
+                (time.time(), key, rows[0]["image_id"]),
+            )
         return str(rows[0]["image_id"])
 
     def record(self, key: str, image_id: str, parent_id: str | None) -> None:

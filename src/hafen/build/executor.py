@@ -914,7 +914,8 @@ class Builder:
                         f"{step.exit_code}",
                         code=step.exit_code,
                     )
-                layer = await asyncio.to_thread(self._export, step.snapshot_key)
+                targets = [b.split(":")[1] for b in binds]
+                layer = await asyncio.to_thread(self._export, step.snapshot_key, targets)
             finally:
                 await step.release()
                 emit(f"Removing intermediate container {step.container_id[:12]}\n")
@@ -925,11 +926,33 @@ class Builder:
                                       parent=parent)  # fmt: skip
         emit(f" ---> {self._short(image_id)}\n")
 
-    def _export(self, snapshot_key: str) -> tuple[str, int]:
-        """The snapshot's changes as an uncompressed layer blob: (digest = DiffID, size)."""
+    def _export(self, snapshot_key: str, mount_targets: list[str] | None = None) -> tuple[str, int]:
+        """The snapshot's changes as an uncompressed layer blob: (digest = DiffID, size).
+
+        Mount points the runtime had to create for ``--mount`` targets (and directories
+        made only to hold them) are left out, as BuildKit leaves them out.
+        """
+        skip = set(_MOUNT_POINTS)
+        if mount_targets:
+            from hafen.store.changes import changes
+
+            found = changes(self.snapshotter, snapshot_key)
+            added = {c.path.lstrip("/") for c in found if c.kind == "A"}
+            for target in mount_targets:
+                rel = posixpath.normpath(target).lstrip("/")
+                while rel and rel in added:
+                    others = [a for a in added if a.startswith(rel + "/") and a not in skip]
+                    if any(not any(o == s or o.startswith(s + "/") for s in skip) for o in others):
+                        break
+                    skip.add(rel)
+                    rel = posixpath.dirname(rel)
+
+        def exclude(rel: str) -> bool:
+            return rel in skip
+
         with self.content.writer() as writer:
             stats = export_changes(self.snapshotter, snapshot_key, writer,  # type: ignore[arg-type]
-                                   exclude=_MOUNT_POINTS.__contains__)  # fmt: skip
+                                   exclude=exclude)  # fmt: skip
             digest = writer.commit()
         assert digest == stats.diff_id
         return digest, stats.size

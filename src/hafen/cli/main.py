@@ -41,6 +41,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "events": ("hafen.cli.commands.events", "events", "Get real time events from the server"),
     "exec": ("hafen.cli.commands.exec", "exec_", "Execute a command in a running container"),
+    "build": ("hafen.cli.commands.build", "build", "Build an image from a Dockerfile"),
     "images": ("hafen.cli.commands.image", "images", "List images"),
     "rmi": ("hafen.cli.commands.image", "rmi", "Remove one or more images"),
     "tag": (
@@ -60,6 +61,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "container": ("hafen.cli.commands.container", "container_group", "Manage containers"),
     "image": ("hafen.cli.commands.image", "image_group", "Manage images"),
     "volume": ("hafen.cli.commands.volume", "volume_group", "Manage volumes"),
+    "builder": ("hafen.cli.commands.build", "builder_group", "Manage builds"),
 }
 
 

@@ -23,7 +23,7 @@ import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 from hafen import errors
@@ -637,6 +637,20 @@ class APIClient:
         """``POST /auth``: the daemon checks the credentials against the registry."""
         body = {"username": username, "password": password, "serveraddress": server}
         return dict(self._call("POST", "/auth", body=body) or {})
+
+    def build(self, context: BinaryIO, params: Params = None) -> Iterator[dict[str, Any]]:
+        """``POST /build`` with the context tar streamed from ``context``; the JSON messages.
+
+        No read timeout: a step may be silent for as long as it runs.
+        """
+        stream = self._send("POST", "/build", params, context, timeout=86400 * 365)
+        try:
+            yield from json_messages(iter(stream))
+        finally:
+            stream.close()
+
+    def prune_builder(self) -> dict[str, Any]:
+        return dict(self._call("POST", "/build/prune") or {})
 
     def post_stream(
         self,

@@ -59,11 +59,12 @@ CREATE TABLE IF NOT EXISTS volumes (
     options     TEXT NOT NULL DEFAULT '{}'     -- JSON object: the driver's options
 );
 CREATE TABLE IF NOT EXISTS build_cache (
-    key        TEXT PRIMARY KEY,               -- sha256 of parent image + instruction + inputs
-    image_id   TEXT NOT NULL,                  -- the image that build step produced
+    key        TEXT NOT NULL,                  -- sha256 of parent image + instruction + inputs
+    image_id   TEXT NOT NULL,                  -- an image that build step produced
     parent_id  TEXT,                           -- the image it ran on (NULL over scratch)
     created    REAL NOT NULL,
-    last_used  REAL NOT NULL
+    last_used  REAL NOT NULL,
+    PRIMARY KEY (key, image_id)                -- --no-cache rebuilds add rows, never orphan
 );
 CREATE INDEX IF NOT EXISTS build_cache_by_parent ON build_cache(parent_id);
 """
