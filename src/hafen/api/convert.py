@@ -120,6 +120,7 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
             for k, v in (_get(log_config, "Config", dict, {}, w + "LogConfig.")).items()
         },
     )
+    _isolation_from_api(hc_raw, host_config)
     mounts_raw = _get(hc_raw, "Mounts", list, [], w)
     host_config.mounts = [parse_api_mount(m) for m in mounts_raw]
     tmpfs = _get(hc_raw, "Tmpfs", dict, {}, w)
@@ -139,6 +140,74 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
             f"HostConfig.LogConfig.Type: unsupported log driver {host_config.log_type!r}"
         )
     return config, host_config
+
+
+_NS_MODES = {
+    "PidMode": ("pid_mode", ("", "host"), True),
+    "IpcMode": ("ipc_mode", ("", "host", "private", "shareable", "none"), True),
+    "UTSMode": ("uts_mode", ("", "host"), False),
+    "UsernsMode": ("userns_mode", ("", "host"), False),
+    "CgroupnsMode": ("cgroupns_mode", ("", "host", "private"), False),
+}
+
+
+def _dict_list(body: dict[str, Any], key: str, fields: dict[str, type]) -> list[dict[str, Any]]:
+    """A list of objects with typed fields (Ulimits, Devices, BlkioDevice*...)."""
+    where = f"HostConfig.{key}"
+    out = []
+    for i, item in enumerate(_get(body, key, list, [], "HostConfig.") or []):
+        if not isinstance(item, dict):
+            raise InvalidArgument(f"invalid value for {where}[{i}]: expected an object")
+        entry: dict[str, Any] = {}
+        for name, kind in fields.items():
+            value = item.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise InvalidArgument(
+                    f"invalid value for {where}[{i}].{name}: expected {kind.__name__}"
+                )
+            entry[name] = value
+        out.append(entry)
+    return out
+
+
+def _isolation_from_api(hc_raw: dict[str, Any], hc: HostConfig) -> None:
+    """The isolation and resource fields of HostConfig (namespaces, devices, limits)."""
+    w = "HostConfig."
+    hc.security_opt = _str_list(hc_raw, "SecurityOpt", w, split_string=False) or []
+    for opt in hc.security_opt:
+        key = opt.split("=", 1)[0].split(":", 1)[0]
+        if key not in ("seccomp", "no-new-privileges", "apparmor", "label", "systempaths"):
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    hc.ulimits = _dict_list(hc_raw, "Ulimits", {"Name": str, "Soft": int, "Hard": int})
+    hc.devices = _dict_list(
+        hc_raw, "Devices", {"PathOnHost": str, "PathInContainer": str, "CgroupPermissions": str}
+    )
+    hc.device_cgroup_rules = _str_list(hc_raw, "DeviceCgroupRules", w, split_string=False) or []
+    sysctls = _get(hc_raw, "Sysctls", dict, {}, w)
+    hc.sysctls = {str(k): str(v) for k, v in sysctls.items()}
+    for key, (attr, allowed, container_ok) in _NS_MODES.items():
+        mode = _get(hc_raw, key, str, "", w)
+        if mode not in allowed and not (container_ok and mode.startswith("container:")):
+            raise InvalidArgument(f"invalid {key}: {mode!r}")
+        setattr(hc, attr, mode)
+    hc.oom_kill_disable = bool(_get(hc_raw, "OomKillDisable", bool, False, w))
+    hc.oom_score_adj = _get(hc_raw, "OomScoreAdj", int, 0, w)
+    if not -1000 <= hc.oom_score_adj <= 1000:
+        raise InvalidArgument(
+            f"invalid value {hc.oom_score_adj}, range for oom score adj is [-1000, 1000]"
+        )
+    hc.cpuset_mems = _get(hc_raw, "CpusetMems", str, "", w)
+    hc.blkio_weight = _get(hc_raw, "BlkioWeight", int, 0, w)
+    if hc.blkio_weight and not 10 <= hc.blkio_weight <= 1000:
+        raise InvalidArgument("range of blkio weight is from 10 to 1000")
+    hc.blkio_weight_device = _dict_list(hc_raw, "BlkioWeightDevice", {"Path": str, "Weight": int})
+    rate = {"Path": str, "Rate": int}
+    hc.blkio_device_read_bps = _dict_list(hc_raw, "BlkioDeviceReadBps", rate)
+    hc.blkio_device_write_bps = _dict_list(hc_raw, "BlkioDeviceWriteBps", rate)
+    hc.blkio_device_read_iops = _dict_list(hc_raw, "BlkioDeviceReadIOps", rate)
+    hc.blkio_device_write_iops = _dict_list(hc_raw, "BlkioDeviceWriteIOps", rate)
 
 
 def _config_to_api(c: Container) -> dict[str, Any]:
@@ -189,23 +258,23 @@ def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
         "Tmpfs": hc.tmpfs or None,
         "CapAdd": hc.cap_add or None,
         "CapDrop": hc.cap_drop or None,
-        "CgroupnsMode": "host",
+        "CgroupnsMode": hc.cgroupns_mode or "host",
         "Dns": [],
         "DnsOptions": [],
         "DnsSearch": [],
         "ExtraHosts": hc.extra_hosts or None,
         "GroupAdd": hc.group_add or None,
-        "IpcMode": "private",
+        "IpcMode": hc.ipc_mode or "private",
         "Cgroup": "",
         "Links": None,
-        "OomScoreAdj": 0,
-        "PidMode": "",
+        "OomScoreAdj": hc.oom_score_adj,
+        "PidMode": hc.pid_mode,
         "Privileged": hc.privileged,
         "PublishAllPorts": False,
         "ReadonlyRootfs": hc.read_only_rootfs,
-        "SecurityOpt": None,
-        "UTSMode": "",
-        "UsernsMode": "",
+        "SecurityOpt": hc.security_opt or None,
+        "UTSMode": hc.uts_mode,
+        "UsernsMode": hc.userns_mode,
         "ShmSize": hc.shm_size,
         "Runtime": hc.runtime or "hafen",
         "Isolation": "",
@@ -216,8 +285,18 @@ def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
         "CpuPeriod": hc.cpu_period,
         "CpuQuota": hc.cpu_quota,
         "CpusetCpus": hc.cpuset_cpus,
-        "CpusetMems": "",
-        "Devices": [],
+        "CpusetMems": hc.cpuset_mems,
+        "Devices": hc.devices,
+        "DeviceCgroupRules": hc.device_cgroup_rules or None,
+        "BlkioWeight": hc.blkio_weight,
+        "BlkioWeightDevice": hc.blkio_weight_device,
+        "BlkioDeviceReadBps": hc.blkio_device_read_bps,
+        "BlkioDeviceWriteBps": hc.blkio_device_write_bps,
+        "BlkioDeviceReadIOps": hc.blkio_device_read_iops,
+        "BlkioDeviceWriteIOps": hc.blkio_device_write_iops,
+        "OomKillDisable": hc.oom_kill_disable,
+        "Ulimits": hc.ulimits or None,
+        "Sysctls": hc.sysctls or None,
         "MemoryReservation": hc.memory_reservation,
         "MemorySwap": hc.memory_swap,
         "PidsLimit": hc.pids_limit,

@@ -61,6 +61,7 @@ class RunOptions:
     network: str | None = None
     attach: list[str] = field(default_factory=list)
     console_size: tuple[int, int] | None = None  # (height, width) of the local terminal
+    isolation: dict[str, Any] = field(default_factory=dict)  # cli.isolation's flag values
 
 
 # ----------------------------------------------------------------------------- env, labels
@@ -439,6 +440,10 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
         host["NanoCpus"] = round(opts.cpus * 1e9)
     if opts.init:
         host["Init"] = True
+    if opts.isolation:
+        from hafen.cli.isolation import host_config_fields
+
+        host.update(host_config_fields(opts.isolation))
     if opts.console_size and opts.tty:
         host["ConsoleSize"] = [opts.console_size[0], opts.console_size[1]]
     body["HostConfig"] = host

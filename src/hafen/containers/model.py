@@ -90,6 +90,26 @@ class HostConfig:
     group_add: list[str] = field(default_factory=list)
     log_type: str = "json-file"
     log_config: dict[str, str] = field(default_factory=dict)
+    # Isolation and resources (Docker's names; shapes as the Engine API sends them).
+    security_opt: list[str] = field(default_factory=list)
+    ulimits: list[dict[str, Any]] = field(default_factory=list)  # {"Name","Soft","Hard"}
+    devices: list[dict[str, str]] = field(default_factory=list)  # {"PathOnHost",...}
+    device_cgroup_rules: list[str] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    pid_mode: str = ""
+    ipc_mode: str = ""
+    uts_mode: str = ""
+    userns_mode: str = ""
+    cgroupns_mode: str = ""
+    oom_kill_disable: bool = False
+    oom_score_adj: int = 0
+    cpuset_mems: str = ""
+    blkio_weight: int = 0
+    blkio_weight_device: list[dict[str, Any]] = field(default_factory=list)  # {"Path","Weight"}
+    blkio_device_read_bps: list[dict[str, Any]] = field(default_factory=list)  # {"Path","Rate"}
+    blkio_device_write_bps: list[dict[str, Any]] = field(default_factory=list)
+    blkio_device_read_iops: list[dict[str, Any]] = field(default_factory=list)
+    blkio_device_write_iops: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

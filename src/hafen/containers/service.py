@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from hafen.containers.archive import ContainerFiles
 from hafen.containers.execs import ExecService
+from hafen.containers.isolation import isolation_options
 from hafen.containers.logs import parse_rfc3339 as parse_rfc3339_time
 from hafen.containers.model import (
     Container,
@@ -634,7 +635,15 @@ class ContainerService:
             pids_limit=hc.pids_limit,
             shm_size=hc.shm_size or 64 * 1024 * 1024,
             binds=binds,
+            **isolation_options(hc, self._running_pid),
         )
+
+    def _running_pid(self, ref: str) -> int:
+        """The init pid of a running container (for --pid/--ipc container:<ref>)."""
+        other = self.get(ref)
+        if other.state.status != ContainerStatus.RUNNING or not other.state.pid:
+            raise Conflict(f"cannot join namespace of a non running container: {ref}")
+        return other.state.pid
 
     # ------------------------------------------------------------------ exit
 

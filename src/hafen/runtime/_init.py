@@ -344,10 +344,12 @@ def lookup_executable(name: str, path_var: str) -> str:
 
 
 def _mask(names: list[str]) -> int:
+    """Capability names -> a bit mask, without the ones this kernel does not know (runc
+    ignores those too: a config written for a newer kernel still runs)."""
     mask = 0
     for n in names:
         mask |= 1 << CAP_NUMBERS[n]
-    return mask
+    return mask & ((1 << (_sys.last_cap() + 1)) - 1)
 
 
 def set_user_and_caps(proc: Process, in_userns: bool) -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from hafen.errors import InvalidArgument
 from hafen.oci import defaults
-from hafen.oci.spec import BindMount, SpecOptions, build_spec, effective_capabilities
+from hafen.oci.spec import (
+    BindMount,
+    SpecOptions,
+    available_capabilities,
+    build_spec,
+    effective_capabilities,
+)
 
 SCHEMA_DIR = (
     Path(__file__).resolve().parents[4] / "shared" / "specs" / "oci-runtime-spec" / "schema"
@@ -71,7 +77,7 @@ def test_cap_add_and_drop_follow_dockers_rules() -> None:
     assert "CAP_NET_ADMIN" in caps and "CAP_CHOWN" not in caps and "CAP_KILL" not in caps
     assert effective_capabilities(False, [], ["ALL"]) == []
     assert effective_capabilities(False, ["SYS_ADMIN"], ["ALL"]) == ["CAP_SYS_ADMIN"]
-    assert len(effective_capabilities(True, [], [])) == len(defaults.ALL_CAPABILITIES)
+    assert effective_capabilities(True, [], []) == available_capabilities()
 
 
 def test_unknown_capability_is_refused_by_name() -> None:
@@ -88,3 +94,91 @@ def test_privileged_lifts_masks_and_device_rules() -> None:
 def test_empty_command_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="no command"):
         build_spec(SpecOptions(args=[], env=[]))
+
+
+def test_default_seccomp_profile_is_filtered_by_capabilities() -> None:
+    spec = build_spec(SpecOptions(args=["sh"], env=[]))
+    sec = spec["linux"]["seccomp"]
+    assert sec["defaultAction"] == "SCMP_ACT_ERRNO"
+    plain = {n for r in sec["syscalls"] if "args" not in r for n in r["names"]}
+    assert "mount" not in plain and "read" in plain
+    admin = build_spec(SpecOptions(args=["sh"], env=[], cap_add=["SYS_ADMIN"]))["linux"]["seccomp"]
+    assert "mount" in {n for r in admin["syscalls"] for n in r["names"]}
+    assert "seccomp" not in build_spec(SpecOptions(args=["sh"], env=[], privileged=True))["linux"]
+    unconfined = SpecOptions(args=["sh"], env=[], seccomp_profile="unconfined")
+    assert "seccomp" not in build_spec(unconfined)["linux"]
+    custom = SpecOptions(
+        args=["sh"], env=[], seccomp_profile='{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}'
+    )
+    assert build_spec(custom)["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ALLOW"
+    with pytest.raises(InvalidArgument, match="seccomp"):
+        build_spec(SpecOptions(args=["sh"], env=[], seccomp_profile="{not json"))
+
+
+def test_process_flags_init_ulimits_oom_and_no_new_privileges() -> None:
+    from hafen.oci.spec import INIT_PATH, Ulimit
+
+    spec = build_spec(
+        SpecOptions(
+            args=["sleep", "1"], env=[], init_path="/opt/hafen-init", no_new_privileges=True,
+            oom_score_adj=500, ulimits=[Ulimit("nofile", 100, 200), Ulimit("core", -1, -1)],
+        )
+    )  # fmt: skip
+    proc = spec["process"]
+    assert proc["args"] == [INIT_PATH, "--", "sleep", "1"]
+    assert {"destination": INIT_PATH, "type": "bind", "source": "/opt/hafen-init",
+            "options": ["rbind", "ro", "rprivate"]} in spec["mounts"]  # fmt: skip
+    assert proc["noNewPrivileges"] is True and proc["oomScoreAdj"] == 500
+    assert {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200} in proc["rlimits"]
+    assert {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1} in proc["rlimits"]
+    with pytest.raises(InvalidArgument, match="invalid ulimit type"):
+        build_spec(SpecOptions(args=["x"], env=[], ulimits=[Ulimit("bogus", 1, 1)]))
+    with pytest.raises(InvalidArgument, match="soft limit"):
+        build_spec(SpecOptions(args=["x"], env=[], ulimits=[Ulimit("nofile", 5, 1)]))
+
+
+def test_namespace_modes_sysctls_and_user_namespace() -> None:
+    from hafen.oci.spec import IDMap
+
+    spec = build_spec(
+        SpecOptions(
+            args=["sh"], env=[], sysctls={"net.ipv4.ip_forward": "1"},
+            namespaces={"pid": "host", "ipc": "/proc/42/ns/ipc", "cgroup": ""},
+            uid_mappings=[IDMap(0, 100000, 65536)],
+        )
+    )  # fmt: skip
+    ns = spec["linux"]["namespaces"]
+    assert {"type": "pid"} not in ns
+    assert {"type": "ipc", "path": "/proc/42/ns/ipc"} in ns
+    assert {"type": "cgroup"} in ns and {"type": "user"} in ns
+    assert spec["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert spec["linux"]["gidMappings"] == spec["linux"]["uidMappings"]
+    assert spec["linux"]["sysctl"] == {"net.ipv4.ip_forward": "1"}
+
+
+def test_devices_rules_blkio_and_memory_defaults() -> None:
+    from hafen.oci.spec import DeviceMapping, Throttle, parse_device_cgroup_rule
+
+    spec = build_spec(
+        SpecOptions(
+            args=["sh"], env=[], memory=64 << 20, oom_kill_disable=True, cpuset_mems="0",
+            devices=[DeviceMapping("/dev/null", "/dev/mynull", "rw")],
+            device_cgroup_rules=["c 42:* rmw"],
+        )
+    )  # fmt: skip
+    res = spec["linux"]["resources"]
+    assert res["memory"] == {"limit": 64 << 20, "swap": 128 << 20, "disableOOMKiller": True}
+    assert res["cpu"] == {"mems": "0"}
+    assert {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"} in res["devices"]
+    assert {"allow": True, "type": "c", "major": 42, "access": "rmw"} in res["devices"]
+    (dev,) = spec["linux"]["devices"]
+    assert (dev["path"], dev["type"], dev["major"], dev["minor"]) == ("/dev/mynull", "c", 1, 3)
+    assert parse_device_cgroup_rule("a *:* rwm") == {"allow": True, "type": "a", "access": "rwm"}
+    with pytest.raises(InvalidArgument, match="device cgroup rule"):
+        parse_device_cgroup_rule("x 1:2 rwm")
+    with pytest.raises(InvalidArgument, match="not a block device"):
+        build_spec(SpecOptions(args=["x"], env=[], device_read_bps=[Throttle("/dev/null", 1)]))
+    with pytest.raises(InvalidArgument, match="memory limit"):
+        build_spec(SpecOptions(args=["x"], env=[], memory_swap=1 << 20))
+    privileged = build_spec(SpecOptions(args=["x"], env=[], privileged=True))
+    assert any(d["path"] == "/dev/null" for d in privileged["linux"]["devices"])

@@ -135,12 +135,15 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
+    from hafen.cli.isolation import isolation_flags
+
     for decorator in reversed(decorators):
         func = decorator(func)
-    return func
+    return isolation_flags(func)
 
 
 def _options(params: dict[str, Any], detach: bool) -> Any:
+    from hafen.cli import isolation
     from hafen.cli.runopts import RunOptions
 
     return RunOptions(
@@ -178,6 +181,7 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         expose=list(params["expose"]),
         network=params["network"],
         attach=list(params["attach"]),
+        isolation=isolation.collect(params),
     )
 
 
