@@ -218,11 +218,49 @@ async def load(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, content_type="application/json")
 
 
+async def history(request: web.Request) -> web.Response:
+    """``GET /images/{name}/history``."""
+    from hafen.images.history import image_history
+
+    d = daemon_of(request)
+    image = await asyncio.to_thread(d.images.resolve, request.match_info["name"])
+    entries = await asyncio.to_thread(image_history, d.images, image)
+    return web.json_response([
+        {
+            "Id": e.id,
+            "Created": int(parse_rfc3339(e.created)) if e.created else 0,
+            "CreatedBy": e.created_by,
+            "Tags": e.tags or None,
+            "Size": e.size,
+            "Comment": e.comment,
+        }
+        for e in entries
+    ])  # fmt: skip
+
+
+async def prune(request: web.Request) -> web.Response:
+    """``POST /images/prune?filters=``: dangling images, or all unused with dangling=false."""
+    from hafen.api.containers import parse_filters
+    from hafen.images.prune import prune_images
+
+    d = daemon_of(request)
+    filters = parse_filters(request)
+    report = await asyncio.to_thread(
+        prune_images, d.images, all_images=False, filters=filters,
+        in_use=d.containers.image_users,
+    )  # fmt: skip
+    return web.json_response(
+        {"ImagesDeleted": report.deleted or None, "SpaceReclaimed": report.reclaimed}
+    )
+
+
 def register(routes: Routes) -> None:
     routes.add("GET", "/images/json", list_images)
     routes.add("GET", "/images/get", save_many)
     routes.add("POST", "/images/load", load)
+    routes.add("POST", "/images/prune", prune)
     routes.add("GET", "/images/{name:.+}/get", save_one)
+    routes.add("GET", "/images/{name:.+}/history", history)
     routes.add("POST", "/images/bootstrap", bootstrap)
     routes.add("GET", "/images/{name:.+}/json", inspect)
     routes.add("POST", "/images/{name:.+}/tag", tag)

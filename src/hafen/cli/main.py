@@ -49,6 +49,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "tag",
         "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
     ),
+    "history": ("hafen.cli.commands.image", "history", "Show the history of an image"),
     "save": ("hafen.cli.commands.image", "save", "Save one or more images to a tar archive"),
     "load": ("hafen.cli.commands.image", "load", "Load an image from a tar archive or STDIN"),
     "pull": ("hafen.cli.commands.registry", "pull", "Download an image from a registry"),

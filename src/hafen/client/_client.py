@@ -624,6 +624,13 @@ class APIClient:
 
     # ------------------------------------------------------------------ streams
 
+    def image_history(self, image: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", f"/images/{_q(image)}/history") or [])
+
+    def prune_images(self, filters: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+        params = {"filters": dict(filters)} if filters else None
+        return dict(self._call("POST", "/images/prune", params) or {})
+
     def save_images(self, names: list[str]) -> StreamResponse:
         """``GET /images/get``: the archive as a stream (the caller closes it)."""
         return self._send("GET", "/images/get", {"names": tuple(names)})

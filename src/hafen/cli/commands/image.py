@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -253,3 +253,142 @@ def load(ctx: click.Context, input_path: str | None, quiet: bool) -> None:
 
 image_group.add_command(save)
 image_group.add_command(load)
+
+
+HISTORY_FORMAT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_HEADERS = {
+    "ID": "IMAGE",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "CreatedBy": "CREATED BY",
+    "Size": "SIZE",
+    "Comment": "COMMENT",
+}
+
+
+class HistoryRow:
+    """One ``docker history`` line, with docker's field names for ``--format``."""
+
+    def __init__(self, entry: dict[str, Any], trunc: bool, human: bool) -> None:
+        self._entry = entry
+        self._trunc = trunc
+        self._human = human
+
+    @property
+    def ID(self) -> str:
+        ident = str(self._entry.get("Id") or "")
+        if self._trunc and ident.startswith("sha256:"):
+            return ident[7:19]
+        return ident
+
+    @property
+    def CreatedSince(self) -> str:
+        from hafen.cli.format import time_ago
+
+        created = float(self._entry.get("Created") or 0)
+        if not self._human:
+            return self.CreatedAt
+        return time_ago(created) if created else "N/A"
+
+    @property
+    def CreatedAt(self) -> str:
+        from datetime import UTC, datetime
+
+        created = float(self._entry.get("Created") or 0)
+        return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    @property
+    def CreatedBy(self) -> str:
+        from hafen.cli.format import ellipsis
+
+        text = str(self._entry.get("CreatedBy") or "").replace("\t", " ")
+        return ellipsis(text, 45) if self._trunc else text
+
+    @property
+    def Size(self) -> str:
+        from hafen.cli.format import human_size
+
+        size = int(self._entry.get("Size") or 0)
+        return human_size(size) if self._human else str(size)
+
+    @property
+    def Comment(self) -> str:
+        return str(self._entry.get("Comment") or "")
+
+
+@click.command(context_settings=_CTX)
+@click.option(
+    "-H", "--human", type=bool, default=True, help="Print sizes and dates in human readable format"
+)
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@click.option("--format", "fmt", help="Format output using a custom template")
+@click.argument("name")
+@click.pass_context
+def history(
+    ctx: click.Context, human: bool, no_trunc: bool, quiet: bool, fmt: str | None, name: str
+) -> None:
+    """Show the history of an image."""
+    from hafen.cli.template import TemplateError, render_rows
+
+    entries = get_client(ctx).image_history(name)
+    rows = [HistoryRow(e, not no_trunc, human) for e in entries]
+    if quiet:
+        fmt = "{{.ID}}"
+    try:
+        write_out(render_rows(fmt or HISTORY_FORMAT, rows, HISTORY_HEADERS))
+    except TemplateError as exc:
+        raise CLIError(f"template parsing error: {exc}", 1)
+
+
+@click.command("prune", context_settings=_CTX)
+@click.option(
+    "-a",
+    "--all",
+    "all_images",
+    is_flag=True,
+    help="Remove all unused images, not just dangling ones",
+)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option(
+    "--filter", "filters", multiple=True, help='Provide filter values (e.g. "until=<timestamp>")'
+)
+@click.pass_context
+def image_prune(
+    ctx: click.Context, all_images: bool, force: bool, filters: tuple[str, ...]
+) -> None:
+    """Remove unused images."""
+    from hafen.cli.commands.container import _parse_filters
+    from hafen.cli.format import human_size
+
+    if not force:
+        what = (
+            "all images without at least one container associated to them"
+            if all_images
+            else "all dangling images"
+        )
+        click.echo(f"WARNING! This will remove {what}.")
+        if not click.confirm(
+            "Are you sure you want to continue?",
+            default=False,
+            show_default=False,
+            prompt_suffix=" [y/N] ",
+        ):
+            return
+    parsed = _parse_filters(filters)
+    if all_images:
+        parsed["dangling"] = ["false"]
+    report = get_client(ctx).prune_images(parsed)
+    deleted = report.get("ImagesDeleted") or []
+    if deleted:
+        click.echo("Deleted Images:")
+        for item in deleted:
+            for key in ("Untagged", "Deleted"):
+                if item.get(key):
+                    click.echo(f"{key.lower()}: {item[key]}")
+        click.echo()
+    click.echo(f"Total reclaimed space: {human_size(int(report.get('SpaceReclaimed') or 0))}")
+
+
+image_group.add_command(history)
+image_group.add_command(image_prune)
