@@ -150,6 +150,7 @@ def build_app(daemon: Daemon) -> web.Application:
         archive,
         build,
         containers,
+        disk,
         distribution,
         events,
         exec,
@@ -165,6 +166,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app[DAEMON_KEY] = daemon
     routes = Routes(app)
     system.register(routes)
+    disk.register(routes)
     containers.register(routes)
     exec.register(routes)
     archive.register(routes)

@@ -63,6 +63,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "image": ("hafen.cli.commands.image", "image_group", "Manage images"),
     "volume": ("hafen.cli.commands.volume", "volume_group", "Manage volumes"),
     "builder": ("hafen.cli.commands.build", "builder_group", "Manage builds"),
+    "system": ("hafen.cli.commands.disk", "system_group", "Manage hafen"),
 }
 
 

@@ -95,6 +95,8 @@ class SnapshotLookup(Protocol):
 
     def remove(self, key: str) -> None: ...
 
+    def usage(self, key: str) -> int: ...
+
 
 @dataclass
 class ServiceOptions:
@@ -964,6 +966,37 @@ class ContainerService:
         for fut in self._remove_waiters.pop(c.id, []):
             if not fut.done():
                 fut.set_result(c.state)
+
+    def size_rw(self, c: Container) -> int:
+        """Bytes the container wrote on top of its image (worker thread)."""
+        try:
+            return self.snapshotter.usage(c.snapshot_key)
+        except (HafenError, OSError):
+            return 0
+
+    async def prune(self, accept: Callable[[Container], bool]) -> tuple[builtins.list[str], int]:
+        """Remove every stopped container ``accept`` lets through; (ids, bytes freed)."""
+        deleted: builtins.list[str] = []
+        reclaimed = 0
+        for c in self.list(all=True):
+            if c.state.running or c.state.status in (
+                ContainerStatus.RESTARTING,
+                ContainerStatus.REMOVING,
+            ):
+                continue
+            if not accept(c):
+                continue
+            size = await asyncio.to_thread(self.size_rw, c)
+            try:
+                await self.remove(c.id)
+            except HafenError as e:
+                log.info("prune kept %s: %s", c.short_id, e)
+                continue
+            deleted.append(c.id)
+            reclaimed += size
+        if self.publish is not None:
+            self.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+        return deleted, reclaimed
 
     # ------------------------------------------------------------------ restore
 

@@ -635,6 +635,9 @@ def _add_exec() -> None:
     from hafen.cli.commands.exec import exec_
 
     container_group.add_command(exec_, "exec")
+    from hafen.cli.commands.disk import container_prune
+
+    container_group.add_command(container_prune)
 
 
 _add_exec()
