@@ -71,6 +71,10 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
                 k, sep, want = v.partition("=")
                 if k not in c.config.labels or (sep and c.config.labels[k] != want):
                     return False
+        elif key == "health":
+            status = (c.state.health or {}).get("Status") or "none"
+            if status not in values:
+                return False
         elif key == "ancestor":
             if not any(
                 v in (c.image_ref, c.image_id) or c.image_id.startswith("sha256:" + v)

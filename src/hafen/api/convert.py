@@ -82,6 +82,7 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
         stop_timeout=stop_timeout,
         exposed_ports=_get(body, "ExposedPorts", dict, {}, "Config."),
         volumes=_get(body, "Volumes", dict, {}, "Config."),
+        healthcheck=_get(body, "Healthcheck", dict, None, "Config.") or None,
     )
     hc_raw = _get(body, "HostConfig", dict, {}, "")
     w = "HostConfig."
@@ -237,6 +238,8 @@ def _config_to_api(c: Container) -> dict[str, Any]:
         out["StopSignal"] = cfg.stop_signal
     if cfg.stop_timeout is not None:
         out["StopTimeout"] = cfg.stop_timeout
+    if cfg.healthcheck:
+        out["Healthcheck"] = cfg.healthcheck
     return out
 
 
@@ -320,6 +323,7 @@ def _state_to_api(c: Container) -> dict[str, Any]:
         "Error": st.error,
         "StartedAt": st.started_at,
         "FinishedAt": st.finished_at,
+        **({"Health": st.health} if st.health else {}),
     }
 
 
@@ -363,7 +367,12 @@ def status_text(c: Container, now: float | None = None) -> str:
     st = c.state
     if st.status in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
         text = "Up " + human_duration(now - parse_rfc3339(st.started_at))
-        return text + " (Paused)" if st.status == ContainerStatus.PAUSED else text
+        if st.status == ContainerStatus.PAUSED:
+            return text + " (Paused)"
+        health = (st.health or {}).get("Status")
+        if health == "starting":
+            return text + " (health: starting)"
+        return f"{text} ({health})" if health else text
     if st.status == ContainerStatus.RESTARTING:
         ago = human_duration(now - parse_rfc3339(st.finished_at))
         return f"Restarting ({st.exit_code}) {ago} ago"

@@ -62,6 +62,7 @@ class RunOptions:
     attach: list[str] = field(default_factory=list)
     console_size: tuple[int, int] | None = None  # (height, width) of the local terminal
     isolation: dict[str, Any] = field(default_factory=dict)  # cli.isolation's flag values
+    healthcheck: dict[str, Any] | None = None  # cli.health's flags as Docker's Healthcheck
 
 
 # ----------------------------------------------------------------------------- env, labels
@@ -411,6 +412,8 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
         body["StopSignal"] = opts.stop_signal
     if opts.stop_timeout is not None:
         body["StopTimeout"] = opts.stop_timeout
+    if opts.healthcheck is not None:
+        body["Healthcheck"] = opts.healthcheck
 
     host: dict[str, Any] = {
         "Binds": binds or None,

@@ -51,6 +51,7 @@ class ContainerConfig:
     stop_timeout: int | None = None
     exposed_ports: dict[str, dict[str, Any]] = field(default_factory=dict)
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    healthcheck: dict[str, Any] | None = None  # Docker's HealthConfig (Test, Interval, …)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class ContainerStateRecord:
     oom_killed: bool = False
     started_at: str = "0001-01-01T00:00:00Z"
     finished_at: str = "0001-01-01T00:00:00Z"
+    health: dict[str, Any] | None = None  # Docker's State.Health while a check runs
 
     @property
     def running(self) -> bool:

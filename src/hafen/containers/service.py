@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from hafen.containers.archive import ContainerFiles
 from hafen.containers.execs import ExecService
+from hafen.containers.health import HealthMonitor, merge_healthcheck, validate_healthcheck
 from hafen.containers.isolation import isolation_options
 from hafen.containers.logs import parse_rfc3339 as parse_rfc3339_time
 from hafen.containers.model import (
@@ -182,6 +183,8 @@ class ContainerService:
         self._starting: set[str] = set()
         self.execs = ExecService(self)
         self.files = ContainerFiles(self)
+        self.health = HealthMonitor(self)
+        self._background: set[asyncio.Task[Any]] = set()
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._backoff: dict[str, Backoff] = {}
         self._no_restart: set[str] = set()  # being removed: an exit must not restart them
@@ -295,6 +298,7 @@ class ContainerService:
         validate_policy(
             host_config.restart_policy.name, host_config.restart_policy.maximum_retry_count
         )
+        validate_healthcheck(config.healthcheck)
         if host_config.auto_remove and host_config.restart_policy.name not in ("no", ""):
             raise Conflict("Conflicting options: AutoRemove and restart policy")
         image = await asyncio.to_thread(self.images.resolve, config.image)
@@ -535,6 +539,7 @@ class ContainerService:
             started_at=now_rfc3339(),
             finished_at=c.state.finished_at,
         )
+        self.health.start(c)
         await self._save(c)
         self._monitor(c)
         self.event(c, "start")
@@ -672,6 +677,7 @@ class ContainerService:
         async with self._lock(c.id):
             if not c.state.running:
                 return
+            self.health.stop(c.id)
             c.state.status = ContainerStatus.EXITED
             c.state.exit_code = status.exit_code
             c.state.finished_at = status.exited_at or now_rfc3339()
@@ -916,6 +922,7 @@ class ContainerService:
             )
         self._no_restart.add(c.id)
         self._cancel_restart(c.id)
+        self.health.stop(c.id)
         try:
             await self._remove(c, force, volumes)
         finally:
@@ -1022,6 +1029,7 @@ class ContainerService:
                 log.info("re-adopted running container %s", c.short_id)
                 await asyncio.to_thread(self._remount_volumes, c)
                 self._monitor(c)
+                self.health.start(c)
                 continue
             status = await asyncio.to_thread(read_exit_status, str(self._state_dir(c)))
             if status is None:
@@ -1039,6 +1047,7 @@ class ContainerService:
         """Stop watching; containers keep running (live restore)."""
         for container_id in list(self._restart_tasks):
             self._cancel_restart(container_id)
+        self.health.stop_all()
         for task in self._monitors.values():
             task.cancel()
         for task in list(self._monitors.values()):
@@ -1071,6 +1080,7 @@ def _merge_image_config(config: ContainerConfig, image: Image) -> ContainerConfi
     merged.stop_signal = config.stop_signal or img.get("StopSignal") or ""
     merged.exposed_ports = {**(img.get("ExposedPorts") or {}), **config.exposed_ports}
     merged.volumes = {**(img.get("Volumes") or {}), **config.volumes}
+    merged.healthcheck = merge_healthcheck(config.healthcheck, img.get("Healthcheck"))
     return merged
 
 

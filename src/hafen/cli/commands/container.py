@@ -135,15 +135,17 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
+    from hafen.cli.health import health_options
     from hafen.cli.isolation import isolation_flags
 
     for decorator in reversed(decorators):
         func = decorator(func)
-    return isolation_flags(func)
+    return health_options(isolation_flags(func))
 
 
 def _options(params: dict[str, Any], detach: bool) -> Any:
     from hafen.cli import isolation
+    from hafen.cli.health import healthcheck_from_flags
     from hafen.cli.runopts import RunOptions
 
     return RunOptions(
@@ -182,6 +184,7 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         network=params["network"],
         attach=list(params["attach"]),
         isolation=isolation.collect(params),
+        healthcheck=healthcheck_from_flags(params),
     )
 
 
