@@ -155,6 +155,7 @@ def build_app(daemon: Daemon) -> web.Application:
         events,
         exec,
         images,
+        resources,
         system,
         volumes,
     )
@@ -168,6 +169,7 @@ def build_app(daemon: Daemon) -> web.Application:
     system.register(routes)
     disk.register(routes)
     containers.register(routes)
+    resources.register(routes)
     exec.register(routes)
     archive.register(routes)
     distribution.register(routes)

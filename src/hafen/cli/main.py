@@ -28,6 +28,27 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "restart": ("hafen.cli.commands.container", "restart", "Restart one or more containers"),
     "rename": ("hafen.cli.commands.container", "rename", "Rename a container"),
     "kill": ("hafen.cli.commands.container", "kill", "Kill one or more running containers"),
+    "pause": (
+        "hafen.cli.commands.resources",
+        "pause",
+        "Pause all processes within one or more containers",
+    ),
+    "unpause": (
+        "hafen.cli.commands.resources",
+        "unpause",
+        "Unpause all processes within one or more containers",
+    ),
+    "update": (
+        "hafen.cli.commands.resources",
+        "update",
+        "Update configuration of one or more containers",
+    ),
+    "top": ("hafen.cli.commands.resources", "top", "Display the running processes of a container"),
+    "stats": (
+        "hafen.cli.commands.resources",
+        "stats",
+        "Display a live stream of container(s) resource usage statistics",
+    ),
     "rm": ("hafen.cli.commands.container", "rm", "Remove one or more containers"),
     "wait": (
         "hafen.cli.commands.container",

@@ -387,6 +387,36 @@ class APIClient:
     def kill(self, container: str, signal: str | None = None) -> None:
         self._call("POST", f"/containers/{_q(container)}/kill", {"signal": signal})
 
+    def pause(self, container: str) -> None:
+        self._call("POST", f"/containers/{_q(container)}/pause")
+
+    def unpause(self, container: str) -> None:
+        self._call("POST", f"/containers/{_q(container)}/unpause")
+
+    def update_container(self, container: str, body: dict[str, Any]) -> list[str]:
+        """``POST /containers/{id}/update``; returns the daemon's warnings."""
+        out = self._call("POST", f"/containers/{_q(container)}/update", body=body)
+        return list((out or {}).get("Warnings") or [])
+
+    def top(self, container: str, ps_args: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._call(
+            "GET", f"/containers/{_q(container)}/top", {"ps_args": ps_args}
+        )
+        return out
+
+    def stats(self, container: str) -> dict[str, Any]:
+        """One stats object (``stream=false``: two samples a second apart)."""
+        out: dict[str, Any] = self._call(
+            "GET", f"/containers/{_q(container)}/stats", {"stream": "false"}
+        )
+        return out
+
+    def stats_stream(self, container: str) -> StreamResponse:
+        """``GET /containers/{id}/stats``: JSON lines, one a second."""
+        return self._send(
+            "GET", f"/containers/{_q(container)}/stats", {"stream": "true"}, timeout=86400 * 365
+        )
+
     def remove_container(
         self, container: str, force: bool = False, volumes: bool = False, link: bool = False
     ) -> None:

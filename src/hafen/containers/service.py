@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hafen.containers.archive import ContainerFiles
+from hafen.containers.control import ContainerControl
 from hafen.containers.execs import ExecService
 from hafen.containers.health import HealthMonitor, merge_healthcheck, validate_healthcheck
 from hafen.containers.isolation import isolation_options
@@ -182,6 +183,7 @@ class ContainerService:
         ] = {}
         self._starting: set[str] = set()
         self.execs = ExecService(self)
+        self.control = ContainerControl(self)
         self.files = ContainerFiles(self)
         self.health = HealthMonitor(self)
         self._background: set[asyncio.Task[Any]] = set()
@@ -802,6 +804,7 @@ class ContainerService:
         signum = parse_signal(signal, signals.SIGKILL)
         await ShimClient(str(self._state_dir(c))).kill(signum)
         self.event(c, "kill", signal=str(signum))
+        await self.control.thaw_for_stop(c)
         if signum == signals.SIGKILL:
             await self._wait_exit(c, 10)
 
@@ -829,6 +832,7 @@ class ContainerService:
         try:
             await shim.kill(signum)
             self.event(c, "kill", signal=str(signum))
+            await self.control.thaw_for_stop(c)
         except HafenError as e:
             log.info("stop signal to %s failed: %s", c.short_id, e)
         if timeout < 0:
@@ -938,6 +942,7 @@ class ContainerService:
                 )
             try:
                 await ShimClient(str(self._state_dir(c))).kill(signals.SIGKILL)
+                await self.control.thaw_for_stop(c)
             except HafenError as e:  # exiting on its own: its shim is finishing
                 log.info("SIGKILL to %s failed: %s", c.short_id, e)
             await self._wait_exit(c, 30)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from hafen.errors import Conflict, ContainerNotFound, RuntimeFailure
 from hafen.runtime.protocol import RuntimeState
@@ -58,12 +59,13 @@ class OCIRuntimeCLI:
             cmd += ["--log", self.log, "--log-format", "json"]
         return [*cmd, *args]
 
-    def _run(self, container_id: str, *args: str) -> str:
+    def _run(self, container_id: str, *args: str, input: str | None = None) -> str:
         cmd = self.command(*args)
         try:
             proc = subprocess.run(
                 cmd,
-                stdin=subprocess.DEVNULL,
+                input=input,
+                stdin=subprocess.DEVNULL if input is None else None,
                 capture_output=True,
                 text=True,
                 env=self.env,
@@ -115,6 +117,24 @@ class OCIRuntimeCLI:
     def kill(self, container_id: str, signal: int, all: bool = False) -> None:
         args = ["kill"] + (["--all"] if all else []) + [container_id, str(int(signal))]
         self._run(container_id, *args)
+
+    def pause(self, container_id: str) -> None:
+        self._run(container_id, "pause", container_id)
+
+    def resume(self, container_id: str) -> None:
+        self._run(container_id, "resume", container_id)
+
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        """New ``linux.resources`` for a running container (``update -r -``)."""
+        self._run(container_id, "update", "-r", "-", container_id, input=json.dumps(resources))
+
+    def ps(self, container_id: str) -> list[int]:
+        """The host pids of every process in the container."""
+        out = self._run(container_id, "ps", "--format", "json", container_id)
+        try:
+            return [int(p) for p in json.loads(out or "[]")]
+        except (ValueError, TypeError):
+            raise RuntimeFailure(f"OCI runtime ps {container_id}: not a JSON list: {out[:200]!r}")
 
     def delete(self, container_id: str, force: bool = False) -> None:
         args = ["delete"] + (["--force"] if force else []) + [container_id]

@@ -646,6 +646,16 @@ def _add_exec() -> None:
 _add_exec()
 
 
+def _add_resources() -> None:
+    from hafen.cli.commands import resources
+
+    for name in ("pause", "unpause", "update", "top", "stats"):
+        container_group.add_command(getattr(resources, name), name)
+
+
+_add_resources()
+
+
 @click.command("inspect", context_settings=_CTX)
 @click.option("-f", "--format", "fmt", help="Format output using a custom template")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes")
