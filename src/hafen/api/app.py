@@ -149,6 +149,7 @@ def build_app(daemon: Daemon) -> web.Application:
     from hafen.api import (
         archive,
         build,
+        commit,
         containers,
         disk,
         distribution,
@@ -173,6 +174,7 @@ def build_app(daemon: Daemon) -> web.Application:
     exec.register(routes)
     archive.register(routes)
     distribution.register(routes)
+    commit.register(routes)
     events.register(routes)
     images.register(routes)
     volumes.register(routes)

@@ -120,7 +120,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     """``POST /images/create?fromImage=&tag=&platform=``: pull."""
     d = daemon_of(request)
     if request.query.get("fromSrc"):
-        raise InvalidArgument("importing with fromSrc is not supported by this daemon yet")
+        return await import_image(request)
     reference = _pull_reference(request.query.get("fromImage", ""), request.query.get("tag", ""))
     text = request.query.get("platform", "")
     platform = parse_platform(text) if text else host_platform()
@@ -136,6 +136,52 @@ async def create(request: web.Request) -> web.StreamResponse:
         d.events.publish("image", "pull", str(reference), {"name": str(reference)})
 
     return await stream_progress(request, work)
+
+
+async def import_image(request: web.Request) -> web.StreamResponse:
+    """``POST /images/create?fromSrc=-&repo=&tag=&changes=&message=``: a rootfs tarball
+    in the body becomes a one-layer image (``docker import``)."""
+    import tempfile
+    from pathlib import Path
+
+    from hafen.images.commit import CommitOptions, import_tarball
+
+    d = daemon_of(request)
+    source = request.query["fromSrc"]
+    if source != "-":
+        raise InvalidArgument(
+            f"cannot import from {source!r}: only a tarball in the request body (fromSrc=-) "
+            "is supported; download it and pipe it in"
+        )
+    repo = request.query.get("repo", "")
+    tags: list[str] = []
+    if repo:
+        base = parse_reference(repo, default_tag=False)
+        tag = request.query.get("tag") or base.tag or "latest"
+        tags = [str(Reference(base.domain, base.path, tag))]
+    options = CommitOptions(
+        tags=tags,
+        comment=request.query.get("message", ""),
+        changes=tuple(request.query.getall("changes", [])),
+        created_by="",
+    )
+    spool = d.config.data_root / "tmp"
+    spool.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=spool, prefix="import-")
+    path = Path(name)
+    try:
+        with open(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(1024 * 1024):
+                await asyncio.to_thread(f.write, chunk)
+
+        def run() -> str:
+            with open(path, "rb") as src:
+                return import_tarball(d.images, src, options).id
+
+        image_id = await asyncio.to_thread(run)
+    finally:
+        path.unlink(missing_ok=True)
+    return web.json_response({"status": image_id})
 
 
 async def push(request: web.Request) -> web.StreamResponse:

@@ -70,6 +70,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "tag",
         "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
     ),
+    "commit": (
+        "hafen.cli.commands.image",
+        "commit",
+        "Create a new image from a container's changes",
+    ),
+    "diff": (
+        "hafen.cli.commands.image",
+        "diff",
+        "Inspect changes to files or directories on a container's filesystem",
+    ),
+    "import": (
+        "hafen.cli.commands.image",
+        "import_",
+        "Import the contents from a tarball to create a filesystem image",
+    ),
     "history": ("hafen.cli.commands.image", "history", "Show the history of an image"),
     "save": ("hafen.cli.commands.image", "save", "Save one or more images to a tar archive"),
     "load": ("hafen.cli.commands.image", "load", "Load an image from a tar archive or STDIN"),

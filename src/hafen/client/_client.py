@@ -654,6 +654,14 @@ class APIClient:
 
     # ------------------------------------------------------------------ streams
 
+    def commit(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``POST /commit``: the new image's ``{"Id": ...}``."""
+        return dict(self._call("POST", "/commit", params) or {})
+
+    def container_changes(self, container: str) -> list[dict[str, Any]] | None:
+        result = self._call("GET", f"/containers/{_q(container)}/changes")
+        return list(result) if result else None
+
     def image_history(self, image: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/images/{_q(image)}/history") or [])
 

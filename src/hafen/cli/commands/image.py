@@ -392,3 +392,100 @@ def image_prune(
 
 image_group.add_command(history)
 image_group.add_command(image_prune)
+
+
+@click.command(context_settings=_CTX)
+@click.option(
+    "-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'
+)
+@click.option(
+    "-c",
+    "--change",
+    "changes",
+    multiple=True,
+    help="Apply Dockerfile instruction to the created image",
+)
+@click.option("-m", "--message", default="", help="Commit message")
+@click.option("-p", "--pause", type=bool, default=True, help="Pause container during commit")
+@click.argument("container")
+@click.argument("repository", required=False, default="")
+@click.pass_context
+def commit(
+    ctx: click.Context,
+    author: str,
+    changes: tuple[str, ...],
+    message: str,
+    pause: bool,
+    container: str,
+    repository: str,
+) -> None:
+    """Create a new image from a container's changes."""
+    from hafen.cli.runopts import split_repo_tag
+
+    repo, tag_name = split_repo_tag(repository) if repository else ("", "")
+    params = {
+        "container": container, "repo": repo or None, "tag": tag_name or None,
+        "author": author or None, "comment": message or None, "pause": pause,
+        "changes": tuple(changes) or None,
+    }  # fmt: skip
+    result = get_client(ctx).commit(params)
+    click.echo(str(result.get("Id", "")))
+
+
+@click.command(context_settings=_CTX)
+@click.argument("container")
+@click.pass_context
+def diff(ctx: click.Context, container: str) -> None:
+    """Inspect changes to files or directories on a container's filesystem."""
+    kinds = {0: "C", 1: "A", 2: "D"}
+    for change in get_client(ctx).container_changes(container) or []:
+        click.echo(f"{kinds.get(int(change.get('Kind', 0)), '?')} {change.get('Path')}")
+
+
+@click.command("import", context_settings=_CTX)
+@click.option(
+    "-c",
+    "--change",
+    "changes",
+    multiple=True,
+    help="Apply Dockerfile instruction to the created image",
+)
+@click.option("-m", "--message", default="", help="Set commit message for imported image")
+@click.option("--platform", default="", help="Set platform if server is multi-platform capable")
+@click.argument("source")
+@click.argument("repository", required=False, default="")
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    changes: tuple[str, ...],
+    message: str,
+    platform: str,
+    source: str,
+    repository: str,
+) -> None:
+    """Import the contents from a tarball (a file, or - for STDIN) to create an image."""
+    from hafen.cli.runopts import split_repo_tag
+
+    repo, tag_name = split_repo_tag(repository) if repository else ("", "")
+    params = {
+        "fromSrc": "-", "repo": repo or None, "tag": tag_name or None,
+        "message": message or None, "changes": tuple(changes) or None,
+    }  # fmt: skip
+    if source == "-":
+        body: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            body = open(source, "rb")  # noqa: SIM115 (closed below)
+        except OSError as e:
+            raise CLIError(f"open {source}: {e.strerror}", 1)
+    with body:
+        messages = list(get_client(ctx).post_stream("/images/create", params, body))
+    for message_ in messages:
+        if message_.get("error") or message_.get("errorDetail"):
+            detail = message_.get("errorDetail") or {}
+            raise CLIError(str(detail.get("message") or message_.get("error")), 1)
+        if message_.get("status"):
+            click.echo(str(message_["status"]))
+
+
+image_group.add_command(import_, "import")

@@ -1,0 +1,81 @@
+"""commit, diff and import over a real daemon: a container's changes become a layer
+(whiteouts included), --change directives land in the config, a rootfs tarball
+becomes a runnable image."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+from tests.conftest import HAFEN, Hafend
+
+
+def test_diff_and_commit_round_trip(hafend: Hafend) -> None:
+    hafend.cli("run", "--name", "to-commit", "busybox", "sh", "-c",
+               "echo hi > /hello; rm /bin/ls; mkdir /newdir; echo x >> /etc/passwd")  # fmt: skip
+    try:
+        diff = hafend.cli("diff", "to-commit").stdout.splitlines()
+        assert diff == ["C /bin", "D /bin/ls", "C /etc", "C /etc/passwd", "A /hello", "A /newdir"]
+        image_id = hafend.cli(
+            "commit", "-c", 'CMD ["cat", "/hello"]', "-c", "ENV MODE=committed",
+            "-c", "LABEL team=ship", "-m", "a message", "-a", "Ship <ship@hafen>",
+            "to-commit", "committed:v1",
+        ).stdout.strip()  # fmt: skip
+        assert image_id.startswith("sha256:")
+        assert hafend.cli("run", "--rm", "committed:v1").stdout == "hi\n"
+        gone = hafend.cli("run", "--rm", "committed:v1", "ls", check=False)
+        assert gone.returncode == 127  # the whiteout hides /bin/ls
+        inspect = json.loads(hafend.cli("image", "inspect", "committed:v1").stdout)[0]
+        assert inspect["Id"] == image_id
+        assert inspect["Author"] == "Ship <ship@hafen>"
+        assert inspect["Comment"] == "a message"
+        assert "MODE=committed" in inspect["Config"]["Env"]
+        assert inspect["Config"]["Labels"] == {"team": "ship"}
+        base = json.loads(hafend.cli("image", "inspect", "busybox").stdout)[0]
+        assert inspect["RootFS"]["Layers"][:-1] == base["RootFS"]["Layers"]
+        history = hafend.cli("history", "--no-trunc", "committed:v1").stdout.splitlines()
+        assert "a message" in history[1]
+        bad = hafend.cli("commit", "-c", "RUN rm -rf /", "to-commit", "bad:v1", check=False)
+        assert bad.returncode == 1 and "RUN is not a valid change command" in bad.stderr
+    finally:
+        hafend.cli("rm", "-f", "to-commit", check=False)
+        hafend.cli("rmi", "committed:v1", check=False)
+
+
+def test_import_a_rootfs_tarball_with_changes(hafend: Hafend, tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.add("/bin/busybox", arcname="bin/busybox")
+        note = b"imported\n"
+        info = tarfile.TarInfo("note.txt")
+        info.size = len(note)
+        tar.addfile(info, io.BytesIO(note))
+    archive = tmp_path / "rootfs.tar.gz"
+    archive.write_bytes(raw.getvalue())
+    image_id = hafend.cli(
+        "import", "-c", 'ENTRYPOINT ["/bin/busybox"]', "-m", "from a tarball",
+        str(archive), "imported:v1",
+    ).stdout.strip()  # fmt: skip
+    assert image_id.startswith("sha256:")
+    try:
+        out = hafend.cli("run", "--rm", "imported:v1", "cat", "/note.txt").stdout
+        assert out == "imported\n"
+        inspect = json.loads(hafend.cli("image", "inspect", "imported:v1").stdout)[0]
+        assert inspect["Comment"] == "from a tarball"
+        assert len(inspect["RootFS"]["Layers"]) == 1
+        with open(archive, "rb") as f:  # from stdin too
+            result = subprocess.run(
+                [HAFEN, "-H", hafend.host, "import", "-", "imported:v2"], stdin=f,
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        garbage = tmp_path / "garbage.tar"
+        garbage.write_bytes(b"\x1f\x8b not really gzip")
+        bad = hafend.cli("import", str(garbage), "bad:v1", check=False)
+        assert bad.returncode == 1
+        assert "bad" not in hafend.cli("images").stdout.split()
+    finally:
+        hafend.cli("rmi", "imported:v1", "imported:v2", check=False)
