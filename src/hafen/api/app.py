@@ -156,6 +156,7 @@ def build_app(daemon: Daemon) -> web.Application:
         events,
         exec,
         images,
+        networks,
         resources,
         system,
         volumes,
@@ -179,4 +180,5 @@ def build_app(daemon: Daemon) -> web.Application:
     images.register(routes)
     volumes.register(routes)
     build.register(routes)
+    networks.register(routes)
     return app

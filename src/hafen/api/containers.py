@@ -18,7 +18,12 @@ from hafen.api.app import (
     query_bool,
     query_int,
 )
-from hafen.api.convert import container_config_from_api, container_inspect, container_summary
+from hafen.api.convert import (
+    container_config_from_api,
+    container_inspect,
+    container_summary,
+    endpoints_config_from_api,
+)
 from hafen.api.hijack import HijackedStream, hijack
 from hafen.containers.logs import LogQuery, LogRecord, parse_rfc3339, read_logs
 from hafen.containers.model import Container
@@ -104,7 +109,8 @@ async def create(request: web.Request) -> web.Response:
     d = daemon_of(request)
     body = await json_body(request)
     config, host_config = container_config_from_api(body)
-    c = await d.containers.create(request.query.get("name") or None, config, host_config)
+    endpoints = endpoints_config_from_api(body)
+    c = await d.containers.create(request.query.get("name") or None, config, host_config, endpoints)
     return web.json_response({"Id": c.id, "Warnings": []}, status=201)
 
 

@@ -18,6 +18,7 @@ from hafen.containers.model import (
     RestartPolicy,
 )
 from hafen.errors import InvalidArgument
+from hafen.network.model import EndpointRequest
 from hafen.units import human_duration
 from hafen.volumes.model import MountPoint
 from hafen.volumes.mounts import parse_api_mount, parse_bind, parse_tmpfs, volumes_from_spec
@@ -129,6 +130,13 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
         raise InvalidArgument("invalid value for HostConfig.Tmpfs: expected strings")
     host_config.tmpfs = {str(k): v for k, v in tmpfs.items()}
     host_config.volumes_from = _str_list(hc_raw, "VolumesFrom", w, split_string=False) or []
+    host_config.dns = _str_list(hc_raw, "Dns", w, split_string=False) or []
+    host_config.dns_search = _str_list(hc_raw, "DnsSearch", w, split_string=False) or []
+    host_config.dns_options = _str_list(hc_raw, "DnsOptions", w, split_string=False) or []
+    for spec in host_config.extra_hosts:
+        name, sep, ip = spec.partition(":")
+        if not sep or not name or not ip:
+            raise InvalidArgument(f"invalid IP address in add-host: {spec!r} (expected host:ip)")
     # refuse bad specs now: nothing is created for a request that cannot run
     for spec in host_config.binds:
         parse_bind(spec)
@@ -262,9 +270,9 @@ def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
         "CapAdd": hc.cap_add or None,
         "CapDrop": hc.cap_drop or None,
         "CgroupnsMode": hc.cgroupns_mode or "host",
-        "Dns": [],
-        "DnsOptions": [],
-        "DnsSearch": [],
+        "Dns": hc.dns,
+        "DnsOptions": hc.dns_options,
+        "DnsSearch": hc.dns_search,
         "ExtraHosts": hc.extra_hosts or None,
         "GroupAdd": hc.group_add or None,
         "IpcMode": hc.ipc_mode or "private",
@@ -351,13 +359,7 @@ def container_inspect(c: Container, driver: str) -> dict[str, Any]:
         "GraphDriver": {"Name": driver, "Data": None},
         "Mounts": [mount_point_to_api(m) for m in c.mount_points],
         "Config": _config_to_api(c),
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": {},
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(c),
     }
 
 
@@ -399,7 +401,7 @@ def container_summary(c: Container) -> dict[str, Any]:
         "State": c.state.status.value,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(c)["Networks"]},
         "Mounts": [mount_point_to_api(m) for m in c.mount_points],
     }
 
@@ -439,3 +441,64 @@ def _mount_spec_to_api(m: MountPoint) -> dict[str, Any]:
     if not m.rw:
         out["ReadOnly"] = True
     return out
+
+
+def endpoints_config_from_api(body: dict[str, Any]) -> dict[str, EndpointRequest]:
+    """``NetworkingConfig.EndpointsConfig`` → requests by network name."""
+    networking = _get(body, "NetworkingConfig", dict, {}, "")
+    endpoints = _get(networking, "EndpointsConfig", dict, {}, "NetworkingConfig.")
+    out: dict[str, EndpointRequest] = {}
+    for name, raw in endpoints.items():
+        out[str(name)] = endpoint_request_from_api(
+            raw or {}, f"NetworkingConfig.EndpointsConfig.{name}."
+        )
+    return out
+
+
+def endpoint_request_from_api(raw: Any, where: str) -> EndpointRequest:
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"invalid value for {where.rstrip('.')}: expected an object")
+    ipam = _get(raw, "IPAMConfig", dict, {}, where)
+    return EndpointRequest(
+        ipv4_address=_get(ipam, "IPv4Address", str, "", where + "IPAMConfig."),
+        aliases=_str_list(raw, "Aliases", where, split_string=False) or [],
+    )
+
+
+def network_settings(c: Container) -> dict[str, Any]:
+    """Docker's ``NetworkSettings``: per network, the request and (while running) the endpoint."""
+    networks: dict[str, Any] = {}
+    live = {e.network_id: e for e in c.endpoints}
+    for network_id, req in c.networks.items():
+        e = live.get(network_id)
+        networks[req.network_name or network_id[:12]] = {
+            "IPAMConfig": {"IPv4Address": req.ipv4_address} if req.ipv4_address else None,
+            "Links": None,
+            "Aliases": req.aliases or None,
+            "MacAddress": e.mac if e else "",
+            "DriverOpts": None,
+            "NetworkID": network_id,
+            "EndpointID": e.endpoint_id if e else "",
+            "Gateway": e.gateway if e else "",
+            "IPAddress": e.ip if e else "",
+            "IPPrefixLen": e.prefixlen if e else 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [c.name, c.short_id, *req.aliases] if e else None,
+        }
+    mode = c.host_config.network_mode
+    if mode in ("host", "none"):
+        networks[mode] = {"NetworkID": "", "EndpointID": "", "IPAddress": "", "Gateway": ""}
+    default = live.get(next((k for k, r in c.networks.items() if r.network_name == "bridge"), ""))
+    return {
+        "Bridge": "",
+        "SandboxID": c.id if c.netns_path else "",
+        "SandboxKey": c.netns_path,
+        "Ports": {},
+        "Gateway": default.gateway if default else "",
+        "IPAddress": default.ip if default else "",
+        "IPPrefixLen": default.prefixlen if default else 0,
+        "MacAddress": default.mac if default else "",
+        "Networks": networks,
+    }

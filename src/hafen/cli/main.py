@@ -100,6 +100,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "volume": ("hafen.cli.commands.volume", "volume_group", "Manage volumes"),
     "builder": ("hafen.cli.commands.build", "builder_group", "Manage builds"),
     "system": ("hafen.cli.commands.disk", "system_group", "Manage hafen"),
+    "network": ("hafen.cli.commands.network", "network_group", "Manage networks"),
 }
 
 

@@ -59,6 +59,12 @@ class RunOptions:
     publish: list[str] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)
     network: str | None = None
+    network_aliases: list[str] = field(default_factory=list)
+    ip: str | None = None
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)
     attach: list[str] = field(default_factory=list)
     console_size: tuple[int, int] | None = None  # (height, width) of the local terminal
     isolation: dict[str, Any] = field(default_factory=dict)  # cli.isolation's flag values
@@ -433,6 +439,28 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
     }
     if opts.auto_remove and host["RestartPolicy"]["Name"] not in ("", "no"):
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+    if opts.dns:
+        host["Dns"] = list(opts.dns)
+    if opts.dns_search:
+        host["DnsSearch"] = list(opts.dns_search)
+    if opts.dns_options:
+        host["DnsOptions"] = list(opts.dns_options)
+    if opts.add_hosts:
+        for spec in opts.add_hosts:
+            name, sep, ip = spec.partition(":")
+            if not sep or not name or not ip:
+                raise InvalidArgument(f'invalid argument "{spec}" for "--add-host" flag')
+        host["ExtraHosts"] = list(opts.add_hosts)
+    if opts.ip or opts.network_aliases:
+        network = opts.network or "default"
+        if network in ("default", "bridge", "host", "none") or network.startswith("container:"):
+            raise InvalidArgument(
+                "--ip and --network-alias need a user-defined network (--network NAME)"
+            )
+        endpoint: dict[str, Any] = {"Aliases": list(opts.network_aliases) or None}
+        if opts.ip:
+            endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
     if opts.memory:
         host["Memory"] = ram_in_bytes(opts.memory)
     if opts.pids_limit is not None:

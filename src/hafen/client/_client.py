@@ -652,6 +652,38 @@ class APIClient:
         params: dict[str, Any] = {"filters": dict(filters)} if filters else {}
         return dict(self._call("POST", "/volumes/prune", params) or {})
 
+    # ------------------------------------------------------------------ networks
+
+    def networks(self, filters: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"filters": dict(filters)} if filters else {}
+        return list(self._call("GET", "/networks", params) or [])
+
+    def create_network(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", "/networks/create", None, dict(body)))
+
+    def inspect_network(self, network: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/networks/{_q(network)}"))
+
+    def remove_network(self, network: str) -> None:
+        self._call("DELETE", f"/networks/{_q(network)}")
+
+    def connect_network(
+        self, network: str, container: str, ip: str = "", aliases: list[str] | None = None
+    ) -> None:
+        endpoint: dict[str, Any] = {"Aliases": list(aliases or []) or None}
+        if ip:
+            endpoint["IPAMConfig"] = {"IPv4Address": ip}
+        body = {"Container": container, "EndpointConfig": endpoint}
+        self._call("POST", f"/networks/{_q(network)}/connect", None, body)
+
+    def disconnect_network(self, network: str, container: str, force: bool = False) -> None:
+        body = {"Container": container, "Force": force}
+        self._call("POST", f"/networks/{_q(network)}/disconnect", None, body)
+
+    def prune_networks(self, filters: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"filters": dict(filters)} if filters else {}
+        return dict(self._call("POST", "/networks/prune", params) or {})
+
     # ------------------------------------------------------------------ streams
 
     def commit(self, params: dict[str, Any]) -> dict[str, Any]:

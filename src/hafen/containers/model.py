@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from hafen.network.model import Endpoint, EndpointRequest
 from hafen.volumes.model import MountPoint
 
 T = TypeVar("T")
@@ -88,6 +89,9 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     volumes_from: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
     group_add: list[str] = field(default_factory=list)
     log_type: str = "json-file"
     log_config: dict[str, str] = field(default_factory=dict)
@@ -152,6 +156,9 @@ class Container:
     # set by stop, cleared by start: restart policies leave such a container alone
     has_been_manually_stopped: bool = False
     mount_points: list[MountPoint] = field(default_factory=list)  # resolved at create
+    networks: dict[str, EndpointRequest] = field(default_factory=dict)  # by network id
+    endpoints: list[Endpoint] = field(default_factory=list)  # while running
+    netns_path: str = ""  # while running on bridge networks
 
     @property
     def short_id(self) -> str:
@@ -183,6 +190,10 @@ def _build(kind: type[T], raw: dict[str, Any]) -> T:
             value = _build(nested[f.name], value)
         elif f.name in ("mounts", "mount_points") and isinstance(value, list):
             value = [_build(MountPoint, m) for m in value if isinstance(m, dict)]
+        elif f.name == "endpoints" and isinstance(value, list):
+            value = [_build(Endpoint, e) for e in value if isinstance(e, dict)]
+        elif f.name == "networks" and isinstance(value, dict):
+            value = {k: _build(EndpointRequest, v) for k, v in value.items() if isinstance(v, dict)}
         elif f.name == "status":
             value = ContainerStatus(value)
         values[f.name] = value

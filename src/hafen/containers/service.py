@@ -44,6 +44,7 @@ from hafen.containers.restart import Backoff, should_restart, validate_policy
 from hafen.errors import (
     Conflict,
     ContainerNotFound,
+    Forbidden,
     HafenError,
     InvalidArgument,
     NotModified,
@@ -52,6 +53,9 @@ from hafen.errors import (
 )
 from hafen.images.model import Image
 from hafen.images.service import ImageUser
+from hafen.network.etcfiles import HostEntry, hosts_file, resolv_conf
+from hafen.network.model import EndpointRequest
+from hafen.network.service import NetworkService
 from hafen.oci import defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
@@ -161,9 +165,11 @@ class ContainerService:
         images: ImageLookup,
         snapshotter: SnapshotLookup,
         volumes: VolumeService | None = None,
+        networks: NetworkService | None = None,
     ) -> None:
         self.options = options
         self.volumes = volumes
+        self.networks = networks
         self._mounted_volumes: dict[str, builtins.list[Volume]] = {}
         self.metadata = metadata
         self.images = images
@@ -254,6 +260,14 @@ class ContainerService:
             action = f"{action}: {' '.join(record.config.cmd)}"
         self.event(c, action, **extra)
 
+    def network_users(self, network_id: str) -> builtins.list[str]:
+        """The running containers with an endpoint on the network."""
+        return [
+            c.id
+            for c in builtins.list(self._containers.values())
+            if any(e.network_id == network_id for e in c.endpoints)
+        ]
+
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
 
@@ -279,7 +293,11 @@ class ContainerService:
     # ------------------------------------------------------------------ create
 
     async def create(
-        self, name: str | None, config: ContainerConfig, host_config: HostConfig
+        self,
+        name: str | None,
+        config: ContainerConfig,
+        host_config: HostConfig,
+        endpoints: dict[str, EndpointRequest] | None = None,
     ) -> Container:
         if name:
             if not VALID_NAME.match(name):
@@ -335,6 +353,7 @@ class ContainerService:
         created_volumes: builtins.list[str] = []
 
         def prepare() -> None:
+            c.networks = self._plan_networks(host_config, endpoints or {})
             c.mount_points = self._plan_mounts(merged, host_config, created_volumes)
             data_dir.mkdir(parents=True, exist_ok=True)
             self.snapshotter.prepare(c.snapshot_key, chain)
@@ -350,6 +369,120 @@ class ContainerService:
             raise
         self.event(c, "create")
         return c
+
+    # ------------------------------------------------------------------ networks
+
+    def _plan_networks(
+        self, hc: HostConfig, endpoints: dict[str, EndpointRequest]
+    ) -> dict[str, EndpointRequest]:
+        mode = hc.network_mode or "default"
+        if mode.startswith("container:"):
+            self.get(mode.partition(":")[2])
+        if self.networks is None:
+            return {}
+        return self.networks.requests_for(mode, endpoints)
+
+    def _network_up(self, c: Container) -> None:
+        """Make and wire the container's namespace before its start (worker thread)."""
+        if self.networks is None or not c.networks:
+            return
+        path, endpoints = self.networks.attach(c.id, c.networks)
+        c.netns_path, c.endpoints = path, endpoints
+
+    def _network_down(self, c: Container) -> None:
+        if self.networks is None or not (c.endpoints or c.netns_path):
+            return
+        ids = {e.network_id for e in c.endpoints}
+        self.networks.detach(c.id, c.endpoints)
+        c.endpoints, c.netns_path = [], ""
+        self._refresh_peers(ids, exclude=c.id)
+
+    def _network_namespace(self, c: Container) -> str:
+        mode = c.host_config.network_mode
+        if mode == "host":
+            return "host"
+        if mode.startswith("container:"):
+            other = self.get(mode.partition(":")[2])
+            if not other.state.running:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            return other.netns_path or f"/proc/{other.state.pid}/ns/net"
+        return c.netns_path
+
+    def _peers(self, c: Container) -> builtins.list[HostEntry]:
+        """Containers sharing a user-defined network with ``c``, as hosts entries."""
+        mine = {
+            e.network_id for e in c.endpoints if e.network_name not in ("bridge", "host", "none")
+        }
+        entries = []
+        for other in builtins.list(self._containers.values()):
+            if other.id == c.id or (not other.state.running and other.id not in self._starting):
+                continue
+            for e in other.endpoints:
+                if e.network_id in mine:
+                    names = [other.name, *e.aliases, other.short_id]
+                    if other.config.hostname and other.config.hostname not in names:
+                        names.append(other.config.hostname)
+                    entries.append(HostEntry(e.ip, names))
+        return entries
+
+    def _refresh_peers(self, network_ids: set[str], exclude: str = "") -> None:
+        """Rewrite the hosts files of running containers on these networks (in place)."""
+        for other in builtins.list(self._containers.values()):
+            if other.id == exclude or not other.endpoints:
+                continue
+            if any(e.network_id in network_ids for e in other.endpoints):
+                try:
+                    _write_hosts(other, self._peers(other))
+                except OSError as e:
+                    log.warning("updating hosts of %s: %s", other.short_id, e)
+
+    async def connect(self, ref: str, network_ref: str, req: EndpointRequest) -> None:
+        """``network connect``: now for a running container, at its next start otherwise."""
+        if self.networks is None:
+            raise InvalidArgument("networking is not available on this daemon")
+        c = self.get(ref)
+        networks = self.networks
+        async with self._lock(c.id):
+            network = await asyncio.to_thread(networks.get, network_ref)
+            mode = c.host_config.network_mode
+            if mode in ("host", "none") or mode.startswith("container:"):
+                raise Forbidden(
+                    f"container sharing network namespace with another container or host "
+                    f"cannot be connected to any other network (mode {mode})"
+                )
+            if network.id in c.networks:
+                raise Forbidden(
+                    f"endpoint with name {c.name} already exists in network {network.name}"
+                )
+            await asyncio.to_thread(networks.requests_for, network.name, {network.name: req})
+            if c.state.running and c.netns_path:
+                endpoint = await asyncio.to_thread(
+                    networks.connect, c.id, c.netns_path, network.id, req, c.endpoints
+                )
+                c.endpoints.append(endpoint)
+                await asyncio.to_thread(self._refresh_peers, {network.id})
+            c.networks[network.id] = req
+            await self._save(c)
+
+    async def disconnect(self, ref: str, network_ref: str, force: bool = False) -> None:
+        if self.networks is None:
+            raise InvalidArgument("networking is not available on this daemon")
+        c = self.get(ref)
+        networks = self.networks
+        async with self._lock(c.id):
+            network = await asyncio.to_thread(networks.get, network_ref)
+            if network.id not in c.networks:
+                if force:
+                    return
+                raise Forbidden(f"container {c.id} is not connected to network {network.name}")
+            for endpoint in [e for e in c.endpoints if e.network_id == network.id]:
+                await asyncio.to_thread(networks.disconnect, endpoint)
+                c.endpoints.remove(endpoint)
+            del c.networks[network.id]
+            await self._save(c)
+            await asyncio.to_thread(self._refresh_peers, {network.id})
+            if c.state.running:
+                await asyncio.to_thread(_write_hosts, c, self._peers(c))
 
     # ------------------------------------------------------------------ mounts
 
@@ -499,6 +632,8 @@ class ContainerService:
         rootfs = state_dir / "rootfs"
         runtime = self.options.runtime_command(c.runtime or None)
         try:
+            await asyncio.to_thread(self._network_up, c)
+            await asyncio.to_thread(self._refresh_peers, {e.network_id for e in c.endpoints}, c.id)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
             info = await launch_shim(
                 self.options.shim_command,
@@ -562,6 +697,7 @@ class ContainerService:
 
     def _release_rootfs(self, c: Container, rootfs: Path) -> None:
         self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
+        self._network_down(c)
         if os.path.ismount(rootfs):
             try:
                 self.snapshotter.unmount(rootfs)
@@ -582,7 +718,7 @@ class ContainerService:
         try:
             mounts = self._mount_all(c, rootfs)
             spec = build_spec(self._spec_options(c, rootfs, mounts))
-            _write_etc_files(c)
+            _write_etc_files(c, self._peers(c))
             tmp = state_dir / "config.json.tmp"
             tmp.write_text(json.dumps(spec))
             tmp.rename(state_dir / "config.json")
@@ -618,6 +754,10 @@ class ContainerService:
             [b for b in etc_files if b.destination not in user_dests] + mounts,
             key=lambda b: b.destination.rstrip("/").count("/"),
         )
+        isolation = isolation_options(hc, self._running_pid)
+        network_ns = self._network_namespace(c)
+        if network_ns:  # the daemon-made namespace, "host", or another container's
+            isolation["namespaces"]["network"] = network_ns
         return SpecOptions(
             args=[c.path, *c.args],
             env=env,
@@ -644,7 +784,7 @@ class ContainerService:
             pids_limit=hc.pids_limit,
             shm_size=hc.shm_size or 64 * 1024 * 1024,
             binds=binds,
-            **isolation_options(hc, self._running_pid),
+            **isolation,
         )
 
     def _running_pid(self, ref: str) -> int:
@@ -1094,18 +1234,20 @@ def image_runtime_config(image: Image) -> dict[str, Any]:
     return image.config.runtime
 
 
-def _write_etc_files(c: Container) -> None:
-    hostname = c.config.hostname
-    Path(c.hostname_path).write_text(hostname + "\n")
-    Path(c.hosts_path).write_text(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-        f"ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
+def _write_hosts(c: Container, peers: list[HostEntry]) -> None:
+    own_ip = c.endpoints[0].ip if c.endpoints else ""
+    text = hosts_file(c.config.hostname, own_ip, c.host_config.extra_hosts, peers)
+    Path(c.hosts_path).write_text(text)  # in place: a running container sees the change
+
+
+def _write_etc_files(c: Container, peers: list[HostEntry]) -> None:
+    hc = c.host_config
+    Path(c.hostname_path).write_text(c.config.hostname + "\n")
+    _write_hosts(c, peers)
     try:
-        resolv = Path("/etc/resolv.conf").read_text()
+        host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
-        resolv = ""
-    # loopback resolvers of the host are unreachable from the container's namespace
-    lines = [ln for ln in resolv.splitlines() if not ln.strip().startswith("nameserver 127.")]
-    Path(c.resolv_conf_path).write_text("\n".join(lines) + "\n")
+        host_resolv = ""
+    Path(c.resolv_conf_path).write_text(
+        resolv_conf(host_resolv, hc.dns, hc.dns_search, hc.dns_options)
+    )

@@ -56,6 +56,8 @@ class DaemonConfig:
     registry_mirrors: list[str] = field(default_factory=list)
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    # create bridges even when hafend shares the machine's own network namespace
+    bridge_on_host: bool = False
 
     def runtime_command(self, name: str | None = None) -> list[str]:
         name = name or self.default_runtime
@@ -90,6 +92,7 @@ _JSON_KEYS = {
     "registry-mirrors": "registry_mirrors",
     "max-concurrent-downloads": "max_concurrent_downloads",
     "max-concurrent-uploads": "max_concurrent_uploads",
+    "bridge-on-host": "bridge_on_host",
 }
 
 

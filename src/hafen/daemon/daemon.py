@@ -6,6 +6,7 @@ restore); ``close`` stops watching them but never stops them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import platform
@@ -21,6 +22,8 @@ from hafen.daemon.events import EventBus
 from hafen.distribution.hosts import RegistryConfig
 from hafen.distribution.service import Distribution
 from hafen.images.service import ImageService
+from hafen.network import netns
+from hafen.network.service import NetworkService
 from hafen.store.content import FileContentStore
 from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots import select_snapshotter
@@ -52,6 +55,11 @@ class Daemon:
                 max_concurrent_uploads=config.max_concurrent_uploads,
             )
         )
+        self.networks = NetworkService(
+            self.metadata,
+            config.exec_root,
+            enabled=config.bridge_on_host or not netns.in_initial_namespace(),
+        )
         env = {"PYTHONPATH": hafen_pythonpath(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.containers = ContainerService(
             ServiceOptions(
@@ -68,6 +76,7 @@ class Daemon:
             self.images,
             self.snapshotter,
             self.volumes,
+            self.networks,
         )
         self.volumes.set_users(self.containers.volume_users)
         self.containers.publish = self.events.publish
@@ -80,6 +89,7 @@ class Daemon:
             self.build_cache,
             config.data_root / "build",
         )
+        self.networks.set_users(self.containers.network_users)
 
     @property
     def storage_driver(self) -> str:
@@ -88,6 +98,13 @@ class Daemon:
 
     async def start(self) -> None:
         await self.containers.restore()
+        running = {c.id for c in self.containers.list() if c.state.running}
+        await asyncio.to_thread(self.networks.start, running)
+        if not self.networks.enabled:
+            log.warning(
+                "bridge networking is off: hafend shares the machine's network namespace "
+                '(set "bridge-on-host": true in daemon.json to create bridges)'
+            )
         log.info(
             "hafend ready: data root %s, storage driver %s, %d containers",
             self.config.data_root,

@@ -1,5 +1,5 @@
 """The metadata database: one SQLite file in WAL mode for images, tags, layers, containers,
-volumes.
+volumes, networks and IP allocations.
 
 The store owns the schema and its migrations; each service (images, containers) writes
 its own queries against it through ``transaction()``. Every multi-step change is one
@@ -67,6 +67,17 @@ CREATE TABLE IF NOT EXISTS build_cache (
     PRIMARY KEY (key, image_id)                -- --no-cache rebuilds add rows, never orphan
 );
 CREATE INDEX IF NOT EXISTS build_cache_by_parent ON build_cache(parent_id);
+CREATE TABLE IF NOT EXISTS networks (
+    id      TEXT PRIMARY KEY,                  -- 64 hex digits
+    name    TEXT NOT NULL UNIQUE,
+    record  TEXT NOT NULL                      -- JSON of network.model.Network
+);
+CREATE TABLE IF NOT EXISTS ip_allocations (
+    network_id   TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    PRIMARY KEY (network_id, address)          -- one holder per address, ever at a time
+);
 """
 
 

@@ -126,6 +126,14 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
         click.option("--network", "--net", "network", help="Connect a container to a network"),
+        click.option(
+            "--network-alias", multiple=True, help="Add network-scoped alias for the container"
+        ),
+        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
+        click.option("--dns", multiple=True, help="Set custom DNS servers"),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
+        click.option("--dns-option", multiple=True, help="Set DNS options"),
+        click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
         click.option("--platform", help="Set platform if server is multi-platform capable"),
         click.option(
             "--pull",
@@ -182,6 +190,12 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         publish=list(params["publish"]),
         expose=list(params["expose"]),
         network=params["network"],
+        network_aliases=list(params["network_alias"]),
+        ip=params["ip"],
+        dns=list(params["dns"]),
+        dns_search=list(params["dns_search"]),
+        dns_options=list(params["dns_option"]),
+        add_hosts=list(params["add_host"]),
         attach=list(params["attach"]),
         isolation=isolation.collect(params),
         healthcheck=healthcheck_from_flags(params),

@@ -1,0 +1,115 @@
+"""The ``bridge`` driver: a Linux bridge per network, a veth pair per endpoint (netlink).
+
+Everything goes through pyroute2's netlink sockets; no ``ip`` command is run or parsed.
+The container end of a veth is moved into the container's namespace by file descriptor
+(the bind-mounted netns file), renamed to ``ethN`` and given its address and, for the
+first non-internal network, the default route through the bridge's gateway.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from hafen.errors import RuntimeFailure
+from hafen.network.model import Endpoint, Network
+from hafen.network.netns import run_in
+
+
+def _prefix(network: Network) -> int:
+    return ipaddress.IPv4Network(network.subnet).prefixlen
+
+
+def veth_name() -> str:
+    return "veth" + secrets.token_hex(4)[:7]
+
+
+class BridgeDriver:
+    name = "bridge"
+
+    def create(self, network: Network) -> None:
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=network.bridge)
+            try:
+                if not found:
+                    ipr.link("add", ifname=network.bridge, kind="bridge")
+                    found = ipr.link_lookup(ifname=network.bridge)
+                index = found[0]
+                have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
+                if network.gateway not in have:
+                    ipr.addr(
+                        "add", index=index, address=network.gateway, prefixlen=_prefix(network)
+                    )
+                ipr.link("set", index=index, state="up")
+            except NetlinkError as e:
+                raise RuntimeFailure(f"creating bridge {network.bridge} for {network.name}: {e}")
+
+    def delete(self, network: Network) -> None:
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=network.bridge)
+            if found:
+                try:
+                    ipr.link("del", index=found[0])
+                except NetlinkError as e:
+                    raise RuntimeFailure(f"removing bridge {network.bridge}: {e}")
+
+    def join(self, network: Network, endpoint: Endpoint, netns: str, default_route: bool) -> None:
+        peer = "tmp" + endpoint.host_ifname[4:]
+        with IPRoute() as ipr:
+            try:
+                ipr.link("add", ifname=endpoint.host_ifname, kind="veth", peer=peer)
+                host = ipr.link_lookup(ifname=endpoint.host_ifname)[0]
+                inner = ipr.link_lookup(ifname=peer)[0]
+                bridge = ipr.link_lookup(ifname=network.bridge)
+                if not bridge:
+                    raise RuntimeFailure(f"bridge {network.bridge} of {network.name} is missing")
+                ipr.link("set", index=host, master=bridge[0], state="up")
+                fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    ipr.link("set", index=inner, net_ns_fd=fd)
+                finally:
+                    os.close(fd)
+            except NetlinkError as e:
+                self._remove_host_side(ipr, endpoint)
+                raise RuntimeFailure(f"connecting to network {network.name}: {e}")
+            except BaseException:
+                self._remove_host_side(ipr, endpoint)
+                raise
+
+        def configure() -> None:
+            with IPRoute() as ns:
+                index = ns.link_lookup(ifname=peer)[0]
+                ns.link("set", index=index, ifname=endpoint.ifname, address=endpoint.mac)
+                ns.addr("add", index=index, address=endpoint.ip, prefixlen=endpoint.prefixlen)
+                ns.link("set", index=index, state="up")
+                if default_route:
+                    ns.route("add", dst="0.0.0.0/0", gateway=endpoint.gateway)
+
+        try:
+            run_in(netns, configure)
+        except (NetlinkError, IndexError, OSError) as e:
+            self.leave(network, endpoint)
+            raise RuntimeFailure(f"configuring {endpoint.ifname} on network {network.name}: {e}")
+
+    def leave(self, network: Network, endpoint: Endpoint) -> None:
+        with IPRoute() as ipr:
+            self._remove_host_side(ipr, endpoint)
+
+    @staticmethod
+    def _remove_host_side(ipr: IPRoute, endpoint: Endpoint) -> None:
+        found = ipr.link_lookup(ifname=endpoint.host_ifname)
+        if found:
+            try:
+                ipr.link("del", index=found[0])  # the peer in the container goes with it
+            except NetlinkError:
+                pass
+
+
+def mac_for(ip: str) -> str:
+    """Docker's scheme: 02:42 followed by the IPv4 address."""
+    octets = [int(o) for o in ip.split(".")]
+    return "02:42:" + ":".join(f"{o:02x}" for o in octets)

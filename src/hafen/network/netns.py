@@ -1,0 +1,106 @@
+"""Network namespaces as bind-mounted files (``<exec-root>/netns/<id>``), as ip-netns does.
+
+The daemon creates a container's namespace before the runtime runs, configures it over
+netlink and hands its path to the runtime (config.json ``linux.namespaces[].path``). The
+file keeps the namespace alive without a process in it; removing it ends the namespace.
+``unshare --net=FILE`` (util-linux, a small C program) makes it, so the daemon's own
+threads never change namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pyroute2 import IPRoute
+
+from hafen.errors import RuntimeFailure
+from hafen.store._mount import unmount
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def run_in(path: str, fn: Callable[[], T]) -> T:
+    """Call ``fn`` on a fresh thread that has entered the namespace at ``path``.
+
+    setns(2) changes only the calling thread, and that thread ends right after, so the
+    daemon's other threads never leave their namespace. (pyroute2's own ``netns=``
+    forks a helper process, whose signals would reach the daemon's event loop through
+    the inherited wakeup fd.)
+    """
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns {path}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result.append(fn())
+        except BaseException as e:
+            error.append(e)
+
+    thread = threading.Thread(target=body, name="netns", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def create(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    result = subprocess.run(["unshare", f"--net={path}", "true"], capture_output=True, text=True)
+    if result.returncode != 0:
+        path.unlink(missing_ok=True)
+        raise RuntimeFailure(f"creating network namespace {path}: {result.stderr.strip()}")
+
+    def lo_up() -> None:
+        with IPRoute() as ns:
+            lo = ns.link_lookup(ifname="lo")
+            if lo:
+                ns.link("set", index=lo[0], state="up")
+
+    try:
+        run_in(str(path), lo_up)
+    except BaseException:
+        remove(path)
+        raise
+
+
+def remove(path: Path) -> None:
+    if os.path.ismount(path):
+        try:
+            unmount(str(path), detach=True)
+        except OSError:
+            pass
+    path.unlink(missing_ok=True)
+
+
+# the inode number the kernel gives the initial network namespace (PROC_NET_INIT_INO)
+_INIT_NET_INO = 0xEFFFFFF9
+
+
+def in_initial_namespace() -> bool:
+    """Whether this process shares the machine's own network namespace (when unsure: yes)."""
+    try:
+        mine = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return True
+    try:
+        return mine == os.stat("/proc/1/ns/net").st_ino
+    except OSError:  # /proc/1 hidden from us: the kernel's fixed number for init_net
+        return mine == _INIT_NET_INO

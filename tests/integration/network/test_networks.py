@@ -1,0 +1,194 @@
+"""Bridge networks end to end, with the daemon inside a private network namespace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.integration.network.conftest import NetHafend
+
+DOCKER = "/usr/local/bin/docker"
+HTTPD = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def _nc_get(host: str) -> str:
+    return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} 80 | tail -1"
+
+
+def _inspect(d: NetHafend, ref: str) -> dict:
+    return json.loads(d.cli("inspect", ref).stdout)[0]
+
+
+@pytest.fixture(scope="module")
+def two_networks(net_hafend: NetHafend):
+    d = net_hafend
+    d.cli("network", "create", "--subnet", "10.77.0.0/24", "front")
+    d.cli("network", "create", "--subnet", "10.78.0.0/24", "back")
+    d.cli("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www",
+          "busybox", "sh", "-c", HTTPD)  # fmt: skip
+    yield d
+    d.cli("rm", "-f", "web")
+    d.cli("network", "rm", "front", "back")
+
+
+def test_containers_on_a_user_network_reach_each_other_by_name_and_alias(
+    two_networks: NetHafend,
+) -> None:
+    d = two_networks
+    for host in ("web", "www", _inspect(d, "web")["Id"][:12]):
+        out = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c", _nc_get(host))
+        assert out.stdout == "hello\n", host
+
+
+def test_containers_on_other_networks_cannot_reach(two_networks: NetHafend) -> None:
+    d = two_networks
+    web_ip = _inspect(d, "web")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+    assert web_ip.startswith("10.77.0.")
+    out = d.cli("run", "--rm", "--network", "back", "busybox", "sh", "-c",
+                f"{_nc_get(web_ip)}; {_nc_get('web')}", check=False)  # fmt: skip
+    assert "hello" not in out.stdout
+    out = d.cli("run", "--rm", "busybox", "sh", "-c", _nc_get(web_ip), check=False)
+    assert "hello" not in out.stdout  # nor from the default bridge
+
+
+def test_network_none_has_only_loopback(net_hafend: NetHafend) -> None:
+    out = net_hafend.cli("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net")
+    assert out.stdout.split() == ["lo"]
+
+
+def test_network_host_sees_the_daemons_interfaces(net_hafend: NetHafend) -> None:
+    out = net_hafend.cli("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net")
+    assert "hafen0" in out.stdout.split() and "lo" in out.stdout.split()
+
+
+def test_container_mode_shares_one_network_stack(two_networks: NetHafend) -> None:
+    d = two_networks
+    out = d.cli("run", "--rm", "--network", "container:web", "busybox", "sh", "-c",
+                _nc_get("127.0.0.1") + "; ls /sys/class/net")  # fmt: skip
+    lines = out.stdout.split()
+    assert lines[0] == "hello"
+    assert sorted(lines[1:]) == ["eth0", "lo"]
+
+
+def test_addresses_are_distinct_and_released_at_stop(two_networks: NetHafend) -> None:
+    d = two_networks
+    ids = [
+        d.cli("run", "-d", "--network", "back", "busybox", "sleep", "60").stdout.strip()
+        for _ in range(3)
+    ]
+    try:
+        ips = [_inspect(d, i)["NetworkSettings"]["Networks"]["back"]["IPAddress"] for i in ids]
+        assert len(set(ips)) == 3 and all(ip.startswith("10.78.0.") for ip in ips)
+        links_running = d.in_netns("ip", "-o", "link").stdout.splitlines()
+        sandbox = _inspect(d, ids[0])["NetworkSettings"]["SandboxKey"]
+        assert sandbox.endswith(ids[0])
+        d.cli("rm", "-f", *ids)
+        links_after = d.in_netns("ip", "-o", "link").stdout.splitlines()
+        assert len(links_running) - len(links_after) == 3  # each veth went with its container
+        assert subprocess.run(["test", "-e", sandbox]).returncode != 0
+        # the released addresses are handed out again
+        again = d.cli("run", "--rm", "--network", "back", "--ip", ips[0], "busybox",
+                      "ip", "-o", "-4", "addr", "show", "eth0").stdout  # fmt: skip
+        assert f"inet {ips[0]}/24" in again
+    finally:
+        d.cli("rm", "-f", *ids, check=False)
+
+
+def test_fixed_ip_and_its_collision(two_networks: NetHafend) -> None:
+    d = two_networks
+    cid = d.cli("run", "-d", "--network", "back", "--ip", "10.78.0.50", "busybox", "sleep", "60")
+    try:
+        out = d.cli("run", "--rm", "--network", "back", "--ip", "10.78.0.50", "busybox", "true",
+                    check=False)  # fmt: skip
+        assert out.returncode != 0 and "Address already in use" in out.stderr
+        out = d.cli("run", "--rm", "--network", "back", "--ip", "10.99.0.5", "busybox", "true",
+                    check=False)  # fmt: skip
+        assert out.returncode == 125 and "no configured subnet contains IP address" in out.stderr
+        out = d.cli("run", "--rm", "--ip", "172.17.0.77", "busybox", "true", check=False)
+        assert out.returncode == 125 and "user-defined network" in out.stderr
+    finally:
+        d.cli("rm", "-f", cid.stdout.strip())
+
+
+def test_connect_and_disconnect_a_running_container(two_networks: NetHafend) -> None:
+    d = two_networks
+    cid = d.cli("run", "-d", "--network", "back", "busybox", "sleep", "60").stdout.strip()
+    try:
+        d.cli("network", "connect", "--alias", "late", "front", cid)
+        out = d.cli("exec", cid, "sh", "-c", _nc_get("www") + "; ls /sys/class/net", check=False)
+        if out.returncode != 0:  # no exec on this daemon: check from outside instead
+            out = d.cli("run", "--rm", "--network", f"container:{cid}", "busybox", "sh", "-c",
+                        _nc_get("10.77.0.2") + "; ls /sys/class/net")  # fmt: skip
+        assert out.stdout.split()[0] == "hello"
+        assert sorted(out.stdout.split()[1:]) == ["eth0", "eth1", "lo"]
+        peer = d.cli("run", "--rm", "--network", "front", "busybox", "grep", "late", "/etc/hosts")
+        assert cid[:12] in peer.stdout
+        d.cli("network", "disconnect", "front", cid)
+        nets = _inspect(d, cid)["NetworkSettings"]["Networks"]
+        assert sorted(nets) == ["back"]
+    finally:
+        d.cli("rm", "-f", cid)
+
+
+def test_network_commands_and_their_errors(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    d.cli("network", "create", "--subnet", "10.80.0.0/16", "--gateway", "10.80.0.254",
+          "--ip-range", "10.80.5.0/24", "--label", "team=kiel", "--internal", "ranged")  # fmt: skip
+    try:
+        doc = json.loads(d.cli("network", "inspect", "ranged").stdout)[0]
+        assert doc["IPAM"]["Config"] == [
+            {"Subnet": "10.80.0.0/16", "Gateway": "10.80.0.254", "IPRange": "10.80.5.0/24"}
+        ]
+        assert doc["Internal"] is True and doc["Labels"] == {"team": "kiel"}
+        out = d.cli("run", "--rm", "--network", "ranged", "busybox", "sh", "-c",
+                    "ip -o -4 addr show eth0; ip route")  # fmt: skip
+        assert "inet 10.80.5." in out.stdout
+        assert "default" not in out.stdout  # internal: no way out
+        overlap = d.cli("network", "create", "--subnet", "10.80.1.0/24", "clash", check=False)
+        assert overlap.returncode == 1 and "overlaps" in overlap.stderr
+        dup = d.cli("network", "create", "ranged", check=False)
+        assert dup.returncode == 1 and "already exists" in dup.stderr
+        names = d.cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert {"bridge", "host", "none", "ranged"} <= set(names)
+        assert "clash" not in names
+        cid = d.cli("run", "-d", "--network", "ranged", "busybox", "sleep", "60").stdout.strip()
+        busy = d.cli("network", "rm", "ranged", check=False)
+        assert busy.returncode == 1 and "active endpoints" in busy.stderr
+        d.cli("rm", "-f", cid)
+        predefined = d.cli("network", "rm", "bridge", check=False)
+        assert "pre-defined network and cannot be removed" in predefined.stderr
+    finally:
+        d.cli("network", "rm", "ranged", check=False)
+    assert "ranged" not in d.cli("network", "ls").stdout
+
+
+def test_generated_hosts_and_resolv_conf(net_hafend: NetHafend) -> None:
+    out = net_hafend.cli(
+        "run", "--rm", "--hostname", "kiel", "--add-host", "db.local:10.1.2.3",
+        "--dns", "10.0.0.53", "--dns-search", "example.org", "--dns-option", "ndots:2",
+        "busybox", "sh", "-c", "cat /etc/hosts /etc/resolv.conf /etc/hostname; ip -o -4 addr show eth0",
+    ).stdout  # fmt: skip
+    assert "10.1.2.3\tdb.local" in out
+    assert "nameserver 10.0.0.53\nsearch example.org\noptions ndots:2\n" in out
+    ip = out.split("inet ")[1].split("/")[0]
+    assert f"{ip}\tkiel" in out and ip.startswith("172.17.")
+
+
+def test_docker_cli_network_verbs(net_hafend: NetHafend) -> None:
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True,
+                              env=net_hafend.env, timeout=60, check=True)  # fmt: skip
+
+    docker("network", "create", "--subnet", "10.90.0.0/24", "dnet")
+    assert "dnet" in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+    docker("run", "-d", "--network", "dnet", "--name", "dweb", "busybox", "sh", "-c", HTTPD)
+    try:
+        out = docker("run", "--rm", "--network", "dnet", "busybox", "sh", "-c", _nc_get("dweb"))
+        assert out.stdout == "hello\n"
+        doc = json.loads(docker("inspect", "dweb").stdout)[0]
+        assert doc["NetworkSettings"]["Networks"]["dnet"]["IPAddress"].startswith("10.90.0.")
+    finally:
+        docker("rm", "-f", "dweb")
+    docker("network", "rm", "dnet")
