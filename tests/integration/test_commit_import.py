@@ -79,3 +79,24 @@ def test_import_a_rootfs_tarball_with_changes(hafend: Hafend, tmp_path: Path) ->
         assert "bad" not in hafend.cli("images").stdout.split()
     finally:
         hafend.cli("rmi", "imported:v1", "imported:v2", check=False)
+
+
+def test_export_then_import_gives_the_same_files(hafend: Hafend, tmp_path: Path) -> None:
+    hafend.cli("run", "--name", "to-export", "busybox", "sh", "-c",
+               "echo exported > /out.txt; rm /bin/ls")  # fmt: skip
+    try:
+        archive = tmp_path / "fs.tar"
+        hafend.cli("export", "-o", str(archive), "to-export")
+        with tarfile.open(archive) as tar:
+            names = set(tar.getnames())
+            member = tar.extractfile("out.txt")
+            assert member is not None and member.read() == b"exported\n"
+        assert "bin/busybox" in names
+        assert "bin/ls" not in names  # the whiteout applied, not exported
+        assert not any(".wh." in n for n in names)
+        hafend.cli("import", str(archive), "exported:v1")
+        ran = hafend.cli("run", "--rm", "exported:v1", "/bin/busybox", "cat", "/out.txt")
+        assert ran.stdout == "exported\n"
+    finally:
+        hafend.cli("rm", "-f", "to-export", check=False)
+        hafend.cli("rmi", "exported:v1", check=False)

@@ -8,16 +8,18 @@ comparison); the mount points the runtime creates for /etc/hosts, /etc/hostname 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from hafen.api.app import Routes, daemon_of, json_body
 from hafen.containers.model import Container
-from hafen.errors import InvalidArgument
+from hafen.errors import HafenError, InvalidArgument
 from hafen.images.commit import CommitOptions, commit_layer, write_layer
 from hafen.images.reference import Reference, parse_reference
 
+log = logging.getLogger("hafen.api")
 _KINDS = {"C": 0, "A": 1, "D": 2}
 _RUNTIME_FILES = frozenset({"etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv"})
 
@@ -110,6 +112,44 @@ async def commit(request: web.Request) -> web.Response:
     return web.json_response({"Id": image_id}, status=201)
 
 
+async def export(request: web.Request) -> web.StreamResponse:
+    """``GET /containers/{id}/export``: the container's filesystem as a tar stream."""
+    import os
+
+    from hafen.images.export import export_snapshot
+
+    d = daemon_of(request)
+    c = d.containers.get(request.match_info["id"])
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    writer = os.fdopen(write_fd, "wb")
+
+    def produce() -> None:
+        try:
+            export_snapshot(d.snapshotter, c.snapshot_key, writer, d.config.data_root / "tmp")
+        finally:
+            try:
+                writer.close()
+            except BrokenPipeError:
+                pass
+
+    task = asyncio.create_task(asyncio.to_thread(produce))
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+    try:
+        await response.prepare(request)
+        while chunk := await asyncio.to_thread(reader.read, 1024 * 1024):
+            await response.write(chunk)
+    finally:
+        reader.close()
+        try:
+            await task
+        except (BrokenPipeError, HafenError, OSError) as e:
+            log.warning("export of %s stopped: %s", c.short_id, e)
+    await response.write_eof()
+    return response
+
+
 def register(routes: Routes) -> None:
+    routes.add("GET", "/containers/{id}/export", export)
     routes.add("POST", "/commit", commit)
     routes.add("GET", "/containers/{id}/changes", changes)

@@ -85,6 +85,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_",
         "Import the contents from a tarball to create a filesystem image",
     ),
+    "export": (
+        "hafen.cli.commands.image",
+        "export",
+        "Export a container's filesystem as a tar archive",
+    ),
     "history": ("hafen.cli.commands.image", "history", "Show the history of an image"),
     "save": ("hafen.cli.commands.image", "save", "Save one or more images to a tar archive"),
     "load": ("hafen.cli.commands.image", "load", "Load an image from a tar archive or STDIN"),

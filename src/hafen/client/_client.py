@@ -694,6 +694,10 @@ class APIClient:
         result = self._call("GET", f"/containers/{_q(container)}/changes")
         return list(result) if result else None
 
+    def export_container(self, container: str) -> StreamResponse:
+        """``GET /containers/{id}/export``: the tar stream (the caller closes it)."""
+        return self._send("GET", f"/containers/{_q(container)}/export")
+
     def image_history(self, image: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/images/{_q(image)}/history") or [])
 

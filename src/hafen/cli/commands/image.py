@@ -489,3 +489,28 @@ def import_(
 
 
 image_group.add_command(import_, "import")
+
+
+@click.command(context_settings=_CTX)
+@click.option("-o", "--output", help="Write to a file, instead of STDOUT")
+@click.argument("container")
+@click.pass_context
+def export(ctx: click.Context, output: str | None, container: str) -> None:
+    """Export a container's filesystem as a tar archive."""
+    import os
+
+    if not output and sys.stdout.isatty():
+        raise CLIError("Cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+    stream = get_client(ctx).export_container(container)
+    target = output + ".tmp" if output else None
+    try:
+        with stream, (open(target, "wb") if target else os.fdopen(
+            os.dup(sys.stdout.fileno()), "wb"
+        )) as out:  # fmt: skip
+            while chunk := stream.read(1024 * 1024):
+                out.write(chunk)
+        if target and output:
+            os.replace(target, output)
+    finally:
+        if target and os.path.exists(target):
+            os.unlink(target)
