@@ -69,6 +69,7 @@ class RunOptions:
     console_size: tuple[int, int] | None = None  # (height, width) of the local terminal
     isolation: dict[str, Any] = field(default_factory=dict)  # cli.isolation's flag values
     healthcheck: dict[str, Any] | None = None  # cli.health's flags as Docker's Healthcheck
+    log_config: dict[str, Any] | None = None  # cli.logflags' flags as HostConfig.LogConfig
 
 
 # ----------------------------------------------------------------------------- env, labels
@@ -477,6 +478,8 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
         host.update(host_config_fields(opts.isolation))
     if opts.console_size and opts.tty:
         host["ConsoleSize"] = [opts.console_size[0], opts.console_size[1]]
+    if opts.log_config is not None:
+        host["LogConfig"] = opts.log_config
     body["HostConfig"] = host
     return body
 

@@ -108,13 +108,69 @@ def _tail_offset(path: str, lines: int) -> int:
         return 0
 
 
+def _log_files(path: str) -> list[str]:
+    """The rotated files (oldest first) and then the current one."""
+    rotated: list[tuple[int, str]] = []
+    directory, base = os.path.split(path)
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        names = []
+    for name in names:
+        prefix, dot, number = name.rpartition(".")
+        if prefix == base and dot and number.isdigit():
+            rotated.append((int(number), os.path.join(directory, name)))
+    return [p for _n, p in sorted(rotated, reverse=True)] + [path]
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def _tail_start(files: list[str], lines: int) -> tuple[int, int]:
+    """(index into ``files``, byte offset) where the last ``lines`` records start."""
+    needed = lines
+    for index in range(len(files) - 1, -1, -1):
+        count = _count_lines(files[index])
+        if count >= needed or index == 0:
+            return index, _tail_offset(files[index], min(needed, count))
+        needed -= count
+    return len(files) - 1, 0
+
+
+def _inode(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (st.st_ino, st.st_size)
+
+
 async def read_logs(
     path: str, query: LogQuery, still_running: Callable[[], bool]
 ) -> AsyncIterator[LogRecord]:
-    """Yield the records ``query`` selects; with ``follow``, keep going until the container stops."""
-    offset = 0
+    """Yield the records ``query`` selects, through rotated files; with ``follow``, keep
+    going (across rotations) until the container stops."""
+    files = await asyncio.to_thread(_log_files, path)
+    index, offset = 0, 0
     if query.tail is not None:
-        offset = await asyncio.to_thread(_tail_offset, path, query.tail)
+        index, offset = await asyncio.to_thread(_tail_start, files, query.tail)
+    for older in files[index:-1]:  # rotated files are complete: read them through
+        while True:
+            records, offset = await asyncio.to_thread(_read_from, older, offset)
+            if not records:
+                break
+            for rec in records:
+                if query.until and rec.timestamp > query.until:
+                    return
+                if _wanted(rec, query):
+                    yield rec
+        offset = 0
+    inode, _size = await asyncio.to_thread(_inode, path)
     while True:
         records, offset = await asyncio.to_thread(_read_from, path, offset)
         for rec in records:
@@ -126,6 +182,20 @@ async def read_logs(
             continue
         if not query.follow:
             return
+        current, size = await asyncio.to_thread(_inode, path)
+        if current != inode or size < offset:
+            # rotated: finish the old file (now <path>.1), then start the new one
+            rotated = path + ".1"
+            if current != inode and (await asyncio.to_thread(_inode, rotated))[0] == inode:
+                while True:
+                    records, offset = await asyncio.to_thread(_read_from, rotated, offset)
+                    if not records:
+                        break
+                    for rec in records:
+                        if _wanted(rec, query):
+                            yield rec
+            inode, offset = current, 0
+            continue
         if not still_running():
             # one last read: the shim flushes its final records before the exit is recorded
             records, offset = await asyncio.to_thread(_read_from, path, offset)

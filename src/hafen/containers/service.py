@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from hafen.containers import logopts
 from hafen.containers.archive import ContainerFiles
 from hafen.containers.control import ContainerControl
 from hafen.containers.execs import ExecService
@@ -114,6 +115,8 @@ class ServiceOptions:
     default_runtime: str = "hafen"
     cgroup_parent: str = "/hafen"
     shim_env: dict[str, str] = field(default_factory=dict)
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -319,6 +322,13 @@ class ContainerService:
             host_config.restart_policy.name, host_config.restart_policy.maximum_retry_count
         )
         validate_healthcheck(config.healthcheck)
+        host_config.log_type, host_config.log_config = logopts.effective(
+            host_config.log_type or "json-file",
+            host_config.log_config,
+            self.options.log_driver,
+            self.options.log_opts,
+        )
+        logopts.validate(host_config.log_type, host_config.log_config)
         if host_config.auto_remove and host_config.restart_policy.name not in ("no", ""):
             raise Conflict("Conflicting options: AutoRemove and restart policy")
         image = await asyncio.to_thread(self.images.resolve, config.image)
@@ -635,18 +645,21 @@ class ContainerService:
             await asyncio.to_thread(self._network_up, c)
             await asyncio.to_thread(self._refresh_peers, {e.network_id for e in c.endpoints}, c.id)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
+            max_size, max_files = logopts.rotation(c.host_config.log_config)
             info = await launch_shim(
                 self.options.shim_command,
                 container_id=c.id,
                 bundle=str(state_dir),
                 state_dir=str(state_dir),
-                log_path=c.log_path,
+                log_path=c.log_path if c.host_config.log_type != "none" else os.devnull,
                 runtime=runtime,
                 runtime_root=str(self.options.runtime_root),
                 tty=c.config.tty,
                 stdin=c.config.open_stdin,
                 stdin_once=c.config.stdin_once,
                 env=self.options.shim_env or None,
+                log_max_size=max_size,
+                log_max_files=max_files,
             )
         except HafenError as e:
             raise await self._start_failed(c, rootfs, e) from e

@@ -58,6 +58,8 @@ class DaemonConfig:
     max_concurrent_uploads: int = 5
     # create bridges even when hafend shares the machine's own network namespace
     bridge_on_host: bool = False
+    log_driver: str = "json-file"  # for containers that name none
+    log_opts: dict[str, str] = field(default_factory=dict)
 
     def runtime_command(self, name: str | None = None) -> list[str]:
         name = name or self.default_runtime
@@ -93,6 +95,8 @@ _JSON_KEYS = {
     "max-concurrent-downloads": "max_concurrent_downloads",
     "max-concurrent-uploads": "max_concurrent_uploads",
     "bridge-on-host": "bridge_on_host",
+    "log-driver": "log_driver",
+    "log-opts": "log_opts",
 }
 
 
@@ -142,6 +146,10 @@ def _set(config: DaemonConfig, attr: str, value: Any, where: str) -> None:
     elif kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidConfig(f"{where}: expected a positive integer")
+    elif attr == "log_opts":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise InvalidConfig(f"{where}: expected an object of string values")
+        value = {str(k): v for k, v in value.items()}
     elif attr in ("insecure_registries", "registry_mirrors"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidConfig(f"{where}: expected a list of strings")

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from hafen.build.cache import BuildCache
 from hafen.build.executor import Builder
+from hafen.containers import logopts
 from hafen.containers.service import ContainerService, ServiceOptions
 from hafen.daemon.build_runner import ContainerStepRunner
 from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
 from hafen.daemon.events import EventBus
 from hafen.distribution.hosts import RegistryConfig
 from hafen.distribution.service import Distribution
+from hafen.errors import InvalidArgument, InvalidConfig
 from hafen.images.service import ImageService
 from hafen.network import netns
 from hafen.network.service import NetworkService
@@ -36,6 +38,10 @@ class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.started_at = time.time()
+        try:
+            logopts.validate(config.log_driver, config.log_opts)
+        except InvalidArgument as e:
+            raise InvalidConfig(f"daemon.json log-driver/log-opts: {e.message}") from e
         for path in (config.data_root, config.exec_root, config.runtime_root):
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_root, 0o711)
@@ -71,6 +77,8 @@ class Daemon:
                 default_runtime=config.default_runtime,
                 cgroup_parent=config.cgroup_parent,
                 shim_env=env,
+                log_driver=config.log_driver,
+                log_opts=dict(config.log_opts),
             ),
             self.metadata,
             self.images,

@@ -78,6 +78,8 @@ async def launch_shim(
     stdin: bool,
     stdin_once: bool,
     env: dict[str, str] | None = None,
+    log_max_size: int = 0,
+    log_max_files: int = 1,
 ) -> ShimInfo:
     """Run the shim's launcher and return once the container is created (not started).
 
@@ -107,6 +109,8 @@ async def launch_shim(
         argv.append("--stdin")
     if stdin_once:
         argv.append("--stdin-once")
+    if log_max_size:
+        argv += ["--log-max-size", str(log_max_size), "--log-max-file", str(log_max_files)]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,

@@ -25,7 +25,8 @@ from hafen.shim.monitor import ShimOptions, run_shim
 from hafen.shim.proto import SOCKET_NAME, reachable_path
 
 USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
-                  [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]"""
+                  [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
+                  [--log-max-size BYTES] [--log-max-file N]"""
 
 _VALUE_FLAGS = {
     "id": "id",
@@ -34,6 +35,8 @@ _VALUE_FLAGS = {
     "log-path": "log_path",
     "runtime": "runtime",
     "runtime-root": "runtime_root",
+    "log-max-size": "log_max_size",
+    "log-max-file": "log_max_files",
 }
 _BOOL_FLAGS = {"tty": "tty", "stdin": "stdin", "stdin-once": "stdin_once"}
 _REQUIRED = ("id", "bundle", "state-dir", "log-path", "runtime")
@@ -88,7 +91,18 @@ def parse_args(argv: list[str]) -> ShimOptions:
         tty=flags.get("tty", False),
         stdin=flags.get("stdin", False),
         stdin_once=flags.get("stdin-once", False),
+        log_max_size=_count(values, "log-max-size", 0),
+        log_max_files=_count(values, "log-max-file", 1),
     )
+
+
+def _count(values: dict[str, str], name: str, default: int) -> int:
+    text = values.get(name)
+    if not text:
+        return default
+    if not text.isdigit():
+        raise UsageError(f"--{name} takes a non-negative integer, not {text!r}")
+    return int(text)
 
 
 def _listen(path: str) -> socket.socket:

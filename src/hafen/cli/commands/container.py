@@ -148,12 +148,15 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
 
     for decorator in reversed(decorators):
         func = decorator(func)
-    return health_options(isolation_flags(func))
+    from hafen.cli.logflags import log_options
+
+    return log_options(health_options(isolation_flags(func)))
 
 
 def _options(params: dict[str, Any], detach: bool) -> Any:
     from hafen.cli import isolation
     from hafen.cli.health import healthcheck_from_flags
+    from hafen.cli.logflags import log_config_from_flags
     from hafen.cli.runopts import RunOptions
 
     return RunOptions(
@@ -199,6 +202,7 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         attach=list(params["attach"]),
         isolation=isolation.collect(params),
         healthcheck=healthcheck_from_flags(params),
+        log_config=log_config_from_flags(params),
     )
 
 

@@ -1,0 +1,81 @@
+"""json-file rotation (--log-opt max-size/max-file, daemon.json defaults), the none driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.conftest import Hafend
+
+
+def test_rotation_keeps_max_file_files_and_logs_reads_across_them(hafend: Hafend) -> None:
+    cid = hafend.cli(
+        "run", "-d", "--log-opt", "max-size=2k", "--log-opt", "max-file=3", "busybox", "sh",
+        "-c", "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ).stdout.strip()  # fmt: skip
+    try:
+        assert hafend.cli("wait", cid).stdout.strip() == "0"
+        log_path = Path(hafend.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+        files = sorted(
+            p.name for p in log_path.parent.iterdir() if p.name.startswith(log_path.name)
+        )
+        assert files == [log_path.name, log_path.name + ".1", log_path.name + ".2"]
+        for name in files:
+            assert os.path.getsize(log_path.parent / name) <= 2048
+        lines = hafend.cli("logs", cid).stdout.splitlines()
+        # the oldest records were rotated away; what is left is in order and ends last
+        assert lines[-1] == "line-299" and len(lines) < 300
+        numbers = [int(line.split("-")[1]) for line in lines]
+        assert numbers == list(range(numbers[0], 300))
+        assert hafend.cli("logs", "--tail", "5", cid).stdout.split() == [
+            f"line-{i}" for i in range(295, 300)
+        ]
+        config = json.loads(hafend.cli("inspect", "-f", "{{json .HostConfig.LogConfig}}",
+                                       cid).stdout)  # fmt: skip
+        assert config == {"Type": "json-file", "Config": {"max-size": "2k", "max-file": "3"}}
+    finally:
+        hafend.cli("rm", "-f", cid)
+
+
+def test_follow_continues_across_a_rotation(hafend: Hafend) -> None:
+    cid = hafend.cli(
+        "run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh",
+        "-c", "sleep 1; i=0; while [ $i -lt 60 ]; do echo row-$i; i=$((i+1)); usleep 20000; done",
+    ).stdout.strip()  # fmt: skip
+    try:
+        out = hafend.cli("logs", "-f", cid, timeout=30).stdout.split()
+        assert out == [f"row-{i}" for i in range(60)]
+    finally:
+        hafend.cli("rm", "-f", cid)
+
+
+def test_bad_log_options_and_the_none_driver(hafend: Hafend) -> None:
+    r = hafend.cli("run", "--log-opt", "max-size=lots", "busybox", "true", check=False)
+    assert r.returncode == 125 and "invalid size" in r.stderr
+    r = hafend.cli("run", "--log-opt", "colour=blue", "busybox", "true", check=False)
+    assert r.returncode == 125 and "unknown log opt 'colour'" in r.stderr
+    r = hafend.cli("run", "--log-driver", "syslog", "busybox", "true", check=False)
+    assert r.returncode == 125 and "unsupported log driver" in r.stderr
+    cid = hafend.cli("run", "-d", "--log-driver", "none", "busybox", "echo", "hi").stdout.strip()
+    try:
+        hafend.cli("wait", cid)
+        log_path = hafend.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip()
+        assert not os.path.exists(log_path) or os.path.getsize(log_path) == 0
+    finally:
+        hafend.cli("rm", "-f", cid)
+
+
+def test_daemon_json_log_opts_are_the_default(fresh_hafend: Hafend) -> None:
+    d = fresh_hafend
+    d.kill()
+    (d.root / "daemon.json").write_text(json.dumps({"log-opts": {"max-size": "1k"}}))
+    d.start()
+    cid = d.cli("run", "-d", "busybox", "sh", "-c", "seq 1 200").stdout.strip()
+    d.cli("wait", cid)
+    time.sleep(0.2)
+    config = json.loads(d.cli("inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)
+    assert config["Config"] == {"max-size": "1k"}
+    log_path = Path(d.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    assert os.path.getsize(log_path) <= 1024
