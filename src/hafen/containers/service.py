@@ -54,8 +54,9 @@ from hafen.errors import (
 )
 from hafen.images.model import Image
 from hafen.images.service import ImageUser
-from hafen.network.etcfiles import HostEntry, hosts_file, resolv_conf
-from hafen.network.model import EndpointRequest
+from hafen.network.dns import DNS_ADDRESS, EmbeddedDNS
+from hafen.network.etcfiles import HostEntry, host_nameservers, hosts_file, resolv_conf
+from hafen.network.model import Endpoint, EndpointRequest
 from hafen.network.service import NetworkService
 from hafen.oci import defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
@@ -173,6 +174,7 @@ class ContainerService:
         self.options = options
         self.volumes = volumes
         self.networks = networks
+        self.dns = EmbeddedDNS(self._dns_lookup) if networks is not None else None
         self._mounted_volumes: dict[str, builtins.list[Volume]] = {}
         self.metadata = metadata
         self.images = images
@@ -406,6 +408,45 @@ class ContainerService:
         self.networks.detach(c.id, c.endpoints)
         c.endpoints, c.netns_path = [], ""
         self._refresh_peers(ids, exclude=c.id)
+
+    def _dns_lookup(self, container_id: str, name: str) -> builtins.list[str] | None:
+        """The embedded DNS's answer for ``name`` asked by a container (None: not ours)."""
+        c = self._containers.get(container_id)
+        if c is None:
+            return None
+        mine = {e.network_id: e.network_name for e in c.endpoints if _user_network(e)}
+        for net_name in mine.values():  # "web.front" → "web" on network front
+            if name.endswith("." + net_name.lower()):
+                name = name[: -len(net_name) - 1]
+                break
+        found: builtins.list[str] = []
+        for other in builtins.list(self._containers.values()):
+            if not other.state.running and other.id not in self._starting:
+                continue
+            names = {other.name.lower(), other.short_id, other.config.hostname.lower()}
+            for e in other.endpoints:
+                if e.network_id in mine and (
+                    name in names or name in {a.lower() for a in e.aliases}
+                ):
+                    found.append(e.ip)
+        return found or None
+
+    async def _dns_up(self, c: Container) -> None:
+        if self.dns is None or not c.netns_path or not any(map(_user_network, c.endpoints)):
+            return
+        upstreams = list(c.host_config.dns)
+        if not upstreams:
+            try:
+                upstreams = host_nameservers(
+                    await asyncio.to_thread(Path("/etc/resolv.conf").read_text)
+                )
+            except OSError:
+                upstreams = []
+        await self.dns.add(c.id, c.netns_path, upstreams)
+
+    def _dns_down(self, c: Container) -> None:
+        if self.dns is not None:
+            self.dns.remove(c.id)
 
     def _network_namespace(self, c: Container) -> str:
         mode = c.host_config.network_mode
@@ -644,6 +685,7 @@ class ContainerService:
         try:
             await asyncio.to_thread(self._network_up, c)
             await asyncio.to_thread(self._refresh_peers, {e.network_id for e in c.endpoints}, c.id)
+            await self._dns_up(c)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
             max_size, max_files = logopts.rotation(c.host_config.log_config)
             info = await launch_shim(
@@ -696,6 +738,7 @@ class ContainerService:
 
     async def _start_failed(self, c: Container, rootfs: Path, error: HafenError) -> HafenError:
         """Record a failed start, release the rootfs; the error to raise (400 for exec errors)."""
+        self._dns_down(c)
         code = _exec_error_exit_code(error.message)
         c.state.error = error.message
         c.state.exit_code = code if code is not None else 128
@@ -839,6 +882,7 @@ class ContainerService:
             c.state.oom_killed = status.oom_killed
             c.state.pid = 0
             c.state.shim_pid = 0
+            self._dns_down(c)
             await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
             await self._save(c)
         if status.oom_killed:
@@ -1186,6 +1230,10 @@ class ContainerService:
             if await shim.alive():
                 log.info("re-adopted running container %s", c.short_id)
                 await asyncio.to_thread(self._remount_volumes, c)
+                try:
+                    await self._dns_up(c)
+                except (OSError, HafenError) as e:
+                    log.warning("embedded DNS for %s: %s", c.short_id, e)
                 self._monitor(c)
                 self.health.start(c)
                 continue
@@ -1203,6 +1251,8 @@ class ContainerService:
 
     async def shutdown(self) -> None:
         """Stop watching; containers keep running (live restore)."""
+        if self.dns is not None:
+            self.dns.close()
         for container_id in list(self._restart_tasks):
             self._cancel_restart(container_id)
         self.health.stop_all()
@@ -1261,6 +1311,11 @@ def _write_etc_files(c: Container, peers: list[HostEntry]) -> None:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
+    embedded = DNS_ADDRESS if any(map(_user_network, c.endpoints)) else ""
     Path(c.resolv_conf_path).write_text(
-        resolv_conf(host_resolv, hc.dns, hc.dns_search, hc.dns_options)
+        resolv_conf(host_resolv, hc.dns, hc.dns_search, hc.dns_options, embedded)
     )
+
+
+def _user_network(e: Endpoint) -> bool:
+    return e.network_name not in ("bridge", "host", "none")

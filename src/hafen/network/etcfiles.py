@@ -40,11 +40,27 @@ def hosts_file(
     return "\n".join(lines) + "\n"
 
 
+def host_nameservers(host_resolv: str) -> list[str]:
+    """Every nameserver of a resolv.conf (loopback ones too: the daemon can reach them)."""
+    out = []
+    for line in host_resolv.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0] == "nameserver":
+            out.append(words[1])
+    return out
+
+
 def resolv_conf(
-    host_resolv: str, dns: Sequence[str], search: Sequence[str], options: Sequence[str]
+    host_resolv: str,
+    dns: Sequence[str],
+    search: Sequence[str],
+    options: Sequence[str],
+    embedded: str = "",
 ) -> str:
     """The host's resolv.conf without loopback servers (unreachable from the container's
-    namespace), with ``--dns``/``--dns-search``/``--dns-option`` replacing its parts."""
+    namespace), with ``--dns``/``--dns-search``/``--dns-option`` replacing its parts.
+    With ``embedded`` (the embedded DNS server's address) that is the only nameserver:
+    it forwards to the others itself."""
     servers: list[str] = []
     host_search: list[str] = []
     host_options: list[str] = []
@@ -59,7 +75,7 @@ def resolv_conf(
             host_search = words[1:]
         elif words[0] == "options":
             host_options.extend(words[1:])
-    servers = list(dns) or servers
+    servers = [embedded] if embedded else (list(dns) or servers)
     if not servers:
         servers = ["8.8.8.8", "8.8.4.4"]  # Docker's fallback when the host has none usable
     out = [f"nameserver {s}" for s in servers]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.integration.network.conftest import NetHafend
 
 DOCKER = "/usr/local/bin/docker"
+ROOT = Path(__file__).resolve().parents[3]
 HTTPD = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
@@ -192,3 +196,31 @@ def test_docker_cli_network_verbs(net_hafend: NetHafend) -> None:
     finally:
         docker("rm", "-f", "dweb")
     docker("network", "rm", "dnet")
+
+
+def test_embedded_dns_answers_names_on_the_network_only(two_networks: NetHafend) -> None:
+    d = two_networks
+    web_ip = _inspect(d, "web")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+    out = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                "cat /etc/resolv.conf; nslookup www; nslookup web.front")  # fmt: skip
+    assert "nameserver 127.0.0.11" in out.stdout
+    assert out.stdout.count(f"Address: {web_ip}") == 2
+    out = d.cli("run", "--rm", "--network", "back", "busybox", "nslookup", "web", check=False)
+    assert web_ip not in out.stdout and out.returncode != 0
+
+
+def test_embedded_dns_forwards_other_names_upstream(two_networks: NetHafend) -> None:
+    d = two_networks
+    stub = subprocess.Popen(
+        ["nsenter", f"--net=/proc/{d.daemon_pid}/ns/net", "--", sys.executable,
+         str(Path(__file__).with_name("dns_stub.py")), "10.20.30.40", "30"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        assert stub.stdout is not None and stub.stdout.readline().strip() == "ready"
+        out = d.cli("run", "--rm", "--network", "front", "--dns", "127.0.0.1", "busybox",
+                    "nslookup", "example.test")  # fmt: skip
+        assert "Address: 10.20.30.40" in out.stdout
+    finally:
+        stub.kill()
+        stub.wait(timeout=10)
