@@ -47,7 +47,12 @@ class _Gzipper:
     def __init__(self, writer: Any) -> None:
         self.diff = hashlib.sha256()
         self.size = 0
-        self._gzip = gzip.GzipFile(fileobj=writer, mode="wb", compresslevel=6, mtime=0)
+        try:  # ISA-L deflates ~10x faster than zlib at a similar ratio
+            from isal import igzip
+
+            self._gzip: Any = igzip.IGzipFile(fileobj=writer, mode="wb", compresslevel=2, mtime=0)
+        except ImportError:
+            self._gzip = gzip.GzipFile(fileobj=writer, mode="wb", compresslevel=6, mtime=0)
 
     def write(self, data: bytes) -> int:
         self.diff.update(data)

@@ -1,0 +1,151 @@
+"""Registry benchmark: push and pull of a ~135 MB, 5-layer image, hafen against skopeo,
+side by side in one run, against Debian's docker-registry on 127.0.0.1.
+
+- push: `hafen push` of the image (gzip layers) vs `skopeo copy oci:<layout>
+  docker://...` of the same blobs; every run pushes into a freshly started, empty
+  registry (so nothing is skipped or mounted).
+- pull: `hafen pull` into an empty store (the image is removed, blobs and layers
+  collected, before each run; hafen also unpacks the layers) vs `skopeo copy docker://...
+  oci:<empty dir>` (skopeo only stores the blobs).
+Prints median MB/s (of the compressed image size) and min-max per tool, and the ratios.
+Run as root from the repository root: `.venv/bin/python bench/bench_registry.py [-n N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.compat.registries import SKOPEO, DockerRegistry
+from tests.conftest import Hafend
+
+LAYER_MB = (50, 40, 35, 28, 20)
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": "sha256:" + digest, "size": len(data)}
+
+
+def make_layout(layout: Path) -> int:
+    """An OCI layout of a 5-layer image whose files are 3/4 random, 1/4 text (gzip ~1.3x)."""
+    import io
+    import tarfile
+
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    layers, diff_ids = [], []
+    for i, mb in enumerate(LAYER_MB):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            for j in range(mb):
+                payload = os.urandom(768 * 1024) + (b"hafen bench line %d\n" % j) * 13000
+                info = tarfile.TarInfo(f"layer{i}/file{j}")
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+        plain = raw.getvalue()
+        diff_ids.append("sha256:" + hashlib.sha256(plain).hexdigest())
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                       **_blob(layout, gzip.compress(plain, compresslevel=1, mtime=0))})  # fmt: skip
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()  # fmt: skip
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config)},
+                           "layers": layers}).encode()  # fmt: skip
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_blob(layout, manifest),
+            "annotations": {"org.opencontainers.image.ref.name": "bench.local/bench/image:latest"}}  # fmt: skip
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return sum(int(layer["size"]) for layer in layers)  # type: ignore[call-overload]
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def summary(name: str, times: list[float], size_mb: float) -> tuple[str, float]:
+    rates = sorted(size_mb / t for t in times)
+    med = statistics.median(rates)
+    return f"  {name:<14} {med:8.1f} MB/s   (min {rates[0]:.1f}, max {rates[-1]:.1f})", med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=5, help="runs per measurement")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="hafen-bench-registry-"))
+    daemon = Hafend(root / "hafend")
+    registries: list[DockerRegistry] = []
+    try:
+        layout = root / "layout"
+        size = make_layout(layout)
+        size_mb = size / 1e6
+        archive = root / "image.tar"
+        subprocess.run(["tar", "-C", str(layout), "-cf", str(archive), "."], check=True)
+        daemon.start()
+        daemon.cli("load", "-i", str(archive), timeout=600)
+        hafen = [str(Path(sys.executable).parent / "hafen"), "-H", daemon.host]
+        skopeo = [SKOPEO, "--insecure-policy"]
+        push: dict[str, list[float]] = {"hafen": [], "skopeo": []}
+        pull: dict[str, list[float]] = {"hafen": [], "skopeo": []}
+        for i in range(args.n):
+            for tool in ("hafen", "skopeo"):  # interleaved, so drift hits both alike
+                reg = DockerRegistry(root / f"reg-{tool}-{i}").start()
+                registries.append(reg)
+                ref = f"{reg.host}/bench/image:latest"
+                if tool == "hafen":
+                    daemon.cli("tag", "bench.local/bench/image:latest", ref)
+                    push[tool].append(run([*hafen, "push", ref]))
+                    daemon.cli("rmi", ref)
+                else:
+                    push[tool].append(run([*skopeo, "copy", "--dest-tls-verify=false",
+                                           f"oci:{layout}", f"docker://{ref}"]))  # fmt: skip
+                reg.stop()
+                registries.remove(reg)
+        reg = DockerRegistry(root / "reg-pull").start()
+        registries.append(reg)
+        ref = f"{reg.host}/bench/image:latest"
+        daemon.cli("tag", "bench.local/bench/image:latest", ref)
+        daemon.cli("push", ref, timeout=600)
+        daemon.cli("rmi", ref)
+        daemon.cli("rmi", "bench.local/bench/image:latest")
+        for i in range(args.n):
+            pull["hafen"].append(run([*hafen, "pull", ref]))
+            daemon.cli("rmi", ref)
+            dest = root / f"pulled-{i}"
+            pull["skopeo"].append(run([*skopeo, "copy", "--src-tls-verify=false",
+                                       f"docker://{ref}", f"oci:{dest}"]))  # fmt: skip
+            shutil.rmtree(dest)
+        print(f"image: {len(LAYER_MB)} layers, {size_mb:.1f} MB compressed; {args.n} runs each")
+        for label, table in (("push", push), ("pull", pull)):
+            print(f"{label}:")
+            lines = {tool: summary(tool, times, size_mb) for tool, times in table.items()}
+            for text, _ in lines.values():
+                print(text)
+            print(f"  ratio hafen/skopeo: {lines['hafen'][1] / lines['skopeo'][1]:.2f}x")
+    finally:
+        for reg in registries:
+            reg.stop()
+        daemon.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
