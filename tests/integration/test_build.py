@@ -197,3 +197,31 @@ def test_bad_dockerfiles_are_refused_with_their_line(
     result = hafend.cli("build", str(ctx), check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_copy_exclude_and_add_checksum(hafend: Hafend, tmp_path: Path) -> None:
+    import hashlib
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "pinned.txt").write_text("pinned")
+    good = "sha256:" + hashlib.sha256(b"pinned").hexdigest()
+    files: dict[str, str | bytes] = {"dir/a.txt": "a", "dir/b.log": "b", "dir/sub/skip": "s",
+                                     "dir/sub/keep": "k"}  # fmt: skip
+    with http_server(served) as url:
+        ctx = ctx_dir(
+            tmp_path / "c",
+            "FROM busybox\nCOPY --exclude=*.log --exclude=sub/skip dir /d/\n"
+            f"ADD --checksum={good} {url}/pinned.txt /pinned\n",
+            files,
+        )
+        image = hafend.cli("build", "-q", str(ctx)).stdout.strip()
+        bad = ctx_dir(
+            tmp_path / "bad",
+            f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url}/pinned.txt /p\n",
+        )
+        result = hafend.cli("build", str(bad), check=False)
+    assert run_in(hafend, image, "cd /d && find . -type f | sort; cat /pinned") == (
+        "./a.txt\n./sub/keep\npinned"
+    )
+    assert result.returncode != 0 and "digest mismatch" in result.stderr

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hafen.build.ignore import IgnoreRules
 from hafen.errors import InvalidArgument, NotFound, UnsafePath
 from hafen.store.archive import resolve_in_root, unpack_layer
 
@@ -56,13 +57,16 @@ def _clean(name: str, what: str) -> list[str]:
     return parts
 
 
-def find_sources(root: Path, names: list[str], what: str = "build context") -> list[Source]:
-    """Resolve the source names (wildcards expanded, sorted) inside ``root``."""
+def find_sources(
+    root: Path, names: list[str], what: str = "build context", exclude: IgnoreRules | None = None
+) -> list[Source]:
+    """Resolve the source names (wildcards expanded, sorted) inside ``root``; ``--exclude``
+    patterns drop wildcard matches."""
     found: list[Source] = []
     for name in names:
         parts = _clean(name, what)
         if any(_WILDCARD & set(p) for p in parts):
-            matches = _glob(root, parts)
+            matches = [m for m in _glob(root, parts) if not (exclude and exclude.excluded(m))]
             found.extend(Source(m, resolve_in_root(root, _clean(m, what))) for m in matches)
             continue
         path = resolve_in_root(root, parts, follow_last=True)
@@ -94,11 +98,13 @@ def _glob(root: Path, parts: list[str]) -> list[str]:
     return matches
 
 
-def sources_digest(sources: list[Source]) -> str:
+def sources_digest(sources: list[Source], exclude: IgnoreRules | None = None) -> str:
     """A digest of the sources' content and metadata: what the build cache compares."""
     h = hashlib.sha256()
 
-    def add(path: Path, rel: str) -> None:
+    def add(path: Path, rel: str, below: str = "") -> None:
+        if below and exclude and exclude.excluded(below):
+            return
         st = os.lstat(path)
         h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
         if stat.S_ISLNK(st.st_mode):
@@ -110,7 +116,7 @@ def sources_digest(sources: list[Source]) -> str:
                     h.update(chunk)
         elif stat.S_ISDIR(st.st_mode):
             for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                add(Path(entry.path), f"{rel}/{entry.name}")
+                add(Path(entry.path), f"{rel}/{entry.name}", f"{below}/{entry.name}".lstrip("/"))
 
     for source in sources:
         add(source.path, source.name)
@@ -172,6 +178,7 @@ def copy_sources(
     chmod: int | None,
     unpack_archives: bool,
     keyword: str = "COPY",
+    exclude: IgnoreRules | None = None,
 ) -> None:
     """Copy ``sources`` to the absolute ``dest`` inside the mounted ``rootfs`` (blocking)."""
     own = owner or Ownership()
@@ -187,7 +194,7 @@ def copy_sources(
         st = os.stat(source.path) if source.path.is_symlink() else os.lstat(source.path)
         if stat.S_ISDIR(st.st_mode):
             target = _mkdirs(rootfs, dest_parts, own)
-            _copy_tree(source.path, target, own, chmod)
+            _copy_tree(source.path, target, own, chmod, exclude)
         elif unpack_archives and is_archive(source.path):
             target = _mkdirs(rootfs, dest_parts, own)
             with _open_archive(source.path) as stream:
@@ -223,10 +230,16 @@ def _copy_one(src: Path, target: Path, owner: Ownership, chmod: int | None, foll
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _copy_tree(src: Path, target: Path, owner: Ownership, chmod: int | None) -> None:
+def _copy_tree(
+    src: Path, target: Path, owner: Ownership, chmod: int | None, exclude: IgnoreRules | None
+) -> None:
     dir_times: list[tuple[Path, os.stat_result]] = []
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
+        if exclude is not None:
+            prefix = "" if rel == "." else rel + "/"
+            dirnames[:] = [d for d in dirnames if not exclude.excluded(prefix + d)]
+            filenames = [f for f in filenames if not exclude.excluded(prefix + f)]
         here = target if rel == "." else target / rel
         if rel != ".":
             st = os.lstat(dirpath)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ from hafen.build.copy import (
 )
 from hafen.build.dockerfile import Node, parse, process_word, process_words
 from hafen.build.dockerfile.parser import DockerfileSyntaxError
+from hafen.build.ignore import IgnoreRules
 from hafen.build.state import ImageState
 from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
 from hafen.images.model import Image
@@ -869,12 +871,14 @@ class Builder:
         opts: BuildOptions,
         emit: Emit,
     ) -> None:
-        flags = _flag_map(node, ("mount", "network", "security", "device"))
+        flags = _flag_map(node, ("mount", "network", "security"))
         network = _one(flags, "network", "default")
         if network not in ("default", "none", "host"):
             raise InvalidArgument(f"unsupported network mode {network!r} for RUN (default, none)")
         if network == "host" or opts.network_mode == "host":
             raise InvalidArgument("RUN --network=host is not available: hafen builds run isolated")
+        if network == "default" and opts.network_mode == "none":
+            network = "none"
         if "security" in flags and _one(flags, "security") != "sandbox":
             raise InvalidArgument("RUN --security=insecure is not allowed")
         argv = self._run_argv(run, node)
@@ -1070,14 +1074,16 @@ class Builder:
     ) -> None:
         kw = node.keyword
         allowed = (
-            ("from", "chown", "chmod", "link", "parents", "exclude")
+            ("from", "chown", "chmod", "link", "exclude")
             if kw == "copy"
-            else ("chown", "chmod", "link", "checksum", "keep-git-dir", "exclude", "unpack")
+            else ("chown", "chmod", "link", "checksum", "exclude", "unpack")
         )
         flags = _flag_map(node, allowed)
-        if kw == "add" and "from" in node.flags:
-            raise InvalidArgument("ADD does not support --from")
         word = lambda t: process_word(t, env, self._escape)  # noqa: E731
+        # --link only changes how BuildKit stacks the layer; the files written are the same
+        exclude = IgnoreRules([word(p) for p in flags.get("exclude", [])]) or None
+        unpack = _one(flags, "unpack", "true").lower() in ("true", "1", "")
+        checksum = word(_one(flags, "checksum")) if "checksum" in flags else ""
         from_ref = word(_one(flags, "from")) if "from" in flags else ""
         chown = word(_one(flags, "chown")) if "chown" in flags else ""
         chmod_text = word(_one(flags, "chmod")) if "chmod" in flags else ""
@@ -1103,6 +1109,8 @@ class Builder:
                 inline.append((marker, text.encode()))
                 continue
             value = word(src)
+            if kw == "add" and (value.startswith("git@") or value.endswith(".git")):
+                raise InvalidArgument(f"ADD of a Git repository ({value}) is not supported")
             if kw == "add" and urllib.parse.urlparse(value).scheme in ("http", "https"):
                 urls.append(value)
             else:
@@ -1116,7 +1124,7 @@ class Builder:
                 root, what = ctx.root, "build context"
             sources: list[Source] = []
             if names:
-                sources = await asyncio.to_thread(find_sources, root, names, what)
+                sources = await asyncio.to_thread(find_sources, root, names, what, exclude)
             count = len(sources) + len(inline) + len(urls)
             if count > 1 and not dest.endswith("/"):
                 existing = await asyncio.to_thread(self._is_dir_in, state.chain_id, dest)
@@ -1125,13 +1133,19 @@ class Builder:
                         f"When using {kw.upper()} with more than one source file, the destination "
                         "must be a directory and end with a /"
                     )
-            digest = await asyncio.to_thread(sources_digest, sources) if sources else ""
+            digest = await asyncio.to_thread(sources_digest, sources, exclude) if sources else ""
             downloads: list[tuple[str, Path, float | None]] = []
             scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="add-"))
             try:
                 for index, url in enumerate(urls):
                     path = scratch / str(index)
                     mtime = await asyncio.to_thread(_download, url, path)
+                    if checksum:
+                        got = await asyncio.to_thread(_file_digest, path)
+                        if got != checksum:
+                            raise InvalidArgument(
+                                f"digest mismatch for {url}: expected {checksum}, got {got}"
+                            )
                     downloads.append((url, path, mtime))
                 hashes = [digest, [(n, c.decode("utf-8", "replace")) for n, c in inline]]
                 for url, path, _mtime in downloads:
@@ -1155,7 +1169,7 @@ class Builder:
                     owner = _ownership(rootfs, chown) if chown else None
                     if sources:
                         copy_sources(rootfs, sources, dest, owner=owner, chmod=chmod,
-                                     unpack_archives=kw == "add", keyword=kw.upper())  # fmt: skip
+                                     unpack_archives=kw == "add" and unpack, exclude=exclude, keyword=kw.upper())  # fmt: skip
                     for name, content in inline:
                         target = dest + name if dest.endswith("/") else dest
                         write_file(rootfs, target, content, owner, chmod)
@@ -1222,6 +1236,14 @@ def _ownership(rootfs: Path, chown: str) -> Ownership:
     resolved = resolve_user(rootfs, user)
     gid = resolve_group(rootfs, group) if sep and group else resolved.gid
     return Ownership(resolved.uid, gid)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 def _download(url: str, path: Path) -> float | None:

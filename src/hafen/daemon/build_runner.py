@@ -43,7 +43,9 @@ class ContainerStepRunner:
             working_dir=spec.workdir,
             user=spec.user,
         )
-        container = await self.containers.create(None, config, HostConfig(binds=spec.binds))
+        container = await self.containers.create(
+            None, config, HostConfig(binds=spec.binds, network_mode=spec.network)
+        )
         try:
             started(container.id)
             await self.containers.start(container.id)
