@@ -20,9 +20,10 @@ import os
 import posixpath
 import shutil
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from hafen.build.ignore import IgnoreRules
 from hafen.errors import InvalidArgument, NotFound, UnsafePath
@@ -98,8 +99,19 @@ def _glob(root: Path, parts: list[str]) -> list[str]:
     return matches
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def sources_digest(sources: list[Source], exclude: IgnoreRules | None = None) -> str:
-    """A digest of the sources' content and metadata: what the build cache compares."""
+    """A digest of the sources' content and metadata: what the build cache compares.
+
+    ``digest_entries`` computes the same value from a context's tar index.
+    """
     h = hashlib.sha256()
 
     def add(path: Path, rel: str, below: str = "") -> None:
@@ -110,16 +122,111 @@ def sources_digest(sources: list[Source], exclude: IgnoreRules | None = None) ->
         if stat.S_ISLNK(st.st_mode):
             h.update(os.readlink(path).encode() + b"\0")
         elif stat.S_ISREG(st.st_mode):
-            h.update(f"{st.st_size}\0".encode())
-            with open(path, "rb") as f:
-                while chunk := f.read(1024 * 1024):
-                    h.update(chunk)
+            h.update(_file_sha256(path).encode() + b"\0")
         elif stat.S_ISDIR(st.st_mode):
             for entry in sorted(os.scandir(path), key=lambda e: e.name):
                 add(Path(entry.path), f"{rel}/{entry.name}", f"{below}/{entry.name}".lstrip("/"))
 
     for source in sources:
         add(source.path, source.name)
+    return "sha256:" + h.hexdigest()
+
+
+class _Indexed(Protocol):
+    @property
+    def kind(self) -> int: ...
+
+    @property
+    def mode(self) -> int: ...
+
+    @property
+    def digest(self) -> str: ...
+
+
+def expand_names(
+    index: Mapping[str, _Indexed], names: list[str], exclude: IgnoreRules | None
+) -> list[tuple[str, str]] | None:
+    """``find_sources`` on a tar index: (name, path) pairs; None if a symlink is involved."""
+    children: dict[str, list[str]] = {}
+    for rel in index:
+        head, _, base = rel.rpartition("/")
+        children.setdefault(head, []).append(base)
+    found: list[tuple[str, str]] = []
+    for name in names:
+        parts = _clean(name, "build context")
+        for i in range(1, len(parts) + 1):
+            entry = index.get("/".join(parts[:i]))
+            if entry is not None and entry.kind == stat.S_IFLNK:
+                return None
+        if any(_WILDCARD & set(p) for p in parts):
+            matches = [""]
+            for part in parts:
+                nxt: list[str] = []
+                for prefix in matches:
+                    entry = index.get(prefix)
+                    if prefix and (entry is None or entry.kind != stat.S_IFDIR):
+                        continue
+                    for child in sorted(children.get(prefix, [])):
+                        if (
+                            fnmatch.fnmatchcase(child, part)
+                            if _WILDCARD & set(part)
+                            else child == part
+                        ):
+                            path = posixpath.join(prefix, child)
+                            if index[path].kind == stat.S_IFLNK:
+                                return None
+                            nxt.append(path)
+                matches = nxt
+            found.extend((m, m) for m in matches if not (exclude and exclude.excluded(m)))
+            continue
+        rel = "/".join(parts)
+        if rel and rel not in index:
+            raise NotFound(
+                f"file not found in build context or excluded by .dockerignore: stat {name}: "
+                "file does not exist"
+            )
+        found.append((name, rel))
+    if not found:
+        raise InvalidArgument("no source files were specified")
+    return found
+
+
+def digest_entries(
+    index: Mapping[str, _Indexed], found: list[tuple[str, str]], exclude: IgnoreRules | None
+) -> str | None:
+    """``sources_digest`` of ``expand_names`` results, from the index alone."""
+    h = hashlib.sha256()
+    children: dict[str, list[str]] = {}
+    for rel in index:
+        head, _, base = rel.rpartition("/")
+        children.setdefault(head, []).append(base)
+
+    def add(path: str, rel: str, below: str = "") -> bool:
+        if below and exclude and exclude.excluded(below):
+            return True
+        entry = index.get(path)
+        if path == "":
+            kind, mode = stat.S_IFDIR, 0o755
+        elif entry is None:
+            return False
+        else:
+            kind, mode = entry.kind, entry.mode
+        if kind == stat.S_IFLNK:
+            return False  # a symlink inside a source: the files decide
+        h.update(f"{rel}\0{kind}\0{mode}\0".encode())
+        if kind == stat.S_IFREG:
+            assert entry is not None
+            h.update(entry.digest.encode() + b"\0")
+        elif kind == stat.S_IFDIR:
+            for child in sorted(children.get(path, [])):
+                sub = f"{path}/{child}" if path else child
+                if not add(sub, f"{rel}/{child}", f"{below}/{child}".lstrip("/")):
+                    return False
+        return True
+
+    for name, path in found:
+        if not add(path, name):
+            return None
     return "sha256:" + h.hexdigest()
 
 

@@ -27,6 +27,7 @@ import posixpath
 import secrets
 import shutil
 import signal as signals
+import stat
 import tempfile
 import urllib.parse
 import urllib.request
@@ -1117,15 +1118,29 @@ class Builder:
                 names.append(value)
         release: Callable[[], None] | None = None
         try:
-            if from_ref:
-                root, release = await self._source_root(from_ref, stages, results)
-                what = f"stage or image {from_ref}"
-            else:
-                root, what = ctx.root, "build context"
             sources: list[Source] = []
-            if names:
+            source_names: list[str] = []
+            single_dir = False  # Docker's history says dir:<hash> for one directory source
+            digest = ""
+            indexed = None
+            if names and not from_ref:  # the context's index answers without unpacking it
+                indexed = await asyncio.to_thread(self._indexed_sources, ctx, names, exclude)
+            if indexed is not None:
+                found, digest = indexed
+                source_names = [n for n, _ in found]
+                top = ctx.index.get(found[0][1]) if found[0][1] else None
+                single_dir = len(found) == 1 and (top is None or top.kind == stat.S_IFDIR)
+            elif names:
+                if from_ref:
+                    root, release = await self._source_root(from_ref, stages, results)
+                    what = f"stage or image {from_ref}"
+                else:
+                    root, what = await asyncio.to_thread(lambda: ctx.root), "build context"
                 sources = await asyncio.to_thread(find_sources, root, names, what, exclude)
-            count = len(sources) + len(inline) + len(urls)
+                digest = await asyncio.to_thread(sources_digest, sources, exclude)
+                source_names = [s.name for s in sources]
+                single_dir = len(sources) == 1 and sources[0].path.is_dir()
+            count = len(source_names) + len(inline) + len(urls)
             if count > 1 and not dest.endswith("/"):
                 existing = await asyncio.to_thread(self._is_dir_in, state.chain_id, dest)
                 if not existing:
@@ -1133,7 +1148,6 @@ class Builder:
                         f"When using {kw.upper()} with more than one source file, the destination "
                         "must be a directory and end with a /"
                     )
-            digest = await asyncio.to_thread(sources_digest, sources, exclude) if sources else ""
             downloads: list[tuple[str, Path, float | None]] = []
             scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="add-"))
             try:
@@ -1153,10 +1167,8 @@ class Builder:
                         [url, await asyncio.to_thread(sources_digest, [Source("u", path)])]
                     )
                 key = cache_key(state.image_id, kw, from_ref, hashes, dest, chown, chmod_text,
-                                [s.name for s in sources])  # fmt: skip
-                src_kind = (
-                    "dir" if sources and len(sources) == 1 and sources[0].path.is_dir() else "file"
-                )
+                                source_names, _one(flags, "unpack"))  # fmt: skip
+                src_kind = "dir" if single_dir else "file"
                 if count > 1:
                     src_kind = "multi"
                 created_by = (f"/bin/sh -c #(nop) {kw.upper()} {src_kind}:"
@@ -1167,6 +1179,8 @@ class Builder:
 
                 def action(rootfs: Path) -> None:
                     owner = _ownership(rootfs, chown) if chown else None
+                    if names and not sources:  # a cache miss: now the files are needed
+                        sources.extend(find_sources(ctx.root, names, "build context", exclude))
                     if sources:
                         copy_sources(rootfs, sources, dest, owner=owner, chmod=chmod,
                                      unpack_archives=kw == "add" and unpack, exclude=exclude, keyword=kw.upper())  # fmt: skip
@@ -1197,6 +1211,18 @@ class Builder:
         image_id = await self._commit(state, layer, created_by, empty_layer=False, key=key,
                                       parent=parent)  # fmt: skip
         emit(f" ---> {self._short(image_id)}\n")
+
+    @staticmethod
+    def _indexed_sources(
+        ctx: BuildContext, names: list[str], exclude: IgnoreRules | None
+    ) -> tuple[list[tuple[str, str]], str] | None:
+        from hafen.build.copy import digest_entries, expand_names
+
+        found = expand_names(ctx.index, names, exclude)
+        if found is None:
+            return None
+        digest = digest_entries(ctx.index, found, exclude)
+        return None if digest is None else (found, digest)
 
     def _empty_layer(self) -> tuple[str, int]:
         import io

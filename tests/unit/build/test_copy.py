@@ -1,0 +1,97 @@
+"""COPY/ADD helpers: destinations, source lookup, and cache digests from the index or the files."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from hafen.build.context import open_context
+from hafen.build.copy import destination, find_sources, sources_digest
+from hafen.build.ignore import IgnoreRules
+from hafen.errors import InvalidArgument, NotFound, UnsafePath
+
+
+@pytest.mark.parametrize(
+    ("dest", "workdir", "want"),
+    [
+        ("/abs", "/w", "/abs"),
+        ("rel", "/w", "/w/rel"),
+        ("rel/", "/w", "/w/rel/"),
+        (".", "/w", "/w/"),
+        ("./", "", "/"),
+        ("../up", "/w/x", "/w/up"),
+    ],
+)
+def test_destination(dest: str, workdir: str, want: str) -> None:
+    assert destination(dest, workdir) == want
+
+
+def _context_tar() -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+
+        def add(name: str, data: bytes | None = None, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1_700_000_000
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+            else:
+                info.size, info.mode = len(data), mode
+                archive.addfile(info, io.BytesIO(data))
+
+        add("Dockerfile", b"FROM x\n")
+        add("dir")
+        add("dir/a.txt", b"a")
+        add("dir/b.log", b"b", 0o600)
+        add("dir/sub")
+        add("dir/sub/c.txt", b"c", 0o755)
+        add("top1.txt", b"1")
+        add("top2.txt", b"2")
+    buf.seek(0)
+    return buf
+
+
+@pytest.mark.parametrize(
+    ("names", "exclude"),
+    [(["dir"], None), (["*.txt"], None), (["dir", "top1.txt"], None), (["dir"], ["*.log"]),
+     (["./dir/sub"], None), (["dir/*/c.txt"], None)],
+)  # fmt: skip
+def test_index_digest_equals_the_files_digest(tmp_path: Path, names: list[str],
+                                              exclude: list[str] | None) -> None:  # fmt: skip
+    ctx = open_context(_context_tar(), tmp_path)
+    try:
+        rules = IgnoreRules(exclude) if exclude else None
+        from_index = ctx.sources_digest(names, rules)
+        assert from_index is not None
+        assert not any(p.name.startswith("context-") and p.is_dir() for p in tmp_path.iterdir())
+        from_files = sources_digest(find_sources(ctx.root, names, exclude=rules), rules)
+        assert from_index == from_files
+    finally:
+        ctx.close()
+
+
+def test_digest_changes_with_content_and_mode(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_text("one")
+    first = sources_digest(find_sources(root, ["d"]))
+    (root / "d" / "f").write_text("two")
+    second = sources_digest(find_sources(root, ["d"]))
+    os.chmod(root / "d" / "f", 0o700)
+    third = sources_digest(find_sources(root, ["d"]))
+    assert len({first, second, third}) == 3
+
+
+def test_source_errors(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("x")
+    with pytest.raises(UnsafePath, match="outside the build context"):
+        find_sources(tmp_path, ["../etc/passwd"])
+    with pytest.raises(NotFound, match="file not found in build context"):
+        find_sources(tmp_path, ["missing"])
+    with pytest.raises(InvalidArgument, match="no source files were specified"):
+        find_sources(tmp_path, ["*.none"])
