@@ -20,10 +20,11 @@ import os
 import posixpath
 import shutil
 import stat
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from hafen.build.ignore import IgnoreRules
 from hafen.errors import InvalidArgument, NotFound, UnsafePath
@@ -386,3 +387,121 @@ def write_file(
         f.write(content)
     os.lchown(target, own.uid, own.gid)
     os.chmod(target, chmod if chmod is not None else 0o644)
+
+
+class _TarIndexed(_Indexed, Protocol):
+    @property
+    def offset(self) -> int: ...
+
+
+def copy_from_tar(
+    tar_path: Path,
+    index: Mapping[str, _TarIndexed],
+    found: list[tuple[str, str]],
+    rootfs: Path,
+    dest: str,
+    *,
+    owner: Ownership | None,
+    chmod: int | None,
+    exclude: IgnoreRules | None,
+) -> bool:
+    """COPY straight from the context tar into ``rootfs``: the same result as ``copy_sources``
+    on the unpacked context, without unpacking it first. False (nothing written) when the
+    sources hold hard links, which need the files."""
+    from hafen.build.context import _PaddedTar
+    from hafen.store.archive import _clean_parts
+
+    own = owner or Ownership()
+    dest_parts = _clean(dest, "image")
+    dest_is_dir = (
+        not dest_parts
+        or dest.endswith("/")
+        or resolve_in_root(rootfs, dest_parts, follow_last=True).is_dir()
+    )
+
+    def under(prefix: str, rel: str) -> bool:
+        return not prefix or rel.startswith(prefix + "/")
+
+    for _, rel in found:
+        for path, item in index.items():
+            if item.kind == stat.S_IFREG and item.offset == 0 and (path == rel or under(rel, path)):
+                return False  # a hard link: its data lives in another member
+    dir_map: list[tuple[str, Path]] = []
+    file_map: dict[str, Path] = {}
+    for name, rel in found:
+        entry = index.get(rel) if rel else None
+        if entry is None or entry.kind == stat.S_IFDIR:
+            dir_map.append((rel, _mkdirs(rootfs, dest_parts, own)))
+        elif dest_is_dir:
+            directory = _mkdirs(rootfs, dest_parts, own)
+            file_map[rel] = directory / posixpath.basename(name.rstrip("/"))
+        else:
+            file_map[rel] = _mkdirs(rootfs, dest_parts[:-1], own) / dest_parts[-1]
+    created: dict[Path, None] = {}
+    dir_times: list[tuple[Path, int]] = []
+
+    def ensure_dir(path: Path, mode: int) -> None:
+        if not (path.is_dir() and not path.is_symlink()):
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.mkdir(path)
+        os.lchown(path, own.uid, own.gid)
+        os.chmod(path, chmod if chmod is not None else mode)
+
+    def ensure_parents(top: Path, sub_parts: list[str]) -> Path:
+        current = top
+        for part in sub_parts:
+            current = current / part
+            if current not in created:
+                ensure_dir(current, 0o755)
+                created[current] = None
+        return current
+
+    def write(member: tarfile.TarInfo, archive: tarfile.TarFile, target: Path) -> None:
+        if os.path.lexists(target):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                os.unlink(target)
+        source = archive.extractfile(member)
+        assert source is not None
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+        os.lchown(target, own.uid, own.gid)
+        os.chmod(target, chmod if chmod is not None else stat.S_IMODE(member.mode))
+        os.utime(target, (member.mtime, member.mtime))
+
+    with open(tar_path, "rb") as f:
+        archive = tarfile.open(fileobj=cast(BinaryIO, _PaddedTar(f)), mode="r|")  # noqa: SIM115
+        try:
+            for member in archive:
+                parts = _clean_parts(member.name)
+                rel = "/".join(parts)
+                if not parts or rel not in index:
+                    continue  # left out by .dockerignore
+                if rel in file_map:
+                    if member.isreg():
+                        write(member, archive, file_map[rel])
+                    continue
+                for prefix, top in dir_map:
+                    if not under(prefix, rel) or rel == prefix:
+                        continue
+                    sub = rel[len(prefix) + 1 :] if prefix else rel
+                    if exclude is not None and exclude.excluded(sub):
+                        break
+                    sub_parts = sub.split("/")
+                    parent = ensure_parents(top, sub_parts[:-1])
+                    target = parent / sub_parts[-1]
+                    if member.isdir():
+                        ensure_dir(target, stat.S_IMODE(member.mode))
+                        created[target] = None
+                        dir_times.append((target, int(member.mtime)))
+                    elif member.isreg():
+                        write(member, archive, target)
+                    break
+        finally:
+            archive.close()
+    for made, mtime in reversed(dir_times):
+        os.utime(made, (mtime, mtime), follow_symlinks=False)
+    return True

@@ -42,6 +42,7 @@ from hafen.build.context import BuildContext
 from hafen.build.copy import (
     Ownership,
     Source,
+    copy_from_tar,
     copy_sources,
     destination,
     find_sources,
@@ -1024,11 +1025,36 @@ class Builder:
 
             if not changes(self.snapshotter, key):
                 return None
-            return self._export(key)
+            layer = self._export(key)
+            self._commit_snapshot(key, chain, layer)
+            return layer
         finally:
             self.snapshotter.remove(key)
             with contextlib.suppress(OSError):
                 os.rmdir(target)
+
+    def _commit_snapshot(self, key: str, parent_chain: str | None, layer: tuple[str, int]) -> None:
+        """Make the written snapshot the layer itself, so storing the image unpacks nothing.
+
+        The layer's row goes in first (as the image store would write it), so the image
+        records the layer's real size; an image that never comes leaves a row that layer GC
+        collects.
+        """
+        diff_id, size = layer
+        chain = (
+            diff_id
+            if parent_chain is None
+            else "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
+        )
+        if self.snapshotter.has_layer(chain):
+            return
+        with self.images.metadata.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, blob, size) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (chain, diff_id, parent_chain, diff_id, size),
+            )
+        self.snapshotter.commit(key, chain)
 
     async def _workdir(self, run: _StageRun, path: str, emit: Emit) -> None:
         state = run.state
@@ -1179,7 +1205,27 @@ class Builder:
 
                 def action(rootfs: Path) -> None:
                     owner = _ownership(rootfs, chown) if chown else None
-                    if names and not sources:  # a cache miss: now the files are needed
+                    # a cache miss: now the files are needed, straight from the tar if it can
+                    direct = (
+                        bool(names)
+                        and not sources
+                        and indexed is not None
+                        and ctx.tar_path is not None
+                        and kw == "copy"
+                    )
+                    if direct:
+                        assert indexed is not None and ctx.tar_path is not None
+                        direct = copy_from_tar(
+                            ctx.tar_path,
+                            ctx.index,
+                            indexed[0],
+                            rootfs,
+                            dest,
+                            owner=owner,
+                            chmod=chmod,
+                            exclude=exclude,
+                        )
+                    if names and not sources and not direct:
                         sources.extend(find_sources(ctx.root, names, "build context", exclude))
                     if sources:
                         copy_sources(rootfs, sources, dest, owner=owner, chmod=chmod,

@@ -184,3 +184,28 @@ def test_unchanged_snapshot_has_no_changes(snap: Snap) -> None:
     out = io.BytesIO()
     export_changes(snap, "idle", out)
     assert _members(out.getvalue()) == {}
+
+
+def test_commit_turns_the_snapshot_into_the_layer_its_tar_describes(
+    changed: Snap, tmp_path: Path
+) -> None:
+    layer = io.BytesIO()
+    stats = export_changes(changed, "c1", layer, exclude=_exclude)
+    top = chain_ids([BASE, stats.diff_id])[1]
+    # the excluded file must go first: a committed layer holds exactly the exported changes
+    (changed.upper_dir("c1") / "skip-me").unlink()
+    changed.commit("c1", top)
+    assert changed.has_layer(top)
+    changed.prepare("check", top)
+    target = tmp_path / "check"
+    target.mkdir()
+    changed.mount("check", target)
+    try:
+        tree = {str(p.relative_to(target)) for p in target.rglob("*")}
+        assert tree == {
+            "etc", "etc/keep", "etc/edit", "etc/new", "etc/hard", "etc/link", "etc/sub",
+            "etc/sub/deep", "var", "opt", "opt/fresh",
+        }  # fmt: skip
+    finally:
+        changed.unmount(target)
+    changed.remove("c1")  # what is left of the used-up snapshot goes quietly

@@ -66,6 +66,32 @@ class OverlaySnapshotter:
             os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
         return stats
 
+    def commit(self, key: str, chain_id: str) -> None:
+        """Turn an unmounted writable snapshot into the committed layer ``chain_id``.
+
+        The caller vouches that ``chain_id`` is its parent's chain plus the DiffID of
+        exactly this snapshot's changes (it exported them first). Overlay's upper dir *is*
+        the diff, so this is a rename, not a copy.
+        """
+        active = self._active(key)
+        if not (active / "upper").is_dir():
+            raise NotFound(f"snapshot {key} does not exist")
+        if self.has_layer(chain_id):
+            return
+        staging = staging_dir(self.root / "layers")
+        try:
+            os.rename(active / "upper", staging / "diff")
+            parent = self.parent(key)
+            if parent is not None:
+                (staging / "parent").write_text(parent)
+            publish(staging, self._layer(chain_id))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        link = self._short_link(chain_id)
+        if not link.is_symlink():
+            os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
+
     def remove_layer(self, chain_id: str) -> None:
         self._short_link(chain_id).unlink(missing_ok=True)
         shutil.rmtree(self._layer(chain_id), ignore_errors=True)

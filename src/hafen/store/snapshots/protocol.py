@@ -9,7 +9,9 @@ Lifecycle:
 2. ``prepare(key, parent_chain_id)`` makes a writable snapshot (a container's rootfs)
    over a committed chain (``None`` for an empty root).
 3. ``mount(key, target)`` / ``unmount(target)`` expose it as a directory tree.
-4. ``remove(key)`` deletes an unmounted snapshot; ``remove_layer(chain_id)`` a layer
+4. ``commit(key, chain_id)`` turns an unmounted snapshot into a committed layer (the
+   caller exported its changes and knows their DiffID); the snapshot is used up.
+5. ``remove(key)`` deletes an unmounted snapshot; ``remove_layer(chain_id)`` a layer
    that no image and no snapshot uses any more (the caller tracks references).
 """
 
@@ -27,6 +29,8 @@ class Snapshotter(Protocol):
     def has_layer(self, chain_id: str) -> bool: ...
 
     def apply_layer(self, chain_id: str, parent: str | None, stream: BinaryIO) -> LayerStats: ...
+
+    def commit(self, key: str, chain_id: str) -> None: ...
 
     def remove_layer(self, chain_id: str) -> None: ...
 

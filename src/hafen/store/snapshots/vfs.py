@@ -7,6 +7,7 @@ mount. Layout: ``layers/<chain hex>/fs`` (the whole tree up to that layer) and
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,6 +64,25 @@ class VfsSnapshotter:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return stats
+
+    def commit(self, key: str, chain_id: str) -> None:
+        """Turn an unmounted writable snapshot into the committed layer ``chain_id``.
+
+        The caller vouches that ``chain_id`` is its parent's chain plus the DiffID of this
+        snapshot's changes. A vfs snapshot already holds the whole tree: a rename.
+        """
+        fs = self._active(key) / "fs"
+        if not fs.is_dir():
+            raise NotFound(f"snapshot {key} does not exist")
+        if self.has_layer(chain_id):
+            return
+        staging = staging_dir(self.root / "layers")
+        try:
+            os.rename(fs, staging / "fs")
+            publish(staging, self._layer(chain_id))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def remove_layer(self, chain_id: str) -> None:
         shutil.rmtree(self._layer(chain_id), ignore_errors=True)
