@@ -10,6 +10,8 @@ transport over with a protocol of our own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +21,7 @@ class HijackedStream(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        self._ssl_protocol: Any = None
         self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -28,8 +31,10 @@ class HijackedStream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._incoming.put_nowait(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> bool | None:
         self._incoming.put_nowait(b"")
+        if self._ssl_protocol is not None:
+            return None  # (asyncio warns about True over TLS; keep_half_open_over_tls acts)
         return True  # keep our half open: output may still flow after stdin ends
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -54,7 +59,24 @@ class HijackedStream(asyncio.Protocol):
         self.transport.write(data)
         await self._can_write.wait()
 
+    def keep_half_open_over_tls(self) -> None:
+        """Let output flow after a TLS client's close_notify (its stdin EOF).
+
+        asyncio's SSL transport shuts the whole connection down when the peer sends
+        close_notify, ignoring ``eof_received``'s wish to stay open; docker clients send
+        it as soon as they have no stdin to forward. Until we close, that shutdown is
+        deferred (TLS lets us keep writing after the peer's close_notify).
+        """
+        proto = getattr(self.transport, "_ssl_protocol", None)
+        if proto is not None and callable(getattr(proto, "_start_shutdown", None)):
+            self._ssl_protocol = proto
+            proto._start_shutdown = lambda: None
+
     def close(self) -> None:
+        if self._ssl_protocol is not None:
+            with contextlib.suppress(AttributeError):
+                del self._ssl_protocol._start_shutdown  # the class's own again
+            self._ssl_protocol = None
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -73,6 +95,7 @@ async def hijack(
     transport = request.transport
     assert transport is not None
     stream = HijackedStream(transport)
+    stream.keep_half_open_over_tls()
     transport.set_protocol(stream)
     if transport.is_reading() is False:  # aiohttp may have paused reading under back-pressure
         transport.resume_reading()

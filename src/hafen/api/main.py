@@ -2,6 +2,12 @@
 
 The entry point lives here, above ``daemon/``, because serving the API is what starts
 the daemon; ``daemon/`` itself knows nothing about HTTP.
+
+Listening: a unix socket is ``0660 root:hafen`` (the group is created when missing), as
+dockerd's is ``root:docker``. ``-H tcp://ADDR:PORT`` is served only with mutual TLS
+(``--tlsverify --tlscacert --tlscert --tlskey``: clients must present a certificate
+signed by that CA), because the API is root on the host; a plain TCP socket is refused
+unless ``--insecure-tcp`` forces it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -38,7 +46,61 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-l", "--log-level", help="debug, info, warn, error")
     p.add_argument("-v", "--version", action="store_true")
+    p.add_argument("--tlsverify", action="store_true", help="serve TCP with mutual TLS")
+    p.add_argument("--tls", action="store_true", help="implied by --tlsverify")
+    p.add_argument("--tlscacert", help="trust client certificates signed by this CA")
+    p.add_argument("--tlscert", help="the server's certificate")
+    p.add_argument("--tlskey", help="the server's key")
+    p.add_argument(
+        "--insecure-tcp",
+        action="store_true",
+        help="serve tcp:// hosts without TLS (anyone who reaches the port is root)",
+    )
     return p.parse_args(argv)
+
+
+@dataclass
+class TLSOptions:
+    verify: bool = False
+    cacert: str = ""
+    cert: str = ""
+    key: str = ""
+    insecure_tcp: bool = False
+
+
+def _tcp_address(host: str) -> tuple[str, int] | None:
+    """(host, port) of a ``tcp://`` address; None for anything else."""
+    if not host.startswith("tcp://"):
+        return None
+    rest = host[len("tcp://") :].rstrip("/")
+    addr, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidConfig(f"invalid host address {host!r}: expected tcp://ADDRESS:PORT")
+    return addr.strip("[]") or "0.0.0.0", int(port)
+
+
+def ssl_context(tls: TLSOptions) -> ssl.SSLContext:
+    """The server context for mutual TLS: our certificate, client certificates required."""
+    missing = [
+        flag
+        for flag, value in (
+            ("--tlscacert", tls.cacert),
+            ("--tlscert", tls.cert),
+            ("--tlskey", tls.key),
+        )
+        if not value
+    ]
+    if missing:
+        raise InvalidConfig(f"--tlsverify needs {', '.join(missing)}")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(tls.cert, tls.key)
+        ctx.load_verify_locations(tls.cacert)
+    except (OSError, ssl.SSLError) as e:
+        raise InvalidConfig(f"cannot load the TLS certificates: {e}") from e
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 def _unix_path(host: str) -> str:
@@ -70,29 +132,63 @@ def _claim_socket(path: str) -> None:
     raise InvalidConfig(f"another daemon is already listening on {path}")
 
 
-def _secure_socket(path: str, group: str) -> None:
-    gid = 0
+def ensure_group(group: str) -> int:
+    """The gid of ``group``, creating it (a system group) when it is missing; 0 if we cannot."""
     with contextlib.suppress(KeyError):
-        gid = grp.getgrnam(group).gr_gid
+        return grp.getgrnam(group).gr_gid
+    if os.geteuid() == 0 and group:
+        import subprocess
+
+        result = subprocess.run(
+            ["groupadd", "--system", group], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            log.info("created the group %s for the API socket", group)
+        else:
+            log.warning("cannot create the group %s: %s", group, result.stderr.strip())
+    with contextlib.suppress(KeyError):
+        return grp.getgrnam(group).gr_gid
+    return 0
+
+
+def _secure_socket(path: str, gid: int) -> None:
     os.chown(path, 0, gid)
     os.chmod(path, 0o660)
 
 
-async def serve(config: DaemonConfig) -> None:
+async def serve(config: DaemonConfig, tls: TLSOptions | None = None) -> None:
     from hafen.api.app import build_app
     from hafen.daemon.daemon import Daemon
 
-    paths = [_unix_path(h) for h in config.hosts]
+    tls = tls or TLSOptions()
+    tcp = [a for a in (_tcp_address(h) for h in config.hosts) if a is not None]
+    paths = [_unix_path(h) for h in config.hosts if not h.startswith("tcp://")]
+    context: ssl.SSLContext | None = None
+    if tcp:
+        if tls.verify:
+            context = ssl_context(tls)
+        elif not tls.insecure_tcp:
+            raise InvalidConfig(
+                "refusing to serve tcp:// without --tlsverify: anyone who can reach the port "
+                "would be root on this host (--insecure-tcp forces it)"
+            )
     for path in paths:
         _claim_socket(path)
     daemon = Daemon(config)
     await daemon.start()
     runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False)
     await runner.setup()
+    gid = ensure_group(config.group) if paths else 0
     for path in paths:
         await web.UnixSite(runner, path).start()
-        _secure_socket(path, config.group)
+        _secure_socket(path, gid)
         log.info("API listening on unix://%s", path)
+    for address, port in tcp:
+        await web.TCPSite(runner, address, port, ssl_context=context).start()
+        if context is None:
+            log.warning("API listening on tcp://%s:%d WITHOUT TLS (--insecure-tcp)", address, port)
+        else:
+            log.info("API listening on tcp://%s:%d (mutual TLS)", address, port)
     pidfile = config.exec_root / "hafend.pid"
     pidfile.write_text(f"{os.getpid()}\n")
     stop = asyncio.Event()
@@ -135,7 +231,18 @@ def main(argv: list[str] | None = None) -> None:
                 "debug": args.debug,
             },
         )
-        asyncio.run(serve(config))
+        tls = TLSOptions(
+            verify=bool(args.tlsverify),
+            cacert=args.tlscacert or "",
+            cert=args.tlscert or "",
+            key=args.tlskey or "",
+            insecure_tcp=bool(args.insecure_tcp),
+        )
+        if args.tls and not args.tlsverify:
+            raise InvalidConfig(
+                "--tls without --tlsverify would accept any client: use --tlsverify"
+            )
+        asyncio.run(serve(config, tls))
     except HafenError as e:
         print(f"hafend: {e.message}", file=sys.stderr)
         sys.exit(1)
