@@ -28,7 +28,7 @@ from hafen.api.hijack import HijackedStream, hijack
 from hafen.containers.logs import LogQuery, LogRecord, parse_rfc3339, read_logs
 from hafen.containers.model import Container
 from hafen.containers.service import AttachRequest
-from hafen.errors import InvalidArgument
+from hafen.errors import HafenError, InvalidArgument
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -57,7 +57,10 @@ def parse_filters(request: web.Request) -> dict[str, list[str]]:
     return out
 
 
-def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
+def _matches(
+    c: Container, filters: dict[str, list[str]], bounds: dict[str, Container] | None = None
+) -> bool:
+    bounds = bounds or {}
     for key, values in filters.items():
         if key == "id":
             if not any(c.id.startswith(v) for v in values):
@@ -80,6 +83,26 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
             status = (c.state.health or {}).get("Status") or "none"
             if status not in values:
                 return False
+        elif key in ("before", "since"):
+            other = bounds[key]
+            if key == "before" and not c.created < other.created:
+                return False
+            if key == "since" and not c.created > other.created:
+                return False
+        elif key == "volume":
+            if not any(
+                v in (m.name, m.source, m.destination) for m in c.mount_points for v in values
+            ):
+                return False
+        elif key == "network":
+            names = {c.host_config.network_mode}
+            for net_id, req in c.networks.items():
+                names |= {net_id, net_id[:12], req.network_name}
+            if not any(v in names for v in values):
+                return False
+        elif key == "is-task":
+            if any(v.lower() == "true" for v in values):
+                return False  # no swarm tasks here
         elif key == "ancestor":
             if not any(
                 v in (c.image_ref, c.image_id) or c.image_id.startswith("sha256:" + v)
@@ -99,10 +122,28 @@ async def list_containers(request: web.Request) -> web.Response:
     items = d.containers.list(
         all=show_all or limit > 0 or "status" in filters or "exited" in filters
     )
-    items = [c for c in items if _matches(c, filters)]
+    bounds = {
+        key: d.containers.get(filters[key][-1]) for key in ("before", "since") if filters.get(key)
+    }
+    items = [c for c in items if _matches(c, filters, bounds)]
     if limit > 0:
         items = items[:limit]
-    return web.json_response([container_summary(c) for c in items])
+    out = [container_summary(c) for c in items]
+    if query_bool(request, "size"):
+
+        def sizes() -> list[tuple[int, int]]:
+            result = []
+            for c in items:
+                rw = d.containers.size_rw(c)
+                image_size = 0
+                with contextlib.suppress(HafenError):
+                    image_size = d.images.resolve(c.image_id).size
+                result.append((rw, rw + image_size))
+            return result
+
+        for item, (rw, root) in zip(out, await asyncio.to_thread(sizes), strict=True):
+            item["SizeRw"], item["SizeRootFs"] = rw, root
+    return web.json_response(out)
 
 
 async def create(request: web.Request) -> web.Response:

@@ -55,6 +55,16 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "wait",
         "Block until one or more containers stop, then print their exit codes",
     ),
+    "attach": (
+        "hafen.cli.commands.attach",
+        "attach",
+        "Attach local standard input, output, and error streams to a running container",
+    ),
+    "port": (
+        "hafen.cli.commands.attach",
+        "port",
+        "List port mappings or a specific mapping for the container",
+    ),
     "cp": (
         "hafen.cli.commands.cp",
         "cp",

@@ -659,6 +659,10 @@ def _add_exec() -> None:
     from hafen.cli.commands.disk import container_prune
 
     container_group.add_command(container_prune)
+    from hafen.cli.commands.attach import attach, port
+
+    container_group.add_command(attach)
+    container_group.add_command(port)
 
 
 _add_exec()
