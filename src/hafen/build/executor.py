@@ -31,7 +31,7 @@ import stat
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -106,6 +106,10 @@ class StepRun(Protocol):
     container_id: str
 
     async def release(self) -> None: ...
+
+
+Puller = Callable[[str, Emit], Awaitable[None]]
+"""Pulls an image reference into the image store, reporting progress as text lines."""
 
 
 class StepRunner(Protocol):
@@ -226,7 +230,9 @@ class Builder:
         content: ContentStore,
         cache: BuildCache,
         work_dir: Path,
+        puller: Puller | None = None,
     ) -> None:
+        self.puller = puller
         self.images = images
         self.runner = runner
         self.snapshotter = snapshotter
@@ -360,7 +366,7 @@ class Builder:
     async def build(self, ctx: BuildContext, opts: BuildOptions, emit: Emit) -> str:
         """Build and tag; the final image ID. Raises ``BuildFailed``/``HafenError`` on failure."""
         job = Builder(self.images, self.runner, self.snapshotter, self.content, self.cache,
-                      self.work_dir)  # fmt: skip
+                      self.work_dir, self.puller)  # fmt: skip
         job._opts = opts  # each build gets its own step counter, options and escape char
         return await job._build(ctx, opts, emit)
 
@@ -494,15 +500,18 @@ class Builder:
             emit(" ---> \n")
             return ImageState.scratch()
         image = await asyncio.to_thread(self.images.find, base)
-        if opts.pull:
-            emit(
-                f"--pull: hafen has no registry to pull {base} from here; "
-                + ("using the local image\n" if image else "and it is not present locally\n")
-            )
-        if image is None:
-            raise ImageNotFound(
-                f"{base} (hafen cannot pull it: build it, load it or bootstrap it first)"
-            )
+        if opts.pull or image is None:
+            # as dockerd: a missing base is pulled; --pull pulls even a present one, and a
+            # failed pull fails the build (no silent fallback to a stale local image)
+            if self.puller is None:
+                raise ImageNotFound(f"{base} (this daemon cannot pull images)")
+            try:
+                await self.puller(base, emit)
+            except HafenError as e:
+                raise type(e)(f"failed to pull {base} for FROM: {e.message}") from None
+            image = await asyncio.to_thread(self.images.find, base)
+            if image is None:
+                raise ImageNotFound(base)
         if (
             stage.platform
             and stage.platform.split("/")[1:2]

@@ -65,3 +65,33 @@ class ContainerStepRunner:
             raise
         return _Finished(int(state.exit_code or 0), container.snapshot_key, container.id,
                          self.containers)  # fmt: skip
+
+
+class RegistryPuller:
+    """FROM of an image that is not here (or ``--pull``): an ordinary pull, its progress
+    shown as the build's text lines."""
+
+    def __init__(self, distribution: Any, images: Any) -> None:
+        self.distribution = distribution
+        self.images = images
+
+    async def __call__(self, ref: str, emit: Emit) -> None:
+        from hafen.distribution.credentials import Credentials
+        from hafen.distribution.manifests import host_platform
+        from hafen.images.progress import ProgressEvent
+        from hafen.images.pull import pull_image
+        from hafen.images.reference import parse_reference
+
+        reference = parse_reference(ref)
+
+        def show(event: ProgressEvent) -> None:
+            if event.current is None and event.aux is None:
+                emit(f"{event.id}: {event.status}\n" if event.id else f"{event.status}\n")
+
+        async with self.distribution.client(
+            reference.domain, reference.path, Credentials()
+        ) as client:
+            await pull_image(
+                client, self.images, reference, host_platform(), show,
+                max_downloads=self.distribution.config.max_concurrent_downloads,
+            )  # fmt: skip

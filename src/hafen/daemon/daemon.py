@@ -17,7 +17,7 @@ from hafen.build.cache import BuildCache
 from hafen.build.executor import Builder
 from hafen.containers import logopts
 from hafen.containers.service import ContainerService, ServiceOptions
-from hafen.daemon.build_runner import ContainerStepRunner
+from hafen.daemon.build_runner import ContainerStepRunner, RegistryPuller
 from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
 from hafen.daemon.events import EventBus
 from hafen.distribution.hosts import RegistryConfig
@@ -96,6 +96,7 @@ class Daemon:
             self.content,
             self.build_cache,
             config.data_root / "build",
+            RegistryPuller(self.distribution, self.images),
         )
         self.networks.set_users(self.containers.network_users)
 

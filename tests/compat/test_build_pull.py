@@ -1,0 +1,41 @@
+"""FROM pulls a missing base image (and --pull a present one) from Debian's docker-registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.compat.registries import REGISTRY, DockerRegistry, free_port
+from tests.conftest import Hafend
+
+pytestmark = pytest.mark.skipif(
+    not Path(REGISTRY).exists(), reason="Debian's docker-registry is not installed"
+)
+
+
+def test_from_pulls_a_missing_base_and_pull_refreshes(
+    hafend: Hafend, empty_hafend: Hafend, open_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    base = f"{open_registry.host}/buildbase/busybox:v1"
+    hafend.cli("tag", "busybox:latest", base)
+    hafend.cli("push", base)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN echo pulled-base > /marker\n")
+    out = empty_hafend.cli("build", "--progress", "plain", "-t", "from-pull", str(ctx)).stdout
+    assert "Pulling from buildbase/busybox" in out
+    assert empty_hafend.cli("run", "--rm", "from-pull", "cat", "/marker").stdout == "pulled-base\n"
+    again = empty_hafend.cli("build", "--pull", "--progress", "plain", str(ctx)).stdout
+    assert "Image is up to date" in again or "Pulling from" in again
+    assert "Using cache" in again  # same base after the pull: the steps stay cached
+    hafend.cli("rmi", base)
+
+
+def test_unpullable_base_fails_clearly(empty_hafend: Hafend, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM 127.0.0.1:{free_port()}/nothing/here:v1\n")
+    result = empty_hafend.cli("build", str(ctx), check=False)
+    assert result.returncode != 0
+    assert "failed to pull 127.0.0.1:" in result.stderr
