@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import io
 import json
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Hafend
+from tests.conftest import HAFEN, Hafend
 
 
 def ctx_dir(root: Path, dockerfile: str, files: dict[str, str | bytes] | None = None) -> Path:
@@ -225,3 +226,30 @@ def test_copy_exclude_and_add_checksum(hafend: Hafend, tmp_path: Path) -> None:
         "./a.txt\n./sub/keep\npinned"
     )
     assert result.returncode != 0 and "digest mismatch" in result.stderr
+
+
+def test_restart_sweeps_what_an_interrupted_build_left(
+    fresh_hafend: Hafend, tmp_path: Path
+) -> None:
+    ctx = ctx_dir(tmp_path / "c", "FROM busybox\nRUN sleep 30\n")
+    proc = subprocess.Popen(
+        [HAFEN, "-H", fresh_hafend.host, "build", "--progress", "plain", str(ctx)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Running in" in line:
+                break
+        work = fresh_hafend.data_root / "build"
+        assert any(p.name.startswith("context-") for p in work.iterdir())
+        fresh_hafend.kill()  # the daemon dies mid-build
+    finally:
+        proc.kill()
+        proc.wait()
+    fresh_hafend.start()
+    leftovers = [p.name for p in (fresh_hafend.data_root / "build").iterdir()]
+    assert leftovers == ["cache-mounts"]
+    active = fresh_hafend.data_root / "snapshots" / "overlay" / "active"
+    if active.exists():
+        assert not [p for p in active.iterdir() if p.name.startswith("build-")]

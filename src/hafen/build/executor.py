@@ -242,6 +242,26 @@ class Builder:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "cache-mounts").mkdir(exist_ok=True)
 
+    def sweep(self) -> None:
+        """Remove what a build interrupted by a crash left: its mounts, scratch dirs and
+        snapshots (daemon start-up, before any build; the cache mounts are kept)."""
+        for entry in self.work_dir.iterdir():
+            if entry.name == "cache-mounts":
+                continue
+            if entry.name.startswith("mnt-") and os.path.ismount(entry):
+                with contextlib.suppress(OSError, HafenError):
+                    self.snapshotter.unmount(entry)
+                if os.path.ismount(entry):
+                    continue  # never delete through a mount
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        for key in self.snapshotter.active_keys():
+            if key.startswith("build-"):
+                with contextlib.suppress(OSError, HafenError):
+                    self.snapshotter.remove(key)
+
     # ------------------------------------------------------------------ prune
 
     async def prune(self, in_use: Callable[[str], list[Any]] | None = None) -> PruneResult:

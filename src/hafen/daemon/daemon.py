@@ -98,6 +98,7 @@ class Daemon:
             config.data_root / "build",
             RegistryPuller(self.distribution, self.images),
         )
+        self.builder.sweep()
         self.networks.set_users(self.containers.network_users)
 
     @property

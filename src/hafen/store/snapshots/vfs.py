@@ -65,6 +65,12 @@ class VfsSnapshotter:
             raise
         return stats
 
+    def active_keys(self) -> list[str]:
+        """The writable snapshots that exist (to find what a crash left behind)."""
+        return sorted(
+            e.name for e in (self.root / "active").iterdir() if not e.name.startswith(".")
+        )
+
     def commit(self, key: str, chain_id: str) -> None:
         """Turn an unmounted writable snapshot into the committed layer ``chain_id``.
 
