@@ -206,3 +206,29 @@ def test_docker_cli_login_push_pull_through_hafend(
     assert docker(empty_hafend, tmp_path, "run", "--rm", target, "echo", "ok").stdout == "ok\n"
     docker(empty_hafend, tmp_path, "rmi", target)
     docker(hafend, tmp_path, "rmi", target)
+
+
+def test_registry_mirror_serves_docker_hub_names(
+    hafend: Hafend, open_registry: DockerRegistry, tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """With registry-mirrors in daemon.json, `pull busybox` (docker.io/library/busybox)
+    comes from the mirror (Docker Hub itself is unreachable here)."""
+    mirror_ref = f"{open_registry.host}/library/busybox:latest"
+    run_hafen(hafend, tmp_path, "tag", "busybox", mirror_ref)
+    digest = _pushed_digest(run_hafen(hafend, tmp_path, "push", mirror_ref).stdout, "latest")
+    run_hafen(hafend, tmp_path, "rmi", mirror_ref)
+    mirrored = Hafend(tmp_path_factory.mktemp("hafend-mirror"))
+    mirrored.root.mkdir(parents=True, exist_ok=True)
+    (mirrored.root / "daemon.json").write_text(
+        json.dumps({"registry-mirrors": [f"http://{open_registry.host}"]})
+    )
+    try:
+        mirrored.start()
+        pulled = run_hafen(mirrored, tmp_path, "pull", "busybox").stdout
+        assert f"Digest: {digest}" in pulled
+        assert "Status: Downloaded newer image for busybox:latest" in pulled
+        ran = run_hafen(mirrored, tmp_path, "run", "--rm", "busybox", "echo", "mirrored")
+        assert ran.stdout == "mirrored\n"
+    finally:
+        mirrored.cleanup()

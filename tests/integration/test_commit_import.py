@@ -100,3 +100,20 @@ def test_export_then_import_gives_the_same_files(hafend: Hafend, tmp_path: Path)
     finally:
         hafend.cli("rm", "-f", "to-export", check=False)
         hafend.cli("rmi", "exported:v1", check=False)
+
+
+def test_commit_of_a_running_container_pauses_it_and_lets_it_go_on(hafend: Hafend) -> None:
+    hafend.cli("run", "-d", "--name", "live-commit", "busybox", "sh", "-c",
+               "echo live > /live; sleep 300")  # fmt: skip
+    try:
+        for _ in range(50):
+            if hafend.cli("diff", "live-commit").stdout:
+                break
+        hafend.cli("commit", "live-commit", "livecommit:v1")
+        state = json.loads(hafend.cli("inspect", "live-commit").stdout)[0]["State"]
+        assert state["Status"] == "running" and not state["Paused"]
+        out = hafend.cli("run", "--rm", "livecommit:v1", "cat", "/live").stdout
+        assert out == "live\n"
+    finally:
+        hafend.cli("rm", "-f", "live-commit", check=False)
+        hafend.cli("rmi", "livecommit:v1", check=False)

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from hafen.api.app import Routes, daemon_of, json_body
-from hafen.containers.model import Container
+from hafen.api.app import Routes, daemon_of, json_body, query_bool
+from hafen.containers.model import Container, ContainerStatus
 from hafen.errors import HafenError, InvalidArgument
 from hafen.images.commit import CommitOptions, commit_layer, write_layer
 from hafen.images.reference import Reference, parse_reference
@@ -106,9 +106,16 @@ async def commit(request: web.Request) -> web.Response:
         )
         return commit_layer(d.images, parent, layer, options).id
 
-    # The container service has no pause yet: a running container is committed as
-    # ``--pause=false`` does (its files may change while they are read).
-    image_id = await asyncio.to_thread(make)
+    # Docker's default: freeze a running container so its files hold still while read.
+    paused = False
+    if query_bool(request, "pause", True) and c.state.status == ContainerStatus.RUNNING:
+        await d.containers.control.pause(c.id)
+        paused = True
+    try:
+        image_id = await asyncio.to_thread(make)
+    finally:
+        if paused:
+            await d.containers.control.unpause(c.id)
     return web.json_response({"Id": image_id}, status=201)
 
 

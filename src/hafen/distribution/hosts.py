@@ -107,6 +107,8 @@ class RegistryHosts:
             for url in self.config.registry_mirrors:
                 scheme, _, rest = url.partition("://")
                 host = rest.rstrip("/").split("/")[0]
+                if scheme == "http" and not self.allows_plain_http(host):
+                    continue  # plain HTTP only to loopback and insecure-registries
                 out.append(Endpoint(host, scheme, verify_tls=scheme == "https", mirror=True))
         host = DOCKER_HUB_API if domain == DOCKER_HUB else domain
         if self.allows_plain_http(host):

@@ -229,6 +229,13 @@ def test_mirrors_serve_docker_hub_pulls_only() -> None:
         "https://registry-1.docker.io"
     ]
     assert len(hosts.endpoints("quay.io")) == 1
+    plain = RegistryHosts(
+        RegistryConfig(registry_mirrors=["http://mirror.example", "http://127.0.0.1:5000"])
+    )
+    assert [e.base_url for e in plain.endpoints("docker.io")] == [
+        "http://127.0.0.1:5000",
+        "https://registry-1.docker.io",
+    ]  # a plain-HTTP mirror must be loopback or listed insecure
     with pytest.raises(InvalidConfig, match="must be a URL"):
         RegistryConfig(registry_mirrors=["mirror.example"])
 
