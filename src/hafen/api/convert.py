@@ -19,6 +19,7 @@ from hafen.containers.model import (
 )
 from hafen.errors import InvalidArgument
 from hafen.network.model import EndpointRequest
+from hafen.network.ports import port_requests
 from hafen.units import human_duration
 from hafen.volumes.model import MountPoint
 from hafen.volumes.mounts import parse_api_mount, parse_bind, parse_tmpfs, volumes_from_spec
@@ -131,6 +132,19 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
     host_config.tmpfs = {str(k): v for k, v in tmpfs.items()}
     host_config.volumes_from = _str_list(hc_raw, "VolumesFrom", w, split_string=False) or []
     host_config.dns = _str_list(hc_raw, "Dns", w, split_string=False) or []
+    bindings = _get(hc_raw, "PortBindings", dict, {}, w)
+    host_config.port_bindings = {}
+    for key, entries in bindings.items():
+        if entries is None:
+            entries = []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise InvalidArgument(f"invalid value for HostConfig.PortBindings.{key}")
+        host_config.port_bindings[str(key)] = [
+            {"HostIp": str(e.get("HostIp") or ""), "HostPort": str(e.get("HostPort") or "")}
+            for e in entries
+        ]
+    host_config.publish_all_ports = _get(hc_raw, "PublishAllPorts", bool, False, w)
+    port_requests(config.exposed_ports, host_config.port_bindings, False)  # validates
     host_config.dns_search = _str_list(hc_raw, "DnsSearch", w, split_string=False) or []
     host_config.dns_options = _str_list(hc_raw, "DnsOptions", w, split_string=False) or []
     for spec in host_config.extra_hosts:
@@ -257,7 +271,7 @@ def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
         "ContainerIDFile": "",
         "LogConfig": {"Type": hc.log_type, "Config": hc.log_config},
         "NetworkMode": hc.network_mode,
-        "PortBindings": {},
+        "PortBindings": hc.port_bindings,
         "RestartPolicy": {
             "Name": hc.restart_policy.name,
             "MaximumRetryCount": hc.restart_policy.maximum_retry_count,
@@ -281,7 +295,7 @@ def _host_config_to_api(hc: HostConfig) -> dict[str, Any]:
         "OomScoreAdj": hc.oom_score_adj,
         "PidMode": hc.pid_mode,
         "Privileged": hc.privileged,
-        "PublishAllPorts": False,
+        "PublishAllPorts": hc.publish_all_ports,
         "ReadonlyRootfs": hc.read_only_rootfs,
         "SecurityOpt": hc.security_opt or None,
         "UTSMode": hc.uts_mode,
@@ -396,7 +410,15 @@ def container_summary(c: Container) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": command,
         "Created": int(parse_rfc3339(c.created)),
-        "Ports": [],
+        "Ports": [
+            {
+                "IP": p.host_ip,
+                "PrivatePort": p.container_port,
+                "PublicPort": p.host_port,
+                "Type": p.proto,
+            }
+            for p in c.ports
+        ],
         "Labels": c.config.labels,
         "State": c.state.status.value,
         "Status": status_text(c),
@@ -495,10 +517,25 @@ def network_settings(c: Container) -> dict[str, Any]:
         "Bridge": "",
         "SandboxID": c.id if c.netns_path else "",
         "SandboxKey": c.netns_path,
-        "Ports": {},
+        "Ports": ports_to_api(c),
         "Gateway": default.gateway if default else "",
         "IPAddress": default.ip if default else "",
         "IPPrefixLen": default.prefixlen if default else 0,
         "MacAddress": default.mac if default else "",
         "Networks": networks,
     }
+
+
+def ports_to_api(c: Container) -> dict[str, Any]:
+    """``NetworkSettings.Ports``: every exposed port, with its host bindings while running."""
+    out: dict[str, Any] = {}
+    if not c.state.running:
+        return out
+    for key in c.config.exposed_ports:
+        out[key if "/" in key else f"{key}/tcp"] = None
+    for p in c.ports:
+        out.setdefault(f"{p.container_port}/{p.proto}", None)
+        entries = out[f"{p.container_port}/{p.proto}"] or []
+        entries.append({"HostIp": p.host_ip, "HostPort": str(p.host_port)})
+        out[f"{p.container_port}/{p.proto}"] = entries
+    return out

@@ -57,6 +57,7 @@ class RunOptions:
     tmpfs: list[str] = field(default_factory=list)
     volumes_from: list[str] = field(default_factory=list)
     publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
     expose: list[str] = field(default_factory=list)
     network: str | None = None
     network_aliases: list[str] = field(default_factory=list)
@@ -429,6 +430,7 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
         "VolumesFrom": list(opts.volumes_from) or None,
         "NetworkMode": opts.network or "default",
         "PortBindings": port_bindings,
+        "PublishAllPorts": opts.publish_all,
         "RestartPolicy": parse_restart(opts.restart)
         if opts.restart
         else {"Name": "", "MaximumRetryCount": 0},

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from hafen.network.model import Endpoint, EndpointRequest
+from hafen.network.ports import PortBinding
 from hafen.volumes.model import MountPoint
 
 T = TypeVar("T")
@@ -89,6 +90,8 @@ class HostConfig:
     tmpfs: dict[str, str] = field(default_factory=dict)
     volumes_from: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
+    port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    publish_all_ports: bool = False
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
@@ -159,6 +162,7 @@ class Container:
     networks: dict[str, EndpointRequest] = field(default_factory=dict)  # by network id
     endpoints: list[Endpoint] = field(default_factory=list)  # while running
     netns_path: str = ""  # while running on bridge networks
+    ports: list[PortBinding] = field(default_factory=list)  # published, while running
 
     @property
     def short_id(self) -> str:
@@ -190,6 +194,8 @@ def _build(kind: type[T], raw: dict[str, Any]) -> T:
             value = _build(nested[f.name], value)
         elif f.name in ("mounts", "mount_points") and isinstance(value, list):
             value = [_build(MountPoint, m) for m in value if isinstance(m, dict)]
+        elif f.name == "ports" and isinstance(value, list):
+            value = [_build(PortBinding, p) for p in value if isinstance(p, dict)]
         elif f.name == "endpoints" and isinstance(value, list):
             value = [_build(Endpoint, e) for e in value if isinstance(e, dict)]
         elif f.name == "networks" and isinstance(value, dict):

@@ -57,6 +57,7 @@ from hafen.images.service import ImageUser
 from hafen.network.dns import DNS_ADDRESS, EmbeddedDNS
 from hafen.network.etcfiles import HostEntry, host_nameservers, hosts_file, resolv_conf
 from hafen.network.model import Endpoint, EndpointRequest
+from hafen.network.ports import PortPublisher, port_requests
 from hafen.network.service import NetworkService
 from hafen.oci import defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
@@ -175,6 +176,7 @@ class ContainerService:
         self.volumes = volumes
         self.networks = networks
         self.dns = EmbeddedDNS(self._dns_lookup) if networks is not None else None
+        self.ports: PortPublisher | None = None  # set by the daemon when bridges are on
         self._mounted_volumes: dict[str, builtins.list[Volume]] = {}
         self.metadata = metadata
         self.images = images
@@ -444,6 +446,20 @@ class ContainerService:
                 upstreams = []
         await self.dns.add(c.id, c.netns_path, upstreams)
 
+    async def _ports_up(self, c: Container) -> None:
+        """Publish -p/-P ports to the container's first address (before its process starts)."""
+        hc = c.host_config
+        if self.ports is None or not c.endpoints:
+            return
+        requests = port_requests(c.config.exposed_ports, hc.port_bindings, hc.publish_all_ports)
+        if requests:
+            c.ports = await self.ports.publish(c.id, c.endpoints[0].ip, requests)
+
+    async def _ports_down(self, c: Container) -> None:
+        if self.ports is not None:
+            await self.ports.unpublish(c.id)
+        c.ports = []
+
     def _dns_down(self, c: Container) -> None:
         if self.dns is not None:
             self.dns.remove(c.id)
@@ -686,6 +702,7 @@ class ContainerService:
             await asyncio.to_thread(self._network_up, c)
             await asyncio.to_thread(self._refresh_peers, {e.network_id for e in c.endpoints}, c.id)
             await self._dns_up(c)
+            await self._ports_up(c)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
             max_size, max_files = logopts.rotation(c.host_config.log_config)
             info = await launch_shim(
@@ -739,6 +756,7 @@ class ContainerService:
     async def _start_failed(self, c: Container, rootfs: Path, error: HafenError) -> HafenError:
         """Record a failed start, release the rootfs; the error to raise (400 for exec errors)."""
         self._dns_down(c)
+        await self._ports_down(c)
         code = _exec_error_exit_code(error.message)
         c.state.error = error.message
         c.state.exit_code = code if code is not None else 128
@@ -883,6 +901,7 @@ class ContainerService:
             c.state.pid = 0
             c.state.shim_pid = 0
             self._dns_down(c)
+            await self._ports_down(c)
             await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
             await self._save(c)
         if status.oom_killed:
@@ -1232,8 +1251,12 @@ class ContainerService:
                 await asyncio.to_thread(self._remount_volumes, c)
                 try:
                     await self._dns_up(c)
+                    if self.ports is not None and c.ports and c.endpoints:
+                        c.ports = await self.ports.publish(
+                            c.id, c.endpoints[0].ip, [], fixed=c.ports
+                        )
                 except (OSError, HafenError) as e:
-                    log.warning("embedded DNS for %s: %s", c.short_id, e)
+                    log.warning("networking of re-adopted %s: %s", c.short_id, e)
                 self._monitor(c)
                 self.health.start(c)
                 continue

@@ -58,6 +58,9 @@ class DaemonConfig:
     max_concurrent_uploads: int = 5
     # create bridges even when hafend shares the machine's own network namespace
     bridge_on_host: bool = False
+    iptables: bool = True  # nftables DNAT for published ports (when nft exists)
+    ip_masq: bool = True  # masquerade traffic leaving bridge networks
+    port_range: str = ""  # "lo-hi" for -P; "" = the kernel's ephemeral range
     log_driver: str = "json-file"  # for containers that name none
     log_opts: dict[str, str] = field(default_factory=dict)
 
@@ -95,6 +98,9 @@ _JSON_KEYS = {
     "max-concurrent-downloads": "max_concurrent_downloads",
     "max-concurrent-uploads": "max_concurrent_uploads",
     "bridge-on-host": "bridge_on_host",
+    "iptables": "iptables",
+    "ip-masq": "ip_masq",
+    "port-range": "port_range",
     "log-driver": "log_driver",
     "log-opts": "log_opts",
 }

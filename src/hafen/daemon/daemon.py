@@ -24,7 +24,8 @@ from hafen.distribution.hosts import RegistryConfig
 from hafen.distribution.service import Distribution
 from hafen.errors import InvalidArgument, InvalidConfig
 from hafen.images.service import ImageService
-from hafen.network import netns
+from hafen.network import netns, nft
+from hafen.network.ports import PortPublisher, default_port_range
 from hafen.network.service import NetworkService
 from hafen.store.content import FileContentStore
 from hafen.store.metadata import MetadataStore
@@ -86,6 +87,15 @@ class Daemon:
             self.volumes,
             self.networks,
         )
+        self.containers.ports = (
+            PortPublisher(
+                _port_range(config.port_range),
+                use_nft=config.iptables and nft.available(),
+            )
+            if self.networks.enabled
+            else None
+        )
+        self.networks.on_change = self._masquerade
         self.volumes.set_users(self.containers.volume_users)
         self.containers.publish = self.events.publish
         self.build_cache = BuildCache(self.metadata)
@@ -107,9 +117,12 @@ class Daemon:
         return "overlay2" if name == "overlay" else str(name)
 
     async def start(self) -> None:
+        if self.containers.ports is not None:
+            await self.containers.ports.start()  # stale rules go before re-adoption
         await self.containers.restore()
         running = {c.id for c in self.containers.list() if c.state.running}
         await asyncio.to_thread(self.networks.start, running)
+        await asyncio.to_thread(self._masquerade)
         if not self.networks.enabled:
             log.warning(
                 "bridge networking is off: hafend shares the machine's network namespace "
@@ -122,7 +135,21 @@ class Daemon:
             len(self.containers.list()),
         )
 
+    def _masquerade(self) -> None:
+        """Keep nftables' masquerade set equal to the bridge networks' subnets."""
+        ports = self.containers.ports
+        if ports is None or not ports.use_nft:
+            return
+        subnets = []
+        if self.config.ip_masq:
+            subnets = [
+                n.subnet for n in self.networks.list() if n.driver == "bridge" and not n.internal
+            ]
+        nft.set_masquerade(subnets)
+
     async def close(self) -> None:
+        if self.containers.ports is not None:
+            await self.containers.ports.close()
         await self.containers.shutdown()
         await self.events.close()
         self.metadata.close()
@@ -175,3 +202,18 @@ def _os_name() -> str:
     except OSError:
         pass
     return "Linux"
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    if not text:
+        return default_port_range()
+    from hafen.errors import InvalidConfig
+
+    lo, sep, hi = text.partition("-")
+    try:
+        low, high = int(lo), int(hi if sep else lo)
+    except ValueError:
+        raise InvalidConfig(f"daemon.json: port-range {text!r}: expected LOW-HIGH")
+    if not 0 < low <= high < 65536:
+        raise InvalidConfig(f"daemon.json: port-range {text!r}: expected 1 <= LOW <= HIGH <= 65535")
+    return low, high

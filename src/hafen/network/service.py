@@ -62,6 +62,7 @@ class NetworkService:
         self.drivers: dict[str, NetworkDriver] = {"bridge": BridgeDriver()}
         self._users: Callable[[str], builtins.list[str]] = lambda network_id: []
         self._lock = threading.RLock()
+        self.on_change: Callable[[], None] | None = None  # after a network is made or removed
 
     def set_users(self, users: Callable[[str], builtins.list[str]]) -> None:
         """``users(network_id)`` → ids of the containers configured on that network."""
@@ -203,6 +204,8 @@ class NetworkService:
             except BaseException:
                 self.drivers[driver].delete(network)
                 raise
+        if self.on_change is not None:
+            self.on_change()
         return network
 
     def remove(self, ref: str) -> None:
@@ -221,6 +224,8 @@ class NetworkService:
                 db.execute("DELETE FROM ip_allocations WHERE network_id = ?", (network.id,))
                 if network.driver in self.drivers and self.enabled:
                     self.drivers[network.driver].delete(network)
+        if self.on_change is not None:
+            self.on_change()
 
     def prune(self, labels: builtins.list[str]) -> builtins.list[str]:
         removed = []

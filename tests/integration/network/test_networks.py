@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,120 @@ def test_embedded_dns_forwards_other_names_upstream(two_networks: NetHafend) -> 
     finally:
         stub.kill()
         stub.wait(timeout=10)
+
+
+def _http_get(d: NetHafend, url: str) -> str:
+    """An HTTP client in the daemon's namespace (its "host" network)."""
+    code = (
+        "import sys, urllib.request;"
+        "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+    )
+    return d.in_netns(sys.executable, "-c", code, url).stdout
+
+
+def _nft_ports(d: NetHafend) -> str:
+    return d.in_netns("nft", "list", "table", "ip", "hafen").stdout
+
+
+def test_published_port_serves_the_namespaces_loopback(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    cid = d.cli("run", "-d", "-p", "127.0.0.1:8080:80", "busybox", "sh", "-c", HTTPD)
+    cid_text = cid.stdout.strip()
+    try:
+        assert d.cli("port", cid_text).stdout == "80/tcp -> 127.0.0.1:8080\n"
+        deadline = 50
+        body = ""
+        while deadline and body != "hello\n":  # httpd needs a moment to listen
+            try:
+                body = _http_get(d, "http://127.0.0.1:8080/")
+            except subprocess.CalledProcessError:
+                deadline -= 1
+                time.sleep(0.1)
+        assert body == "hello\n"
+        ip = _inspect(d, cid_text)["NetworkSettings"]["IPAddress"]
+        if shutil.which("nft"):
+            assert f"127.0.0.1 . tcp . 8080 : {ip} . 80" in _nft_ports(d)
+    finally:
+        d.cli("rm", "-f", cid_text)
+    if shutil.which("nft"):
+        assert "8080" not in _nft_ports(d)  # the rule went with the container
+    with pytest.raises(subprocess.CalledProcessError):
+        _http_get(d, "http://127.0.0.1:8080/")
+
+
+def test_publish_all_picks_free_ports_for_exposed_ones(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    cid = d.cli("run", "-d", "-P", "--expose", "80", "--expose", "5353/udp", "busybox",
+                "sh", "-c", HTTPD).stdout.strip()  # fmt: skip
+    try:
+        ports = _inspect(d, cid)["NetworkSettings"]["Ports"]
+        tcp = int(ports["80/tcp"][0]["HostPort"])
+        udp = int(ports["5353/udp"][0]["HostPort"])
+        lo, hi = (
+            int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        )
+        assert lo <= tcp <= hi and lo <= udp <= hi
+        assert d.cli("port", cid, "80").stdout == f"0.0.0.0:{tcp}\n"
+        for _ in range(50):
+            try:
+                assert _http_get(d, f"http://127.0.0.1:{tcp}/") == "hello\n"
+                break
+            except subprocess.CalledProcessError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the -P port never answered")
+    finally:
+        d.cli("rm", "-f", cid)
+
+
+def test_a_taken_port_fails_cleanly(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    holder = subprocess.Popen(
+        ["nsenter", f"--net=/proc/{d.daemon_pid}/ns/net", "--", sys.executable, "-c",
+         "import socket,time;s=socket.socket();s.bind(('127.0.0.1',8181));s.listen();"
+         "print('ready',flush=True);time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        allocations_before = d.in_netns("ip", "-o", "link").stdout.count("\n")
+        out = d.cli("run", "-d", "--name", "taken", "-p", "127.0.0.1:8181:80", "busybox",
+                    "sleep", "60", check=False)  # fmt: skip
+        assert out.returncode == 125
+        assert "127.0.0.1:8181 failed: port is already allocated" in out.stderr
+        state = _inspect(d, "taken")["State"]
+        assert state["Running"] is False and state["Pid"] == 0
+        assert _inspect(d, "taken")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
+        assert d.in_netns("ip", "-o", "link").stdout.count("\n") == allocations_before
+        if shutil.which("nft"):
+            assert "8181" not in _nft_ports(d)
+        # the address it had is free again: the next container gets the same one
+        first = d.cli("run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        again = d.cli("run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        assert first.split()[3] == again.split()[3]
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        d.cli("rm", "-f", "taken", check=False)
+
+
+def test_bad_port_specs_are_refused(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    before = d.cli("ps", "-aq").stdout
+    for spec in ("99999:80", "80/sctpx", "a:b:c:d"):
+        out = d.cli("create", "-p", spec, "busybox", "true", check=False)
+        assert out.returncode == 125 and "invalid" in out.stderr.lower(), spec
+    assert d.cli("ps", "-aq").stdout == before
+
+
+def test_docker_cli_run_p_and_port(net_hafend: NetHafend) -> None:
+    env = net_hafend.env
+    run = subprocess.run([DOCKER, "run", "-d", "-p", "127.0.0.1:8282:80", "busybox", "sh", "-c",
+                          HTTPD], capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    cid = run.stdout.strip()
+    try:
+        out = subprocess.run([DOCKER, "port", cid], capture_output=True, text=True, env=env,
+                             check=True)  # fmt: skip
+        assert out.stdout == "80/tcp -> 127.0.0.1:8282\n"
+    finally:
+        subprocess.run([DOCKER, "rm", "-f", cid], capture_output=True, env=env)

@@ -125,6 +125,12 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
             "-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"
         ),
         click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
+        click.option(
+            "-P",
+            "--publish-all",
+            is_flag=True,
+            help="Publish all exposed ports to random ports",
+        ),
         click.option("--network", "--net", "network", help="Connect a container to a network"),
         click.option(
             "--network-alias", multiple=True, help="Add network-scoped alias for the container"
@@ -191,6 +197,7 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         tmpfs=list(params["tmpfs"]),
         volumes_from=list(params["volumes_from"]),
         publish=list(params["publish"]),
+        publish_all=params["publish_all"],
         expose=list(params["expose"]),
         network=params["network"],
         network_aliases=list(params["network_alias"]),
