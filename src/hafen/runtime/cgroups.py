@@ -460,7 +460,10 @@ class CgroupV2(CgroupManager):
             if "/" in name or name.startswith("."):
                 raise InvalidConfig(f"config.json: linux.resources.unified: bad file {name!r}")
             _write(d, name, str(value))
-        # linux.resources.devices needs an eBPF program on v2: not enforced by hafen yet.
+        if "devices" in resources:
+            from hafen.runtime import devices_bpf
+
+            devices_bpf.attach(d, resources["devices"])
 
     def add_proc(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", str(pid))
