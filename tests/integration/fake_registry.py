@@ -77,6 +77,7 @@ class Faults:
     manifest_status: int | None = None  # answer manifests with this status
     manifest_override: bytes | None = None
     unauthorized: bool = False
+    stall_after: dict[str, int] = field(default_factory=dict)  # digest -> bytes, then hang
 
 
 class FakeRegistry:
@@ -87,6 +88,8 @@ class FakeRegistry:
         self.blobs = {digest_of(self.image.config): self.image.config}
         self.blobs.update({digest_of(b): b for b in self.image.layers})
         self._cuts: dict[str, int] = {}
+        self.stalled = threading.Event()
+        self._closing = False
         self.loop = asyncio.new_event_loop()
         self.port = 0
         started = threading.Event()
@@ -110,6 +113,7 @@ class FakeRegistry:
         self.loop.run_forever()
 
     def close(self) -> None:
+        self._closing = True
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -161,6 +165,15 @@ class FakeRegistry:
         response = web.StreamResponse(status=status, headers=headers)
         await response.prepare(request)
         if request.method == "HEAD":
+            return response
+        stall = self.faults.stall_after.get(digest)
+        if stall is not None:
+            await response.write(data[start : start + stall])
+            self.stalled.set()
+            for _ in range(600):  # hang mid-blob (the test kills the client meanwhile)
+                if self._closing:
+                    break
+                await asyncio.sleep(0.1)
             return response
         cut = self.faults.drop_after.get(digest)
         if cut is not None and self._cuts.get(digest, 0) < self.faults.drop_times:

@@ -163,3 +163,33 @@ def test_hostile_layer_paths_stay_inside(daemon: Hafend, name: str, tmp_path: Pa
     else:
         assert f"refusing archive entry {name!r}" in out
         assert_store_clean(daemon, reg)
+
+
+def test_daemon_killed_mid_pull_leaves_no_partial_image(
+    tmp_path_factory: pytest.TempPathFactory, registry: FakeRegistry
+) -> None:
+    import signal
+    import subprocess
+
+    from tests.conftest import HAFEN
+
+    d = Hafend(tmp_path_factory.mktemp("hafend-killed"))
+    big = digest_of(registry.image.layers[1])
+    registry.faults.stall_after = {big: 800_000}
+    ref = f"{registry.host}/fail/killed:v1"
+    try:
+        d.start()
+        pull = subprocess.Popen([HAFEN, "-H", d.host, "pull", ref], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        assert registry.stalled.wait(30)
+        d.kill(signal.SIGKILL)  # the daemon dies with a layer half-downloaded
+        pull.wait(timeout=30)
+        assert list((d.data_root / "content" / "ingest").iterdir())  # the partial write
+        d.start()
+        assert_store_clean(d, registry)  # swept at start; no image recorded
+        registry.faults.stall_after = {}
+        d.cli("pull", ref)
+        inspect = json.loads(d.cli("image", "inspect", ref).stdout)[0]
+        assert inspect["Id"] == digest_of(registry.image.config)
+    finally:
+        d.cleanup()
