@@ -26,13 +26,12 @@ import os
 import posixpath
 import secrets
 import shutil
-import signal as signals
 import stat
 import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,9 +48,11 @@ from hafen.build.copy import (
     sources_digest,
     write_file,
 )
-from hafen.build.dockerfile import Node, parse, process_word, process_words
+from hafen.build.dockerfile import Node, parse, process_word
 from hafen.build.dockerfile.parser import DockerfileSyntaxError
 from hafen.build.ignore import IgnoreRules
+from hafen.build.metadata import apply_metadata
+from hafen.build.plan import BuildOptions, Stage, flag_map, from_refs, one, plan
 from hafen.build.state import ImageState
 from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
 from hafen.images.model import Image
@@ -119,31 +120,6 @@ class StepRunner(Protocol):
 
 
 @dataclass
-class BuildOptions:
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str | None] = field(default_factory=dict)
-    target: str = ""
-    no_cache: bool = False
-    pull: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    cache_from: list[str] = field(default_factory=list)
-    network_mode: str = ""
-    platform: str = ""
-    secrets: dict[str, Path] = field(default_factory=dict)
-
-
-@dataclass
-class Stage:
-    index: int
-    name: str  # lower-cased alias, "" without AS
-    base: str  # the FROM image or stage name, expanded
-    platform: str
-    from_node: Node
-    nodes: list[Node]
-    deps: set[int] = field(default_factory=set)
-
-
-@dataclass
 class _StageRun:
     """Per-stage mutable state while it runs."""
 
@@ -151,74 +127,6 @@ class _StageRun:
     state: ImageState
     args: dict[str, str]  # ARGs in scope → value
     cmd_set: bool = False
-
-
-def _flag_map(node: Node, allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    flags: dict[str, list[str]] = {}
-    for raw in node.flags:
-        name, sep, value = raw[2:].partition("=")
-        if name not in allowed:
-            raise DockerfileSyntaxError(
-                f"Dockerfile:{node.start_line}: unknown flag: --{name} for {node.keyword.upper()}"
-            )
-        if not sep and name in ("link",):
-            value = "true"
-        flags.setdefault(name, []).append(value)
-    return flags
-
-
-def _one(flags: dict[str, list[str]], name: str, default: str = "") -> str:
-    values = flags.get(name)
-    return values[-1] if values else default
-
-
-def _parse_duration(text: str, flag: str) -> int:
-    """Go durations (``30s``, ``1m30s``, ``500ms``) → nanoseconds."""
-    import re
-
-    if text in ("", "0"):
-        return 0
-    units = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
-             "h": 3600 * 10**9}  # fmt: skip
-    total = 0.0
-    pos = 0
-    for m in re.finditer(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * units[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or pos == 0:
-        raise InvalidArgument(f"invalid value for --{flag}: {text!r} is not a duration")
-    return int(total)
-
-
-def _expose_ports(words: list[str]) -> list[str]:
-    out: list[str] = []
-    for word in words:
-        port, _, proto = word.partition("/")
-        proto = (proto or "tcp").lower()
-        if proto not in ("tcp", "udp", "sctp"):
-            raise InvalidArgument(f"invalid proto: {proto}")
-        low, _, high = port.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise InvalidArgument(f"invalid containerPort: {port}")
-        for number in range(int(low), int(high or low) + 1):
-            out.append(f"{number}/{proto}")
-    return out
-
-
-def _go_quoted(items: list[str]) -> str:
-    """Go's ``%q`` of a string slice, as the classic builder writes it in history."""
-    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
-
-
-def _signal_ok(value: str) -> None:
-    text = value.upper()
-    if text.isdigit():
-        return
-    name = text if text.startswith("SIG") else "SIG" + text
-    if name not in signals.Signals.__members__ and not name.startswith("SIGRTMIN"):
-        raise InvalidArgument(f"Invalid signal: {value}")
 
 
 class Builder:
@@ -291,96 +199,6 @@ class Builder:
 
     # ------------------------------------------------------------------ plan
 
-    def plan(
-        self, text: str, filename: str, opts: BuildOptions
-    ) -> tuple[list[Stage], int, dict[str, str]]:
-        """Stages, the target's index and the meta ARGs (before the first FROM)."""
-        dockerfile = parse(text, filename)
-        self._escape = dockerfile.escape
-        meta: dict[str, str] = {}
-        stages: list[Stage] = []
-        for node in dockerfile.nodes:
-            if node.keyword == "from":
-                args = node.args
-                name = ""
-                if len(args) == 3 and args[1].lower() == "as":
-                    name = args[2].lower()
-                elif len(args) != 1:
-                    raise DockerfileSyntaxError(
-                        f"{filename}:{node.start_line}: FROM requires either one or three arguments"
-                    )
-                flags = _flag_map(node, ("platform",))
-                base = process_word(args[0], meta, self._escape)
-                if not base:
-                    raise InvalidArgument(
-                        f"{filename}:{node.start_line}: base name ({args[0]}) should not be blank"
-                    )
-                if name and any(s.name == name for s in stages):
-                    raise InvalidArgument(f"duplicate name {name}")
-                platform = process_word(_one(flags, "platform"), meta, self._escape)
-                stages.append(Stage(len(stages), name, base, platform, node, []))
-            elif not stages:
-                if node.keyword != "arg":
-                    raise InvalidArgument(
-                        f"{filename}:{node.start_line}: {node.keyword.upper()} before the first "
-                        "FROM: only ARG may come before FROM"
-                    )
-                for word in node.args:
-                    key, sep, default = word.partition("=")
-                    value = opts.build_args.get(key)
-                    if value is None:
-                        value = process_word(default, meta, self._escape) if sep else ""
-                        if not sep and key not in opts.build_args:
-                            continue
-                    meta[key] = value
-            else:
-                stages[-1].nodes.append(node)
-        if not stages:
-            raise InvalidArgument(f"{filename}: file with no instructions")
-        by_name = {s.name: s.index for s in stages if s.name}
-        for stage in stages:
-            if stage.base.lower() in by_name and by_name[stage.base.lower()] < stage.index:
-                stage.deps.add(by_name[stage.base.lower()])
-            for node in stage.nodes:
-                inner = node.sub if node.keyword == "onbuild" else None
-                if inner is not None:
-                    continue
-                for ref in self._from_refs(node, meta):
-                    dep = by_name.get(ref.lower())
-                    if dep is None and ref.isdigit():
-                        dep = int(ref)
-                        if dep >= stage.index:
-                            raise InvalidArgument(
-                                f"{filename}:{node.start_line}: invalid from flag value {ref}: "
-                                "refers to a stage that is not defined yet"
-                            )
-                    if dep is not None:
-                        if dep == stage.index:
-                            raise InvalidArgument(
-                                f"{filename}:{node.start_line}: circular dependency detected "
-                                f"on stage: {ref}"
-                            )
-                        stage.deps.add(dep)
-        if opts.target:
-            target = by_name.get(opts.target.lower())
-            if target is None:
-                raise NotFound(f"failed to reach build target {opts.target} in Dockerfile")
-        else:
-            target = len(stages) - 1
-        return stages, target, meta
-
-    def _from_refs(self, node: Node, meta: dict[str, str]) -> list[str]:
-        refs: list[str] = []
-        for raw in node.flags:
-            if node.keyword in ("copy", "add") and raw.startswith("--from="):
-                refs.append(process_word(raw[7:], meta, self._escape))
-            if node.keyword == "run" and raw.startswith("--mount="):
-                for part in raw[8:].split(","):
-                    k, _, v = part.partition("=")
-                    if k == "from" and v:
-                        refs.append(v)
-        return refs
-
     # ------------------------------------------------------------------ build
 
     async def build(self, ctx: BuildContext, opts: BuildOptions, emit: Emit) -> str:
@@ -394,17 +212,10 @@ class Builder:
     _escape: str = "\\"
 
     async def _build(self, ctx: BuildContext, opts: BuildOptions, emit: Emit) -> str:
-        stages, target, meta = await asyncio.to_thread(
-            self.plan, ctx.dockerfile, ctx.dockerfile_name, opts
-        )
-        needed: set[int] = set()
-        pending = [target]
-        while pending:
-            index = pending.pop()
-            if index not in needed:
-                needed.add(index)
-                pending.extend(stages[index].deps)
-        order = [s for s in stages if s.index in needed]
+        build_plan = await asyncio.to_thread(plan, ctx.dockerfile, ctx.dockerfile_name, opts)
+        stages, target, meta = build_plan.stages, build_plan.target, build_plan.meta
+        self._escape = build_plan.escape
+        order = build_plan.needed()
         total = sum(1 + len(s.nodes) for s in order) + (1 if opts.labels else 0)
         self._step = 0
         self._total = total
@@ -582,7 +393,6 @@ class Builder:
         trigger: bool = False,
     ) -> None:
         kw = node.keyword
-        state = run.state
         env = self._expand_env(run)
         esc = self._escape
 
@@ -602,81 +412,7 @@ class Builder:
             if kw == "workdir":
                 await self._workdir(run, word(node.args[0]), emit)
                 return
-            created_by: str
-            cfg = state.config
-            if kw == "env":
-                pairs = []
-                for item in node.args:
-                    key, _, value = item.partition("=")
-                    key, value = word(key), word(value)
-                    pairs.append((key, value))
-                for key, value in pairs:
-                    state.set_env(key, value)
-                created_by = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
-            elif kw == "label":
-                labels = dict(cfg.get("Labels") or {})
-                shown = []
-                for item in node.args:
-                    key, _, value = item.partition("=")
-                    key, value = word(key), word(value)
-                    labels[key] = value
-                    shown.append(f"{key}={value}")
-                cfg["Labels"] = labels
-                created_by = "LABEL " + " ".join(shown)
-            elif kw == "maintainer":
-                state.raw["author"] = node.args[0]
-                created_by = f"MAINTAINER {node.args[0]}"
-            elif kw == "expose":
-                words = [w for a in node.args for w in process_words(a, env, esc)]
-                ports = _expose_ports(words)
-                exposed = dict(cfg.get("ExposedPorts") or {})
-                for port in ports:
-                    exposed[port] = {}
-                cfg["ExposedPorts"] = exposed
-                created_by = "EXPOSE " + " ".join(ports)
-            elif kw == "volume":
-                volumes = dict(cfg.get("Volumes") or {})
-                names = [word(a) for a in node.args]
-                for name in names:
-                    if not name.strip():
-                        raise InvalidArgument("VOLUME specified can not be an empty string")
-                    volumes[name] = {}
-                cfg["Volumes"] = volumes
-                created_by = f"VOLUME [{' '.join(names)}]"
-            elif kw == "user":
-                cfg["User"] = word(node.args[0])
-                created_by = f"USER {cfg['User']}"
-            elif kw == "stopsignal":
-                sig = word(node.args[0])
-                _signal_ok(sig)
-                cfg["StopSignal"] = sig
-                created_by = f"STOPSIGNAL {sig}"
-            elif kw == "shell":
-                if not node.json_form:
-                    raise InvalidArgument("SHELL requires the arguments to be in JSON form")
-                cfg["Shell"] = list(node.args)
-                created_by = f"SHELL [{' '.join(node.args)}]"
-            elif kw in ("cmd", "entrypoint"):
-                argv = list(node.args) if node.json_form else [*state.shell, *node.args]
-                if kw == "cmd":
-                    cfg["Cmd"] = argv
-                    run.cmd_set = True
-                else:
-                    cfg["Entrypoint"] = argv
-                    if not run.cmd_set:
-                        cfg["Cmd"] = None
-                created_by = f"{kw.upper()} {_go_quoted(argv)}"
-            elif kw == "healthcheck":
-                cfg["Healthcheck"] = self._healthcheck(node, state)
-                created_by = "HEALTHCHECK &{" + _go_quoted(cfg["Healthcheck"]["Test"]) + "}"
-            elif kw == "onbuild":
-                assert node.sub is not None
-                triggers = list(cfg.get("OnBuild") or [])
-                triggers.append(node.args[0])
-                cfg["OnBuild"] = triggers
-                created_by = f"ONBUILD {node.args[0]}"
-            else:
-                raise InvalidArgument(f"unknown instruction: {kw.upper()}")
+            created_by = apply_metadata(run, node, env, esc)
             await self._metadata_step(run, created_by, emit)
         except DockerfileSyntaxError:
             raise
@@ -684,25 +420,6 @@ class Builder:
             if e.message.startswith(ctx.dockerfile_name + ":"):
                 raise
             raise type(e)(f"{ctx.dockerfile_name}:{node.start_line}: {e.message}") from None
-
-    def _healthcheck(self, node: Node, state: ImageState) -> dict[str, Any]:
-        if node.args[0] == "NONE":
-            return {"Test": ["NONE"]}
-        flags = _flag_map(node, ("interval", "timeout", "start-period", "start-interval",
-                                 "retries"))  # fmt: skip
-        cmd = node.args[1:]
-        test = ["CMD", *cmd] if node.json_form else ["CMD-SHELL", cmd[0]]
-        hc: dict[str, Any] = {"Test": test}
-        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                          ("start-period", "StartPeriod"), ("start-interval", "StartInterval")):  # fmt: skip
-            if flag in flags:
-                hc[key] = _parse_duration(_one(flags, flag), flag)
-        if "retries" in flags:
-            retries = _one(flags, "retries")
-            if not retries.isdigit() or int(retries) < 1:
-                raise InvalidArgument("--retries must be at least 1")
-            hc["Retries"] = int(retries)
-        return hc
 
     def _cached(self, key: str) -> str | None:
         hit = self.cache.lookup(key)
@@ -902,15 +619,15 @@ class Builder:
         opts: BuildOptions,
         emit: Emit,
     ) -> None:
-        flags = _flag_map(node, ("mount", "network", "security"))
-        network = _one(flags, "network", "default")
+        flags = flag_map(node, ("mount", "network", "security"))
+        network = one(flags, "network", "default")
         if network not in ("default", "none", "host"):
             raise InvalidArgument(f"unsupported network mode {network!r} for RUN (default, none)")
         if network == "host" or opts.network_mode == "host":
             raise InvalidArgument("RUN --network=host is not available: hafen builds run isolated")
         if network == "default" and opts.network_mode == "none":
             network = "none"
-        if "security" in flags and _one(flags, "security") != "sandbox":
+        if "security" in flags and one(flags, "security") != "sandbox":
             raise InvalidArgument("RUN --security=insecure is not allowed")
         argv = self._run_argv(run, node)
         env, used = self._run_env(run, opts)
@@ -928,7 +645,7 @@ class Builder:
         stage_roots: dict[str, Path] = {}
         mounts_cleanup: list[Callable[[], None]] = []
         try:
-            for ref in self._from_refs(node, {}):
+            for ref in from_refs(node, {}, self._escape):
                 root, release = await self._source_root(ref, stages, results)
                 stage_roots[ref] = root
                 mounts_cleanup.append(release)
@@ -1134,15 +851,15 @@ class Builder:
             if kw == "copy"
             else ("chown", "chmod", "link", "checksum", "exclude", "unpack")
         )
-        flags = _flag_map(node, allowed)
+        flags = flag_map(node, allowed)
         word = lambda t: process_word(t, env, self._escape)  # noqa: E731
         # --link only changes how BuildKit stacks the layer; the files written are the same
         exclude = IgnoreRules([word(p) for p in flags.get("exclude", [])]) or None
-        unpack = _one(flags, "unpack", "true").lower() in ("true", "1", "")
-        checksum = word(_one(flags, "checksum")) if "checksum" in flags else ""
-        from_ref = word(_one(flags, "from")) if "from" in flags else ""
-        chown = word(_one(flags, "chown")) if "chown" in flags else ""
-        chmod_text = word(_one(flags, "chmod")) if "chmod" in flags else ""
+        unpack = one(flags, "unpack", "true").lower() in ("true", "1", "")
+        checksum = word(one(flags, "checksum")) if "checksum" in flags else ""
+        from_ref = word(one(flags, "from")) if "from" in flags else ""
+        chown = word(one(flags, "chown")) if "chown" in flags else ""
+        chmod_text = word(one(flags, "chmod")) if "chmod" in flags else ""
         chmod: int | None = None
         if chmod_text:
             try:
@@ -1222,7 +939,7 @@ class Builder:
                         [url, await asyncio.to_thread(sources_digest, [Source("u", path)])]
                     )
                 key = cache_key(state.image_id, kw, from_ref, hashes, dest, chown, chmod_text,
-                                source_names, _one(flags, "unpack"))  # fmt: skip
+                                source_names, one(flags, "unpack"))  # fmt: skip
                 src_kind = "dir" if single_dir else "file"
                 if count > 1:
                     src_kind = "multi"
