@@ -21,7 +21,8 @@ from aiohttp import web
 
 from hafen.api.app import Routes, daemon_of, query_bool
 from hafen.build.context import open_context
-from hafen.build.executor import BuildFailed, BuildOptions
+from hafen.build.executor import BuildFailed
+from hafen.build.plan import BuildOptions
 from hafen.errors import HafenError, InvalidArgument
 
 _CHUNK = 1024 * 1024

@@ -30,11 +30,11 @@ import stat
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from hafen.build.cache import BuildCache, PruneResult, cache_key
 from hafen.build.context import BuildContext
@@ -53,6 +53,16 @@ from hafen.build.dockerfile.parser import DockerfileSyntaxError
 from hafen.build.ignore import IgnoreRules
 from hafen.build.metadata import apply_metadata
 from hafen.build.plan import BuildOptions, Stage, flag_map, from_refs, one, plan
+from hafen.build.runstep import (
+    MOUNT_POINTS,
+    PROXY_ARGS,
+    Emit,
+    Puller,
+    RunSpec,
+    StepRunner,
+    run_argv,
+    run_mounts,
+)
 from hafen.build.state import ImageState
 from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
 from hafen.images.model import Image
@@ -66,14 +76,6 @@ from hafen.store.snapshots.protocol import Snapshotter
 log = logging.getLogger("hafen.build")
 
 LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-PROXY_ARGS = (
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
-)  # fmt: skip
-# paths the runtime mounts over: what it creates for them is not the RUN's doing
-_MOUNT_POINTS = frozenset({"proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf"})
-
-Emit = Callable[[str], None]
 
 
 class BuildFailed(HafenError):
@@ -84,39 +86,6 @@ class BuildFailed(HafenError):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass
-class RunSpec:
-    """One RUN step's container: the image it runs on and how."""
-
-    image_id: str
-    argv: list[str]
-    env: list[str]
-    user: str
-    workdir: str
-    binds: list[str]  # "/host:/ctr[:ro]"
-    network: str = "default"
-
-
-class StepRun(Protocol):
-    """A finished RUN container whose snapshot is still there to be exported."""
-
-    exit_code: int
-    snapshot_key: str
-    container_id: str
-
-    async def release(self) -> None: ...
-
-
-Puller = Callable[[str, Emit], Awaitable[None]]
-"""Pulls an image reference into the image store, reporting progress as text lines."""
-
-
-class StepRunner(Protocol):
-    """Runs RUN steps in real containers (the daemon wires the container service in)."""
-
-    async def run(self, spec: RunSpec, started: Callable[[str], None], output: Emit) -> StepRun: ...
 
 
 @dataclass
@@ -519,96 +488,6 @@ class Builder:
 
     # ------------------------------------------------------------------ RUN
 
-    def _run_argv(self, run: _StageRun, node: Node) -> list[str]:
-        shell = run.state.shell
-        if node.json_form:
-            return list(node.args)
-        if node.heredocs:
-            command = node.args[0]
-            first = node.heredocs[0]
-            if command.strip() in (f"<<{first.name}", f"<<-{first.name}",
-                                   f"<<'{first.name}'", f'<<"{first.name}"',
-                                   f"<<-'{first.name}'", f'<<-"{first.name}"'):  # fmt: skip
-                content = first.content
-                if content.startswith("#!"):
-                    return ["/bin/sh", "-c", self._shebang_script(content)]
-                return [*shell, content]
-            script = command + "\n" + "".join(f"{h.content}{h.name}\n" for h in node.heredocs)
-            return [*shell, script]
-        return [*shell, node.args[0]]
-
-    @staticmethod
-    def _shebang_script(content: str) -> str:
-        """A heredoc with a shebang runs as its own script file (written to /tmp first)."""
-        name = f"/tmp/.hafen-heredoc-{secrets.token_hex(4)}"
-        quoted = content.replace("'", "'\"'\"'")
-        return f"printf '%s' '{quoted}' > {name} && chmod +x {name} && {name}; s=$?; rm -f {name}; exit $s"
-
-    def _mounts(self, node: Node, run: _StageRun, ctx: BuildContext, opts: BuildOptions,
-                stage_roots: dict[str, Path]) -> tuple[list[str], list[Path]]:  # fmt: skip
-        """``--mount`` flags → bind specs (and scratch dirs to remove after the step)."""
-        binds: list[str] = []
-        scratch: list[Path] = []
-        for raw in node.flags:
-            if not raw.startswith("--mount="):
-                continue
-            opts_map: dict[str, str] = {}
-            for part in raw[8:].split(","):
-                k, sep, v = part.partition("=")
-                opts_map[k.strip().lower()] = v if sep else "true"
-            kind = opts_map.get("type", "bind")
-            target = opts_map.get("target") or opts_map.get("dst") or opts_map.get("destination")
-            readonly = opts_map.get("readonly", opts_map.get("ro", "false")) in ("true", "1", "")
-            if kind == "secret":
-                sid = opts_map.get("id") or posixpath.basename(target or "")
-                target = target or f"/run/secrets/{sid}"
-                src = opts.secrets.get(sid)
-                if src is None:
-                    if opts_map.get("required", "false") == "true":
-                        raise InvalidArgument(f"secret {sid} not found")
-                    continue
-                binds.append(f"{src}:{target}:ro")
-                continue
-            if not target:
-                raise InvalidArgument(f"--mount: the target is required ({raw})")
-            if not target.startswith("/"):
-                target = posixpath.join(run.state.workdir or "/", target)
-            if kind == "cache":
-                cid = opts_map.get("id") or target
-                path = (
-                    self.work_dir
-                    / "cache-mounts"
-                    / cache_key(None, cid).removeprefix("sha256:")[:32]
-                )
-                path.mkdir(parents=True, exist_ok=True)
-                binds.append(f"{path}:{target}" + (":ro" if readonly else ""))
-            elif kind == "tmpfs":
-                # an empty scratch directory that never reaches the layer
-                path = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="tmpfs-"))
-                scratch.append(path)
-                binds.append(f"{path}:{target}")
-            elif kind == "bind":
-                source = opts_map.get("source") or opts_map.get("src") or "."
-                from_ref = opts_map.get("from")
-                root = stage_roots[from_ref] if from_ref else ctx.root
-                src_path = find_sources(root, [source])[0].path
-                rw = opts_map.get("rw", opts_map.get("readwrite", "false")) in ("true", "1", "")
-                if rw:  # writes are discarded: bind a throw-away copy
-                    path = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="bind-"))
-                    scratch.append(path)
-                    dest = path / "src"
-                    if src_path.is_dir():
-                        shutil.copytree(src_path, dest, symlinks=True)
-                    else:
-                        shutil.copy2(src_path, dest)
-                    src_path = dest
-                binds.append(f"{src_path}:{target}" + ("" if rw else ":ro"))
-            else:
-                raise InvalidArgument(
-                    f"--mount: unsupported type {kind!r} (bind, cache, tmpfs, secret)"
-                )
-        return binds, scratch
-
     async def _run(
         self,
         run: _StageRun,
@@ -629,7 +508,7 @@ class Builder:
             network = "none"
         if "security" in flags and one(flags, "security") != "sandbox":
             raise InvalidArgument("RUN --security=insecure is not allowed")
-        argv = self._run_argv(run, node)
+        argv = run_argv(run.state.shell, node)
         env, used = self._run_env(run, opts)
         for item in used:
             self._used_args.add(item.partition("=")[0])
@@ -650,8 +529,9 @@ class Builder:
                 stage_roots[ref] = root
                 mounts_cleanup.append(release)
             binds, scratch = await asyncio.to_thread(
-                self._mounts, node, run, ctx, opts, stage_roots
-            )
+                run_mounts, node, run.state.workdir, self.work_dir, opts.secrets,
+                lambda: ctx.root, stage_roots,
+            )  # fmt: skip
             mounts_cleanup.extend(functools.partial(shutil.rmtree, p, True) for p in scratch)
             spec = RunSpec(parent, argv, env, state.user, state.workdir, binds, network)
 
@@ -684,7 +564,7 @@ class Builder:
         Mount points the runtime had to create for ``--mount`` targets (and directories
         made only to hold them) are left out, as BuildKit leaves them out.
         """
-        skip = set(_MOUNT_POINTS)
+        skip = set(MOUNT_POINTS)
         if mount_targets:
             from hafen.store.changes import changes
 

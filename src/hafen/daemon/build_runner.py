@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from hafen.build.executor import Emit, RunSpec
+from hafen.build.runstep import Emit, RunSpec
 from hafen.containers.logs import LogQuery, read_logs
 from hafen.containers.model import ContainerConfig, HostConfig
 from hafen.containers.service import ContainerService

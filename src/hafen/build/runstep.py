@@ -1,0 +1,165 @@
+"""RUN steps: the command line, the ``--mount`` binds, and the runner the daemon provides.
+
+A RUN is a real container made by the container service (which build/ cannot import:
+``StepRunner`` is the seam the daemon fills). The step's environment is ENV over the
+ARGs in scope; proxy ARGs are usable without being declared and never reach history.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import secrets
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from hafen.build.cache import cache_key
+from hafen.build.copy import find_sources
+from hafen.build.dockerfile import Node
+from hafen.errors import InvalidArgument
+
+Emit = Callable[[str], None]
+
+PROXY_ARGS = (
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+)  # fmt: skip
+# paths the runtime mounts over: what it creates for them is not the RUN's doing
+MOUNT_POINTS = frozenset({"proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf"})
+
+
+@dataclass
+class RunSpec:
+    """One RUN step's container: the image it runs on and how."""
+
+    image_id: str
+    argv: list[str]
+    env: list[str]
+    user: str
+    workdir: str
+    binds: list[str]  # "/host:/ctr[:ro]"
+    network: str = "default"
+
+
+class StepRun(Protocol):
+    """A finished RUN container whose snapshot is still there to be exported."""
+
+    exit_code: int
+    snapshot_key: str
+    container_id: str
+
+    async def release(self) -> None: ...
+
+
+Puller = Callable[[str, Emit], Awaitable[None]]
+"""Pulls an image reference into the image store, reporting progress as text lines."""
+
+
+class StepRunner(Protocol):
+    """Runs RUN steps in real containers (the daemon wires the container service in)."""
+
+    async def run(self, spec: RunSpec, started: Callable[[str], None], output: Emit) -> StepRun: ...
+
+
+def run_argv(shell: list[str], node: Node) -> list[str]:
+    """The RUN's command: exec form as is, shell form (heredocs included) through SHELL."""
+    if node.json_form:
+        return list(node.args)
+    if node.heredocs:
+        command = node.args[0]
+        first = node.heredocs[0]
+        if command.strip() in (f"<<{first.name}", f"<<-{first.name}",
+                               f"<<'{first.name}'", f'<<"{first.name}"',
+                               f"<<-'{first.name}'", f'<<-"{first.name}"'):  # fmt: skip
+            content = first.content
+            if content.startswith("#!"):
+                return ["/bin/sh", "-c", _shebang_script(content)]
+            return [*shell, content]
+        script = command + "\n" + "".join(f"{h.content}{h.name}\n" for h in node.heredocs)
+        return [*shell, script]
+    return [*shell, node.args[0]]
+
+
+def _shebang_script(content: str) -> str:
+    """A heredoc with a shebang runs as its own script file (written to /tmp first)."""
+    name = f"/tmp/.hafen-heredoc-{secrets.token_hex(4)}"
+    quoted = content.replace("'", "'\"'\"'")
+    return (
+        f"printf '%s' '{quoted}' > {name} && chmod +x {name} && {name}; s=$?; rm -f {name}; exit $s"
+    )
+
+
+def run_mounts(
+    node: Node,
+    workdir: str,
+    work_dir: Path,
+    secrets_by_id: dict[str, Path],
+    context_root: Callable[[], Path],
+    stage_roots: dict[str, Path],
+) -> tuple[list[str], list[Path]]:
+    """``--mount`` flags → bind specs (and scratch dirs to remove after the step).
+
+    cache: a directory under ``work_dir/cache-mounts`` kept across builds, by id; bind: a
+    context (or stage) path, read-only unless ``rw`` (then a throw-away copy); tmpfs: an
+    empty scratch directory; secret: a file given to the build, read-only. Blocking.
+    """
+    binds: list[str] = []
+    scratch: list[Path] = []
+    for raw in node.flags:
+        if not raw.startswith("--mount="):
+            continue
+        opts_map: dict[str, str] = {}
+        for part in raw[8:].split(","):
+            k, sep, v = part.partition("=")
+            opts_map[k.strip().lower()] = v if sep else "true"
+        kind = opts_map.get("type", "bind")
+        target = opts_map.get("target") or opts_map.get("dst") or opts_map.get("destination")
+        readonly = opts_map.get("readonly", opts_map.get("ro", "false")) in ("true", "1", "")
+        if kind == "secret":
+            sid = opts_map.get("id") or posixpath.basename(target or "")
+            target = target or f"/run/secrets/{sid}"
+            src = secrets_by_id.get(sid)
+            if src is None:
+                if opts_map.get("required", "false") == "true":
+                    raise InvalidArgument(f"secret {sid} not found")
+                continue
+            binds.append(f"{src}:{target}:ro")
+            continue
+        if not target:
+            raise InvalidArgument(f"--mount: the target is required ({raw})")
+        if not target.startswith("/"):
+            target = posixpath.join(workdir or "/", target)
+        if kind == "cache":
+            cid = opts_map.get("id") or target
+            path = work_dir / "cache-mounts" / cache_key(None, cid).removeprefix("sha256:")[:32]
+            path.mkdir(parents=True, exist_ok=True)
+            binds.append(f"{path}:{target}" + (":ro" if readonly else ""))
+        elif kind == "tmpfs":
+            # an empty scratch directory that never reaches the layer
+            path = Path(tempfile.mkdtemp(dir=work_dir, prefix="tmpfs-"))
+            scratch.append(path)
+            binds.append(f"{path}:{target}")
+        elif kind == "bind":
+            source = opts_map.get("source") or opts_map.get("src") or "."
+            from_ref = opts_map.get("from")
+            root = stage_roots[from_ref] if from_ref else context_root()
+            src_path = find_sources(root, [source])[0].path
+            rw = opts_map.get("rw", opts_map.get("readwrite", "false")) in ("true", "1", "")
+            if rw:  # writes are discarded: bind a throw-away copy
+                path = Path(tempfile.mkdtemp(dir=work_dir, prefix="bind-"))
+                scratch.append(path)
+                dest = path / "src"
+                if src_path.is_dir():
+                    shutil.copytree(src_path, dest, symlinks=True)
+                else:
+                    shutil.copy2(src_path, dest)
+                src_path = dest
+            binds.append(f"{src_path}:{target}" + ("" if rw else ":ro"))
+        else:
+            raise InvalidArgument(
+                f"--mount: unsupported type {kind!r} (bind, cache, tmpfs, secret)"
+            )
+    return binds, scratch
