@@ -214,6 +214,23 @@ def test_malformed_json_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
     _assert_nothing_left(any_rt, "bad1", bundle)
 
 
+def test_bad_id_mapping_is_refused_and_leaves_nothing(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(
+        tmp_path,
+        ["true"],
+        linux={
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")],
+            # a range past the end of the 32-bit id space: the kernel refuses the map
+            "uidMappings": [{"containerID": 0, "hostID": 4294967290, "size": 100}],
+            "gidMappings": [{"containerID": 0, "hostID": 4294967290, "size": 100}],
+        },
+    )
+    result = any_rt("run", "--bundle", str(bundle), "badmap")
+    assert result.returncode != 0
+    assert result.stderr.strip()
+    _assert_nothing_left(any_rt, "badmap", bundle)
+
+
 def test_missing_rootfs_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
     bundle = make_busybox_bundle(tmp_path, ["true"], root={"path": "no-such-rootfs"})
     result = any_rt("create", "--bundle", str(bundle), "bad2")
