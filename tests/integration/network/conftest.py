@@ -8,9 +8,6 @@ under ``nsenter --net=/proc/<hafend pid>/ns/net``.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,16 +19,30 @@ from tests.conftest import HAFEND, Hafend
 
 
 class NetHafend(Hafend):
+    """A hafend in a network namespace of its own, held by a ``sleep`` so that the daemon
+    can be killed and started again inside the same namespace (restart tests)."""
+
+    holder: subprocess.Popen[bytes] | None = None
+
     def start(self, timeout: float = 20) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.holder is None:
+            self.holder = subprocess.Popen(
+                ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 3600"],
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until sh has exec'd sleep with lo up
+                if Path(f"/proc/{self.holder.pid}/comm").read_text().strip() == "sleep":
+                    break
+                time.sleep(0.02)
         daemon = [
             HAFEND, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
             "-H", self.host, "--config-file", str(self.root / "daemon.json"), *self.extra_args,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "--net", "--fork", "--kill-child", "--",
-                 "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *daemon],
+                ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--", *daemon],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
@@ -44,24 +55,11 @@ class NetHafend(Hafend):
             time.sleep(0.1)
         raise RuntimeError(f"hafend did not answer in {timeout}s:\n{self.log_path.read_text()}")
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal hafend itself: ``unshare --fork`` blocks SIGTERM and waits for its child."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                os.kill(self.daemon_pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
     @property
     def daemon_pid(self) -> int:
-        """The hafend process (the child of ``unshare``)."""
-        assert self.proc is not None
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return int(children[0])
+        """A process in the daemon's namespace (the holder outlives daemon restarts)."""
+        assert self.holder is not None
+        return self.holder.pid
 
     def in_netns(
         self, *argv: str, check: bool = True, timeout: float = 30
@@ -71,6 +69,15 @@ class NetHafend(Hafend):
             ["nsenter", f"--net=/proc/{self.daemon_pid}/ns/net", "--", *argv],
             capture_output=True, text=True, timeout=timeout, check=check,
         )  # fmt: skip
+
+    def cleanup(self) -> None:
+        try:
+            super().cleanup()
+        finally:
+            if self.holder is not None:
+                self.holder.kill()
+                self.holder.wait(timeout=10)
+                self.holder = None
 
 
 @pytest.fixture(scope="module")
