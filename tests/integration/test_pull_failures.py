@@ -39,6 +39,8 @@ def assert_store_clean(d: Hafend, reg: FakeRegistry | None) -> None:
         image_id = digest_of(reg.image.config)
         assert image_id[7:19] not in d.cli("images", "-q").stdout
     assert not list((d.data_root / "content" / "ingest").iterdir())
+    # no layer left half-unpacked or staged aside
+    assert not list((d.data_root / "snapshots").glob("*/layers/.staging-*"))
     for digest in blobs(d):  # whatever was kept is whole and true
         path = d.data_root / "content" / "blobs" / "sha256" / digest[7:]
         assert digest_of(path.read_bytes()) == digest

@@ -12,6 +12,7 @@ reuses. Layers already unpacked (same ChainID) are not downloaded at all.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from hafen.errors import InvalidArgument
 from hafen.images.model import ImageConfig
 from hafen.images.progress import Emit, ProgressEvent, short_digest
 from hafen.images.reference import Reference
-from hafen.images.service import ImageService, LayerBlob
+from hafen.images.service import ImageService, LayerBlob, StagedLayer
 from hafen.store.layers import chain_ids
 
 PROGRESS_INTERVAL = 0.1  # seconds between two "Downloading" events of one layer
@@ -134,9 +135,13 @@ async def _fetch_and_unpack(
     if not todo:
         return
     semaphore = asyncio.Semaphore(max(1, max_downloads))
-    done: dict[int, asyncio.Future[None]] = {
-        i: asyncio.get_running_loop().create_future() for i in todo
-    }
+    loop = asyncio.get_running_loop()
+    done: dict[int, asyncio.Future[None]] = {i: loop.create_future() for i in todo}
+    # overlay: each layer is unpacked aside as soon as it is downloaded, in parallel, and
+    # published in chain order; vfs needs the parent's tree, so it unpacks in order.
+    staging = images.can_stage_layers()
+    staged: dict[int, asyncio.Future[StagedLayer]] = {i: loop.create_future() for i in todo}
+    unpack_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
 
     async def download(i: int, desc: Descriptor) -> None:
         ident = short_digest(desc.digest)
@@ -158,20 +163,29 @@ async def _fetch_and_unpack(
                 emit(ProgressEvent("Verifying Checksum", id=ident))
             emit(ProgressEvent("Download complete", id=ident))
         done[i].set_result(None)
+        if staging:
+            async with unpack_slots:
+                emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
+                layer = LayerBlob(desc.digest, desc.media_type)
+                staged[i].set_result(
+                    await asyncio.to_thread(images.stage_layer, diff_ids[i], layer)
+                )
 
     async def unpack() -> None:
         for i in todo:
-            await done[i]
             desc = manifest.layers[i]
             ident = short_digest(desc.digest)
-            emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
-            await asyncio.to_thread(
-                images.unpack_layer,
-                chains[i],
-                chains[i - 1] if i else None,
-                diff_ids[i],
-                LayerBlob(desc.digest, desc.media_type),
-            )
+            parent = chains[i - 1] if i else None
+            if staging:
+                layer = await staged[i]
+                await asyncio.to_thread(images.publish_layer, chains[i], parent, layer)
+            else:
+                await done[i]
+                emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
+                await asyncio.to_thread(
+                    images.unpack_layer, chains[i], parent, diff_ids[i],
+                    LayerBlob(desc.digest, desc.media_type),
+                )  # fmt: skip
             emit(ProgressEvent("Pull complete", id=ident))
 
     tasks = [asyncio.create_task(download(i, manifest.layers[i])) for i in todo]
@@ -182,4 +196,7 @@ async def _fetch_and_unpack(
         for task in (*tasks, unpacker):
             task.cancel()
         await asyncio.gather(*tasks, unpacker, return_exceptions=True)
+        for future in staged.values():  # unpacked aside but never published
+            if future.done() and not future.cancelled() and future.exception() is None:
+                await asyncio.to_thread(images.discard_staged, future.result())
         raise

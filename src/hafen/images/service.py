@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from hafen.errors import (
     Conflict,
@@ -56,6 +58,14 @@ class LayerBlob:
 
     digest: str
     media_type: str = LAYER_TAR_GZIP
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer unpacked aside (not yet in the snapshotter's view)."""
+
+    path: Path
+    size: int
 
 
 ImageUsers = Callable[[str], list[ImageUser]]
@@ -256,6 +266,39 @@ class ImageService:
         """Unpack one layer ahead of ``store_image`` (a pull overlapping download and
         unpack); its parent must be unpacked. Returns the unpacked size."""
         return self._ensure_layer(chain, parent, diff_id, layer)
+
+    def can_stage_layers(self) -> bool:
+        """Whether layers can be unpacked before their parents (overlay: each holds
+        only its own diff), i.e. in parallel."""
+        return hasattr(self.snapshotter, "stage_layer")
+
+    def stage_layer(self, diff_id: str, layer: LayerBlob) -> StagedLayer:
+        """Unpack a layer aside and check its DiffID (blocking; see ``can_stage_layers``)."""
+        snapshotter: Any = self.snapshotter
+        with self.content.open(layer.digest) as blob:
+            staging, stats = snapshotter.stage_layer(open_layer_stream(blob))
+        if stats.diff_id != diff_id:
+            snapshotter.discard_staged(staging)
+            raise DigestMismatch(
+                f"layer {layer.digest} unpacks to {stats.diff_id}, but the image config "
+                f"says {diff_id}"
+            )
+        return StagedLayer(staging, stats.size)
+
+    def publish_layer(self, chain: str, parent: str | None, staged: StagedLayer) -> int:
+        """Put a staged layer in place (its parent must be); returns its size."""
+        snapshotter: Any = self.snapshotter
+        with self._layer_lock(chain):
+            if self.snapshotter.has_layer(chain):
+                snapshotter.discard_staged(staged.path)
+            else:
+                snapshotter.publish_staged(chain, parent, staged.path)
+                self._unrecorded_sizes[chain] = staged.size
+        return staged.size
+
+    def discard_staged(self, staged: StagedLayer) -> None:
+        snapshotter: Any = self.snapshotter
+        snapshotter.discard_staged(staged.path)
 
     def add_references(self, image_id: str, references: Iterable[str]) -> None:
         """Point tags and digest references (``name@sha256:…``) at an existing image."""

@@ -49,6 +49,36 @@ class OverlaySnapshotter:
     def _short_link(self, chain_id: str) -> Path:
         return self.root / "l" / key_dir_name(chain_id)[:16]
 
+    def stage_layer(self, stream: BinaryIO) -> tuple[Path, LayerStats]:
+        """Unpack a layer into a staging dir without needing its parent yet (an overlay
+        layer holds only its own diff), so a pull can unpack its layers in parallel;
+        ``publish_staged`` then puts each in place in chain order. A crash leaves only
+        a staging dir, swept at the next start."""
+        staging = staging_dir(self.root / "layers")
+        try:
+            stats = unpack_layer(stream, staging / "diff", whiteouts="overlay")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return staging, stats
+
+    def publish_staged(self, chain_id: str, parent: str | None, staging: Path) -> None:
+        try:
+            if parent is not None and not self.has_layer(parent):
+                raise NotFound(f"parent layer {parent} is not unpacked")
+            if parent is not None:
+                (staging / "parent").write_text(parent)
+            publish(staging, self._layer(chain_id))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        link = self._short_link(chain_id)
+        if not link.is_symlink():
+            os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
+
+    def discard_staged(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
     def apply_layer(self, chain_id: str, parent: str | None, stream: BinaryIO) -> LayerStats:
         if parent is not None and not self.has_layer(parent):
             raise NotFound(f"parent layer {parent} is not unpacked")
