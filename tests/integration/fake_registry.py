@@ -31,7 +31,20 @@ def make_layer(files: dict[str, bytes], *, hostile: str | None = None) -> tuple[
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
-        if hostile:
+        if hostile == "symlink-escape":  # a link out of the root, then a write through it
+            link = tarfile.TarInfo("escape")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "/tmp/hafen-escape-target"
+            tar.addfile(link)
+            info = tarfile.TarInfo("escape/owned")
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"owned"))
+        elif hostile == "device":
+            dev = tarfile.TarInfo("dev/evil-mem")
+            dev.type = tarfile.CHRTYPE
+            dev.devmajor, dev.devminor = 1, 1  # /dev/mem
+            tar.addfile(dev)
+        elif hostile:
             info = tarfile.TarInfo(hostile)
             info.size = 5
             tar.addfile(info, io.BytesIO(b"owned"))

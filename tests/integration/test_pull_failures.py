@@ -195,3 +195,24 @@ def test_daemon_killed_mid_pull_leaves_no_partial_image(
         assert inspect["Id"] == digest_of(registry.image.config)
     finally:
         d.cleanup()
+
+
+def test_symlink_escape_and_device_nodes_stay_harmless(daemon: Hafend) -> None:
+    target = Path("/tmp/hafen-escape-target")
+    target.mkdir(exist_ok=True)
+    try:
+        for kind in ("symlink-escape", "device"):
+            reg = FakeRegistry(FakeImage.build([1000], hostile=kind, seed=kind))
+            try:
+                code, out = pull(daemon, f"{reg.host}/fail/{kind}:v1")
+            finally:
+                reg.close()
+            assert not (target / "owned").exists()  # nothing written outside the root
+            # unpacked, confined: the link resolves inside the layer; no device node is made
+            assert code == 0, out
+            for layer in (daemon.data_root / "snapshots").glob("*/layers/*/diff"):
+                node = layer / "dev" / "evil-mem"
+                assert not (node.exists() and node.is_char_device())
+            daemon.cli("rmi", f"{reg.host}/fail/{kind}:v1")
+    finally:
+        target.rmdir()
