@@ -81,8 +81,15 @@ def test_push_pull_run_against_an_open_registry(
     # Pulling again: up to date, nothing downloaded.
     again = run_hafen(empty_hafend, tmp_path, "pull", f"{open_registry.host}/open/busybox:v1")
     assert "Image is up to date" in again.stdout
-    # By digest, into a daemon that has the layers: "Already exists".
     run_hafen(empty_hafend, tmp_path, "rmi", f"{open_registry.host}/open/busybox:v1")
+    # By digest (the docker CLI sends fromImage=name&tag=sha256:...).
+    by_digest = f"{open_registry.host}/open/busybox@{digest}"
+    pulled = run_hafen(empty_hafend, tmp_path, "pull", by_digest).stdout
+    assert f"Digest: {digest}" in pulled and pulled.rstrip().endswith(by_digest)
+    listed = run_hafen(empty_hafend, tmp_path, "images", "--digests").stdout
+    assert digest in listed
+    run_hafen(empty_hafend, tmp_path, "rmi", by_digest)
+    assert run_hafen(empty_hafend, tmp_path, "images", "-q").stdout == ""
 
 
 def test_second_push_finds_layers_present_and_mounts_across_repositories(
