@@ -42,6 +42,7 @@ from hafen.containers.model import (
 )
 from hafen.containers.names import VALID_NAME, generate_name
 from hafen.containers.restart import Backoff, should_restart, validate_policy
+from hafen.containers.userns import Remap, shift_rootfs, traversable
 from hafen.errors import (
     Conflict,
     ContainerNotFound,
@@ -116,6 +117,7 @@ class ServiceOptions:
     runtime_command: Callable[[str | None], list[str]]
     default_runtime: str = "hafen"
     cgroup_parent: str = "/hafen"
+    userns_remap: Remap | None = None  # daemon-wide user-namespace remapping
     shim_env: dict[str, str] = field(default_factory=dict)
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
@@ -790,6 +792,10 @@ class ContainerService:
         rootfs.mkdir(parents=True)
         self.snapshotter.mount(c.snapshot_key, rootfs)
         try:
+            remap = self._remap(c)
+            if remap is not None:
+                shift_rootfs(rootfs, remap)
+                traversable(rootfs, self.options.exec_root)
             mounts = self._mount_all(c, rootfs)
             spec = build_spec(self._spec_options(c, rootfs, mounts))
             _write_etc_files(c, self._peers(c))
@@ -859,7 +865,21 @@ class ContainerService:
             shm_size=hc.shm_size or 64 * 1024 * 1024,
             binds=binds,
             **isolation,
+            **self._userns_options(c),
         )
+
+    def _remap(self, c: Container) -> Remap | None:
+        """The daemon's remapping, unless the container keeps the host's ids."""
+        hc = c.host_config
+        if self.options.userns_remap is None or hc.userns_mode == "host" or hc.privileged:
+            return None
+        return self.options.userns_remap
+
+    def _userns_options(self, c: Container) -> dict[str, Any]:
+        remap = self._remap(c)
+        if remap is None:
+            return {}
+        return {"uid_mappings": remap.uid_mappings(), "gid_mappings": remap.gid_mappings()}
 
     def _running_pid(self, ref: str) -> int:
         """The init pid of a running container (for --pid/--ipc container:<ref>)."""

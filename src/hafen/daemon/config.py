@@ -63,6 +63,7 @@ class DaemonConfig:
     port_range: str = ""  # "lo-hi" for -P; "" = the kernel's ephemeral range
     log_driver: str = "json-file"  # for containers that name none
     log_opts: dict[str, str] = field(default_factory=dict)
+    userns_remap: str = ""  # "default" | "user[:group]": containers' root is a subuid
 
     def runtime_command(self, name: str | None = None) -> list[str]:
         name = name or self.default_runtime
@@ -103,6 +104,7 @@ _JSON_KEYS = {
     "port-range": "port_range",
     "log-driver": "log_driver",
     "log-opts": "log_opts",
+    "userns-remap": "userns_remap",
 }
 
 

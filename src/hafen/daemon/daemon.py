@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hafen.build.cache import BuildCache
 from hafen.build.executor import Builder
-from hafen.containers import logopts
+from hafen.containers import logopts, userns
 from hafen.containers.service import ContainerService, ServiceOptions
 from hafen.daemon.build_runner import ContainerStepRunner, RegistryPuller
 from hafen.daemon.config import DaemonConfig, hafen_pythonpath, python_module_command
@@ -80,6 +80,7 @@ class Daemon:
                 shim_env=env,
                 log_driver=config.log_driver,
                 log_opts=dict(config.log_opts),
+                userns_remap=userns.resolve(config.userns_remap) if config.userns_remap else None,
             ),
             self.metadata,
             self.images,

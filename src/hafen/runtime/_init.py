@@ -122,6 +122,11 @@ def describe(e: BaseException) -> str:
 
 def _intermediate(args: InitArgs) -> None:
     spec = args.spec
+    if spec.process is not None and spec.process.oom_score_adj is not None:
+        # Before any user namespace: inside one, /proc/self is no longer ours to write.
+        # The init and everything it forks inherit the value.
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(spec.process.oom_score_adj))
     # Join the cgroup first: everything forked from here on is accounted and limited.
     for procs in args.cgroup_procs:
         with open(procs, "w") as f:
@@ -211,9 +216,6 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-    if proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
 
     def before_pivot() -> None:
         if not args.hooks_sync:

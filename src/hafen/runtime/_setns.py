@@ -75,6 +75,10 @@ def _same_ns(a: str, b: str) -> bool:
 
 
 def _intermediate(args: ExecArgs) -> None:
+    if args.process.oom_score_adj is not None:
+        # Before joining a user namespace, where /proc/self is no longer ours to write.
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(args.process.oom_score_adj))
     for procs in args.cgroup_procs:
         try:
             with open(procs, "w") as f:
@@ -133,9 +137,6 @@ def _setup(args: ExecArgs) -> tuple[str, list[str], dict[str, str]]:
             os.set_inheritable(fd, True)
         except OSError:
             pass
-    if proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
     if proc.terminal:
         assert args.console is not None
         from hafen.runtime import console  # already imported by the parent

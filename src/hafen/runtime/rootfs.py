@@ -211,6 +211,12 @@ def _mount_one(spec: Spec, m: Mount, cgroup_paths: dict[str, str], cgroupns: boo
         try:
             _sys.mount(m.source or m.type, dest, m.type, flags, data)
         except PermissionError:
+            if m.type == "sysfs" and spec.has_namespace("user"):
+                # A network namespace not owned by the container's user namespace (a
+                # joined or daemon-made one) forbids a new sysfs: bind the host's, as runc.
+                _sys.mount("/sys", dest, None, _sys.MS_BIND | _sys.MS_REC, None)
+                _remount_bind(dest, flags)
+                return
             if not flags & _sys.MS_RDONLY:
                 raise
             # Some filesystems refuse a fresh read-only mount inside a user namespace;
