@@ -1,11 +1,12 @@
-"""Build benchmark: hafen against `buildah bud --layers`, side by side in one run.
+"""Build benchmark: hafen against BuildKit, Docker's classic builder and `buildah bud
+--layers`, side by side in one run.
 
 The same fixed 8-step Dockerfile (FROM busybox, ENV, WORKDIR, three RUNs, COPY of a
 2,000-file ~20 MB context, CMD) is built, each over N runs (default 7):
   - cold: `--no-cache` (every step runs, every layer is written);
   - cached: a full rebuild where every step is a cache hit.
-Networking is off for both (`--network none`). Median and min–max wall time, then the
-ratios hafen / buildah.
+Networking is off for all (`--network none`). Median and min-max wall time, then the
+ratios hafen / each peer.
 
 hafen: `hafen build` against a hafend this script starts on temporary roots, with busybox
 from `hafen image bootstrap busybox`. buildah (Debian's `buildah`, `apt-get install
@@ -14,9 +15,12 @@ buildah`) runs with private --root/--runroot under the same temporary directory 
 ("cgroups in hybrid mode not supported"). Its busybox is the same static busybox binary,
 committed with `buildah from scratch` + `buildah add`.
 
-BuildKit and Docker's classic builder are not measured: they need Debian's dockerd, which
-creates a bridge and iptables rules on the host's own network, which these shared VMs must
-not change. Run as root: `.venv/bin/python bench/bench_build.py [-n N]`.
+BuildKit (`DOCKER_BUILDKIT=1`) and the classic builder (`DOCKER_BUILDKIT=0`) use Debian's
+docker.io 20.10 client (/usr/bin/docker) against its dockerd, started on temporary roots
+inside a private network namespace (dockerd makes a bridge and iptables rules: there they
+touch nothing of the host's network); its busybox is the same binary, `docker import`ed.
+Every daemon of the run lives in that namespace. Run as root:
+`.venv/bin/python bench/bench_build.py [-n N]`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+DOCKER = "/usr/bin/docker"  # Debian's docker.io 20.10 client (BuildKit built in)
 HAFEN = str(VENV_BIN / "hafen")
 HAFEND = str(VENV_BIN / "hafend")
 
@@ -68,8 +73,85 @@ def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list
     return times
 
 
+class Netns:
+    """A private network namespace, held by a sleeping process, with lo up."""
+
+    def __init__(self) -> None:
+        self.holder = subprocess.Popen(
+            ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 3600"]
+        )
+        time.sleep(0.3)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--", *argv]
+
+    def close(self) -> None:
+        self.holder.kill()
+        self.holder.wait()
+
+
+def busybox_tar(root: Path) -> Path:
+    """A busybox root filesystem as a tar: the static binary and its applet links."""
+    tar = root / "busybox.tar"
+    if tar.exists():
+        return tar
+    rootfs = root / "busybox-rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    for d in ("etc", "tmp"):
+        (rootfs / d).mkdir()
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy2(busybox, rootfs / "bin" / "busybox")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True).stdout.split()
+    for applet in applets:
+        if not (rootfs / "bin" / applet).exists():
+            os.symlink("busybox", rootfs / "bin" / applet)
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    return tar
+
+
+class DockerdSide:
+    """Debian's dockerd in the namespace, driven by its own 20.10 client."""
+
+    def __init__(self, root: Path, ns: Netns, buildkit: bool) -> None:
+        self.root = root / ("dockerd-buildkit" if buildkit else "dockerd-classic")
+        self.root.mkdir()
+        self.ns = ns
+        sock = self.root / "docker.sock"
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{sock}",
+                    "DOCKER_BUILDKIT": "1" if buildkit else "0",
+                    "DOCKER_CONFIG": str(self.root / "client")}  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        (self.root / "daemon.json").write_text("{}")
+        log = open(self.root / "dockerd.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            self.ns.wrap(["dockerd", "--data-root", str(self.root / "data"), "--exec-root",
+                          str(self.root / "exec"), "-H", self.env["DOCKER_HOST"], "--pidfile",
+                          str(self.root / "dockerd.pid"), "--config-file",
+                          str(self.root / "daemon.json"), "--log-level", "error"]),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        for _ in range(300):
+            if subprocess.run([DOCKER, "version"], env=self.env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        subprocess.run([DOCKER, "import", str(busybox_tar(self.root.parent)), "busybox:latest"],
+                       env=self.env, check=True, capture_output=True)  # fmt: skip
+
+    def build(self, ctx: Path, no_cache: bool) -> list[str]:
+        flags = ["--no-cache"] if no_cache else []
+        return [DOCKER, "build", "-q", "--network", "none", *flags, "-t", "bench", str(ctx)]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
 class HafenSide:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ns: Netns) -> None:
+        self.ns = ns
         self.root = root / "hafen"
         self.root.mkdir()
         self.host = f"unix://{self.root}/hafen.sock"
@@ -79,8 +161,9 @@ class HafenSide:
     def start(self) -> None:
         log = open(self.root / "hafend.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [HAFEND, "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "-H", self.host, "--config-file", str(self.root / "daemon.json")],
+            self.ns.wrap([HAFEND, "--data-root", str(self.root / "data"), "--exec-root",
+                          str(self.root / "exec"), "-H", self.host, "--config-file",
+                          str(self.root / "daemon.json")]),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         for _ in range(200):
@@ -109,18 +192,7 @@ class BuildahSide:
         self.env = dict(os.environ)
 
     def start(self) -> None:
-        rootfs = self.root / "rootfs"
-        (rootfs / "bin").mkdir(parents=True)
-        for d in ("etc", "tmp"):
-            (rootfs / d).mkdir()
-        busybox = shutil.which("busybox") or "/bin/busybox"
-        shutil.copy2(busybox, rootfs / "bin" / "busybox")
-        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True).stdout.split()
-        for applet in applets:
-            if not (rootfs / "bin" / applet).exists():
-                os.symlink("busybox", rootfs / "bin" / applet)
-        tar = self.root / "busybox.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+        tar = busybox_tar(self.root.parent)
         ctr = subprocess.run([*self.base, "from", "scratch"], check=True, capture_output=True,
                              text=True).stdout.strip()  # fmt: skip
         subprocess.run([*self.base, "add", ctr, str(tar), "/"], check=True, capture_output=True)
@@ -138,7 +210,7 @@ class BuildahSide:
 
 
 def summary(times: list[float]) -> str:
-    return f"{statistics.median(times):7.3f}s  ({min(times):.3f}–{max(times):.3f})"
+    return f"{statistics.median(times):7.3f}s  ({min(times):.3f}-{max(times):.3f})"
 
 
 def main() -> int:
@@ -149,11 +221,17 @@ def main() -> int:
         print("run as root", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="hafen-bench-build-"))
-    sides: dict[str, HafenSide | BuildahSide] = {"hafen": HafenSide(tmp)}
+    ns = Netns()
+    sides: dict[str, HafenSide | BuildahSide | DockerdSide] = {"hafen": HafenSide(tmp, ns)}
+    if shutil.which("dockerd") and Path(DOCKER).exists():
+        sides["buildkit"] = DockerdSide(tmp, ns, buildkit=True)
+        sides["classic"] = DockerdSide(tmp, ns, buildkit=False)
+    else:
+        print("dockerd is not installed (apt-get install docker.io): no BuildKit/classic")
     if shutil.which("buildah"):
         sides["buildah"] = BuildahSide(tmp)
     else:
-        print("buildah is not installed (apt-get install buildah): hafen only")
+        print("buildah is not installed (apt-get install buildah): no buildah")
     results: dict[tuple[str, str], list[float]] = {}
     try:
         ctx = make_context(tmp)
@@ -168,17 +246,19 @@ def main() -> int:
     finally:
         for side in sides.values():
             side.stop()
+        ns.close()
         subprocess.run(["umount", "-R", "-l", str(tmp)], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"8-step Dockerfile, 2,000-file ~20 MB context, {args.runs} runs each, median (min–max)")
+    print(f"8-step Dockerfile, 2,000-file ~20 MB context, {args.runs} runs each, median (min-max)")
     for kind in ("cold", "cached"):
         for name in sides:
-            print(f"  {kind:7s} {name:8s} {summary(results[(name, kind)])}")
-        if "buildah" in sides:
-            ratio = statistics.median(results[("hafen", kind)]) / statistics.median(
-                results[("buildah", kind)]
-            )
-            print(f"  {kind:7s} ratio hafen/buildah: {ratio:.2f}")
+            print(f"  {kind:7s} {name:9s} {summary(results[(name, kind)])}")
+        for peer in sides:
+            if peer != "hafen":
+                ratio = statistics.median(results[("hafen", kind)]) / statistics.median(
+                    results[(peer, kind)]
+                )
+                print(f"  {kind:7s} ratio hafen/{peer}: {ratio:.2f}")
     return 0
 
 
