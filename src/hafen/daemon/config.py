@@ -60,6 +60,7 @@ class DaemonConfig:
     bridge_on_host: bool = False
     iptables: bool = True  # nftables DNAT for published ports (when nft exists)
     ip_masq: bool = True  # masquerade traffic leaving bridge networks
+    ip_forward: bool = True  # enable forwarding (only where nftables isolates bridges)
     port_range: str = ""  # "lo-hi" for -P; "" = the kernel's ephemeral range
     log_driver: str = "json-file"  # for containers that name none
     log_opts: dict[str, str] = field(default_factory=dict)
@@ -101,6 +102,7 @@ _JSON_KEYS = {
     "bridge-on-host": "bridge_on_host",
     "iptables": "iptables",
     "ip-masq": "ip_masq",
+    "ip-forward": "ip_forward",
     "port-range": "port_range",
     "log-driver": "log_driver",
     "log-opts": "log_opts",

@@ -137,16 +137,20 @@ class Daemon:
         )
 
     def _masquerade(self) -> None:
-        """Keep nftables' masquerade set equal to the bridge networks' subnets."""
+        """Keep nftables in step with the networks: masquerade set, bridge isolation; then
+        turn forwarding on (only here: without these rules bridges would reach each other)."""
         ports = self.containers.ports
         if ports is None or not ports.use_nft:
             return
-        subnets = []
-        if self.config.ip_masq:
-            subnets = [
-                n.subnet for n in self.networks.list() if n.driver == "bridge" and not n.internal
-            ]
+        bridges = [n for n in self.networks.list() if n.driver == "bridge"]
+        subnets = [n.subnet for n in bridges if not n.internal] if self.config.ip_masq else []
         nft.set_masquerade(subnets)
+        nft.set_isolation([(n.bridge, n.internal) for n in bridges])
+        if self.config.ip_forward:
+            try:
+                Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+            except OSError as e:
+                log.warning("cannot enable IP forwarding: %s", e)
 
     async def close(self) -> None:
         if self.containers.ports is not None:

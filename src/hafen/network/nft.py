@@ -7,7 +7,9 @@ removing one is a single element operation and never needs rule handles:
     ports      proto . port            → container ip . port   (host ip 0.0.0.0)
     hostports  host ip . proto . port  → container ip . port   (a specific host ip)
 
-``masq`` holds the subnets of bridge networks that masquerade when leaving them.
+``masq`` holds the subnets of bridge networks that masquerade when leaving them. The
+``forward`` chain isolates bridges from each other (and internal ones from everything),
+rebuilt whole by ``set_isolation`` whenever the set of networks changes.
 Rules are fed to ``nft -f -``; nothing parses nft's output.
 """
 
@@ -25,6 +27,10 @@ table ip hafen {
   map ports { type inet_proto . inet_service : ipv4_addr . inet_service ; }
   map hostports { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
   set masq { type ipv4_addr ; flags interval ; }
+  set bridges { type ifname ; }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+  }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @hostports
@@ -83,4 +89,23 @@ def set_masquerade(subnets: list[str]) -> None:
     script = f"flush set ip {TABLE} masq\n"
     if subnets:
         script += f"add element ip {TABLE} masq {{ {', '.join(subnets)} }}\n"
+    _run(script)
+
+
+def set_isolation(bridges: list[tuple[str, bool]]) -> None:
+    """Forwarding rules for (bridge device, internal) pairs: no bridge reaches another;
+    an internal bridge reaches nothing outside itself."""
+    script = f"flush chain ip {TABLE} forward\nflush set ip {TABLE} bridges\n"
+    if bridges:
+        names = ", ".join(f'"{name}"' for name, _ in bridges)
+        script += f"add element ip {TABLE} bridges {{ {names} }}\n"
+    for name, internal in bridges:
+        if internal:
+            script += f'add rule ip {TABLE} forward iifname "{name}" oifname != "{name}" drop\n'
+            script += f'add rule ip {TABLE} forward oifname "{name}" iifname != "{name}" drop\n'
+        else:
+            script += (
+                f'add rule ip {TABLE} forward iifname "{name}" oifname @bridges '
+                f'oifname != "{name}" drop\n'
+            )
     _run(script)

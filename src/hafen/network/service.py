@@ -204,8 +204,7 @@ class NetworkService:
             except BaseException:
                 self.drivers[driver].delete(network)
                 raise
-        if self.on_change is not None:
-            self.on_change()
+        self._changed()
         return network
 
     def remove(self, ref: str) -> None:
@@ -224,8 +223,15 @@ class NetworkService:
                 db.execute("DELETE FROM ip_allocations WHERE network_id = ?", (network.id,))
                 if network.driver in self.drivers and self.enabled:
                     self.drivers[network.driver].delete(network)
-        if self.on_change is not None:
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is None:
+            return
+        try:
             self.on_change()
+        except HafenError as e:  # the network itself is fine; its firewall rules are not
+            log.error("updating nftables after a network change: %s", e)
 
     def prune(self, labels: builtins.list[str]) -> builtins.list[str]:
         removed = []

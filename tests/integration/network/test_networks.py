@@ -343,3 +343,38 @@ def test_docker_cli_run_p_and_port(net_hafend: NetHafend) -> None:
         assert out.stdout == "80/tcp -> 127.0.0.1:8282\n"
     finally:
         subprocess.run([DOCKER, "rm", "-f", cid], capture_output=True, env=env)
+
+
+def test_outbound_traffic_is_forwarded_and_masqueraded(net_hafend: NetHafend) -> None:
+    """An "outside" namespace joined to the daemon's by a veth: a container reaches it,
+    and it sees the daemon's address (masquerade), having no route to the bridge."""
+    if not shutil.which("nft"):
+        pytest.skip("forwarding is only enabled where nftables isolates bridges")
+    d = net_hafend
+    outside = subprocess.Popen(
+        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 60"]
+    )
+    try:
+        time.sleep(0.3)
+        d.in_netns("ip", "link", "add", "ext0", "type", "veth", "peer", "name", "ext1")
+        d.in_netns("ip", "link", "set", "ext1", "netns", str(outside.pid))
+        d.in_netns("ip", "addr", "add", "192.0.2.1/24", "dev", "ext0")
+        d.in_netns("ip", "link", "set", "ext0", "up")
+        enter = ["nsenter", f"--net=/proc/{outside.pid}/ns/net", "--"]
+        subprocess.run([*enter, "ip", "addr", "add", "192.0.2.2/24", "dev", "ext1"], check=True)
+        subprocess.run([*enter, "ip", "link", "set", "ext1", "up"], check=True)
+        server = subprocess.Popen(
+            [*enter, sys.executable, "-c",
+             "import socket;s=socket.socket();s.bind(('192.0.2.2',8000));s.listen();"
+             "s.settimeout(20);print('ready',flush=True);c,a=s.accept();"
+             "c.sendall(a[0].encode()+b'\\n');c.close()"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        out = d.cli("run", "--rm", "busybox", "sh", "-c", "nc -w 3 192.0.2.2 8000 </dev/null")
+        assert out.stdout == "192.0.2.1\n"
+        server.wait(timeout=10)
+    finally:
+        outside.kill()
+        outside.wait(timeout=10)
+        d.in_netns("ip", "link", "del", "ext0", check=False)
