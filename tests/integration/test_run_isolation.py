@@ -189,3 +189,31 @@ def test_cpus_sets_the_cfs_quota(hafend: Hafend, cpus: str) -> None:
         "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max",
     ).stdout  # fmt: skip
     assert out.strip() == "50000"
+
+
+def test_cpus_bounds_measured_cpu_use(hafend: Hafend) -> None:
+    # Bounded: a busy loop for 2 s of wall time; with --cpus 0.5 the cgroup may use at
+    # most ~1 s of CPU (the CFS quota), whatever the host's load.
+    script = (
+        "timeout 2 sh -c 'while :; do :; done'; f=/sys/fs/cgroup;"
+        " cat $f/cpuacct/cpuacct.usage 2>/dev/null || grep usage_usec $f/cpu.stat"
+    )
+    out = hafend.cli("run", "--rm", "--cpus", "0.5", "busybox", "sh", "-c", script, timeout=60)
+    value = int(out.stdout.split()[-1])
+    cpu_seconds = value / 1e9 if "usage_usec" not in out.stdout else value / 1e6
+    assert 0.05 < cpu_seconds < 1.3
+
+
+def test_ipc_modes_and_shm_size(hafend: Hafend) -> None:
+    sized = hafend.cli(
+        "run", "--rm", "--shm-size", "8m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"
+    ).stdout.split()
+    assert sized[1] == "8192"
+    none = hafend.cli(
+        "run", "--rm", "--ipc", "none", "busybox", "sh", "-c", "grep -c ' /dev/shm ' /proc/mounts",
+        check=False,
+    )  # fmt: skip
+    assert none.stdout.strip() == "0"
+    host_ipc = os.readlink("/proc/self/ns/ipc")
+    shared = hafend.cli("run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc")
+    assert shared.stdout.strip() == host_ipc

@@ -48,6 +48,8 @@ def _security(opts: list[str]) -> dict[str, Any]:
 
 def _namespaces(hc: HostConfig, pid_of: Callable[[str], int]) -> dict[str, str]:
     out: dict[str, str] = {}
+    if hc.ipc_mode == "none":
+        out["ipc"] = "none"  # a private IPC namespace without /dev/shm (spec: "" + no mount)
     for ns, mode in (("pid", hc.pid_mode), ("ipc", hc.ipc_mode), ("uts", hc.uts_mode)):
         if mode == "host":
             out[ns] = "host"

@@ -170,9 +170,16 @@ def _default_mounts(opts: SpecOptions) -> list[dict[str, Any]]:
          "options": ["ro" if not opts.privileged else "rw", "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={opts.shm_size}"]},
     ]  # fmt: skip
+    ipc = opts.namespaces.get("ipc", "")
+    if ipc == "host":
+        # --ipc host: the host's SysV IPC and its /dev/shm, as Docker
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})  # fmt: skip
+    elif ipc != "none":
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                                   f"size={opts.shm_size}"]})  # fmt: skip
     if opts.init_path:
         mounts.append(
             {
@@ -398,6 +405,8 @@ def _namespaces(opts: SpecOptions) -> list[dict[str, Any]]:
         mode = opts.namespaces.get(t, default)
         if mode == "host":
             continue
+        if mode == "none":  # --ipc none: a namespace of its own, only without /dev/shm
+            mode = ""
         out.append({"type": t, **({"path": mode} if mode else {})})
     return out
 
