@@ -113,7 +113,10 @@ def test_unknown_manifest_is_not_found(daemon: Hafend, registry: FakeRegistry) -
     registry.faults.manifest_status = 404
     code, out = pull(daemon, f"{registry.host}/fail/missing:nope")
     assert code == 1
-    assert f"manifest for {registry.host}/fail/missing:nope not found" in out
+    assert (
+        f"Error response from daemon: manifest for {registry.host}/fail/missing:nope not found"
+        in out
+    )
 
 
 def test_401_without_a_challenge_is_unauthorized(daemon: Hafend, registry: FakeRegistry) -> None:

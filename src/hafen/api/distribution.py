@@ -62,10 +62,12 @@ def progress_message(event: ProgressEvent) -> dict[str, Any]:
 async def stream_progress(
     request: web.Request, work: Callable[[Callable[[ProgressEvent], None]], Awaitable[Any]]
 ) -> web.StreamResponse:
-    """Run ``work(emit)`` and stream its events; a failure ends the stream with Docker's
-    ``{"errorDetail": {"message"}, "error"}``. A client that hangs up cancels the work."""
+    """Run ``work(emit)`` and stream its events. As dockerd, the 200 and the stream start
+    with the first event: a failure before it is an ordinary error response (the CLI
+    prints "Error response from daemon: ..."); one after it ends the stream with
+    Docker's ``{"errorDetail": {"message"}, "error"}``. A client that hangs up cancels
+    the work."""
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    await response.prepare(request)
     queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
 
     async def run() -> None:
@@ -80,18 +82,26 @@ async def stream_progress(
             event = await queue.get()
             if event is None:
                 break
+            if not response.prepared:
+                await response.prepare(request)
             await response.write(json.dumps(progress_message(event)).encode() + b"\r\n")
         await task
     except HafenError as e:
+        if not response.prepared:
+            raise
         await response.write(_error_line(e.message))
     except (ConnectionResetError, asyncio.CancelledError):
         task.cancel()
         raise
     except Exception as e:  # a bug must still end the stream with a message
+        if not response.prepared:
+            raise
         await response.write(_error_line(f"internal error: {e}"))
     finally:
         if not task.done():
             task.cancel()
+    if not response.prepared:
+        await response.prepare(request)
     await response.write_eof()
     return response
 

@@ -54,8 +54,8 @@ async def pull_image(
     max_downloads: int = 3,
 ) -> PullResult:
     ref_text = reference.digest or reference.tag or "latest"
-    emit(ProgressEvent(f"Pulling from {reference.path}", id=ref_text))
     top = await client.get_manifest(ref_text)
+    emit(ProgressEvent(f"Pulling from {reference.path}", id=ref_text))
     media_type = sniff_media_type(top.data, top.media_type)
     manifest_data, manifest_type = top.data, media_type
     if media_type in INDEX_TYPES:
