@@ -34,7 +34,7 @@ verbs:
          [--cpu-share N] [--cpu-period N] [--cpu-quota N] [--cpuset-cpus L]
          [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] ID
   events --stats ID
-  ps [--format table|json] ID
+  ps [--format table|json] ID [PS ARGS...]
   list [--format table|json] [--quiet]
   features
 """
@@ -125,7 +125,7 @@ _VERB_FLAGS: dict[str, dict[str, tuple[str, int]]] = {
     "events": {"stats": ("stats", False), "interval": ("interval", True)},
 }
 # Verbs whose flags end at the first positional argument (the rest is a command line).
-_STOP_AT_POSITIONAL = {"exec"}
+_STOP_AT_POSITIONAL = {"exec", "ps"}
 
 
 class UsageError(Exception):
@@ -295,6 +295,29 @@ def _features() -> dict[str, Any]:
     }
 
 
+def _ps_table(pids: list[int], ps_args: list[str]) -> None:
+    """runc's table: the host's ``ps`` output, only the container's processes."""
+    import subprocess
+
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise UsageError(f"ps {' '.join(ps_args)}: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise UsageError("couldn't find PID field in ps output")
+    col = titles.index("PID")
+    keep = [lines[0]]
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            keep.append(line)
+    sys.stdout.write("\n".join(keep) + "\n")
+
+
 def _preserve_fds(opts: dict[str, Any]) -> int:
     try:
         return int(opts.get("preserve_fds", 0))
@@ -407,12 +430,16 @@ def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any
         from hafen.runtime import cgroups
         from hafen.runtime.state import StateDir
 
-        st = StateDir(root, _one_id(verb, rest)).load()
+        if not rest:
+            raise UsageError('"ps" requires a container id')
+        st = StateDir(root, rest[0]).load()
         pids = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified).pids()
         if opts.get("format") == "json":
             _print_json(pids)
-        else:
-            sys.stdout.write("".join(f"{p}\n" for p in pids))
+            return 0
+        if opts.get("format") not in (None, "table"):
+            raise UsageError(f"invalid format option {opts['format']!r} (table or json)")
+        _ps_table(pids, rest[1:] or ["-ef"])
         return 0
     if verb == "list":
         states = container.list_states(root)

@@ -127,3 +127,14 @@ def test_exec_failures(any_rt: Runtime, tmp_path: Path) -> None:
     stopped = any_rt("exec", "ex", "true")
     assert stopped.returncode != 0
     assert "stopped" in stopped.stderr
+
+
+def test_ps_lists_the_containers_processes(any_rt: Runtime, tmp_path: Path) -> None:
+    _running(any_rt, tmp_path)
+    init = int(any_rt.state("ex")["pid"])
+    pids = json.loads(any_rt("ps", "--format", "json", "ex", check=True).stdout)
+    assert pids == [init]
+    table = any_rt("ps", "ex", check=True).stdout.splitlines()
+    assert "PID" in table[0].split() and len(table) == 2 and "sleep" in table[1]
+    custom = any_rt("ps", "ex", "-o", "pid,comm", check=True).stdout.split()
+    assert custom == ["PID", "COMMAND", str(init), "sleep"]
