@@ -73,3 +73,28 @@ def test_top_and_stats(hafend: Hafend) -> None:
         assert raw["pids_stats"]["current"] == 1
     finally:
         hafend.cli("rm", "-f", "res-top")
+
+
+def test_stop_of_a_paused_container_and_live_stats(hafend: Hafend) -> None:
+    import subprocess
+
+    from tests.conftest import HAFEN
+
+    hafend.cli("run", "-d", "--name", "res-live", "busybox", "sleep", "60")
+    try:
+        live = subprocess.Popen(
+            [HAFEN, "-H", hafend.host, "stats", "res-live"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(2.5)
+        finally:
+            live.terminate()
+            out, _ = live.communicate(timeout=10)
+        assert "CONTAINER ID" in out and "res-live" in out  # redrawn at least once
+        hafend.cli("pause", "res-live")
+        hafend.cli("stop", "-t", "1", "res-live", timeout=30)  # thawed, then it can die
+        state = _inspect(hafend, "res-live")["State"]
+        assert state["Status"] == "exited"  # type: ignore[index]
+    finally:
+        hafend.cli("rm", "-f", "res-live", check=False)
