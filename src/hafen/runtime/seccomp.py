@@ -271,7 +271,13 @@ def compile_filter(seccomp: dict[str, Any], machine: str | None = None) -> bytes
     errno = int(seccomp.get("defaultErrnoRet") or EPERM)
     default = action_value(str(seccomp.get("defaultAction")), None, errno)
     for flag in seccomp.get("flags") or []:
-        if flag not in ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"):
+        # TSYNC: the init is single-threaded; LOG and SPEC_ALLOW change only logging and
+        # speculation mitigations, which the kernel's defaults cover (runc accepts them).
+        if flag not in (
+            "SECCOMP_FILTER_FLAG_TSYNC",
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_LOG",
+        ):
             raise InvalidConfig(f"config.json: linux.seccomp.flags: {flag!r} is not supported")
     arches = [native]
     for a in seccomp.get("architectures") or []:
