@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture
+def own_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    """A registry of this module's own: its pushes must not change what others' tests
+    see (cross-repository mounts name any repository that has the blob)."""
+    registry = DockerRegistry(tmp_path_factory.mktemp("registry-build")).start()
+    yield registry
+    registry.stop()
+
+
 def test_from_pulls_a_missing_base_and_pull_refreshes(
-    hafend: Hafend, empty_hafend: Hafend, open_registry: DockerRegistry, tmp_path: Path
+    hafend: Hafend, fresh_hafend: Hafend, own_registry: DockerRegistry, tmp_path: Path
 ) -> None:
-    base = f"{open_registry.host}/buildbase/busybox:v1"
+    base = f"{own_registry.host}/buildbase/busybox:v1"
     hafend.cli("tag", "busybox:latest", base)
     hafend.cli("push", base)
+    empty_hafend = fresh_hafend  # has busybox, but not under the registry's name
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN echo pulled-base > /marker\n")
@@ -32,10 +43,10 @@ def test_from_pulls_a_missing_base_and_pull_refreshes(
     hafend.cli("rmi", base)
 
 
-def test_unpullable_base_fails_clearly(empty_hafend: Hafend, tmp_path: Path) -> None:
+def test_unpullable_base_fails_clearly(hafend: Hafend, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM 127.0.0.1:{free_port()}/nothing/here:v1\n")
-    result = empty_hafend.cli("build", str(ctx), check=False)
+    result = hafend.cli("build", str(ctx), check=False)
     assert result.returncode != 0
     assert "failed to pull 127.0.0.1:" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,18 @@ from tests.conftest import Hafend
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 pytestmark = pytest.mark.skipif(not Path(DOCKER).exists(), reason="the docker CLI is not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _leave_only_busybox(hafend: Hafend) -> Iterator[None]:
+    """The session daemon is shared: this module's images and build cache go at its end."""
+    yield
+    keep = hafend.cli("images", "-q", "--no-trunc", "busybox").stdout.split()
+    ids = hafend.cli("images", "-a", "-q", "--no-trunc").stdout.split()
+    for image_id in ids:
+        if image_id not in keep:
+            hafend.cli("rmi", "-f", image_id, check=False)
+    hafend.cli("builder", "prune", "-f", check=False)
 
 
 def docker(

@@ -23,8 +23,20 @@ def sdk(hafend: Hafend) -> Iterator[Any]:
         client.close()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _leave_only_busybox(hafend: Hafend) -> Iterator[None]:
+    """The session daemon is shared: this module's images and build cache go at its end."""
+    yield
+    keep = hafend.cli("images", "-q", "--no-trunc", "busybox").stdout.split()
+    ids = hafend.cli("images", "-a", "-q", "--no-trunc").stdout.split()
+    for image_id in ids:
+        if image_id not in keep:
+            hafend.cli("rmi", "-f", image_id, check=False)
+    hafend.cli("builder", "prune", "-f", check=False)
+
+
 def test_images_build_from_a_path_with_buildargs_target_and_labels(
-    sdk: Any, tmp_path: Path
+    sdk: Any, hafend: Hafend, tmp_path: Path
 ) -> None:
     (tmp_path / "Dockerfile").write_text(
         "FROM busybox AS base\nARG WHO=nobody\nRUN echo hello $WHO > /greeting\n"
@@ -39,8 +51,7 @@ def test_images_build_from_a_path_with_buildargs_target_and_labels(
     assert image.labels == {"made.by": "sdk"}
     streamed = "".join(chunk.get("stream", "") for chunk in logs)
     assert "Step 1/" in streamed and "Successfully built" in streamed
-    out = sdk.containers.run("sdk-built:1", remove=True)
-    assert out == b"hello sdk\n"
+    assert hafend.cli("run", "--rm", "sdk-built:1").stdout == "hello sdk\n"
 
 
 def test_images_build_from_a_fileobj_dockerfile(sdk: Any) -> None:

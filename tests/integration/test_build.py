@@ -18,6 +18,18 @@ import pytest
 from tests.conftest import HAFEN, Hafend
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _leave_only_busybox(hafend: Hafend) -> Iterator[None]:
+    """The session daemon is shared: this module's images and build cache go at its end."""
+    yield
+    keep = hafend.cli("images", "-q", "--no-trunc", "busybox").stdout.split()
+    ids = hafend.cli("images", "-a", "-q", "--no-trunc").stdout.split()
+    for image_id in ids:
+        if image_id not in keep:
+            hafend.cli("rmi", "-f", image_id, check=False)
+    hafend.cli("builder", "prune", "-f", check=False)
+
+
 def ctx_dir(root: Path, dockerfile: str, files: dict[str, str | bytes] | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "Dockerfile").write_text(dockerfile)
@@ -253,3 +265,13 @@ def test_restart_sweeps_what_an_interrupted_build_left(
     active = fresh_hafend.data_root / "snapshots" / "overlay" / "active"
     if active.exists():
         assert not [p for p in active.iterdir() if p.name.startswith("build-")]
+
+
+def test_intermediate_images_show_only_with_all(hafend: Hafend, tmp_path: Path) -> None:
+    ctx = ctx_dir(tmp_path / "c", f'FROM busybox\nENV STEP={tmp_path.name}\nRUN true\nCMD ["sh"]\n')
+    image = hafend.cli("build", "-q", "-t", "layered:test", str(ctx)).stdout.strip()
+    shown = hafend.cli("images", "-q", "--no-trunc").stdout.split()
+    everything = hafend.cli("images", "-a", "-q", "--no-trunc").stdout.split()
+    assert image in shown and image in everything
+    hidden = set(everything) - set(shown)
+    assert len(hidden) >= 2  # the ENV and RUN steps' images are the build's intermediates
