@@ -394,6 +394,10 @@ class ContainerService:
         mode = hc.network_mode or "default"
         if mode.startswith("container:"):
             self.get(mode.partition(":")[2])
+            if hc.port_bindings or hc.publish_all_ports:
+                raise InvalidArgument(
+                    "conflicting options: port publishing and the container type network mode"
+                )
         if self.networks is None:
             return {}
         return self.networks.requests_for(mode, endpoints)

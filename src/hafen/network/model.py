@@ -22,6 +22,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     bridge: str = ""  # the Linux bridge device
+    user_subnet: bool = False  # --subnet given: only then may containers ask for an --ip
 
     @property
     def user_defined(self) -> bool:

@@ -174,6 +174,7 @@ class NetworkService:
             if any(n.name == name for n in existing):
                 raise Conflict(f"network with name {name} already exists")
             taken = [n.subnet for n in existing if n.subnet]
+            user_subnet = bool(subnet)
             if subnet:
                 subnet, gateway, ip_range = ipam.validate_subnet(subnet, gateway, ip_range, taken)
             else:
@@ -197,6 +198,7 @@ class NetworkService:
                 labels=dict(labels or {}),
                 options=options,
                 bridge=bridge,
+                user_subnet=user_subnet,
             )
             self.drivers[driver].create(network)
             try:
@@ -279,6 +281,11 @@ class NetworkService:
                     "user specified IP address is supported on user defined networks only"
                     if req.ipv4_address
                     else "network-scoped alias is supported only for containers in user defined networks"
+                )
+            if req.ipv4_address and not network.user_subnet:
+                raise InvalidArgument(
+                    "user specified IP address is supported only when connecting to networks "
+                    "with user configured subnets"
                 )
             if req.ipv4_address:
                 try:

@@ -114,6 +114,16 @@ def test_fixed_ip_and_its_collision(two_networks: NetHafend) -> None:
         assert out.returncode == 125 and "no configured subnet contains IP address" in out.stderr
         out = d.cli("run", "--rm", "--ip", "172.17.0.77", "busybox", "true", check=False)
         assert out.returncode == 125 and "user-defined network" in out.stderr
+        d.cli("network", "create", "auto-subnet")
+        try:
+            out = d.cli("create", "--network", "auto-subnet", "--ip", "172.18.0.9", "busybox",
+                        "true", check=False)  # fmt: skip
+            assert out.returncode == 125 and "user configured subnets" in out.stderr
+        finally:
+            d.cli("network", "rm", "auto-subnet")
+        out = d.cli("create", "--network", "container:web", "-p", "80", "busybox", "true",
+                    check=False)  # fmt: skip
+        assert out.returncode == 125 and "port publishing and the container type" in out.stderr
     finally:
         d.cli("rm", "-f", cid.stdout.strip())
 
