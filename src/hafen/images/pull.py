@@ -142,6 +142,7 @@ async def _fetch_and_unpack(
     staging = images.can_stage_layers()
     staged: dict[int, asyncio.Future[StagedLayer]] = {i: loop.create_future() for i in todo}
     unpack_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
+    stage_work: list[asyncio.Future[StagedLayer]] = []
 
     async def download(i: int, desc: Descriptor) -> None:
         ident = short_digest(desc.digest)
@@ -167,9 +168,13 @@ async def _fetch_and_unpack(
             async with unpack_slots:
                 emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
                 layer = LayerBlob(desc.digest, desc.media_type)
-                staged[i].set_result(
-                    await asyncio.to_thread(images.stage_layer, diff_ids[i], layer)
+                # The thread runs on if this task is cancelled: keep its future so that a
+                # failed pull can wait for it and discard what it unpacked.
+                work = asyncio.ensure_future(
+                    asyncio.to_thread(images.stage_layer, diff_ids[i], layer)
                 )
+                stage_work.append(work)
+                staged[i].set_result(await asyncio.shield(work))
 
     async def unpack() -> None:
         for i in todo:
@@ -196,7 +201,8 @@ async def _fetch_and_unpack(
         for task in (*tasks, unpacker):
             task.cancel()
         await asyncio.gather(*tasks, unpacker, return_exceptions=True)
-        for future in staged.values():  # unpacked aside but never published
-            if future.done() and not future.cancelled() and future.exception() is None:
-                await asyncio.to_thread(images.discard_staged, future.result())
+        await asyncio.gather(*stage_work, return_exceptions=True)
+        for work in stage_work:  # unpacked aside but never published (a no-op if it was)
+            if not work.cancelled() and work.exception() is None:
+                await asyncio.to_thread(images.discard_staged, work.result())
         raise
