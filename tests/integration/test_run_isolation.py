@@ -217,3 +217,27 @@ def test_ipc_modes_and_shm_size(hafend: Hafend) -> None:
     host_ipc = os.readlink("/proc/self/ns/ipc")
     shared = hafend.cli("run", "--rm", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc")
     assert shared.stdout.strip() == host_ipc
+
+
+def test_blkio_weight_and_device_throttles(hafend: Hafend) -> None:
+    disks = sorted(d for d in os.listdir("/sys/block") if not d.startswith(("loop", "ram")))
+    if not disks or not os.path.exists(f"/dev/{disks[0]}"):
+        pytest.skip("no block device node to throttle")
+    dev = f"/dev/{disks[0]}"
+    rdev = os.stat(dev).st_rdev
+    majmin = f"{os.major(rdev)}:{os.minor(rdev)}"
+    script = (
+        "f=/sys/fs/cgroup; if [ -d $f/blkio ]; then"
+        " cat $f/blkio/blkio.bfq.weight $f/blkio/blkio.weight 2>/dev/null | head -1;"
+        " cat $f/blkio/blkio.throttle.read_bps_device $f/blkio/blkio.throttle.write_iops_device;"
+        " else cat $f/io.bfq.weight $f/io.weight 2>/dev/null | head -1; cat $f/io.max; fi"
+    )
+    out = hafend.cli(
+        "run", "--rm", "--blkio-weight", "300", "--device-read-bps", f"{dev}:1mb",
+        "--device-write-iops", f"{dev}:100", "busybox", "sh", "-c", script,
+    ).stdout  # fmt: skip
+    assert "300" in out.splitlines()[0] or "default" in out.splitlines()[0]
+    if "rbps=" in out:  # cgroup v2: one io.max line per device
+        assert f"{majmin} rbps=1048576" in out and "wiops=100" in out
+    else:
+        assert f"{majmin} 1048576" in out and f"{majmin} 100" in out
