@@ -60,6 +60,7 @@ class RunOptions:
     publish_all: bool = False
     expose: list[str] = field(default_factory=list)
     network: str | None = None
+    extra_networks: list[str] = field(default_factory=list)  # --network given again
     network_aliases: list[str] = field(default_factory=list)
     ip: str | None = None
     dns: list[str] = field(default_factory=list)
@@ -454,16 +455,27 @@ def build_create_body(opts: RunOptions, environ: Mapping[str, str] | None = None
             if not sep or not name or not ip:
                 raise InvalidArgument(f'invalid argument "{spec}" for "--add-host" flag')
         host["ExtraHosts"] = list(opts.add_hosts)
+    network = opts.network or "default"
+    special = ("default", "bridge", "host", "none")
+    endpoints: dict[str, Any] = {}
     if opts.ip or opts.network_aliases:
-        network = opts.network or "default"
-        if network in ("default", "bridge", "host", "none") or network.startswith("container:"):
+        if network in special or network.startswith("container:"):
             raise InvalidArgument(
                 "--ip and --network-alias need a user-defined network (--network NAME)"
             )
         endpoint: dict[str, Any] = {"Aliases": list(opts.network_aliases) or None}
         if opts.ip:
             endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
-        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+        endpoints[network] = endpoint
+    for extra in opts.extra_networks:
+        if network in special[2:] or network.startswith("container:") or extra in special[2:]:
+            raise InvalidArgument(
+                "conflicting options: cannot attach both user-defined and non-user-defined "
+                "network-modes"
+            )
+        endpoints.setdefault(extra, {})
+    if endpoints:
+        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
     if opts.memory:
         host["Memory"] = ram_in_bytes(opts.memory)
     if opts.pids_limit is not None:

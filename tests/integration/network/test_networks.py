@@ -388,3 +388,14 @@ def test_outbound_traffic_is_forwarded_and_masqueraded(net_hafend: NetHafend) ->
         outside.kill()
         outside.wait(timeout=10)
         d.in_netns("ip", "link", "del", "ext0", check=False)
+
+
+def test_run_on_several_networks(two_networks: NetHafend) -> None:
+    d = two_networks
+    out = d.cli("run", "--rm", "--network", "front", "--network", "back", "busybox", "sh", "-c",
+                "ls /sys/class/net; " + _nc_get("www"))  # fmt: skip
+    words = out.stdout.split()
+    assert sorted(words[:-1]) == ["eth0", "eth1", "lo"] and words[-1] == "hello"
+    bad = d.cli("create", "--network", "host", "--network", "front", "busybox", "true",
+                check=False)  # fmt: skip
+    assert bad.returncode == 125 and "conflicting options" in bad.stderr

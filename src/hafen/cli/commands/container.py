@@ -131,7 +131,13 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Publish all exposed ports to random ports",
         ),
-        click.option("--network", "--net", "network", help="Connect a container to a network"),
+        click.option(
+            "--network",
+            "--net",
+            "network",
+            multiple=True,
+            help="Connect a container to a network (repeat for several)",
+        ),
         click.option(
             "--network-alias", multiple=True, help="Add network-scoped alias for the container"
         ),
@@ -164,6 +170,9 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
     from hafen.cli.health import healthcheck_from_flags
     from hafen.cli.logflags import log_config_from_flags
     from hafen.cli.runopts import RunOptions
+
+    given = params.get("network")
+    networks = (given,) if isinstance(given, str) else tuple(given or ())
 
     return RunOptions(
         image=params["image"],
@@ -199,7 +208,8 @@ def _options(params: dict[str, Any], detach: bool) -> Any:
         publish=list(params["publish"]),
         publish_all=params["publish_all"],
         expose=list(params["expose"]),
-        network=params["network"],
+        network=networks[0] if networks else None,
+        extra_networks=list(networks[1:]),
         network_aliases=list(params["network_alias"]),
         ip=params["ip"],
         dns=list(params["dns"]),
