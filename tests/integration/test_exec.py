@@ -125,3 +125,14 @@ def test_exec_start_hijacked_multiplexes_without_tty(hafend: Hafend, running: st
         frames.append((stream[0], stream[8 : 8 + size]))
         stream = stream[8 + size :]
     assert sorted(frames) == [(1, b"a\n"), (2, b"b\n")]
+
+
+def test_container_and_exec_processes_die_of_sigpipe(hafend: Hafend, running: str) -> None:
+    """hafen-runtime is Python, which ignores SIGPIPE: the container must not inherit that."""
+    r = hafend.cli("run", "--rm", "busybox", "sh", "-c", "yes | head -n 2", timeout=20)
+    assert r.stdout == "y\ny\n"
+    r = hafend.cli("exec", running, "sh", "-c", "yes | head -n 1", timeout=20)
+    assert r.stdout == "y\n"
+    status = hafend.cli("exec", running, "grep", "SigIgn", "/proc/self/status").stdout
+    ignored = int(status.split()[1], 16)
+    assert not ignored & (1 << 12) and not ignored & (1 << 24)  # SIGPIPE, SIGXFSZ

@@ -174,6 +174,16 @@ def _loopback_up() -> None:
         os.close(fd)
 
 
+def default_signals() -> None:
+    """Undo what the Python interpreter did at start-up: it ignores SIGPIPE and SIGXFSZ,
+    and ignored signals survive execve, so the container's processes would never die of
+    them (``yes | head`` would spin forever). A container starts with every default."""
+    import signal
+
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def run_init(args: InitArgs) -> None:
     """The container init. Never returns: it execs the user process or exits."""
     try:
@@ -195,6 +205,7 @@ def run_init(args: InitArgs) -> None:
         _run_hooks(args, "startContainer", "created")
         umask = args.spec.process.umask if args.spec.process else None
         os.umask(0o022 if umask is None else umask)
+        default_signals()
         os.execve(path, argv, env)
     except OSError as e:
         os.write(2, f"exec {argv[0]!r} failed: {e.strerror}\n".encode())

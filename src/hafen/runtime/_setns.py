@@ -119,6 +119,7 @@ def run_process(args: ExecArgs) -> None:
         os._exit(1)
     try:
         os.umask(0o022 if proc.umask is None else proc.umask)
+        _init.default_signals()
         os.execve(path, argv, env)
     except BaseException as e:
         try:
