@@ -138,3 +138,25 @@ def test_ps_lists_the_containers_processes(any_rt: Runtime, tmp_path: Path) -> N
     assert "PID" in table[0].split() and len(table) == 2 and "sleep" in table[1]
     custom = any_rt("ps", "ex", "-o", "pid,comm", check=True).stdout.split()
     assert custom == ["PID", "COMMAND", str(init), "sleep"]
+
+
+def test_exec_tty_without_console_socket_proxies_our_terminal(
+    any_rt: Runtime, tmp_path: Path
+) -> None:
+    import pty
+    import subprocess
+
+    _running(any_rt, tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        any_rt.cmd("exec", "-t", "ex", "sh", "-c", "tty; echo size=$(stty size); exit 3"),
+        stdin=slave, stdout=slave, stderr=slave, env=any_rt.env, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        text = _read_until(master, b"size=", 20)
+        assert proc.wait(timeout=20) == 3
+    finally:
+        os.close(master)
+    assert b"/dev/pts/" in text  # the process had a terminal of the container's own
+    assert b"size=" in text
