@@ -833,6 +833,12 @@ class ContainerService:
             BindMount(c.hosts_path, "/etc/hosts"),
             BindMount(c.resolv_conf_path, "/etc/resolv.conf"),
         ]
+        if hc.network_mode.startswith("container:"):  # one network stack, one set of files
+            other = self.get(hc.network_mode.partition(":")[2])
+            etc_files[1:] = [
+                BindMount(other.hosts_path, "/etc/hosts"),
+                BindMount(other.resolv_conf_path, "/etc/resolv.conf"),
+            ]
         # a user's mount of one of these files wins; a parent before its child (stable)
         binds = sorted(
             [b for b in etc_files if b.destination not in user_dests] + mounts,

@@ -76,6 +76,10 @@ def test_container_mode_shares_one_network_stack(two_networks: NetHafend) -> Non
     lines = out.stdout.split()
     assert lines[0] == "hello"
     assert sorted(lines[1:]) == ["eth0", "lo"]
+    hosts = d.cli("run", "--rm", "--network", "container:web", "busybox", "cat", "/etc/hosts")
+    web = _inspect(d, "web")
+    web_ip = web["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+    assert f"{web_ip}\t{web['Config']['Hostname']}" in hosts.stdout
 
 
 def test_addresses_are_distinct_and_released_at_stop(two_networks: NetHafend) -> None:
