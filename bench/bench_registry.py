@@ -6,7 +6,8 @@ side by side in one run, against Debian's docker-registry on 127.0.0.1.
   registry (so nothing is skipped or mounted).
 - pull: `hafen pull` into an empty store (the image is removed, blobs and layers
   collected, before each run; hafen also unpacks the layers) vs `skopeo copy docker://...
-  oci:<empty dir>` (skopeo only stores the blobs).
+  oci:<empty dir>` (skopeo only stores the blobs) and vs `skopeo copy docker://...
+  containers-storage:[overlay@<empty root>]` (skopeo unpacks too, like hafen).
 Prints median MB/s (of the compressed image size) and min-max per tool, and the ratios.
 Run as root from the repository root: `.venv/bin/python bench/bench_registry.py [-n N]`.
 """
@@ -104,7 +105,7 @@ def main() -> None:
         hafen = [str(Path(sys.executable).parent / "hafen"), "-H", daemon.host]
         skopeo = [SKOPEO, "--insecure-policy"]
         push: dict[str, list[float]] = {"hafen": [], "skopeo": []}
-        pull: dict[str, list[float]] = {"hafen": [], "skopeo": []}
+        pull: dict[str, list[float]] = {"hafen": [], "skopeo": [], "skopeo+unpack": []}
         for i in range(args.n):
             for tool in ("hafen", "skopeo"):  # interleaved, so drift hits both alike
                 reg = DockerRegistry(root / f"reg-{tool}-{i}").start()
@@ -133,13 +134,20 @@ def main() -> None:
             pull["skopeo"].append(run([*skopeo, "copy", "--src-tls-verify=false",
                                        f"docker://{ref}", f"oci:{dest}"]))  # fmt: skip
             shutil.rmtree(dest)
+            storage = root / f"storage-{i}"
+            pull["skopeo+unpack"].append(run([*skopeo, "copy", "--src-tls-verify=false",
+                f"docker://{ref}",
+                f"containers-storage:[overlay@{storage}/graph+{storage}/run]bench/image:latest"]))  # fmt: skip
+            subprocess.run(["umount", "-R", f"{storage}/graph/overlay"], capture_output=True)
+            shutil.rmtree(storage, ignore_errors=True)
         print(f"image: {len(LAYER_MB)} layers, {size_mb:.1f} MB compressed; {args.n} runs each")
         for label, table in (("push", push), ("pull", pull)):
             print(f"{label}:")
             lines = {tool: summary(tool, times, size_mb) for tool, times in table.items()}
             for text, _ in lines.values():
                 print(text)
-            print(f"  ratio hafen/skopeo: {lines['hafen'][1] / lines['skopeo'][1]:.2f}x")
+            for other in (t for t in table if t != "hafen"):
+                print(f"  ratio hafen/{other}: {lines['hafen'][1] / lines[other][1]:.2f}x")
     finally:
         for reg in registries:
             reg.stop()
