@@ -104,8 +104,13 @@ def create(
     no_pivot: bool = False,
     preserve_fds: int = 0,
     debug: bool = False,
+    proxy: list[Any] | None = None,
 ) -> int:
-    """Create the container; return the init's host pid once it waits on the exec fifo."""
+    """Create the container; return the init's host pid once it waits on the exec fifo.
+
+    ``proxy`` (``run`` in the foreground): a terminal without a console socket is then
+    allowed; the pty's master arrives on the socket appended to the list.
+    """
     sd = StateDir(root, container_id)
     spec = load_spec(bundle)
     proc = spec.process
@@ -115,7 +120,7 @@ def create(
         raise InvalidConfig("config.json: linux.namespaces must include a mount namespace")
     if spec.hostname and not spec.has_namespace("uts"):
         raise InvalidConfig("config.json: unable to set hostname without a private UTS namespace")
-    if proc.terminal and not console_socket:
+    if proc.terminal and not console_socket and proxy is None:
         raise InvalidArgument(
             "cannot allocate tty if hafen-runtime will detach without setting console socket"
         )
@@ -139,16 +144,21 @@ def create(
     try:
         os.mkfifo(sd.fifo, 0o622)
         os.chmod(sd.fifo, 0o622)
-        if console_socket:
+        if console_socket or (proc.terminal and proxy is not None):
             import socket
 
             from hafen.runtime import console as _console  # noqa: F401  (loaded pre-fork)
 
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                console.connect(console_socket)
-            except OSError as e:
-                raise InvalidArgument(f"console socket {console_socket}: {e.strerror}")
+            if console_socket:
+                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    console.connect(console_socket)
+                except OSError as e:
+                    raise InvalidArgument(f"console socket {console_socket}: {e.strerror}")
+            else:
+                console, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                assert proxy is not None
+                proxy.append(ours)
         seccomp_filter = _seccomp_filter(root, sd, spec)
         if spec.hooks:
             from hafen.runtime import hooks as _hooks  # noqa: F401  (the init needs it)
@@ -516,12 +526,23 @@ def run(
 
         # The init is re-parented to us when the intermediate exits, so we can wait on it.
         _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
+    proxy: list[Any] = []
     pid = create(
-        root, container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, debug
-    )
+        root, container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, debug,
+        proxy=None if detach else proxy,
+    )  # fmt: skip
+    master = -1
     try:
+        if proxy:
+            from hafen.runtime import console
+
+            # runc's behaviour without --console-socket: hold the pty, copy our stdio.
+            master, _name = console.recv_console(proxy[0])
+            proxy[0].close()
         start(root, container_id)
     except BaseException:
+        if master >= 0:
+            os.close(master)
         delete(root, container_id, force=True)
         raise
     if detach:
@@ -535,6 +556,10 @@ def run(
 
     for s in _FORWARDED:
         signal.signal(s, forward)
+    if master >= 0:
+        from hafen.runtime import console
+
+        console.proxy(master)  # until the container's side of the pty is closed
     code = 255
     while True:
         try:

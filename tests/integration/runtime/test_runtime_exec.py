@@ -160,3 +160,25 @@ def test_exec_tty_without_console_socket_proxies_our_terminal(
         os.close(master)
     assert b"/dev/pts/" in text  # the process had a terminal of the container's own
     assert b"size=" in text
+
+
+def test_run_with_terminal_without_console_socket_proxies(any_rt: Runtime, tmp_path: Path) -> None:
+    import pty
+    import subprocess
+
+    bundle = make_busybox_bundle(
+        tmp_path, ["sh", "-c", "tty; echo done; exit 4"], process={"terminal": True}
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        any_rt.cmd("run", "--bundle", str(bundle), "ttyrun"),
+        stdin=slave, stdout=slave, stderr=slave, env=any_rt.env, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        text = _read_until(master, b"done", 20)
+        assert proc.wait(timeout=20) == 4
+    finally:
+        os.close(master)
+    assert b"/dev/pts/" in text and b"done" in text
+    assert "ttyrun" not in any_rt.ids()  # run removed it
