@@ -253,13 +253,13 @@ def _print_json(obj: Any) -> None:
 
 def _features() -> dict[str, Any]:
     from hafen.runtime import apparmor
-    from hafen.runtime.config import CAPABILITIES, NAMESPACE_FLAGS
+    from hafen.runtime.config import CAPABILITIES, HOOK_KINDS, NAMESPACE_FLAGS
     from hafen.runtime.rootfs import _FLAGS, _PROPAGATION
 
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2",
-        "hooks": [],
+        "hooks": list(HOOK_KINDS),
         "mountOptions": sorted([*_FLAGS, *_PROPAGATION]),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),

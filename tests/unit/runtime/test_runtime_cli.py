@@ -79,6 +79,11 @@ def test_list_and_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["features"]) == 0
     features = json.loads(capsys.readouterr().out)
     assert "pid" in features["linux"]["namespaces"]
+    assert features["linux"]["seccomp"]["enabled"] is True
+    assert "SCMP_CMP_MASKED_EQ" in features["linux"]["seccomp"]["operators"]
+    assert features["hooks"] == [
+        "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"
+    ]  # fmt: skip
 
 
 def test_delete_force_of_missing_container_succeeds(tmp_path: Path) -> None:
