@@ -119,9 +119,10 @@ class TokenServer:
 
 
 class DockerRegistry:
-    def __init__(self, root: Path, auth: str | None = None) -> None:
+    def __init__(self, root: Path, auth: str | None = None, tls: bool = False) -> None:
         self.root = root
         self.auth = auth
+        self.tls = tls
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -143,12 +144,21 @@ class DockerRegistry:
                 f"auth:\n  token:\n    realm: {self.token_server.realm}\n    service: {SERVICE}\n"
                 f"    issuer: {ISSUER}\n    rootcertbundle: {self.token_server.cert}\n"
             )
+        tls = ""
+        if self.tls:  # a self-signed certificate: hafen speaks TLS to loopback unverified
+            key, cert = self.root / "tls.key", self.root / "tls.crt"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                 "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\nlog:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'storage'}\n"
             "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n{auth}"
+            f"http:\n  addr: {self.host}\n{tls}{auth}"
         )
         with open(self.root / "registry.log", "ab") as log:
             self.proc = subprocess.Popen(
@@ -160,7 +170,13 @@ class DockerRegistry:
             if self.proc.poll() is not None:
                 raise RuntimeError((self.root / "registry.log").read_text())
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
+                if self.tls:
+                    import ssl
+
+                    context = ssl._create_unverified_context()
+                    urllib.request.urlopen(f"https://{self.host}/v2/", timeout=2, context=context)
+                else:
+                    urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
                 return self
             except urllib.error.HTTPError:
                 return self  # 401: up, and wants auth

@@ -240,3 +240,17 @@ def test_registry_mirror_serves_docker_hub_names(
         assert ran.stdout == "mirrored\n"
     finally:
         mirrored.cleanup()
+
+
+def test_push_pull_over_tls(
+    hafend: Hafend, empty_hafend: Hafend, tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """A loopback registry speaking HTTPS (self-signed): hafen tries TLS first and uses it."""
+    registry = DockerRegistry(tmp_path_factory.mktemp("registry-tls"), tls=True).start()
+    try:
+        # The registry speaks only TLS on its port: success means hafen used HTTPS.
+        _push_pull_run(hafend, empty_hafend, registry, tmp_path, "tls/busybox")
+        run_hafen(empty_hafend, tmp_path, "rmi", f"{registry.host}/tls/busybox:v1")
+    finally:
+        registry.stop()
