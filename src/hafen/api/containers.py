@@ -57,6 +57,12 @@ def parse_filters(request: web.Request) -> dict[str, list[str]]:
     return out
 
 
+_PS_FILTERS = {
+    "id", "name", "status", "exited", "label", "health", "before", "since", "volume",
+    "network", "is-task", "ancestor",
+}  # fmt: skip
+
+
 def _matches(
     c: Container, filters: dict[str, list[str]], bounds: dict[str, Container] | None = None
 ) -> bool:
@@ -119,6 +125,9 @@ async def list_containers(request: web.Request) -> web.Response:
     show_all = query_bool(request, "all")
     limit = query_int(request, "limit", -1) or -1
     filters = parse_filters(request)
+    for key in filters:  # refused even when nothing would be matched against it
+        if key not in _PS_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
     items = d.containers.list(
         all=show_all or limit > 0 or "status" in filters or "exited" in filters
     )
