@@ -68,6 +68,7 @@ from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
 from hafen.images.model import Image
 from hafen.images.service import ImageService, LayerBlob
 from hafen.oci.user import resolve_group, resolve_user
+from hafen.store._mount import is_mount_point
 from hafen.store.changes import export_changes
 from hafen.store.content import ContentStore
 from hafen.store.layers import chain_ids
@@ -125,10 +126,10 @@ class Builder:
         for entry in self.work_dir.iterdir():
             if entry.name == "cache-mounts":
                 continue
-            if entry.name.startswith("mnt-") and os.path.ismount(entry):
+            if entry.name.startswith("mnt-") and is_mount_point(entry):
                 with contextlib.suppress(OSError, HafenError):
                     self.snapshotter.unmount(entry)
-                if os.path.ismount(entry):
+                if is_mount_point(entry):
                     continue  # never delete through a mount
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

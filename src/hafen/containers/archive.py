@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from hafen.errors import InvalidArgument, NotFound
+from hafen.store._mount import is_mount_point
 from hafen.store.archive import _clean_parts, resolve_in_root, tar_path, unpack_into
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class ContainerFiles:
     def root(self, c: Container) -> Iterator[Path]:
         """The container's root filesystem on the host, mounted while inside (worker thread)."""
         rootfs = self.service._state_dir(c) / "rootfs"
-        if c.state.running and os.path.ismount(rootfs):
+        if c.state.running and is_mount_point(rootfs):
             yield rootfs
             return
         snapshotter = self.service.snapshotter

@@ -64,6 +64,7 @@ from hafen.oci import defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
 from hafen.shim.client import ExitStatus, ShimClient, launch_shim, read_exit_status
+from hafen.store._mount import is_mount_point
 from hafen.store.metadata import MetadataStore
 from hafen.volumes.model import MountPoint, Volume
 from hafen.volumes.mounts import (
@@ -778,19 +779,19 @@ class ContainerService:
     def _release_rootfs(self, c: Container, rootfs: Path) -> None:
         self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
         self._network_down(c)
-        if os.path.ismount(rootfs):
+        if is_mount_point(rootfs):
             try:
                 self.snapshotter.unmount(rootfs)
             except (HafenError, OSError) as e:
                 log.warning("unmounting rootfs of %s: %s", c.short_id, e)
         state_dir = rootfs.parent
-        if not os.path.ismount(rootfs):
+        if not is_mount_point(rootfs):
             shutil.rmtree(state_dir, ignore_errors=True)
 
     def _prepare_bundle(self, c: Container, state_dir: Path, rootfs: Path) -> None:
         """Mount the rootfs and write config.json (worker thread)."""
         if state_dir.exists():
-            if os.path.ismount(rootfs):
+            if is_mount_point(rootfs):
                 self.snapshotter.unmount(rootfs)
             shutil.rmtree(state_dir)
         rootfs.mkdir(parents=True)

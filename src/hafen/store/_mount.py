@@ -42,3 +42,33 @@ def unmount(target: str, detach: bool = False) -> None:
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"unmount {target}: {os.strerror(err)}")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (``\\040``)."""
+    out = []
+    i = 0
+    while i < len(field):
+        code = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(code) == 3 and code.isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def is_mount_point(path: str | os.PathLike[str]) -> bool:
+    """Whether something is mounted at ``path``, bind mounts on the same filesystem included.
+
+    ``os.path.ismount`` compares device numbers, so it misses a bind mount of a directory
+    of the same filesystem (vfs snapshots): deleting "an unmounted dir" would then delete
+    through the mount. mountinfo lists every mount point of this namespace.
+    """
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(_unescape(line.split()[4]) == target for line in f)
+    except OSError:
+        return os.path.ismount(target)
