@@ -1,8 +1,10 @@
 """Syscall numbers by name for the architectures the seccomp compiler supports.
 
 Generated from the kernel's uapi headers (Debian linux-libc-dev 6.1:
-asm/unistd_64.h for x86_64, asm/unistd_32.h for x86); a name missing from an
-architecture's table does not exist there and is skipped, as libseccomp does.
+asm/unistd_64.h for x86_64, asm/unistd_32.h for x86), plus the syscalls of kernels
+6.4-6.10 (451-462, numbered alike on both; map_shadow_stack is 64-bit only). A name
+missing from an architecture's table does not exist there and is skipped, as libseccomp
+does.
 """
 
 from __future__ import annotations
@@ -370,6 +372,18 @@ X86_64: dict[str, int] = {
     "process_mrelease": 448,
     "futex_waitv": 449,
     "set_mempolicy_home_node": 450,
+    "cachestat": 451,
+    "fchmodat2": 452,
+    "map_shadow_stack": 453,
+    "futex_wake": 454,
+    "futex_wait": 455,
+    "futex_requeue": 456,
+    "statmount": 457,
+    "listmount": 458,
+    "lsm_get_self_attr": 459,
+    "lsm_set_self_attr": 460,
+    "lsm_list_modules": 461,
+    "mseal": 462,
 }
 
 X86: dict[str, int] = {
@@ -813,4 +827,15 @@ X86: dict[str, int] = {
     "process_mrelease": 448,
     "futex_waitv": 449,
     "set_mempolicy_home_node": 450,
+    "cachestat": 451,
+    "fchmodat2": 452,
+    "futex_wake": 454,
+    "futex_wait": 455,
+    "futex_requeue": 456,
+    "statmount": 457,
+    "listmount": 458,
+    "lsm_get_self_attr": 459,
+    "lsm_set_self_attr": 460,
+    "lsm_list_modules": 461,
+    "mseal": 462,
 }

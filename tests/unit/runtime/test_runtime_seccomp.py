@@ -54,6 +54,9 @@ def test_unknown_arch_x32_and_new_syscalls(docker_default: bytes) -> None:
     assert seccomp.evaluate(docker_default, 0, 0x12345678) == 0x80000000  # kill process
     assert seccomp.evaluate(docker_default, 0x40000000, X64) == EPERM  # x32: default
     assert seccomp.evaluate(docker_default, 1000, X64) == 0x00050000 | 38  # above the table
+    assert seccomp.evaluate(docker_default, 463, X64) == 0x00050000 | 38
+    assert _run(docker_default, "fchmodat2") == ALLOW  # newer than the 6.1 headers
+    assert _run(docker_default, "futex_wait", arch=I386) == ALLOW
 
 
 def test_64_bit_comparisons() -> None:
