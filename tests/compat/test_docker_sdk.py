@@ -94,3 +94,40 @@ def test_sdk_put_and_get_archive(sleeper: Any) -> None:
     with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
         member = tar.extractfile("greeting.txt")
         assert member is not None and member.read() == b"hi\n"
+
+
+def test_sdk_logs_stream_attach_wait(sdk: Any) -> None:
+    container = sdk.containers.run(
+        "busybox", ["sh", "-c", "sleep 0.5; echo one; echo two >&2; exit 3"], detach=True
+    )
+    try:
+        stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
+        assert b"".join(stream).split() == [b"one", b"two"]
+        assert container.wait(timeout=20)["StatusCode"] == 3
+        streamed = b"".join(container.logs(stream=True, follow=False))
+        assert streamed.split() == [b"one", b"two"]
+        assert container.logs(stderr=False) == b"one\n"
+        assert container.logs(timestamps=True).split()[0].endswith(b"Z")
+    finally:
+        container.remove(force=True)
+
+
+def test_sdk_top_stats_commit(sdk: Any, sleeper: Any) -> None:
+    top = sleeper.top()
+    assert any("sleep" in " ".join(p) for p in top["Processes"])
+    stats = sleeper.stats(stream=False)
+    assert stats["memory_stats"] and "cpu_stats" in stats
+    image = sleeper.commit(repository="sdk-committed", tag="v1")
+    try:
+        assert "sdk-committed:v1" in image.tags
+    finally:
+        sdk.images.remove("sdk-committed:v1")
+
+
+def test_sdk_df_and_prune(sdk: Any) -> None:
+    stopped = sdk.containers.create("busybox", "true")
+    df = sdk.df()
+    assert any(c["Id"] == stopped.id for c in df["Containers"])
+    assert df["LayersSize"] > 0
+    pruned = sdk.containers.prune()
+    assert stopped.id in (pruned["ContainersDeleted"] or [])
