@@ -153,3 +153,25 @@ def test_docker_cp_both_ways(hafend: Hafend, tmp_path: Path) -> None:
         assert "Could not find the file /missing in container" in r.stderr
     finally:
         docker(hafend, tmp_path, "rm", "-f", cid, check=False)
+
+
+def test_docker_lifecycle_verbs(hafend: Hafend, tmp_path: Path) -> None:
+    cid = docker(hafend, tmp_path, "run", "-d", "--name", "dk-life", "--restart", "on-failure:1",
+                 "busybox", "sh", "-c", "echo started; sleep 300").stdout.strip()  # fmt: skip
+    try:
+        docker(hafend, tmp_path, "rename", "dk-life", "dk-renamed")
+        docker(hafend, tmp_path, "restart", "-t", "0", "dk-renamed")
+        assert docker(hafend, tmp_path, "inspect", "-f", "{{.State.Running}} {{.Name}}",
+                      cid).stdout.strip() == "true /dk-renamed"  # fmt: skip
+        logs = docker(hafend, tmp_path, "logs", "-t", "--tail", "1", "dk-renamed").stdout
+        assert logs.endswith("started\n") and logs.split()[0].endswith("Z")
+        rows = docker(hafend, tmp_path, "ps", "--filter", "name=dk-renamed", "--format",
+                      "{{json .}}").stdout.splitlines()  # fmt: skip
+        assert json.loads(rows[0])["Names"] == "dk-renamed"
+        docker(hafend, tmp_path, "stop", "-t", "0", "dk-renamed")
+        assert docker(hafend, tmp_path, "wait", "dk-renamed").stdout.strip() == "137"
+        out = docker(hafend, tmp_path, "container", "prune", "-f").stdout
+        assert cid in out
+        assert "TYPE" in docker(hafend, tmp_path, "system", "df").stdout
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", cid, check=False)
