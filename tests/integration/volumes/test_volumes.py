@@ -174,3 +174,15 @@ def test_docker_cli_volume_verbs(hafend: Hafend) -> None:
     assert out.stdout == "ok\n"
     assert docker("volume", "rm", "dockervol").stdout == "dockervol\n"
     assert "dockervol" not in _volumes(hafend)
+
+
+def test_mount_volume_opt_creates_a_typed_volume(hafend: Hafend) -> None:
+    out = hafend.cli(
+        "run", "--rm", "--mount",
+        "type=volume,src=optvol,dst=/d,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+        "busybox", "sh", "-c", "grep ' /d ' /proc/mounts",
+    ).stdout  # fmt: skip
+    assert out.startswith("tmpfs /d tmpfs")
+    doc = json.loads(hafend.cli("volume", "inspect", "optvol").stdout)[0]
+    assert doc["Options"] == {"type": "tmpfs", "device": "tmpfs"}
+    hafend.cli("volume", "rm", "optvol")
