@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.network.conftest import NetHafend
+from tests.integration.test_events import events_between
 
 COMPOSE = shutil.which("docker-compose")
 pytestmark = pytest.mark.skipif(COMPOSE is None, reason="docker-compose is not installed")
@@ -62,6 +63,7 @@ def compose(
 
 def test_compose_up_ps_logs_exec_down(compose_hafend: NetHafend, tmp_path: Path) -> None:
     d = compose_hafend
+    since = time.time()
     (tmp_path / "docker-compose.yml").write_text(APP)
     compose(d, tmp_path, "up", "-d")
     try:
@@ -84,3 +86,7 @@ def test_compose_up_ps_logs_exec_down(compose_hafend: NetHafend, tmp_path: Path)
     assert down.returncode == 0, down.stderr
     assert d.cli("ps", "-aq").stdout.strip() == ""
     assert "hafenapp_default" not in d.cli("network", "ls").stdout
+    evs = events_between(d, since, time.time(), {"type": ["network"]})
+    mine = [e["Action"] for e in evs if e["Actor"]["Attributes"].get("name") == "hafenapp_default"]
+    assert mine[0] == "create" and mine[-1] == "destroy"
+    assert mine.count("connect") == 2 and mine.count("disconnect") == 2

@@ -12,7 +12,7 @@ from hafen.api.app import Routes, daemon_of, json_body
 from hafen.api.containers import parse_filters
 from hafen.api.convert import endpoint_request_from_api
 from hafen.daemon.daemon import Daemon
-from hafen.errors import InvalidArgument
+from hafen.errors import HafenError, InvalidArgument
 from hafen.network.model import Network
 from hafen.volumes.service import label_filter_matches
 
@@ -128,11 +128,19 @@ async def create(request: web.Request) -> web.Response:
         _strings(body, "Labels"),
         _strings(body, "Options"),
     )
+    d.events.publish(
+        "network", "create", network.id, {"name": network.name, "type": network.driver}
+    )
     return web.json_response({"Id": network.id, "Warning": ""}, status=201)
 
 
 async def remove(request: web.Request) -> web.Response:
-    await asyncio.to_thread(daemon_of(request).networks.remove, request.match_info["id"])
+    d = daemon_of(request)
+    network = await asyncio.to_thread(d.networks.get, request.match_info["id"])
+    await asyncio.to_thread(d.networks.remove, request.match_info["id"])
+    d.events.publish(
+        "network", "destroy", network.id, {"name": network.name, "type": network.driver}
+    )
     return web.Response(status=204)
 
 
@@ -141,23 +149,42 @@ async def connect(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
         raise InvalidArgument("invalid value for Container: a container is required")
     req = endpoint_request_from_api(body.get("EndpointConfig") or {}, "EndpointConfig.")
-    await daemon_of(request).containers.connect(body["Container"], request.match_info["id"], req)
+    d = daemon_of(request)
+    await d.containers.connect(body["Container"], request.match_info["id"], req)
+    _endpoint_event(d, "connect", request.match_info["id"], body["Container"])
     return web.Response(status=200)
+
+
+def _endpoint_event(d: Any, action: str, network_ref: str, container_ref: str) -> None:
+    """dockerd's network connect/disconnect event: the network is the actor."""
+    try:
+        network = d.networks.get(network_ref)
+        container = d.containers.get(container_ref)
+    except HafenError:
+        return
+    d.events.publish(
+        "network", action, network.id,
+        {"container": container.id, "name": network.name, "type": network.driver},
+    )  # fmt: skip
 
 
 async def disconnect(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
         raise InvalidArgument("invalid value for Container: a container is required")
-    await daemon_of(request).containers.disconnect(
+    d = daemon_of(request)
+    await d.containers.disconnect(
         body["Container"], request.match_info["id"], bool(body.get("Force"))
     )
+    _endpoint_event(d, "disconnect", request.match_info["id"], body["Container"])
     return web.Response(status=200)
 
 
 async def prune(request: web.Request) -> web.Response:
     filters = parse_filters(request)
     removed = await asyncio.to_thread(daemon_of(request).networks.prune, filters.get("label", []))
+    for name in removed:
+        daemon_of(request).events.publish("network", "destroy", name, {"name": name})
     return web.json_response({"NetworksDeleted": removed or None})
 
 
