@@ -399,6 +399,13 @@ class ContainerService:
                 raise InvalidArgument(
                     "conflicting options: port publishing and the container type network mode"
                 )
+        publishing = bool(hc.port_bindings or hc.publish_all_ports)
+        if publishing and mode != "host" and (self.networks is None or not self.networks.enabled):
+            raise InvalidArgument(
+                "published ports need bridge networking, which is off on this daemon (it shares "
+                'the machine\'s network namespace; "bridge-on-host": true in daemon.json turns '
+                "it on)"
+            )
         if self.networks is None:
             return {}
         return self.networks.requests_for(mode, endpoints)
