@@ -330,3 +330,12 @@ def test_dockerfile_outside_context_and_from_stdin(hafend: Hafend, tmp_path: Pat
     assert run_in(hafend, tmp_path, "stdin:test", "cat /from-stdin") == "payload"
     docker(hafend, tmp_path, "build", "-t", "nocontext:test", "-", input="FROM busybox\nENV X=1\n")
     assert inspect(hafend, tmp_path, "nocontext:test")["Config"]["Env"][-1] == "X=1"
+
+
+def test_buildkit_requests_are_refused_clearly(hafend: Hafend, tmp_path: Path) -> None:
+    import urllib.parse
+
+    from tests.integration.test_api import call
+
+    status, body, _ = call(hafend, "POST", "/build?" + urllib.parse.urlencode({"version": "2"}))
+    assert status == 400 and "DOCKER_BUILDKIT=0" in body["message"]

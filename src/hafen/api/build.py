@@ -48,6 +48,11 @@ def build_options(request: web.Request) -> BuildOptions:
         raise InvalidArgument("labels must be a JSON object")
     if not isinstance(cache_from, list):
         raise InvalidArgument("cachefrom must be a JSON list")
+    if request.query.get("version") == "2":
+        raise InvalidArgument(
+            "BuildKit builds (version=2) are not supported by hafend: build with the classic "
+            "builder (DOCKER_BUILDKIT=0) or hafen build"
+        )
     if request.query.get("remote"):
         raise InvalidArgument("remote build contexts are not supported: send the context as a tar")
     network = request.query.get("networkmode", "") or "default"
