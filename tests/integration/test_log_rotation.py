@@ -56,6 +56,8 @@ def test_bad_log_options_and_the_none_driver(hafend: Hafend) -> None:
     assert r.returncode == 125 and "invalid size" in r.stderr
     r = hafend.cli("run", "--log-opt", "colour=blue", "busybox", "true", check=False)
     assert r.returncode == 125 and "unknown log opt 'colour'" in r.stderr
+    r = hafend.cli("run", "--log-opt", "compress=true", "busybox", "true", check=False)
+    assert r.returncode == 125 and "not supported by hafen" in r.stderr
     r = hafend.cli("run", "--log-driver", "syslog", "busybox", "true", check=False)
     assert r.returncode == 125 and "unsupported log driver" in r.stderr
     cid = hafend.cli("run", "-d", "--log-driver", "none", "busybox", "echo", "hi").stdout.strip()
