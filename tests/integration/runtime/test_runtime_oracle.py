@@ -98,6 +98,9 @@ def test_hafen_and_peers_observe_the_same(tmp_path: Path) -> None:
     assert "mem=50331648" in hafen_out and "pids=42" in hafen_out
     assert "Seccomp:\t2" in hafen_out
     for name, (code, out, state) in results.items():
+        if name == "crun":
+            # crun alone adds the /dev/core -> /proc/kcore symlink runc and Docker do not
+            out = out.replace("\ncore fd ", "\nfd ")
         assert code == hafen_code, name
         assert out.splitlines() == hafen_out.splitlines(), name
         assert state["status"] == hafen_state["status"] == "created", name
