@@ -21,7 +21,7 @@ from typing import TypeVar
 from pyroute2 import IPRoute
 
 from hafen.errors import RuntimeFailure
-from hafen.store._mount import unmount
+from hafen.store._mount import is_mount_point, unmount
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -82,7 +82,7 @@ def create(path: Path) -> None:
 
 
 def remove(path: Path) -> None:
-    if os.path.ismount(path):
+    if is_mount_point(path):
         try:
             unmount(str(path), detach=True)
         except OSError:

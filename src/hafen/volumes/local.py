@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from hafen.errors import Conflict, InvalidArgument, RuntimeFailure
+from hafen.store._mount import is_mount_point
 
 VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _OPTION_KEYS = ("type", "device", "o")
@@ -69,7 +70,7 @@ class LocalDriver:
             return str(data)
         with self._lock:
             count = self._refs.get(name, 0)
-            if count == 0 and not os.path.ismount(data):
+            if count == 0 and not is_mount_point(data):
                 data.mkdir(parents=True, exist_ok=True)
                 cmd = ["mount", "-t", options["type"]]
                 if options.get("o"):
@@ -94,16 +95,16 @@ class LocalDriver:
                 return
             self._refs.pop(name, None)
             data = self._data(name)
-            if os.path.ismount(data):
+            if is_mount_point(data):
                 subprocess.run(["umount", str(data)], capture_output=True)
 
     def remove(self, name: str, options: dict[str, str]) -> None:
         data = self._data(name)
-        if os.path.ismount(data):
+        if is_mount_point(data):
             if self._refs.get(name):
                 raise Conflict(f"remove {name}: volume is mounted")
             subprocess.run(["umount", str(data)], capture_output=True)
-        if os.path.ismount(data):
+        if is_mount_point(data):
             raise RuntimeFailure(f"remove {name}: cannot unmount {data}")
         shutil.rmtree(self.root / name, ignore_errors=True)
 

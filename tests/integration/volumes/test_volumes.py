@@ -131,6 +131,27 @@ def test_local_driver_mounts_a_typed_volume_while_in_use(hafend: Hafend) -> None
     hafend.cli("volume", "rm", "tmpvol")
 
 
+def test_bind_volume_of_a_host_dir_on_the_same_filesystem_is_unmounted_not_emptied(
+    hafend: Hafend,
+) -> None:
+    # a same-filesystem bind mount has the parent's device number: os.path.ismount misses
+    # it, and removing the volume would then delete the host directory through the mount
+    host_dir = hafend.root / f"host-data-{os.getpid()}"
+    host_dir.mkdir()
+    (host_dir / "keep.txt").write_text("precious")
+    hafend.cli("volume", "create", "-o", "type=none", "-o", "o=bind", "-o",
+               f"device={host_dir}", "bindvol")  # fmt: skip
+    out = hafend.cli("run", "--rm", "-v", "bindvol:/data", "busybox", "sh", "-c",
+                     "cat /data/keep.txt; echo new > /data/new.txt").stdout  # fmt: skip
+    assert out.strip() == "precious"
+    mountpoint = json.loads(hafend.cli("volume", "inspect", "bindvol").stdout)[0]["Mountpoint"]
+    with open("/proc/self/mountinfo") as f:
+        assert not any(line.split()[4] == mountpoint for line in f)
+    hafend.cli("volume", "rm", "bindvol")
+    assert (host_dir / "keep.txt").read_text() == "precious"
+    assert (host_dir / "new.txt").read_text() == "new\n"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
