@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -74,6 +76,24 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
         for key, value in SERVER_HEADERS.items():
             response.headers.setdefault(key, value)
     return response
+
+
+@web.middleware
+async def trace_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log each request's time in the daemon (``HAFEN_TRACE_REQUESTS=1``: for profiling).
+
+    Measured from routing to the handler's return: for a hijacked or streamed response
+    that is the whole stream."""
+    start = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        log.info(
+            "trace %s %s %.1f ms",
+            request.method,
+            request.path,
+            (time.perf_counter() - start) * 1000,
+        )
 
 
 def _strip_version(request: web.Request) -> str | None:
@@ -162,8 +182,11 @@ def build_app(daemon: Daemon) -> web.Application:
         volumes,
     )
 
+    middlewares: list[Any] = [headers_middleware, errors_middleware, version_middleware]
+    if os.environ.get("HAFEN_TRACE_REQUESTS"):
+        middlewares.insert(0, trace_middleware)
     app = web.Application(
-        middlewares=[headers_middleware, errors_middleware, version_middleware],
+        middlewares=middlewares,
         client_max_size=1024**4,
     )
     app[DAEMON_KEY] = daemon

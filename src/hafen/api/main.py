@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--storage-driver", help="overlay or vfs")
     p.add_argument("--default-runtime", help="hafen, runc, crun or one from daemon.json")
     p.add_argument("--group", help="group owning the socket (default hafen)")
+    p.add_argument(
+        "-b", "--bridge", help='"none": no default bridge network (containers get only lo)'
+    )
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-l", "--log-level", help="debug, info, warn, error")
     p.add_argument("-v", "--version", action="store_true")
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                 "storage_driver": args.storage_driver,
                 "default_runtime": args.default_runtime,
                 "group": args.group,
+                "bridge": args.bridge,
                 "debug": args.debug,
             },
         )

@@ -58,6 +58,7 @@ class DaemonConfig:
     max_concurrent_uploads: int = 5
     # create bridges even when hafend shares the machine's own network namespace
     bridge_on_host: bool = False
+    bridge: str = ""  # "none": no default bridge network (dockerd's --bridge=none)
     iptables: bool = True  # nftables DNAT for published ports (when nft exists)
     ip_masq: bool = True  # masquerade traffic leaving bridge networks
     ip_forward: bool = True  # enable forwarding (only where nftables isolates bridges)
@@ -100,6 +101,7 @@ _JSON_KEYS = {
     "max-concurrent-downloads": "max_concurrent_downloads",
     "max-concurrent-uploads": "max_concurrent_uploads",
     "bridge-on-host": "bridge_on_host",
+    "bridge": "bridge",
     "iptables": "iptables",
     "ip-masq": "ip_masq",
     "ip-forward": "ip_forward",
@@ -170,4 +172,8 @@ def _set(config: DaemonConfig, attr: str, value: Any, where: str) -> None:
             raise InvalidConfig(f"{where}: expected a list of addresses")
     elif not isinstance(value, str):
         raise InvalidConfig(f"{where}: expected a string")
+    elif attr == "bridge" and value not in ("", "none"):
+        raise InvalidConfig(
+            f'{where}: hafen supports only "none" (no default bridge network), not {value!r}'
+        )
     setattr(config, attr, value)

@@ -66,6 +66,7 @@ class Daemon:
             self.metadata,
             config.exec_root,
             enabled=config.bridge_on_host or not netns.in_initial_namespace(),
+            default_bridge_enabled=config.bridge != "none",
         )
         env = {"PYTHONPATH": hafen_pythonpath(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.containers = ContainerService(

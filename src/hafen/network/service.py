@@ -9,6 +9,9 @@ before the runtime starts and removed when the container stops.
 Safety: devices are only created when the daemon runs in a network namespace of its own
 or daemon.json sets ``"bridge-on-host": true``; otherwise bridge networking is off
 (containers get a private namespace with only ``lo``) and creating networks is refused.
+``"bridge": "none"`` in daemon.json (dockerd's ``--bridge=none``) leaves out only the
+default ``bridge`` network: containers that name no network get ``none`` (a namespace
+with only ``lo``), and user-defined networks still work.
 
 Every method blocks (netlink, SQLite, mount): callers on the event loop use threads.
 """
@@ -54,11 +57,13 @@ class NetworkService:
         exec_root: Path,
         enabled: bool,
         default_bridge: str = DEFAULT_BRIDGE,
+        default_bridge_enabled: bool = True,
     ) -> None:
         self.metadata = metadata
         self.netns_dir = exec_root / "netns"
         self.enabled = enabled
         self.default_bridge = default_bridge
+        self.default_bridge_enabled = default_bridge_enabled
         self.drivers: dict[str, NetworkDriver] = {"bridge": BridgeDriver()}
         self._users: Callable[[str], builtins.list[str]] = lambda network_id: []
         self._lock = threading.RLock()
@@ -105,7 +110,7 @@ class NetworkService:
         """Create the predefined networks, recreate bridges, drop stale allocations."""
         with self._lock:
             names = {n.name for n in self.list()}
-            if "bridge" not in names:
+            if "bridge" not in names and self.default_bridge_enabled:
                 self._insert(
                     Network(
                         id=secrets.token_hex(32),
@@ -257,6 +262,9 @@ class NetworkService:
     ) -> dict[str, EndpointRequest]:
         """The networks a new container joins, by network id; validates ``--ip`` and aliases."""
         mode = network_mode or "default"
+        if mode == "default" and not self.default_bridge_enabled:
+            mode = "none"  # dockerd --bridge=none: no default network to join
+            endpoints = {k: v for k, v in endpoints.items() if k not in ("default", "none")}
         if mode in ("host", "none") or mode.startswith("container:"):
             if endpoints and any(k not in (mode,) for k in endpoints):
                 raise InvalidArgument(

@@ -41,3 +41,11 @@ def test_unknown_keys_and_bad_json_are_named(tmp_path: Path) -> None:
 def test_unknown_runtime_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfig, match="unknown runtime"):
         load_config(None, {}).runtime_command("kata")
+
+
+def test_bridge_none_is_read_and_other_bridges_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"bridge": "none"}))
+    assert load_config(path, {}).bridge == "none"
+    with pytest.raises(InvalidConfig, match='only "none"'):
+        load_config(path, {"bridge": "docker0"})
