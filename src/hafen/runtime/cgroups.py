@@ -79,17 +79,32 @@ class CgroupManager:
 
 def is_unified(root: str = CGROUP_ROOT) -> bool:
     """True when ``root`` is a cgroup2 mount (pure v2 host), as runc detects it."""
-    # os.statvfs has no f_type; read the filesystem type from mountinfo instead.
+    # os.statvfs has no f_type; read the filesystem type from mountinfo instead. The
+    # last entry for the mount point is the one on top (a cgroup2 mounted over the
+    # hybrid layout's tmpfs, as in a private mount namespace).
+    return _fstype(root, "/proc/self/mountinfo") == "cgroup2"
+
+
+def _fstype(mountpoint: str, mountinfo: str) -> str:
+    found = ""
     try:
-        with open("/proc/self/mountinfo") as f:
+        with open(mountinfo) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) > 4 and parts[4] == root:
-                    sep = parts.index("-")
-                    return parts[sep + 1] == "cgroup2"
+                if len(parts) > 4 and parts[4] == mountpoint and "-" in parts:
+                    found = parts[parts.index("-") + 1]
     except OSError:
         pass
-    return False
+    return found
+
+
+def layout(root: str = CGROUP_ROOT, mountinfo: str = "/proc/self/mountinfo") -> str:
+    """ "unified", "hybrid" or "legacy", as runc names the host's cgroup layout."""
+    if _fstype(root, mountinfo) == "cgroup2":
+        return "unified"
+    if _fstype(root + "/unified", mountinfo) == "cgroup2":
+        return "hybrid"
+    return "legacy"
 
 
 def resolve_path(cgroups_path: str, container_id: str) -> str:
@@ -406,61 +421,109 @@ class CgroupV2(CgroupManager):
             except OSError:
                 available = []
 
+    def controllers(self) -> set[str]:
+        """The controllers this cgroup can use (its ``cgroup.controllers``)."""
+        try:
+            return set(_read(self.dir, "cgroup.controllers").split())
+        except OSError:
+            return set()
+
     def apply(self, resources: dict[str, Any]) -> None:
+        # runc's rules (libcontainer/cgroups/fs2): a value of 0 or "" means "not set"; a
+        # limit that is set needs its controller, else the container is refused with a
+        # message naming the controller (runc: "controller %q not available").
         d = self.dir
+        available = self.controllers()
+
+        def need(controller: str, what: str) -> None:
+            if controller not in available:
+                raise RuntimeFailure(
+                    f"cgroup v2: {what} requested but controller {controller!r} is not "
+                    f"available in {d} (cgroup.controllers: {' '.join(sorted(available)) or 'none'})"
+                )
+
         mem = resources.get("memory") or {}
-        if mem.get("limit") is not None:
-            limit = mem["limit"]
-            _write(d, "memory.max", "max" if limit < 0 else str(limit))
-            if mem.get("swap") is not None:
-                # OCI swap is memory+swap (a v1 notion); v2 wants swap alone.
-                swap = mem["swap"]
-                value = "max" if swap < 0 else str(max(swap - max(limit, 0), 0))
-                _write(d, "memory.swap.max", value)
-        if mem.get("reservation") is not None:
-            _write(d, "memory.low", str(mem["reservation"]))
+        limit = mem.get("limit") or 0
+        swap = mem.get("swap") or 0
+        reservation = mem.get("reservation") or 0
+        if limit or swap or reservation:
+            need("memory", "a memory limit")
+            swap_value = memory_swap_to_v2(swap, limit)
+            if swap_value != "":
+                try:
+                    _write(d, "memory.swap.max", swap_value)
+                except RuntimeFailure:
+                    # Without swap accounting, runc silently ignores "max" and "0".
+                    if os.path.exists(os.path.join(d, "memory.swap.max")) or swap_value not in (
+                        "max",
+                        "0",
+                    ):
+                        raise
+            if limit:
+                _write(d, "memory.max", _num(limit))
+            if reservation:
+                _write(d, "memory.low", _num(reservation))
         pids = resources.get("pids") or {}
-        if pids.get("limit") is not None:
-            limit = pids["limit"]
-            _write(d, "pids.max", "max" if limit <= 0 else str(limit))
+        if pids.get("limit"):
+            need("pids", "a pids limit")
+            _write(d, "pids.max", "max" if pids["limit"] < 0 else str(pids["limit"]))
         cpu = resources.get("cpu") or {}
+        if cpu.get("shares") or cpu.get("quota") or cpu.get("period"):
+            need("cpu", "a cpu limit")
         if cpu.get("shares"):
             _write(d, "cpu.weight", str(shares_to_weight(cpu["shares"])))
         if cpu.get("quota") or cpu.get("period"):
+            # As runc: "max" unless a positive quota; the period only when given (the
+            # kernel keeps the current one otherwise).
             quota = cpu.get("quota") or 0
-            period = cpu.get("period") or 100000
-            _write(d, "cpu.max", f"{'max' if quota <= 0 else quota} {period}")
+            value = str(quota) if quota > 0 else "max"
+            if cpu.get("period"):
+                value += f" {cpu['period']}"
+            _write(d, "cpu.max", value)
+        if cpu.get("cpus") or cpu.get("mems"):
+            need("cpuset", "a cpuset")
         if cpu.get("cpus"):
             _write(d, "cpuset.cpus", cpu["cpus"])
         if cpu.get("mems"):
             _write(d, "cpuset.mems", cpu["mems"])
         blkio = resources.get("blockIO") or {}
-        if blkio.get("weight"):
-            weight = blkio_weight_to_io(blkio["weight"])
-            if os.path.exists(os.path.join(d, "io.bfq.weight")):
-                _write(d, "io.bfq.weight", str(blkio["weight"]))
-            else:
-                _write(d, "io.weight", f"default {weight}")
-        for dev in blkio.get("weightDevice") or []:
-            if dev.get("weight"):
-                w = blkio_weight_to_io(dev["weight"])
-                _write(d, "io.weight", f"{dev['major']}:{dev['minor']} {w}")
-        # One io.max line per device with all its throttles ("8:0 rbps=1048576 wiops=10").
         throttles: dict[str, list[str]] = {}
         for key, name in _V2_THROTTLES:
             for dev in blkio.get(key) or []:
                 throttles.setdefault(f"{dev['major']}:{dev['minor']}", []).append(
                     f"{name}={dev['rate']}"
                 )
+        weight_devices = [dev for dev in blkio.get("weightDevice") or [] if dev.get("weight")]
+        if blkio.get("weight") or weight_devices or throttles:
+            need("io", "a block I/O limit")
+        if blkio.get("weight"):
+            if os.path.exists(os.path.join(d, "io.bfq.weight")):
+                _write(d, "io.bfq.weight", str(blkio["weight"]))
+            else:
+                _write(d, "io.weight", f"default {blkio_weight_to_io(blkio['weight'])}")
+        for dev in weight_devices:
+            w = blkio_weight_to_io(dev["weight"])
+            _write(d, "io.weight", f"{dev['major']}:{dev['minor']} {w}")
+        # One io.max line per device with all its throttles ("8:0 rbps=1048576 wiops=10").
         for device, values in throttles.items():
             _write(d, "io.max", f"{device} {' '.join(values)}")
-        for limit in resources.get("hugepageLimits") or []:
-            _write(d, f"hugetlb.{limit['pageSize']}.max", str(limit["limit"]))
+        hugepages = resources.get("hugepageLimits") or []
+        if hugepages:
+            need("hugetlb", "a hugepage limit")
+        for hp in hugepages:
+            _write(d, f"hugetlb.{hp['pageSize']}.max", str(hp["limit"]))
         for name, value in (resources.get("unified") or {}).items():
-            if "/" in name or name.startswith("."):
-                raise InvalidConfig(f"config.json: linux.resources.unified: bad file {name!r}")
+            if "/" in name or name.startswith(".") or "." not in name:
+                raise InvalidConfig(
+                    f"config.json: linux.resources.unified: bad file {name!r} "
+                    "(want CONTROLLER.PARAMETER)"
+                )
+            controller = name.split(".", 1)[0]
+            if controller != "cgroup":
+                need(controller, f"linux.resources.unified {name!r}")
             _write(d, name, str(value))
         if "devices" in resources:
+            # No controller: the kernel asks an eBPF program attached to the cgroup.
             from hafen.runtime import devices_bpf
 
             devices_bpf.attach(d, resources["devices"])
@@ -505,6 +568,30 @@ _V2_THROTTLES = (
     ("throttleReadIOPSDevice", "riops"),
     ("throttleWriteIOPSDevice", "wiops"),
 )
+
+
+def _num(value: int) -> str:
+    return "max" if value < 0 else str(value)
+
+
+def memory_swap_to_v2(swap: int, memory: int) -> str:
+    """OCI memory.swap (memory+swap, a v1 notion) -> memory.swap.max ("" = leave alone).
+
+    runc's ConvertMemorySwapToCgroupV2Value, including its refusals.
+    """
+    if memory == -1 and swap == 0:
+        return "max"  # unlimited memory and swap not given: both unlimited
+    if swap == -1:
+        return "max"
+    if swap == 0:
+        return ""
+    if memory in (0, -1):
+        raise InvalidConfig("config.json: unable to set swap limit without memory limit")
+    if memory < 0:
+        raise InvalidConfig(f"config.json: invalid memory value {memory}")
+    if swap < memory:
+        raise InvalidConfig("config.json: memory+swap limit should be >= memory limit")
+    return str(swap - memory)
 
 
 def blkio_weight_to_io(weight: int) -> int:

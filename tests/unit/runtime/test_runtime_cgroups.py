@@ -44,6 +44,11 @@ def v2_root(tmp_path: Path) -> Path:
     return root
 
 
+def kernel_leaf(d: Path, controllers: str = "cpuset cpu io memory pids hugetlb") -> None:
+    """What the kernel puts in a new v2 cgroup: the controllers its parent enabled."""
+    (d / "cgroup.controllers").write_text(controllers + "\n")
+
+
 def test_cgroups_path_resolution() -> None:
     assert resolve_path("/hafen/abc", "abc") == "/hafen/abc"
     assert resolve_path("hafen/abc", "abc") == "/hafen/abc"
@@ -131,6 +136,7 @@ def test_v1_add_proc_pids_and_destroy(v1_root: Path) -> None:
 def test_v2_enables_controllers_down_the_tree(v2_root: Path) -> None:
     mgr = CgroupV2("/hafen/c1", str(v2_root))
     mgr.create()
+    kernel_leaf(v2_root / "hafen" / "c1")
     assert (v2_root / "cgroup.subtree_control").read_text() == "+cpuset +cpu +io +memory +pids"
     # The fake intermediate level has no cgroup.controllers: nothing more to enable.
     assert (v2_root / "hafen" / "c1").is_dir()
@@ -140,6 +146,7 @@ def test_v2_enables_controllers_down_the_tree(v2_root: Path) -> None:
 def test_v2_resources_are_written(v2_root: Path) -> None:
     mgr = CgroupV2("/hafen/c1", str(v2_root))
     mgr.create()
+    kernel_leaf(v2_root / "hafen" / "c1")
     mgr.apply(
         {
             "memory": {"limit": 67108864, "swap": 100663296, "reservation": 1024},
@@ -160,6 +167,7 @@ def test_v2_resources_are_written(v2_root: Path) -> None:
 def test_v2_unlimited_values(v2_root: Path) -> None:
     mgr = CgroupV2("/hafen/c1", str(v2_root))
     mgr.create()
+    kernel_leaf(v2_root / "hafen" / "c1")
     mgr.apply(
         {"memory": {"limit": -1, "swap": -1}, "pids": {"limit": -1}, "cpu": {"period": 100000}}
     )
@@ -254,6 +262,7 @@ def test_v1_freezer_and_stats(v1_root: Path) -> None:
 def test_v2_io_hugetlb_unified_freeze_and_stats(v2_root: Path) -> None:
     mgr = CgroupV2("/hafen/c1", str(v2_root))
     mgr.create()
+    kernel_leaf(v2_root / "hafen" / "c1")
     d = v2_root / "hafen" / "c1"
     mgr.apply(
         {
