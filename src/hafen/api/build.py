@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import tempfile
-from typing import IO, Any, BinaryIO, cast
+from typing import Any
 
 from aiohttp import web
 
 from hafen.api.app import Routes, daemon_of, query_bool
-from hafen.build.context import open_context
+from hafen.build.context import ContextReceiver
 from hafen.build.executor import BuildFailed
 from hafen.build.plan import BuildOptions
 from hafen.errors import HafenError, InvalidArgument
@@ -71,17 +69,32 @@ def build_options(request: web.Request) -> BuildOptions:
     )
 
 
-async def _spool_body(request: web.Request, into: IO[bytes]) -> int:
-    """Copy the context tar to a temp file without holding it in memory."""
+async def _receive_context(request: web.Request, receiver: ContextReceiver) -> None:
+    """Feed the request body to the receiver as it arrives, in ~1 MiB batches handled by
+    a worker thread while the next batch is read (write, parse and hash overlap the
+    socket reads; nothing is held whole in memory)."""
+    feeding: asyncio.Future[None] | None = None
+    batch: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.read(_CHUNK)
-        if not chunk:
-            break
-        size += len(chunk)
-        await asyncio.to_thread(into.write, chunk)
-    await asyncio.to_thread(into.flush)
-    return size
+    try:
+        async for data in request.content.iter_any():
+            batch.append(data)
+            size += len(data)
+            if size >= _CHUNK:
+                if feeding is not None:
+                    await feeding
+                feeding = asyncio.ensure_future(asyncio.to_thread(receiver.feed, b"".join(batch)))
+                batch, size = [], 0
+        if feeding is not None:
+            await feeding
+            feeding = None
+        if batch:
+            await asyncio.to_thread(receiver.feed, b"".join(batch))
+    except BaseException:
+        if feeding is not None:
+            with contextlib.suppress(BaseException):
+                await feeding
+        raise
 
 
 async def build(request: web.Request) -> web.StreamResponse:
@@ -90,16 +103,13 @@ async def build(request: web.Request) -> web.StreamResponse:
     quiet = query_bool(request, "q")
     dockerfile_name = request.query.get("dockerfile") or "Dockerfile"
     work = d.config.data_root / "build"
-    work.mkdir(parents=True, exist_ok=True)
-    spool = tempfile.NamedTemporaryFile(dir=work, prefix="upload-", delete=False)  # noqa: SIM115
+    receiver = await asyncio.to_thread(ContextReceiver, work)
     try:
-        size = await _spool_body(request, spool)
-        spool.seek(0)
-        stream = cast(BinaryIO, spool) if size else None
-        ctx = await asyncio.to_thread(open_context, stream, work, dockerfile_name)
-    finally:
-        spool.close()
-        os.unlink(spool.name)
+        await _receive_context(request, receiver)
+    except BaseException:
+        await asyncio.to_thread(receiver.abort)
+        raise
+    ctx = await asyncio.to_thread(receiver.finish, dockerfile_name)
 
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)

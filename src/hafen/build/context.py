@@ -1,15 +1,21 @@
-"""The build context: a tar stream unpacked into a private directory, ``.dockerignore`` applied.
+"""The build context: a tar stream received once, indexed as it arrives, unpacked on demand.
 
-The client sends the context as a tar (plain or compressed); it is unpacked with the
-store's hostile-archive rules (nothing lands outside the directory), then every path
-``.dockerignore`` excludes is removed, and the Dockerfile is read from it (or given
-separately). The directory is the only thing COPY/ADD may read from.
+``ContextReceiver`` takes the stream chunk by chunk (plain, gzip, bzip2, xz or zstd),
+writes the plain tar to one spool file and parses its headers on the way
+(``hafen.store.ustar``), hashing every file's data from the same buffer: when the last
+byte is in, the index (path → kind, mode, digest, data offset) answers every COPY cache
+key without unpacking anything. ``.dockerignore`` is then applied to the index and the
+Dockerfile read from it. Files are unpacked (with the store's hostile-archive rules:
+nothing lands outside the directory) only when a step needs them as files.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import gzip
 import hashlib
+import lzma
 import os
 import shutil
 import stat
@@ -20,11 +26,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from hafen.build.ignore import IgnoreRules
 from hafen.errors import InvalidArgument, NotFound, UnsafePath
-from hafen.store.archive import _clean_parts, open_layer_stream, resolve_in_root
+from hafen.store.archive import GZIP_MAGIC, ZSTD_MAGIC, _clean_parts, resolve_in_root
+from hafen.store.ustar import DIRTYPE, LNKTYPE, REGTYPE, SYMTYPE, DataSink, Member, TarParser
 
 
 class _PaddedTar:
@@ -124,8 +131,9 @@ class ContextEntry:
     kind: int  # stat.S_IFREG / S_IFDIR / S_IFLNK
     mode: int
     digest: str  # sha256 hex of a file's content; the target of a symlink
-    offset: int  # where a file's data starts in the tar
+    offset: int  # where a file's data starts in the tar (0: a hard link, no data of its own)
     size: int
+    mtime: int = 0
 
 
 class BuildContext:
@@ -188,52 +196,188 @@ class BuildContext:
             self.tar_path.unlink(missing_ok=True)
 
 
-def _index_tar(tar_path: Path) -> dict[str, ContextEntry]:
-    """Every path of a plain tar with its type, mode and content digest (one read)."""
-    index: dict[str, ContextEntry] = {}
-    with open(tar_path, "rb") as f:
-        try:
-            archive = tarfile.open(fileobj=cast(BinaryIO, _PaddedTar(f)), mode="r|")  # noqa: SIM115
-        except tarfile.TarError as e:
-            raise InvalidArgument(f"invalid build context archive: {e}")
-        try:
-            for member in archive:
-                parts = _clean_parts(member.name)
-                if not parts:
-                    continue
-                rel = "/".join(parts)
-                for i in range(1, len(parts)):  # parents the tar left implicit
-                    index.setdefault(
-                        "/".join(parts[:i]), ContextEntry(stat.S_IFDIR, 0o755, "", 0, 0)
-                    )
-                mode = stat.S_IMODE(member.mode)
-                if member.isdir():
-                    index[rel] = ContextEntry(stat.S_IFDIR, mode, "", 0, 0)
-                elif member.issym():
-                    index[rel] = ContextEntry(stat.S_IFLNK, mode, member.linkname, 0, 0)
-                elif member.isreg():
-                    h = hashlib.sha256()
-                    source = archive.extractfile(member)
-                    assert source is not None
-                    while chunk := source.read(1024 * 1024):
-                        h.update(chunk)
-                    index[rel] = ContextEntry(stat.S_IFREG, mode, h.hexdigest(),
-                                              member.offset_data, member.size)  # fmt: skip
-                elif member.islnk():
-                    target = index.get("/".join(_clean_parts(member.linkname)))
-                    if target is not None and target.kind == stat.S_IFREG:
-                        index[rel] = ContextEntry(stat.S_IFREG, mode, target.digest, 0, target.size)
-        except (tarfile.TarError, EOFError) as e:
-            raise InvalidArgument(f"invalid build context archive: {e}")
-        finally:
-            archive.close()
-    return index
-
-
 def _read_member(tar_path: Path, entry: ContextEntry) -> bytes:
     with open(tar_path, "rb") as f:
         f.seek(entry.offset)
         return f.read(entry.size)
+
+
+def _decompressor(head: bytes) -> Callable[[bytes], bytes] | None:
+    """An incremental decompressor for a context that starts with ``head``; None: plain."""
+    if head.startswith(GZIP_MAGIC):
+        return _Multi(lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))
+    if head.startswith(b"BZh"):
+        return _Multi(bz2.BZ2Decompressor)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return _Multi(lzma.LZMADecompressor)
+    if head.startswith(ZSTD_MAGIC):
+        try:
+            import zstandard
+        except ImportError:
+            raise InvalidArgument(
+                "this build context is zstd-compressed and the zstandard module is missing"
+            )
+        return zstandard.ZstdDecompressor().decompressobj().decompress  # type: ignore[no-any-return,unused-ignore]
+    return None
+
+
+class _Multi:
+    """A stream decompressor that goes on across concatenated members (``cat a.gz b.gz``)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._obj = make()
+
+    def __call__(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            out.append(self._obj.decompress(data))
+            if not self._obj.eof:
+                break
+            data = self._obj.unused_data
+            if not data.strip(b"\0"):
+                break  # trailing padding after the last member
+            self._obj = self._make()
+        return b"".join(out)
+
+    def check_complete(self) -> None:
+        if not self._obj.eof:
+            raise InvalidArgument("invalid build context archive: compressed data cut short")
+
+
+class ContextReceiver:
+    """Takes a context tar as it arrives: one pass writes it to disk and indexes it.
+
+    ``feed`` (blocking, for a worker thread) decompresses if needed, appends to the
+    spool file and parses the headers as they go by, hashing each file's data from the
+    same buffer: by the time the last byte is in, every COPY cache key can be computed.
+    ``finish`` reads the Dockerfile and ``.dockerignore`` and returns the context;
+    ``abort`` removes what was written.
+    """
+
+    def __init__(self, work_dir: Path) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir = work_dir
+        fd, name = tempfile.mkstemp(dir=work_dir, prefix="context-", suffix=".tar")
+        self.tar_path = Path(name)
+        self._out = os.fdopen(fd, "wb", buffering=0)
+        self._head = b""
+        self._decompress: Callable[[bytes], bytes] | None = None
+        self._started = False
+        self._size = 0
+        self._parser = TarParser(self._member)
+        self._files: dict[str, tuple[int, Any, int, int, int]] = {}  # rel → mode, hash, …
+        self._links: dict[str, tuple[int, str, int]] = {}  # hard link → mode, target, mtime
+        self._index: dict[str, ContextEntry] = {}
+
+    def _member(self, member: Member) -> DataSink | None:
+        parts = _clean_parts(member.name)
+        if not parts:
+            return None
+        rel = "/".join(parts)
+        index = self._index
+        for i in range(1, len(parts)):  # parents the tar left implicit
+            parent = "/".join(parts[:i])
+            if parent not in index:
+                index[parent] = ContextEntry(stat.S_IFDIR, 0o755, "", 0, 0)
+        self._files.pop(rel, None)
+        self._links.pop(rel, None)
+        mode = stat.S_IMODE(member.mode)
+        kind = member.kind
+        if kind == DIRTYPE:
+            index[rel] = ContextEntry(stat.S_IFDIR, mode, "", 0, 0, member.mtime)
+        elif kind == SYMTYPE:
+            index[rel] = ContextEntry(stat.S_IFLNK, mode, member.linkname, 0, 0, member.mtime)
+        elif kind == REGTYPE:
+            h = hashlib.sha256()
+            self._files[rel] = (mode, h, member.offset_data, member.size, member.mtime)
+            index[rel] = _PENDING
+            return h.update
+        elif kind == LNKTYPE:
+            target = "/".join(_clean_parts(member.linkname))
+            self._links[rel] = (mode, target, member.mtime)
+            index[rel] = _PENDING
+        else:
+            index.pop(rel, None)  # devices and fifos have no place in a build context
+        return None
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the (possibly compressed) context stream."""
+        if not self._started:
+            self._head += data
+            if len(self._head) < 6:
+                return
+            data, self._head = self._head, b""
+            self._start(data)
+        self._plain(self._inflate(data))
+
+    def _inflate(self, data: bytes) -> bytes:
+        if self._decompress is None:
+            return data
+        try:
+            return self._decompress(data)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as e:
+            raise InvalidArgument(f"invalid build context archive: {e}") from None
+
+    def _start(self, head: bytes) -> None:
+        self._started = True
+        self._decompress = _decompressor(head)
+
+    def _plain(self, data: bytes) -> None:
+        if not data:
+            return
+        self._out.write(data)
+        self._size += len(data)
+        try:
+            self._parser.feed(data)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"invalid build context archive: {e.message}") from None
+        except (ValueError, UnicodeError) as e:
+            raise InvalidArgument(f"invalid build context archive: {e}") from None
+
+    def finish(
+        self, dockerfile_name: str = "Dockerfile", dockerfile_text: str | None = None
+    ) -> BuildContext:
+        """The stream is complete: the context, its Dockerfile read (blocking)."""
+        try:
+            if not self._started and self._head:
+                head, self._head = self._head, b""
+                self._start(head)
+                self._plain(self._inflate(head))
+            if isinstance(self._decompress, _Multi):
+                self._decompress.check_complete()
+            self._out.close()
+            if self._size:
+                try:
+                    self._parser.close()
+                except InvalidArgument as e:
+                    raise InvalidArgument(f"invalid build context archive: {e.message}") from None
+            index = self._index
+            for rel, (mode, h, offset, size, mtime) in self._files.items():
+                index[rel] = ContextEntry(stat.S_IFREG, mode, h.hexdigest(), offset, size, mtime)
+            for rel, (mode, target, mtime) in self._links.items():
+                entry = index.get(target)
+                if entry is not None and entry.kind == stat.S_IFREG and entry is not _PENDING:
+                    index[rel] = ContextEntry(stat.S_IFREG, mode, entry.digest, 0, entry.size,
+                                              mtime)  # fmt: skip
+                else:
+                    index.pop(rel, None)
+            tar_path = self.tar_path if self._size else None
+            if tar_path is None:
+                self.tar_path.unlink(missing_ok=True)
+            return _make_context(tar_path, self.work_dir, index, dockerfile_name, dockerfile_text)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Give up: the spool file goes."""
+        with contextlib.suppress(OSError):
+            self._out.close()
+        self.tar_path.unlink(missing_ok=True)
+
+
+_PENDING = ContextEntry(stat.S_IFREG, 0, "", 0, 0)
 
 
 def open_context(
@@ -246,43 +390,58 @@ def open_context(
 
     Blocking, for a worker thread. Nothing is unpacked yet (see ``BuildContext.root``).
     """
-    work_dir.mkdir(parents=True, exist_ok=True)
-    tar_path: Path | None = None
+    receiver = ContextReceiver(work_dir)
     try:
-        index: dict[str, ContextEntry] = {}
         if stream is not None:
-            fd, name = tempfile.mkstemp(dir=work_dir, prefix="context-", suffix=".tar")
-            tar_path = Path(name)
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(cast(BinaryIO, _PaddedTar(open_layer_stream(stream))), out,
-                                   1024 * 1024)  # fmt: skip
-            index = _index_tar(tar_path)
-        rules = IgnoreRules([])
-        ignore_entry = index.get(".dockerignore")
-        if tar_path is not None and ignore_entry is not None and ignore_entry.kind == stat.S_IFREG:
-            rules = IgnoreRules.from_text(
-                _read_member(tar_path, ignore_entry).decode("utf-8", "replace")
-            )
-        name = dockerfile_name or "Dockerfile"
-        if dockerfile_text is None:
-            rel = os.path.normpath(name).lstrip("/")
-            if rel.startswith(".."):
-                raise InvalidArgument(f"the Dockerfile ({name}) must be within the build context")
-            entry = index.get(rel)
-            if entry is None and name == "Dockerfile":
-                entry = index.get("dockerfile")
-            if entry is None or entry.kind != stat.S_IFREG or tar_path is None:
-                raise NotFound(f"Cannot locate specified Dockerfile: {name}")
-            dockerfile_text = _read_member(tar_path, entry).decode("utf-8", "replace")
-        if rules:
-            # Docker drops what .dockerignore names, the Dockerfile and itself included
-            index = _apply_rules(index, rules)
-        return BuildContext(tar_path, work_dir, dockerfile_text, os.path.basename(name), rules,
-                            index)  # fmt: skip
+            while chunk := stream.read(1024 * 1024):
+                receiver.feed(chunk)
     except BaseException:
-        if tar_path is not None:
-            tar_path.unlink(missing_ok=True)
+        receiver.abort()
         raise
+    return receiver.finish(dockerfile_name, dockerfile_text)
+
+
+def _make_context(
+    tar_path: Path | None,
+    work_dir: Path,
+    index: dict[str, ContextEntry],
+    dockerfile_name: str,
+    dockerfile_text: str | None,
+) -> BuildContext:
+    rules = IgnoreRules([])
+    ignore_entry = index.get(".dockerignore")
+    if tar_path is not None and ignore_entry is not None and ignore_entry.kind == stat.S_IFREG:
+        rules = IgnoreRules.from_text(
+            _read_member(tar_path, ignore_entry).decode("utf-8", "replace")
+        )
+    name = dockerfile_name or "Dockerfile"
+    if dockerfile_text is None:
+        rel = os.path.normpath(name).lstrip("/")
+        if rel.startswith(".."):
+            raise InvalidArgument(f"the Dockerfile ({name}) must be within the build context")
+        entry = index.get(rel)
+        if entry is None and name == "Dockerfile":
+            entry = index.get("dockerfile")
+        if entry is None or entry.kind != stat.S_IFREG or tar_path is None:
+            raise NotFound(f"Cannot locate specified Dockerfile: {name}")
+        dockerfile_text = _read_member(tar_path, _data_entry(index, rel, entry)).decode(
+            "utf-8", "replace"
+        )
+    if rules:
+        # Docker drops what .dockerignore names, the Dockerfile and itself included
+        index = _apply_rules(index, rules)
+    return BuildContext(tar_path, work_dir, dockerfile_text, os.path.basename(name), rules,
+                        index)  # fmt: skip
+
+
+def _data_entry(index: dict[str, ContextEntry], rel: str, entry: ContextEntry) -> ContextEntry:
+    """A hard link's entry has no data of its own: the member with the same content has."""
+    if entry.offset or not entry.size:
+        return entry
+    for other in index.values():
+        if other.kind == stat.S_IFREG and other.digest == entry.digest and other.offset:
+            return other
+    return entry
 
 
 def _apply_rules(index: dict[str, ContextEntry], rules: IgnoreRules) -> dict[str, ContextEntry]:

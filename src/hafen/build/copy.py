@@ -20,11 +20,10 @@ import os
 import posixpath
 import shutil
 import stat
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, Protocol
 
 from hafen.build.ignore import IgnoreRules
 from hafen.errors import InvalidArgument, NotFound, UnsafePath
@@ -393,6 +392,12 @@ class _TarIndexed(_Indexed, Protocol):
     @property
     def offset(self) -> int: ...
 
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def mtime(self) -> int: ...
+
 
 def copy_from_tar(
     tar_path: Path,
@@ -408,9 +413,6 @@ def copy_from_tar(
     """COPY straight from the context tar into ``rootfs``: the same result as ``copy_sources``
     on the unpacked context, without unpacking it first. False (nothing written) when the
     sources hold hard links, which need the files."""
-    from hafen.build.context import _PaddedTar
-    from hafen.store.archive import _clean_parts
-
     own = owner or Ownership()
     dest_parts = _clean(dest, "image")
     dest_is_dir = (
@@ -457,51 +459,52 @@ def copy_from_tar(
                 created[current] = None
         return current
 
-    def write(member: tarfile.TarInfo, archive: tarfile.TarFile, target: Path) -> None:
+    def write(entry: _TarIndexed, src_fd: int, target: Path) -> None:
         if os.path.lexists(target):
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             else:
                 os.unlink(target)
-        source = archive.extractfile(member)
-        assert source is not None
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(source, out, 1024 * 1024)
-        os.lchown(target, own.uid, own.gid)
-        os.chmod(target, chmod if chmod is not None else stat.S_IMODE(member.mode))
-        os.utime(target, (member.mtime, member.mtime))
-
-    with open(tar_path, "rb") as f:
-        archive = tarfile.open(fileobj=cast(BinaryIO, _PaddedTar(f)), mode="r|")  # noqa: SIM115
         try:
-            for member in archive:
-                parts = _clean_parts(member.name)
-                rel = "/".join(parts)
-                if not parts or rel not in index:
-                    continue  # left out by .dockerignore
-                if rel in file_map:
-                    if member.isreg():
-                        write(member, archive, file_map[rel])
-                    continue
-                for prefix, top in dir_map:
-                    if not under(prefix, rel) or rel == prefix:
-                        continue
-                    sub = rel[len(prefix) + 1 :] if prefix else rel
-                    if exclude is not None and exclude.excluded(sub):
-                        break
-                    sub_parts = sub.split("/")
-                    parent = ensure_parents(top, sub_parts[:-1])
-                    target = parent / sub_parts[-1]
-                    if member.isdir():
-                        ensure_dir(target, stat.S_IMODE(member.mode))
-                        created[target] = None
-                        dir_times.append((target, int(member.mtime)))
-                    elif member.isreg():
-                        write(member, archive, target)
-                    break
+            offset, left = entry.offset, entry.size
+            while left > 0:  # in the kernel: the data never passes through Python
+                sent = os.sendfile(fd, src_fd, offset, left)
+                if sent <= 0:
+                    raise InvalidArgument("invalid build context archive: short file data")
+                offset += sent
+                left -= sent
+            os.fchown(fd, own.uid, own.gid)
+            os.fchmod(fd, chmod if chmod is not None else entry.mode)
+            os.utime(fd, (entry.mtime, entry.mtime))
         finally:
-            archive.close()
+            os.close(fd)
+
+    src_fd = os.open(tar_path, os.O_RDONLY)
+    try:
+        for rel, entry in index.items():
+            if rel in file_map:
+                if entry.kind == stat.S_IFREG:
+                    write(entry, src_fd, file_map[rel])
+                continue
+            for prefix, top in dir_map:
+                if not under(prefix, rel) or rel == prefix:
+                    continue
+                sub = rel[len(prefix) + 1 :] if prefix else rel
+                if exclude is not None and exclude.excluded(sub):
+                    break
+                sub_parts = sub.split("/")
+                parent = ensure_parents(top, sub_parts[:-1])
+                target = parent / sub_parts[-1]
+                if entry.kind == stat.S_IFDIR:
+                    ensure_dir(target, entry.mode)
+                    created[target] = None
+                    dir_times.append((target, entry.mtime))
+                elif entry.kind == stat.S_IFREG:
+                    write(entry, src_fd, target)
+                break
+    finally:
+        os.close(src_fd)
     for made, mtime in reversed(dir_times):
         os.utime(made, (mtime, mtime), follow_symlinks=False)
     return True

@@ -21,7 +21,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
@@ -268,6 +268,9 @@ class APIClient:
         data: Any = None
         if hasattr(body, "read"):  # a file: streamed, chunked
             data = body
+            hdrs["Content-Type"] = "application/x-tar"
+        elif body is not None and not isinstance(body, (bytes, dict, list, str)):
+            data = body  # an iterable of byte chunks: streamed, chunked, as it is produced
             hdrs["Content-Type"] = "application/x-tar"
         elif body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -719,8 +722,11 @@ class APIClient:
         body = {"username": username, "password": password, "serveraddress": server}
         return dict(self._call("POST", "/auth", body=body) or {})
 
-    def build(self, context: BinaryIO, params: Params = None) -> Iterator[dict[str, Any]]:
-        """``POST /build`` with the context tar streamed from ``context``; the JSON messages.
+    def build(
+        self, context: BinaryIO | Iterable[bytes], params: Params = None
+    ) -> Iterator[dict[str, Any]]:
+        """``POST /build`` with the context tar streamed from ``context`` (a file, or an
+        iterable of chunks); the JSON messages.
 
         No read timeout: a step may be silent for as long as it runs.
         """
