@@ -1,23 +1,30 @@
 """Engine benchmark: hafend against Debian's dockerd, the docker CLI as the client for both.
 
 Both daemons run side by side on temporary roots, each inside its own private network
-namespace (dockerd with --bridge=none --iptables=false: networking off), and the same
-docker CLI drives them. Measured, each a median over N runs (and the ratio hafen/docker):
+namespace with the default bridge off (`--bridge=none` for both: containers get only
+`lo`), and the same docker CLI drives them. Measured, each as median (min-max) over N
+runs, with the ratio hafen/dockerd:
 
   - `docker run --rm busybox true`            end to end
+  - `hafen run --rm busybox true`             our CLI (start-up included) against
+                                              hafend, compared with `docker run` on dockerd
   - `docker exec <c> true`                    latency
-  - `docker ps -a` with K containers          (created, not started)
-  - `docker logs <c>` of M MB                 one container's json-file log
-  - `docker events --since/--until`           replaying the events of the above
-  - idle RSS                                  daemon + shims (dockerd: + containerd + shims)
+  - idle PSS of the daemon (dockerd: + containerd) and of the shim(s) of one running
+    container (proportional set size: shared pages split among their users)
+  - `docker ps -a` with K containers          for each K (default 100 and 1,000; created
+                                              through the API, never started)
+  - `docker events --since/--until`           replaying the events of those creates
+  - `docker logs <c>` of M MB                 one container's json-file log (default 100)
 
-busybox reaches dockerd through `docker save` from hafend and `docker load`.
-Run as root: `.venv/bin/python bench/bench_engine.py [-n 15] [-k 200] [--log-mb 20]`.
+busybox reaches dockerd through `docker save` from hafend and `docker load`. The
+machine's load average is printed with the table: the machine may be shared.
+Run as root: `.venv/bin/python bench/bench_engine.py [-n 15] [-k 100,1000] [--log-mb 100]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -58,34 +65,38 @@ class Daemon:
                 raise RuntimeError(f"{name} did not start:\n{(root / 'daemon.log').read_text()}")
             time.sleep(0.2)
 
-    def docker(self, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+    def docker(
+        self, *args: str, check: bool = True, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
         kw.setdefault("timeout", 300)
         return subprocess.run(
-            [DOCKER, *args], env=self.env, capture_output=True, text=True, check=check, **kw  # type: ignore[arg-type]
+            [DOCKER, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            **kw,  # type: ignore[arg-type]
         )
 
-    def tree_rss_kb(self) -> int:
-        """RSS of the daemon's process tree (everything started under unshare)."""
-        pids = subprocess.run(
+    def rss_kb(self) -> tuple[int, int]:
+        """(daemon, shims) PSS in kB: the daemon's process tree under unshare (dockerd:
+        with containerd), and every shim (their own sessions; their cmdline names our
+        root). Container processes themselves are not counted."""
+        tree = subprocess.run(
             ["sh", "-c", f"pgrep -g {self.proc.pid} || true"], capture_output=True, text=True
         ).stdout.split()
-        # shims detach into their own sessions: add every process whose cmdline names our root
+        shims = []
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
+            if entry.name.isdigit() and entry.name not in tree:
                 try:
-                    if str(self.root) in (entry / "cmdline").read_text(errors="replace"):
-                        pids.append(entry.name)
+                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 except OSError:
-                    pass
-        total = 0
-        for pid in set(pids):
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return total
+                    continue
+                if str(self.root) in cmdline and ("shim" in cmdline):
+                    shims.append(entry.name)
+        daemon = [p for p in tree if "shim" not in _cmdline(p)]
+        shims += [p for p in tree if "shim" in _cmdline(p)]
+        return sum(map(pss_kb, daemon)), sum(map(pss_kb, set(shims)))
 
     def stop(self) -> None:
         ids = self.docker("ps", "-aq", check=False).stdout.split()
@@ -102,61 +113,120 @@ class Daemon:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
         subprocess.run(
-            ["sh", "-c", f"grep -o ' {self.root}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l"],
+            [
+                "sh",
+                "-c",
+                f"grep -o ' {self.root}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l",
+            ],
             check=False,
         )
 
 
-def median_ms(fn: Callable[[], None], runs: int) -> float:
+Stat = tuple[float, float, float]  # median, min, max
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def timed_ms(fn: Callable[[], object], runs: int) -> Stat:
     fn()  # warm up
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return statistics.median(times), min(times), max(times)
 
 
-def bench(d: Daemon, runs: int, count: int, log_mb: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    out["run --rm true (ms)"] = median_ms(lambda: d.docker("run", "--rm", "busybox", "true") and None, runs)
-    cid = d.docker("run", "-d", "busybox", "sleep", "3600").stdout.strip()
-    out["exec true (ms)"] = median_ms(lambda: d.docker("exec", cid, "true") and None, runs)
-    since = f"{time.time():.3f}"
-    for _ in range(count):
-        d.docker("create", "busybox", "true")
-    until = f"{time.time() + 0.5:.3f}"
-    out[f"ps -a, {count + 1} containers (ms)"] = median_ms(lambda: d.docker("ps", "-a") and None, runs)
-    out[f"events replay, {count} creates (ms)"] = median_ms(
-        lambda: d.docker("events", "--since", since, "--until", until) and None, runs
+def once(value: float) -> Stat:
+    return value, value, value
+
+
+def create_containers(d: Daemon, count: int) -> None:
+    """``count`` created (never started) containers, through the API (4 at a time: the
+    docker CLI's own start-up would dominate a loop of ``docker create``)."""
+    body = json.dumps({"Image": "busybox", "Cmd": ["true"]})
+    script = (
+        f"seq {count} | xargs -P 4 -I{{}} curl -sf --unix-socket {d.sock} -o /dev/null "
+        f"-H 'Content-Type: application/json' -d '{body}' http://d/containers/create"
     )
+    subprocess.run(["sh", "-c", script], check=True, timeout=600)
+
+
+def pss_kb(pid: str) -> int:
+    """Proportional set size (shared pages split among their users) of one process."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def bench(d: Daemon, runs: int, counts: list[int], log_mb: int) -> dict[str, Stat]:
+    out: dict[str, Stat] = {}
+    out["docker run --rm busybox true (ms)"] = timed_ms(
+        lambda: d.docker("run", "--rm", "busybox", "true"), runs
+    )
+    if d.name == "hafen":
+        argv = [str(VENV_BIN / "hafen"), "-H", f"unix://{d.sock}", "run", "--rm", "busybox", "true"]
+        out["hafen run --rm busybox true (ms)"] = timed_ms(
+            lambda: subprocess.run(argv, check=True, capture_output=True), runs
+        )
+    cid = d.docker("run", "-d", "busybox", "sleep", "3600").stdout.strip()
+    out["docker exec <c> true (ms)"] = timed_ms(lambda: d.docker("exec", cid, "true"), runs)
+    time.sleep(2)
+    daemon_kb, shim_kb = d.rss_kb()
+    out["idle RSS: daemon (MB)"] = once(daemon_kb / 1024)
+    out["idle RSS: shim(s) of 1 container (MB)"] = once(shim_kb / 1024)
+    out["idle RSS: daemon + shims (MB)"] = once((daemon_kb + shim_kb) / 1024)
+    since = f"{time.time():.3f}"
+    have = 1
+    created = 0
+    for count in counts:
+        create_containers(d, count - have)
+        created += count - have
+        have = count
+        out[f"docker ps -a, {count} containers (ms)"] = timed_ms(lambda: d.docker("ps", "-a"), runs)
+    until = f"{time.time() + 0.5:.3f}"
+    events = len(d.docker("events", "--since", since, "--until", until).stdout.splitlines())
+    replay = timed_ms(lambda: d.docker("events", "--since", since, "--until", until), runs)
+    out[f"docker events replay, {events} events (ms)"] = replay
+    out["  events replayed per second"] = once(events / (replay[0] / 1000))
     lines = log_mb * 1024 * 1024 // 100
     logger = d.docker(
         "run", "-d", "busybox", "sh", "-c",
         f"yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456 | head -n {lines}",
     ).stdout.strip()  # fmt: skip
-    d.docker("wait", logger)
+    d.docker("wait", logger, timeout=900)
 
     def logs() -> None:
         subprocess.run(
-            [DOCKER, "logs", logger], env=d.env, stdout=subprocess.DEVNULL, check=True, timeout=300
+            [DOCKER, "logs", logger], env=d.env, stdout=subprocess.DEVNULL, check=True, timeout=600
         )
 
-    out[f"logs of {log_mb} MB (ms)"] = median_ms(logs, max(3, runs // 3))
-    time.sleep(2)
-    out["idle RSS, 1 running container (MB)"] = d.tree_rss_kb() / 1024
+    out[f"docker logs of {log_mb} MB (ms)"] = timed_ms(logs, max(3, runs // 5))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", "--runs", type=int, default=15)
-    parser.add_argument("-k", "--containers", type=int, default=200)
-    parser.add_argument("--log-mb", type=int, default=20)
+    parser.add_argument(
+        "-k", "--containers", default="100,1000", help="container counts for ps -a (ascending)"
+    )
+    parser.add_argument("--log-mb", type=int, default=100)
     args = parser.parse_args()
+    counts = sorted(int(k) for k in args.containers.split(","))
     if shutil.which("dockerd") is None:
         sys.exit("dockerd is not installed (Debian's docker.io)")
-    results: dict[str, dict[str, float]] = {}
+    load_before = os.getloadavg()
+    results: dict[str, dict[str, Stat]] = {}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         root = Path(tmp)
         hafen_root = root / "hafen"
@@ -164,7 +234,7 @@ def main() -> None:
             "hafen", hafen_root,
             [str(VENV_BIN / "hafend"), "--data-root", str(hafen_root / "data"), "--exec-root",
              str(hafen_root / "exec"), "-H", f"unix://{hafen_root / 'd.sock'}",
-             "--config-file", str(hafen_root / "none.json")],
+             "--bridge=none", "--config-file", str(hafen_root / "none.json")],
             hafen_root / "d.sock",
         )  # fmt: skip
         docker_root = root / "docker"
@@ -187,15 +257,32 @@ def main() -> None:
             )  # fmt: skip
             dockerd.docker("load", "-i", str(tar))
             for d in (hafen, dockerd):
-                results[d.name] = bench(d, args.runs, args.containers, args.log_mb)
+                results[d.name] = bench(d, args.runs, counts, args.log_mb)
         finally:
             hafen.stop()
             if dockerd is not None:
                 dockerd.stop()
-    print(f"{'measure':<40} {'hafen':>10} {'dockerd':>10} {'ratio':>7}")
-    for key in results["hafen"]:
-        h, dk = results["hafen"][key], results["docker"][key]
-        print(f"{key:<40} {h:>10.1f} {dk:>10.1f} {h / dk if dk else float('nan'):>7.2f}")
+    load_after = os.getloadavg()
+    print(
+        f"{os.cpu_count()} CPUs; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after; -n {args.runs}; median (min-max)"
+    )
+    print(f"{'measure':<42} {'hafen':>22} {'dockerd':>22} {'ratio':>6}")
+    docker_run = results["docker"]["docker run --rm busybox true (ms)"]
+    for key, h in results["hafen"].items():
+        dk = results["docker"].get(key)
+        if key.startswith("hafen run"):
+            dk, key = docker_run, key + " vs docker run"
+        shown = [_fmt(h), _fmt(dk) if dk else ""]
+        ratio = f"{h[0] / dk[0]:.2f}" if dk and dk[0] else ""
+        print(f"{key:<42} {shown[0]:>22} {shown[1]:>22} {ratio:>6}")
+
+
+def _fmt(stat: Stat) -> str:
+    med, lo, hi = stat
+    if lo == hi:
+        return f"{med:.1f}"
+    return f"{med:.1f} ({lo:.0f}-{hi:.0f})"
 
 
 if __name__ == "__main__":
