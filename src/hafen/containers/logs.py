@@ -41,10 +41,25 @@ class LogQuery:
 
 
 def parse_rfc3339(text: str) -> float:
-    """RFC 3339 (nanoseconds allowed) → unix seconds as float."""
+    """RFC 3339 in UTC (``Z``, nanoseconds allowed) → unix seconds as float.
+
+    ``ps`` parses one per container per request: ``fromisoformat`` on the seconds is
+    ~20x quicker than ``strptime``, and repeated stamps come from a small cache."""
+    cached = _RFC3339_CACHE.get(text)
+    if cached is not None:
+        return cached
     main, _, frac = text.rstrip("Z").partition(".")
-    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return base.timestamp() + (float("0." + frac) if frac else 0.0)
+    if len(main) != 19 or main[10] != "T":
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    base = datetime.fromisoformat(main).replace(tzinfo=UTC)
+    value = base.timestamp() + (float("0." + frac) if frac else 0.0)
+    if len(_RFC3339_CACHE) >= 4096:
+        _RFC3339_CACHE.clear()
+    _RFC3339_CACHE[text] = value
+    return value
+
+
+_RFC3339_CACHE: dict[str, float] = {}
 
 
 def _parse_line(line: bytes) -> LogRecord | None:

@@ -6,7 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from hafen.containers.logs import LogQuery, read_logs
+import pytest
+
+from hafen.containers.logs import LogQuery, parse_rfc3339, read_logs
 
 
 def write_log(path: Path, records: list[tuple[str, str, str]], torn: bool = False) -> None:
@@ -70,3 +72,13 @@ def test_follow_ends_when_the_container_has_stopped(tmp_path: Path) -> None:
 
 def test_missing_file_is_empty(tmp_path: Path) -> None:
     assert collect(tmp_path / "none", LogQuery()) == []
+
+
+def test_rfc3339_times_parse_to_unix_seconds_and_bad_ones_are_refused() -> None:
+    assert parse_rfc3339("1970-01-01T00:00:10Z") == 10.0
+    assert abs(parse_rfc3339("2026-11-23T06:48:52.123456789Z") - 1795416532.123456789) < 1e-6
+    assert parse_rfc3339("0001-01-01T00:00:00Z") == -62135596800.0  # Docker's zero time
+    assert parse_rfc3339("1970-01-01T00:00:10Z") == 10.0  # again, from the cache
+    for bad in ("2026-11-23 06:48:52Z", "yesterday", "2026-11-23T06:48:52+02:00"):
+        with pytest.raises(ValueError):
+            parse_rfc3339(bad)
