@@ -96,3 +96,33 @@ def test_bad_remap_setting_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="no subordinate uid range"):
         d.start(timeout=15)
     assert os.path.exists(d.log_path)
+
+
+def test_remapped_root_writes_named_volume_tmpfs_and_etc_files(remapped: Hafend) -> None:
+    """A new named volume (empty and copied-up), a tmpfs, a created bind source and the
+    /etc files belong to the container's root, as with dockerd: root can write them."""
+    bind_src = remapped.root / "created-by-run" / "sub"
+    script = (
+        "for d in /data /etc /t /b; do echo hi-$d > $d/f && cat $d/f; done; "
+        "echo 10.9.9.9 extra >> /etc/hosts && echo hosts-ok; stat -c '%u:%g' /data /b /etc/hosts"
+    )
+    try:
+        out = remapped.cli(
+            "run", "--rm", "-v", "rvol:/data", "-v", "rcopy:/etc", "--tmpfs", "/t",
+            "-v", f"{bind_src}:/b", "busybox", "sh", "-c", script,
+        ).stdout.split()  # fmt: skip
+        assert out == [
+            "hi-/data", "hi-/etc", "hi-/t", "hi-/b", "hosts-ok", "0:0", "0:0", "0:0",
+        ]  # fmt: skip
+        # Read back by a second container, and seen from the host as the subordinate root.
+        again = remapped.cli("run", "--rm", "-v", "rvol:/data", "busybox", "cat", "/data/f")
+        assert again.stdout.strip() == "hi-/data"
+        mountpoint = json.loads(remapped.cli("volume", "inspect", "rvol").stdout)[0]["Mountpoint"]
+        for path in (mountpoint, f"{mountpoint}/f", str(bind_src), str(bind_src.parent)):
+            st = os.stat(path)
+            assert (st.st_uid, st.st_gid) == (START, START), path
+        # Copy-up kept the image's (shifted) ownership: passwd is root's inside.
+        copy_mp = json.loads(remapped.cli("volume", "inspect", "rcopy").stdout)[0]["Mountpoint"]
+        assert os.stat(f"{copy_mp}/passwd").st_uid == START
+    finally:
+        remapped.cli("volume", "rm", "-f", "rvol", "rcopy", check=False)

@@ -635,7 +635,7 @@ class ContainerService:
                                 'invalid mount config for type "bind": bind source path does '
                                 f"not exist: {m.source}"
                             )
-                        os.makedirs(m.source, exist_ok=True)  # Docker creates -v sources
+                        _make_bind_source(m.source, self._remap(c))  # Docker creates them
                     binds.append(
                         BindMount(
                             m.source,
@@ -811,6 +811,10 @@ class ContainerService:
             mounts = self._mount_all(c, rootfs)
             spec = build_spec(self._spec_options(c, rootfs, mounts))
             _write_etc_files(c, self._peers(c))
+            if remap is not None:
+                # As dockerd: the files bound over /etc belong to the container's root.
+                for path in (c.hostname_path, c.hosts_path, c.resolv_conf_path):
+                    os.chown(path, remap.uid_start, remap.gid_start)
             tmp = state_dir / "config.json.tmp"
             tmp.write_text(json.dumps(spec))
             tmp.rename(state_dir / "config.json")
@@ -1356,6 +1360,20 @@ def _merge_image_config(config: ContainerConfig, image: Image) -> ContainerConfi
 def image_runtime_config(image: Image) -> dict[str, Any]:
     """The image config's ``config`` object (Env, Cmd, Entrypoint, …) as Docker JSON."""
     return image.config.runtime
+
+
+def _make_bind_source(source: str, remap: Remap | None) -> None:
+    """Create a missing ``-v`` source; with userns-remap, the directories it creates
+    belong to the remapped root (dockerd's MkdirAllAndChownNew)."""
+    missing: list[str] = []
+    path = os.path.normpath(source)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    os.makedirs(source, exist_ok=True)
+    if remap is not None:
+        for created in missing:
+            os.chown(created, remap.uid_start, remap.gid_start)
 
 
 def _write_hosts(c: Container, peers: list[HostEntry]) -> None:

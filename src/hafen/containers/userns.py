@@ -4,9 +4,11 @@ Owns: resolving the remap setting to id ranges from /etc/subuid and /etc/subgid
 (``"default"`` means the user ``dockremap``, Docker's name; ``"user"`` or
 ``"user:group"`` by name or number; hafen never edits those files, it refuses with a
 message saying what to add), and shifting a container's rootfs into the range once
-(uid u -> start + u), so that root inside the container owns its files. Bind mounts and
-volumes are not shifted, as with Docker. ``--userns host`` and ``--privileged`` keep the
-host's ids.
+(uid u -> start + u), so that root inside the container owns its files. As with
+Docker, existing bind-mount sources and volume contents are not shifted, but what the
+daemon creates for a remapped container belongs to its root: new volumes' ``_data``
+(the volume service's owner), missing ``-v`` sources, and /etc/hostname, hosts and
+resolv.conf. ``--userns host`` and ``--privileged`` keep the host's ids.
 """
 
 from __future__ import annotations

@@ -53,7 +53,12 @@ class Daemon:
             config.data_root / "snapshots", prefer=config.storage_driver or "overlay"
         )
         self.images = ImageService(self.content, self.metadata, self.snapshotter)
-        self.volumes = VolumeService(self.metadata, config.data_root / "volumes")
+        remap = userns.resolve(config.userns_remap) if config.userns_remap else None
+        self.volumes = VolumeService(
+            self.metadata,
+            config.data_root / "volumes",
+            owner=(remap.uid_start, remap.gid_start) if remap else None,
+        )
         self.distribution = Distribution(
             RegistryConfig(
                 insecure_registries=list(config.insecure_registries),
@@ -81,7 +86,7 @@ class Daemon:
                 shim_env=env,
                 log_driver=config.log_driver,
                 log_opts=dict(config.log_opts),
-                userns_remap=userns.resolve(config.userns_remap) if config.userns_remap else None,
+                userns_remap=remap,
             ),
             self.metadata,
             self.images,

@@ -25,8 +25,11 @@ _OPTION_KEYS = ("type", "device", "o")
 class LocalDriver:
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, owner: tuple[int, int] | None = None) -> None:
         self.root = root
+        # (uid, gid) that owns each new volume's _data: the remapped root under
+        # userns-remap (as dockerd's local driver), else None (root).
+        self.owner = owner
         root.mkdir(parents=True, exist_ok=True)
         self._refs: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -60,8 +63,11 @@ class LocalDriver:
                 "directory, use absolute path"
             )
         data = self._data(name)
+        fresh = not data.exists()
         data.mkdir(parents=True, exist_ok=True)
         os.chmod(data.parent, 0o701)
+        if fresh and self.owner is not None:
+            os.chown(data, *self.owner)
         return str(data)
 
     def mount(self, name: str, options: dict[str, str]) -> str:

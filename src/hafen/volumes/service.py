@@ -35,9 +35,12 @@ class VolumeNotFound(NotFound):
 
 
 class VolumeService:
-    def __init__(self, metadata: MetadataStore, root: Path) -> None:
+    def __init__(
+        self, metadata: MetadataStore, root: Path, owner: tuple[int, int] | None = None
+    ) -> None:
+        """``owner``: (uid, gid) of new volumes' data directories (userns-remap's root)."""
         self.metadata = metadata
-        self.drivers: dict[str, VolumeDriver] = {"local": LocalDriver(root)}
+        self.drivers: dict[str, VolumeDriver] = {"local": LocalDriver(root, owner)}
         self._users: Callable[[str], list[str]] = lambda name: []
         self._lock = threading.Lock()
 
