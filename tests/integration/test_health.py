@@ -70,3 +70,29 @@ def test_health_probe_timeout_and_no_healthcheck(hafend: Hafend) -> None:
         assert r.returncode != 0 and "conflicts" in r.stderr
     finally:
         hafend.cli("rm", "-f", cid)
+
+
+def test_health_probe_timeout_kills_the_probe_tree(hafend: Hafend) -> None:
+    """A probe past --health-timeout is killed with its children and counts as a failure."""
+    hafend.cli(
+        "run", "-d", "--name", "hc-kill", "--health-cmd", "sleep 10 & sleep 10; wait",
+        "--health-interval", "300ms", "--health-timeout", "1s", "--health-retries", "100",
+        "busybox", "sleep", "60",
+    )  # fmt: skip
+    try:
+        eventually(lambda: health(hafend, "hc-kill")["FailingStreak"] >= 2, timeout=20)
+        first = health(hafend, "hc-kill")
+        assert first["Status"] == "starting"  # retries not reached yet
+        assert first["Log"][-1]["ExitCode"] == -1
+        assert first["Log"][-1]["Output"] == "Health check exceeded timeout (1s)"
+        streak = first["FailingStreak"]
+        eventually(lambda: health(hafend, "hc-kill")["FailingStreak"] > streak, timeout=20)
+        # every finished probe's processes are dead: only the probe running now (two
+        # sleeps at most) may be alive; a leak would show two more per finished probe.
+        # (Killed orphans are zombies of the container's init, `sleep 60`, which never
+        # reaps — as under dockerd without --init; a zombie has no args.)
+        top = hafend.cli("top", "hc-kill", "-o", "pid,args").stdout.splitlines()[1:]
+        sleeps = [line for line in top if line.split(None, 1)[1:] == ["sleep 10"]]
+        assert len(sleeps) <= 2, top
+    finally:
+        hafend.cli("rm", "-f", "hc-kill")

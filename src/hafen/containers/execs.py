@@ -215,6 +215,15 @@ class ExecService:
         if emit_die:
             self._emit("exec_die", record)
 
+    async def kill(self, exec_id: str, signal: int = 9) -> None:
+        """Signal a running exec's process and every process it started (a probe that
+        timed out); an exec that already ended is left alone."""
+        record = self.get(exec_id)
+        if not record.running:
+            return
+        c = self.containers.get(record.container_id)
+        await ShimClient(str(self.containers._state_dir(c))).kill_exec(exec_id, signal)
+
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         record = self.get(exec_id)
         if not record.running:

@@ -4,15 +4,17 @@ Lifecycle per running container with a check (the image's ``HEALTHCHECK`` or the
 container's ``Healthcheck``; ``Test: ["NONE"]`` disables): the status starts as
 ``starting``; every ``Interval`` a probe runs (``CMD`` args, or ``CMD-SHELL`` through
 ``/bin/sh -c``) as an exec with its output kept (4 KiB); exit 0 → ``healthy`` and the
-failing streak is reset; anything else (a timeout too) adds to the streak, and once it
-reaches ``Retries`` the status is ``unhealthy`` — except that failures inside
-``StartPeriod`` do not count. The last 5 results are kept in ``Log``; every change of
+failing streak is reset; anything else adds to the streak — so does a probe past
+``Timeout``, which is killed with every process it started (exit code -1, as dockerd
+records it) — and once it reaches ``Retries`` the status is ``unhealthy``, except that
+failures inside ``StartPeriod`` do not count. The last 5 results are kept in ``Log``; every change of
 status publishes ``health_status: <status>``. The monitor ends with the container.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ DEFAULT_RETRIES = 3
 MIN_DURATION = 1_000_000  # dockerd refuses intervals under 1 ms
 MAX_OUTPUT = 4096
 MAX_LOG_ENTRIES = 5
+PROBE_KILL_GRACE = 5.0  # how long a killed probe may take to be reaped
 
 
 @dataclass
@@ -161,25 +164,42 @@ class HealthMonitor:
         start = now_rfc3339()
         execs = self.service.execs
         output = bytearray()
+
+        async def sink(_stream: int, data: bytes) -> None:
+            if len(output) < MAX_OUTPUT:
+                output.extend(data[: MAX_OUTPUT - len(output)])
+
         try:
             record = execs.create(
                 c.id, ExecConfig(cmd=command, attach_stdout=True, attach_stderr=True)
             )
             session = await execs.start(record.id)
             session.close_stdin()
-
-            async def sink(_stream: int, data: bytes) -> None:
-                if len(output) < MAX_OUTPUT:
-                    output.extend(data[: MAX_OUTPUT - len(output)])
-
-            code = await asyncio.wait_for(session.pump(sink), timeout)
-        except TimeoutError:
-            return HealthResult(
-                start, now_rfc3339(), -1, f"Health check exceeded timeout ({timeout:g}s)"
-            )
+            pump = asyncio.ensure_future(session.pump(sink))
+            try:
+                done, _ = await asyncio.wait({pump}, timeout=timeout)
+                if not done:
+                    # as dockerd: a probe past its timeout is killed (here with all it
+                    # started, or every probe would leave processes behind) and fails
+                    await self._kill_probe(record.id, pump)
+                    return HealthResult(
+                        start, now_rfc3339(), -1, f"Health check exceeded timeout ({timeout:g}s)"
+                    )
+                code = pump.result()
+            finally:
+                if not pump.done():
+                    pump.cancel()
         except HafenError as e:
             return HealthResult(start, now_rfc3339(), -1, e.message)
         return HealthResult(start, now_rfc3339(), code, output.decode("utf-8", "replace"))
+
+    async def _kill_probe(self, exec_id: str, pump: asyncio.Future[int]) -> None:
+        try:
+            await self.service.execs.kill(exec_id, 9)
+        except HafenError as e:  # the shim or the container went away meanwhile
+            log.debug("killing probe %s: %s", exec_id[:12], e)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(pump), PROBE_KILL_GRACE)
 
     def _record(self, c: Container, result: HealthResult, retries: int, starting: bool) -> None:
         raw = c.state.health or asdict(HealthState())

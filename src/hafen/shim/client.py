@@ -213,6 +213,10 @@ class ShimClient:
         )
         return int(reply.get("pid", 0)), reader, writer
 
+    async def kill_exec(self, exec_id: str, signal: int) -> None:
+        """Send ``signal`` to a running exec's process and all its descendants."""
+        await self._call({"op": "kill_exec", "exec_id": exec_id, "signal": int(signal)})
+
     async def resize_exec(self, exec_id: str, height: int, width: int) -> None:
         """Set the terminal size of a running exec."""
         await self._call(

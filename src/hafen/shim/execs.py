@@ -16,7 +16,9 @@ Lifecycle of one exec, all inside the shim's single-threaded loop:
    carries ``{"exit_code": N}`` and the connection is closed.
 
 A daemon that goes away only loses the exec's output; the process runs on. The runtime's
-failure (no such executable, …) is the reply's ``error``.
+failure (no such executable, …) is the reply's ``error``. ``{"op": "kill_exec"}`` signals
+an exec's process and every descendant of it (a health probe past its timeout: its
+``sh -c`` and whatever that started must all go, or each probe would leak processes).
 """
 
 from __future__ import annotations
@@ -244,6 +246,32 @@ class ExecManager:
         fcntl.ioctl(ex.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
         return None
 
+    # ------------------------------------------------------------------ kill
+
+    def kill(self, exec_id: str, signum: int) -> str | None:
+        """Signal a running exec's process and all its descendants; an error, or None.
+
+        The tree is frozen first (SIGSTOP, repeated until no new process appears) so
+        nothing forks past the kill; an exec already gone is not an error.
+        """
+        ex = self.by_id.get(exec_id)
+        if ex is None or ex.exit_code is not None:
+            return None
+        pids = _descendants(ex.pid)
+        for _ in range(20):  # bounded: a fork bomb must not keep the shim spinning
+            for pid in pids:
+                _signal(pid, 19)  # SIGSTOP
+            grown = _descendants(ex.pid)
+            if grown <= pids:
+                break
+            pids |= grown
+        for pid in pids:
+            _signal(pid, signum)
+            if signum != 9:
+                _signal(pid, 18)  # SIGCONT, so a caught signal is delivered
+        self.shim.reap_pending = True
+        return None
+
     # ------------------------------------------------------------------ exit
 
     def on_reaped(self, pid: int, code: int) -> bool:
@@ -293,6 +321,36 @@ class ExecManager:
         """The container is gone: every exec ends with what is known of it."""
         for ex in list(self.by_id.values()):
             self._finish(ex)
+
+
+def _descendants(root: int) -> set[int]:
+    """``root`` and every process below it, from the ppids in ``/proc/*/stat``."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 __all__ = ["EXIT_STREAM", "ExecManager", "ExecProcess"]

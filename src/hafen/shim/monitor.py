@@ -505,6 +505,12 @@ class Shim:
                 self.execs.start(conn, req, rest)
             elif op == "kill":
                 self._op_kill(conn, req)
+            elif op == "kill_exec":
+                signum = int(req.get("signal", signal.SIGKILL))
+                if not 0 < signum < signal.NSIG:
+                    raise ValueError(f"invalid signal {signum}")
+                error = self.execs.kill(str(req["exec_id"]), signum)
+                self._reply(conn, {"error": error} if error else {"ok": True})
             elif op == "wait":
                 conn.kind = "wait"
                 if self.exit_code is not None and not self.outputs:
