@@ -11,13 +11,24 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any
 
 from hafen.errors import RuntimeFailure
 from hafen.network.model import Endpoint, Network
 from hafen.network.netns import run_in
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+
+def netlink() -> tuple[type[IPRoute], type[Exception]]:
+    """pyroute2's ``IPRoute`` and ``NetlinkError``, imported at the first netlink call:
+    pyroute2 costs ~9 MB and ~80 ms of imports, which a daemon without bridges (the
+    usual case on a host, and ``--bridge=none``) never needs."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return IPRoute, NetlinkError
 
 
 def _prefix(network: Network) -> int:
@@ -32,6 +43,8 @@ class BridgeDriver:
     name = "bridge"
 
     def create(self, network: Network) -> None:
+        # the classes under their own names, so the code reads as pyroute2's documentation
+        IPRoute, NetlinkError = netlink()
         with IPRoute() as ipr:
             found = ipr.link_lookup(ifname=network.bridge)
             try:
@@ -49,6 +62,7 @@ class BridgeDriver:
                 raise RuntimeFailure(f"creating bridge {network.bridge} for {network.name}: {e}")
 
     def delete(self, network: Network) -> None:
+        IPRoute, NetlinkError = netlink()
         with IPRoute() as ipr:
             found = ipr.link_lookup(ifname=network.bridge)
             if found:
@@ -58,6 +72,7 @@ class BridgeDriver:
                     raise RuntimeFailure(f"removing bridge {network.bridge}: {e}")
 
     def join(self, network: Network, endpoint: Endpoint, netns: str, default_route: bool) -> None:
+        IPRoute, NetlinkError = netlink()
         peer = "tmp" + endpoint.host_ifname[4:]
         with IPRoute() as ipr:
             try:
@@ -96,11 +111,13 @@ class BridgeDriver:
             raise RuntimeFailure(f"configuring {endpoint.ifname} on network {network.name}: {e}")
 
     def leave(self, network: Network, endpoint: Endpoint) -> None:
+        IPRoute, _ = netlink()
         with IPRoute() as ipr:
             self._remove_host_side(ipr, endpoint)
 
     @staticmethod
-    def _remove_host_side(ipr: IPRoute, endpoint: Endpoint) -> None:
+    def _remove_host_side(ipr: Any, endpoint: Endpoint) -> None:
+        _, NetlinkError = netlink()
         found = ipr.link_lookup(ifname=endpoint.host_ifname)
         if found:
             try:

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import IPRoute
-
 from hafen.errors import RuntimeFailure
 from hafen.store._mount import is_mount_point, unmount
 
@@ -69,6 +67,8 @@ def create(path: Path) -> None:
         raise RuntimeFailure(f"creating network namespace {path}: {result.stderr.strip()}")
 
     def lo_up() -> None:
+        from pyroute2 import IPRoute  # lazily: see bridge.netlink
+
         with IPRoute() as ns:
             lo = ns.link_lookup(ifname="lo")
             if lo:
