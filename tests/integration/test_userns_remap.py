@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,19 +50,20 @@ class RemappedHafend(Hafend):
 
 
 @pytest.fixture(scope="module")
-def remapped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hafend]:
-    root = tmp_path_factory.mktemp("remap")
+def remapped() -> Iterator[Hafend]:
     # The remapped root makes the container's mounts: it must be able to walk there
-    # (dockerd's data root must be traversable too); pytest's temp dirs are 0700.
-    for parent in [root, *root.parents]:
-        os.chmod(parent, os.stat(parent).st_mode | 0o001)
+    # (dockerd's data root must be traversable too). Not under pytest's temp root: every
+    # pytest session that starts (other suites run beside this one) chmods
+    # /tmp/pytest-of-<user> back to 0700, which would lock the remapped root out.
+    root = Path(tempfile.mkdtemp(prefix="hafen-remap-"))
+    os.chmod(root, 0o711)
     d = RemappedHafend(root)
     d.start()
     try:
         d.bootstrap()
         yield d
     finally:
-        d.cleanup()
+        d.cleanup()  # removes root too
 
 
 def test_root_in_the_container_is_a_subordinate_uid(remapped: Hafend) -> None:
