@@ -3,10 +3,11 @@
 ``RegistryClient.open`` picks the endpoint (``GET /v2/``: mirrors first for Docker
 Hub pulls, HTTPS, plain HTTP only where ``RegistryHosts`` allows it) and learns the
 registry's auth challenge. Then it fetches manifests (size-limited, digest-checked)
-and blobs — streamed into the content store's writer in 1 MiB slices off the event
-loop, resumed with ``Range`` after a dropped connection when the registry allows it
-(else restarted), retried with backoff on transient errors — and pushes blobs
-(HEAD check, cross-repository mount, monolithic PUT or PATCH chunks) and manifests.
+and blobs — ``stream_blob`` hands a blob's bytes to any sink (a pull's unpacking
+thread, or ``fetch_blob``'s content-store writer), resuming with ``Range`` after a
+dropped connection when the registry allows it (else refetching and skipping what was
+delivered), retrying with backoff on transient errors — and pushes blobs (HEAD check,
+cross-repository mount, monolithic PUT or PATCH chunks) and manifests.
 
 A blob is visible in the content store only once complete and verified (the writer's
 commit), so an interruption at any point leaves no corrupt blob behind.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -49,6 +50,11 @@ _CONNECT_FAILURES = (aiohttp.ClientConnectorError, aiohttp.ClientSSLError, aioht
 
 Progress = Callable[[int], None]
 """Called with the byte count done so far (on the event loop)."""
+
+
+@dataclass
+class _Delivery:
+    delivered: int = 0  # bytes of the blob handed to the sink so far
 
 
 @dataclass(frozen=True)
@@ -261,73 +267,98 @@ class RegistryClient:
         """Stream a blob into ``store``, verified against ``desc``; a no-op if present."""
         if store.exists(desc.digest):
             return
-        attempts = max(1, self.config.max_download_attempts)
         with store.writer(desc.digest) as writer:
-            for attempt in range(attempts):
-                try:
-                    await self._download(writer, desc, progress)
-                    break
-                except (TransientError, *_TRANSIENT) as e:
-                    if attempt + 1 >= attempts:
-                        raise TransientError(
-                            f"downloading {desc.digest} failed after {attempts} attempts: "
-                            f"{e or type(e).__name__}"
-                        )
-                    log.info("download of %s interrupted at %d bytes (%s), resuming",
-                             desc.digest, writer.size, e or type(e).__name__)  # fmt: skip
-                    await asyncio.sleep(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
-            if writer.size != desc.size:
-                raise DigestMismatch(
-                    f"blob {desc.digest} is {writer.size} bytes, the manifest says {desc.size}"
-                )
+            pending: list[bytes] = []
+            pending_size = 0
+
+            async def flush() -> None:
+                nonlocal pending, pending_size
+                if pending:
+                    data, pending, pending_size = b"".join(pending), [], 0
+                    await asyncio.to_thread(writer.write, data)
+
+            async def sink(chunk: bytes) -> None:
+                nonlocal pending_size
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= READ_SLICE:
+                    await flush()
+
+            try:
+                await self.stream_blob(desc, sink, progress)
+            finally:
+                await flush()
             await asyncio.to_thread(writer.commit)
 
-    async def _download(self, writer: Any, desc: Descriptor, progress: Progress | None) -> None:
+    async def stream_blob(
+        self,
+        desc: Descriptor,
+        sink: Callable[[bytes], Awaitable[None]],
+        progress: Progress | None = None,
+    ) -> None:
+        """Hand a blob's bytes to ``sink`` in order, each exactly once, ``desc.size`` in all.
+
+        A dropped connection is resumed with ``Range`` where the registry allows it (else
+        the blob is fetched again and the part already delivered skipped); transient
+        errors are retried with backoff. The caller verifies the digest."""
+        state = _Delivery()
+        attempts = max(1, self.config.max_download_attempts)
+        for attempt in range(attempts):
+            try:
+                await self._download(desc, sink, state, progress)
+                return
+            except (TransientError, *_TRANSIENT) as e:
+                if attempt + 1 >= attempts:
+                    raise TransientError(
+                        f"downloading {desc.digest} failed after {attempts} attempts: "
+                        f"{e or type(e).__name__}"
+                    )
+                log.info("download of %s interrupted at %d bytes (%s), resuming",
+                         desc.digest, state.delivered, e or type(e).__name__)  # fmt: skip
+                await asyncio.sleep(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
+
+    async def _download(
+        self,
+        desc: Descriptor,
+        sink: Callable[[bytes], Awaitable[None]],
+        state: _Delivery,
+        progress: Progress | None,
+    ) -> None:
         headers = {}
-        offset = writer.size
+        offset = state.delivered
         if offset:
             headers["Range"] = f"bytes={offset}-"
         resp = await self.request(
             "GET", f"/v2/{self.repository}/blobs/{desc.digest}", headers=headers
         )
         try:
+            skip = 0
             if resp.status == 206 and offset:
                 pass  # resumed where we were
             elif resp.status == 200:
-                if offset:
-                    await asyncio.to_thread(writer.reset)  # no range support: start again
+                skip = offset  # no range support: what we have comes again
             elif resp.status == 404:
                 raise NotFound(f"blob {desc.digest} not found in {self.domain}/{self.repository}")
             else:
                 raise await self._fail(resp, f"fetching blob {desc.digest}")
-            pending: list[bytes] = []
-            pending_size = 0
-            try:
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if writer.size + pending_size > desc.size:
-                        raise DigestMismatch(
-                            f"blob {desc.digest} is larger than the {desc.size} bytes the "
-                            "manifest says"
-                        )
-                    if pending_size >= READ_SLICE:
-                        await asyncio.to_thread(writer.write, b"".join(pending))
-                        pending, pending_size = [], 0
-                        if progress:
-                            progress(writer.size)
-            except _TRANSIENT:
-                # What arrived before the drop is a valid prefix: keep it for the resume.
-                if pending:
-                    await asyncio.to_thread(writer.write, b"".join(pending))
-                raise
-            if pending:
-                await asyncio.to_thread(writer.write, b"".join(pending))
-            if progress:
-                progress(writer.size)
-            if writer.size < desc.size:
+            async for chunk in resp.content.iter_any():
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk, skip = chunk[skip:], 0
+                if state.delivered + len(chunk) > desc.size:
+                    raise DigestMismatch(
+                        f"blob {desc.digest} is larger than the {desc.size} bytes the manifest says"
+                    )
+                state.delivered += len(chunk)
+                await sink(chunk)
+                if progress:
+                    progress(state.delivered)
+            if state.delivered < desc.size:
                 raise TransientError(
-                    f"blob {desc.digest}: connection closed at {writer.size} of {desc.size} bytes"
+                    f"blob {desc.digest}: connection closed at {state.delivered} of "
+                    f"{desc.size} bytes"
                 )
         finally:
             resp.release()

@@ -1,20 +1,27 @@
 """``pull``: an image from a registry into the stores, with Docker's progress.
 
 The manifest (or index → the member for the wanted platform) is fetched and verified;
-the config blob first; then the layers, ``max_concurrent_downloads`` at a time, each
-streamed into the content store and verified. Layers are unpacked in order as soon as
-each and its parent are there (unpacking overlaps downloading), and the image with its
-tag and repo digest is recorded in one transaction at the end — so an interrupted pull
-leaves no image, only complete verified blobs and unpacked layers that the next pull
-reuses. Layers already unpacked (same ChainID) are not downloaded at all.
+the config blob first; then the layers, ``max_concurrent_downloads`` at a time. On
+overlay each layer's bytes are read off the network once and, as they arrive, hashed,
+written to the content store and unpacked aside by a worker thread (a ``BlobPipe``
+between the download and the thread); every layer at once, since an overlay layer
+needs only its own diff. One ``syncfs`` then makes it all durable, blobs and layers
+are put in place in chain order, and the image with its tag and repo digest is
+recorded in one transaction at the end — so an interrupted pull (or a machine crash)
+leaves no image and no partial blob or layer, only complete ones the next pull reuses.
+On vfs a layer's tree starts as its parent's, so blobs are downloaded first and layers
+unpacked in order. Layers already unpacked (same ChainID) are not downloaded at all,
+and the whole pull holds a lease on its layers and blobs so that a concurrent ``rmi``
+or prune cannot collect them before the image is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 from hafen.distribution.client import RegistryClient
 from hafen.distribution.manifests import (
@@ -27,6 +34,7 @@ from hafen.distribution.manifests import (
     select_platform,
     sniff_media_type,
 )
+from hafen.distribution.pipe import BlobPipe, ReaderGone
 from hafen.errors import InvalidArgument
 from hafen.images.model import ImageConfig
 from hafen.images.progress import Emit, ProgressEvent, short_digest
@@ -87,11 +95,15 @@ async def pull_image(
         emit(ProgressEvent(f"Status: Image is up to date for {reference.familiar()}"))
         return PullResult(image_id, top.digest, updated=False)
 
-    await _fetch_and_unpack(client, images, manifest, diff_ids, emit, max_downloads)
-    layers = [LayerBlob(d.digest, d.media_type) for d in manifest.layers]
-    await asyncio.to_thread(
-        images.store_image, config_bytes, layers, manifest_bytes=manifest_data, tags=tags
-    )
+    # Leased until the image is recorded: a concurrent rmi or prune must not collect
+    # the layers this pull found present, nor the ones it is writing.
+    blobs = [manifest.config.digest, *(d.digest for d in manifest.layers)]
+    with images.lease(chain_ids(diff_ids), blobs):
+        await _fetch_and_unpack(client, images, manifest, diff_ids, emit, max_downloads)
+        layers = [LayerBlob(d.digest, d.media_type) for d in manifest.layers]
+        await asyncio.to_thread(
+            images.store_image, config_bytes, layers, manifest_bytes=manifest_data, tags=tags
+        )
     await asyncio.to_thread(
         images.record_blob_sources,
         [d.digest for d in manifest.layers],
@@ -134,63 +146,143 @@ async def _fetch_and_unpack(
             emit(ProgressEvent("Pulling fs layer", id=short_digest(desc.digest)))
     if not todo:
         return
+    if images.can_stage_layers():
+        await _stream_layers(client, images, manifest, diff_ids, todo, emit, max_downloads)
+    else:
+        await _fetch_then_unpack(client, images, manifest, diff_ids, todo, emit, max_downloads)
+
+
+def _progress(emit: Emit, ident: str, total: int) -> Callable[[int], None]:
+    last = 0.0
+
+    def progress(current: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_INTERVAL or current >= total:
+            last = now
+            emit(ProgressEvent("Downloading", id=ident, current=current, total=total))
+
+    return progress
+
+
+async def _stream_layers(
+    client: RegistryClient,
+    images: ImageService,
+    manifest: ImageManifest,
+    diff_ids: list[str],
+    todo: list[int],
+    emit: Emit,
+    max_downloads: int,
+) -> None:
+    """Overlay: each layer is read off the network once — hashed, written to the content
+    store and unpacked aside by a worker thread as its bytes arrive — all of them at
+    once (up to ``max_downloads``), since an overlay layer holds only its own diff.
+    Then one ``syncfs`` makes blobs and files durable, and the blobs and layers are put
+    in place in chain order (and synced again) before the image is recorded."""
+    chains = chain_ids(diff_ids)
+    loop = asyncio.get_running_loop()
+    semaphore = asyncio.Semaphore(max(1, max_downloads))
+    # The threads run on if a task is cancelled: keep their futures so that a failed
+    # pull can wait for them and discard what they unpacked.
+    stage_work: list[asyncio.Future[StagedLayer]] = []
+
+    async def fetch(i: int) -> StagedLayer:
+        desc = manifest.layers[i]
+        ident = short_digest(desc.digest)
+        layer = LayerBlob(desc.digest, desc.media_type)
+        if semaphore.locked():
+            emit(ProgressEvent("Waiting", id=ident))
+        async with semaphore:
+            if images.content.exists(desc.digest):  # the blob is here, its layer is not
+                emit(ProgressEvent("Download complete", id=ident))
+                emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
+                work = asyncio.ensure_future(
+                    asyncio.to_thread(images.stage_layer, diff_ids[i], layer)
+                )
+                stage_work.append(work)
+                return await asyncio.shield(work)
+            pipe = BlobPipe(loop)
+
+            def consume() -> StagedLayer:
+                try:
+                    return images.stage_layer_stream(diff_ids[i], layer, cast(BinaryIO, pipe))
+                finally:
+                    pipe.abandon()  # a download still running stops at its next chunk
+
+            work = asyncio.ensure_future(asyncio.to_thread(consume))
+            stage_work.append(work)
+            try:
+                await client.stream_blob(desc, pipe.put, _progress(emit, ident, desc.size))
+            except ReaderGone:
+                pass  # the unpacking failed: its error is raised below
+            except BaseException as e:
+                pipe.fail(e)
+                raise
+            pipe.close()
+            emit(ProgressEvent("Verifying Checksum", id=ident))
+            emit(ProgressEvent("Download complete", id=ident))
+            emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
+            return await asyncio.shield(work)
+
+    tasks = [asyncio.create_task(fetch(i)) for i in todo]
+    try:
+        staged = await asyncio.gather(*tasks)
+        await asyncio.to_thread(images.sync)  # data first ...
+        for i, layer in zip(todo, staged, strict=True):
+            parent = chains[i - 1] if i else None
+            await asyncio.to_thread(images.publish_layer, chains[i], parent, layer)
+            emit(ProgressEvent("Pull complete", id=short_digest(manifest.layers[i].digest)))
+        await asyncio.to_thread(images.sync)  # ... then the renames, before the record
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*stage_work, return_exceptions=True)
+        for work in stage_work:  # unpacked aside but never published (a no-op if it was)
+            if not work.cancelled() and work.exception() is None:
+                await asyncio.to_thread(images.discard_staged, work.result())
+        raise
+
+
+async def _fetch_then_unpack(
+    client: RegistryClient,
+    images: ImageService,
+    manifest: ImageManifest,
+    diff_ids: list[str],
+    todo: list[int],
+    emit: Emit,
+    max_downloads: int,
+) -> None:
+    """vfs: a layer's tree starts as a copy of its parent's, so layers are unpacked in
+    order, each from its downloaded blob, as soon as it and its parent are there."""
+    chains = chain_ids(diff_ids)
     semaphore = asyncio.Semaphore(max(1, max_downloads))
     loop = asyncio.get_running_loop()
     done: dict[int, asyncio.Future[None]] = {i: loop.create_future() for i in todo}
-    # overlay: each layer is unpacked aside as soon as it is downloaded, in parallel, and
-    # published in chain order; vfs needs the parent's tree, so it unpacks in order.
-    staging = images.can_stage_layers()
-    staged: dict[int, asyncio.Future[StagedLayer]] = {i: loop.create_future() for i in todo}
-    unpack_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
-    stage_work: list[asyncio.Future[StagedLayer]] = []
 
     async def download(i: int, desc: Descriptor) -> None:
         ident = short_digest(desc.digest)
         if semaphore.locked():
             emit(ProgressEvent("Waiting", id=ident))
         async with semaphore:
-            last = 0.0
-
-            def progress(current: int) -> None:
-                nonlocal last
-                now = time.monotonic()
-                if now - last >= PROGRESS_INTERVAL or current >= desc.size:
-                    last = now
-                    emit(ProgressEvent("Downloading", id=ident, current=current, total=desc.size))
-
             already = images.content.exists(desc.digest)
-            await client.fetch_blob(images.content, desc, progress)
+            await client.fetch_blob(images.content, desc, _progress(emit, ident, desc.size))
             if not already:
                 emit(ProgressEvent("Verifying Checksum", id=ident))
             emit(ProgressEvent("Download complete", id=ident))
         done[i].set_result(None)
-        if staging:
-            async with unpack_slots:
-                emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
-                layer = LayerBlob(desc.digest, desc.media_type)
-                # The thread runs on if this task is cancelled: keep its future so that a
-                # failed pull can wait for it and discard what it unpacked.
-                work = asyncio.ensure_future(
-                    asyncio.to_thread(images.stage_layer, diff_ids[i], layer)
-                )
-                stage_work.append(work)
-                staged[i].set_result(await asyncio.shield(work))
 
     async def unpack() -> None:
         for i in todo:
             desc = manifest.layers[i]
             ident = short_digest(desc.digest)
             parent = chains[i - 1] if i else None
-            if staging:
-                layer = await staged[i]
-                await asyncio.to_thread(images.publish_layer, chains[i], parent, layer)
-            else:
-                await done[i]
-                emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
-                await asyncio.to_thread(
-                    images.unpack_layer, chains[i], parent, diff_ids[i],
-                    LayerBlob(desc.digest, desc.media_type),
-                )  # fmt: skip
+            await done[i]
+            emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
+            await asyncio.to_thread(
+                images.unpack_layer, chains[i], parent, diff_ids[i],
+                LayerBlob(desc.digest, desc.media_type),
+            )  # fmt: skip
             emit(ProgressEvent("Pull complete", id=ident))
 
     tasks = [asyncio.create_task(download(i, manifest.layers[i])) for i in todo]
@@ -201,8 +293,4 @@ async def _fetch_and_unpack(
         for task in (*tasks, unpacker):
             task.cancel()
         await asyncio.gather(*tasks, unpacker, return_exceptions=True)
-        await asyncio.gather(*stage_work, return_exceptions=True)
-        for work in stage_work:  # unpacked aside but never published (a no-op if it was)
-            if not work.cancelled() and work.exception() is None:
-                await asyncio.to_thread(images.discard_staged, work.result())
         raise

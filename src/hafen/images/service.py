@@ -18,10 +18,11 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from hafen.errors import (
     Conflict,
@@ -34,7 +35,8 @@ from hafen.errors import (
 from hafen.images.model import Image, ImageConfig
 from hafen.images.reference import Reference, looks_like_image_id, parse_reference
 from hafen.store.archive import open_layer_stream
-from hafen.store.content import ContentStore, sha256_digest
+from hafen.store.content import BlobWriter, ContentStore, sha256_digest
+from hafen.store.durability import syncfs
 from hafen.store.layers import chain_ids
 from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots.protocol import Snapshotter
@@ -62,10 +64,12 @@ class LayerBlob:
 
 @dataclass(frozen=True)
 class StagedLayer:
-    """A layer unpacked aside (not yet in the snapshotter's view)."""
+    """A layer unpacked aside (not yet in the snapshotter's view); ``blob``: its
+    verified but not yet committed blob, when it was streamed from a registry."""
 
     path: Path
     size: int
+    blob: BlobWriter | None = None
 
 
 ImageUsers = Callable[[str], list[ImageUser]]
@@ -83,6 +87,10 @@ class ImageService:
         self._locks_guard = threading.Lock()
         # Sizes of layers unpacked ahead of their image's record (a pull in progress).
         self._unrecorded_sizes: dict[str, int] = {}
+        # ChainIDs and blob digests under a lease (count of holders), and the lock that
+        # makes taking a lease and collecting garbage exclusive.
+        self._leased: dict[str, int] = {}
+        self._gc_lock = threading.Lock()
         with self.metadata.transaction() as db:
             # Where each blob is known to live: the source of cross-repository mounts.
             db.execute(
@@ -285,9 +293,67 @@ class ImageService:
             )
         return StagedLayer(staging, stats.size)
 
-    def publish_layer(self, chain: str, parent: str | None, staged: StagedLayer) -> int:
-        """Put a staged layer in place (its parent must be); returns its size."""
+    def stage_layer_stream(self, diff_id: str, layer: LayerBlob, source: BinaryIO) -> StagedLayer:
+        """Unpack a layer aside straight from its blob's bytes as they arrive (``source``,
+        read once), writing the blob to the content store on the way; both the blob's
+        digest and the DiffID are checked. The blob is committed by ``publish_layer``,
+        after the caller's ``sync`` (blocking)."""
         snapshotter: Any = self.snapshotter
+        writer = self.content.writer(layer.digest)
+        try:
+            tee = _Tee(source, writer)
+            staging, stats = snapshotter.stage_layer(open_layer_stream(cast(BinaryIO, tee)))
+            try:
+                tee.drain()  # what the decompressor did not need: gzip trailer, padding
+                writer.verify(durable=False)
+                if stats.diff_id != diff_id:
+                    raise DigestMismatch(
+                        f"layer {layer.digest} unpacks to {stats.diff_id}, but the image "
+                        f"config says {diff_id}"
+                    )
+            except BaseException:
+                snapshotter.discard_staged(staging)
+                raise
+        except BaseException:
+            writer.abort()
+            raise
+        return StagedLayer(staging, stats.size, writer)
+
+    def sync(self) -> None:
+        """Make everything written to the content store and the layers durable (syncfs of
+        each; one filesystem is flushed once in practice)."""
+        self.content.sync()
+        root = getattr(self.snapshotter, "root", None)
+        if isinstance(root, Path):
+            syncfs(root)
+
+    @contextmanager
+    def lease(self, chains: Iterable[str], blobs: Iterable[str]) -> Iterator[None]:
+        """Protect layers and blobs an operation is about to use or is writing (a pull):
+        no image removal or prune deletes them while the lease is held, even if no
+        recorded image references them yet (containerd's leases, in memory: a daemon
+        restart ends every operation that held one)."""
+        held = [*chains, *(b for b in blobs if b)]
+        with self._gc_lock:
+            for key in held:
+                self._leased[key] = self._leased.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._gc_lock:
+                for key in held:
+                    left = self._leased[key] - 1
+                    if left:
+                        self._leased[key] = left
+                    else:
+                        del self._leased[key]
+
+    def publish_layer(self, chain: str, parent: str | None, staged: StagedLayer) -> int:
+        """Put a staged layer in place (its parent must be); returns its size. A streamed
+        blob is committed first (the caller synced its data)."""
+        snapshotter: Any = self.snapshotter
+        if staged.blob is not None:
+            staged.blob.commit(durable=False)
         with self._layer_lock(chain):
             if self.snapshotter.has_layer(chain):
                 snapshotter.discard_staged(staged.path)
@@ -299,6 +365,8 @@ class ImageService:
     def discard_staged(self, staged: StagedLayer) -> None:
         snapshotter: Any = self.snapshotter
         snapshotter.discard_staged(staged.path)
+        if staged.blob is not None:
+            staged.blob.abort()
 
     def add_references(self, image_id: str, references: Iterable[str]) -> None:
         """Point tags and digest references (``name@sha256:…``) at an existing image."""
@@ -433,11 +501,16 @@ class ImageService:
             db.execute("DELETE FROM tags WHERE ref = ?", (str(reference),))
 
     def _delete_image(self, image: Image) -> builtins.list[str]:
-        """Drop the image record, then the layers and blobs nothing else references."""
+        """Drop the image record, then the layers and blobs nothing else references
+        (nor a lease holds: a pull in progress may be about to record them)."""
+        with self._gc_lock:
+            return self._delete_image_locked(image)
+
+    def _delete_image_locked(self, image: Image) -> builtins.list[str]:
         with self.metadata.transaction() as db:
             db.execute("DELETE FROM tags WHERE image_id = ?", (image.id,))
             db.execute("DELETE FROM images WHERE id = ?", (image.id,))
-            dead = self._unreferenced_layers(db)
+            dead = {c: b for c, b in self._unreferenced_layers(db).items() if c not in self._leased}
             for chain in dead:
                 db.execute("DELETE FROM layers WHERE chain_id = ?", (chain,))
             live_blobs = (
@@ -449,7 +522,7 @@ class ImageService:
         # never an image whose layers are missing.
         blobs = {image.id, image.manifest_digest} | {b for _, b in dead.items()}
         for digest in blobs:
-            if digest and digest not in live_blobs:
+            if digest and digest not in live_blobs and digest not in self._leased:
                 try:
                     self.content.delete(digest)
                 except NotFound:
@@ -469,6 +542,24 @@ class ImageService:
                 live.add(chain)
                 chain = parents.get(chain)
         return {c: blobs[c] for c in parents if c not in live}
+
+
+class _Tee:
+    """Reads ``source`` and writes what it read to a blob writer (which hashes it)."""
+
+    def __init__(self, source: BinaryIO, writer: BlobWriter) -> None:
+        self._source = source
+        self._writer = writer
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        if data:
+            self._writer.write(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1024 * 1024):
+            pass
 
 
 def manifest_for(config_bytes: bytes, layers: list[tuple[str, int]]) -> bytes:

@@ -17,7 +17,7 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -37,29 +37,6 @@ WhiteoutMode = Literal["overlay", "vfs"]
 class LayerStats:
     diff_id: str  # sha256 of the uncompressed tar
     size: int  # bytes of the uncompressed tar
-
-
-class HashingReader:
-    """A read-only stream that hashes (and counts) what passes through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self.hash.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_COPY_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
 
 
 class HashingWriter:
@@ -193,6 +170,113 @@ def _apply_metadata(path: Path, member: tarfile.TarInfo) -> None:
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
 
 
+class _LayerReader:
+    """The uncompressed layer stream, read forward only in large slices and hashed as it
+    passes (the DiffID).
+
+    ``tell`` and forward ``seek`` let ``tarfile`` parse it in its random-access mode
+    (stream mode reads 10 KiB at a time through a Python buffer); file data is handed
+    out as views of the slice read, so it is written without being copied again."""
+
+    def __init__(self, raw: BinaryIO, slice_size: int = _COPY_CHUNK) -> None:
+        self._raw = raw
+        self._slice = slice_size
+        self._buf = b""
+        self._view = memoryview(self._buf)
+        self._pos = 0
+        self._base = 0  # stream offset of _buf[0]
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def _fill(self) -> bool:
+        data = self._raw.read(self._slice)
+        if not data:
+            return False
+        self.hash.update(data)
+        self.size += len(data)
+        self._base += len(self._buf)
+        self._buf, self._view, self._pos = data, memoryview(data), 0
+        return True
+
+    def tell(self) -> int:
+        return self._base + self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = 1 << 62
+        parts: list[bytes] = []
+        while n > 0:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    break
+                continue
+            take = min(n, avail)
+            parts.append(self._buf[self._pos : self._pos + take])
+            self._pos += take
+            n -= take
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def views(self, n: int) -> Iterator[memoryview]:
+        """The next ``n`` bytes (fewer at the end of the stream) as views, without copies."""
+        while n > 0:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    return
+                continue
+            take = min(n, avail)
+            yield self._view[self._pos : self._pos + take]
+            self._pos += take
+            n -= take
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self.tell()
+        elif whence != os.SEEK_SET:
+            raise tarfile.ReadError("a layer stream can only be read forward")
+        skip = offset - self.tell()
+        if skip < 0:
+            raise tarfile.ReadError("a layer stream can only be read forward")
+        for _ in self.views(skip):
+            pass
+        return self.tell()
+
+    def drain(self) -> None:
+        self._pos = len(self._buf)
+        while self._fill():
+            self._pos = len(self._buf)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class _Parents:
+    """Resolved parent directories of entries, cached for the unpack of one layer.
+
+    Resolution depends only on which paths are symlinks, so the cache is dropped
+    whenever anything is removed or a link is created; in between, a parent that was
+    resolved (and made) once needs no more ``lstat`` walks or ``mkdir`` calls."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self._known: dict[tuple[str, ...], Path] = {}
+
+    def get(self, parts: list[str]) -> Path:
+        """The directory ``parts`` resolve to, made if missing."""
+        key = tuple(parts)
+        path = self._known.get(key)
+        if path is None:
+            path = resolve_in_root(self.dest, parts, follow_last=True)
+            path.mkdir(parents=True, exist_ok=True)
+            self._known[key] = path
+        return path
+
+    def invalidate(self) -> None:
+        self._known.clear()
+
+
 def unpack_layer(
     stream: BinaryIO,
     dest: Path,
@@ -200,15 +284,21 @@ def unpack_layer(
     whiteouts: WhiteoutMode = "overlay",
     allow_devices: bool = False,
 ) -> LayerStats:
-    """Unpack an (uncompressed) tar stream into ``dest``; the DiffID of what was read."""
-    reader = HashingReader(stream)
+    """Unpack an (uncompressed) tar stream into ``dest``; the DiffID of what was read.
+
+    Nothing is fsynced here: the caller makes the result durable (one ``syncfs``) before
+    it publishes it."""
+    reader = _LayerReader(stream)
     dest.mkdir(parents=True, exist_ok=True)
+    parents = _Parents(dest)
     written: set[str] = set()
     opaque_dirs: list[list[str]] = []
     dir_times: list[tuple[Path, int]] = []
     try:
-        archive = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+        archive = tarfile.open(fileobj=reader, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
     except tarfile.TarError as e:
+        raise InvalidArgument(f"invalid layer archive: {e}")
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as e:
         raise InvalidArgument(f"invalid layer archive: {e}")
     try:
         for member in archive:
@@ -218,11 +308,9 @@ def unpack_layer(
             base = parts[-1]
             # the parent is followed to its end: a symlink `link -> /` must not let
             # `link/x` (or `link/.wh.x`) reach the host
-            parent = resolve_in_root(dest, parts[:-1], follow_last=True)
             if base == OPAQUE_MARKER:
                 if whiteouts == "overlay":
-                    parent.mkdir(parents=True, exist_ok=True)
-                    os.setxattr(parent, "trusted.overlay.opaque", b"y")
+                    os.setxattr(parents.get(parts[:-1]), "trusted.overlay.opaque", b"y")
                 else:
                     opaque_dirs.append(parts[:-1])
                 continue
@@ -230,18 +318,26 @@ def unpack_layer(
                 hidden = base[len(WHITEOUT_PREFIX) :]
                 if hidden in ("", ".", ".."):  # `.wh..` would remove the parent's parent
                     raise UnsafePath(f"refusing archive entry {member.name!r}: bad whiteout")
-                target = parent / hidden
                 if whiteouts == "overlay":
-                    parent.mkdir(parents=True, exist_ok=True)
+                    target = parents.get(parts[:-1]) / hidden
+                else:  # vfs: only a deletion, nothing to make
+                    target = resolve_in_root(dest, parts[:-1], follow_last=True) / hidden
+                if os.path.lexists(target):
                     _remove(target)
+                    parents.invalidate()
+                if whiteouts == "overlay":
                     os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
-                else:
-                    _remove(target)
                 continue
-            parent.mkdir(parents=True, exist_ok=True)
-            path = parent / base
+            path = parents.get(parts[:-1]) / base
             written.add("/".join(parts))
+            if member.isreg() and not member.sparse:
+                _write_file(reader, member, path, parents)
+                continue
+            if os.path.lexists(path) and not (member.isdir() and _is_real_dir(path)):
+                parents.invalidate()
             _unpack_member(archive, member, path, dest, allow_devices)
+            if member.issym() or member.islnk():
+                parents.invalidate()
             if member.isdir():
                 dir_times.append((path, member.mtime))
             if os.path.lexists(path):
@@ -263,6 +359,50 @@ def unpack_layer(
     for path, mtime in reversed(dir_times):
         os.utime(path, (mtime, mtime), follow_symlinks=False)
     return LayerStats(diff_id=reader.digest, size=reader.size)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _write_file(
+    reader: _LayerReader, member: tarfile.TarInfo, path: Path, parents: _Parents
+) -> None:
+    """A regular file: its data straight from the stream's slices, its metadata set on
+    the open descriptor (no path lookups)."""
+    try:
+        fd = os.open(path, _CREATE, 0o600)
+    except FileExistsError:  # a later layer entry replaces an earlier one
+        _remove(path)
+        parents.invalidate()
+        fd = os.open(path, _CREATE, 0o600)
+    try:
+        reader.seek(member.offset_data)
+        left = member.size
+        for view in reader.views(left):
+            while view:
+                done = os.write(fd, view)
+                view = view[done:]
+                left -= done
+        if left:
+            raise tarfile.ReadError(f"unexpected end of data in {member.name!r}")
+        try:
+            os.fchown(fd, member.uid, member.gid)
+        except OSError:
+            pass
+        os.fchmod(fd, stat.S_IMODE(member.mode))
+        for key, value in member.pax_headers.items():
+            if key.startswith("SCHILY.xattr."):
+                try:
+                    os.setxattr(fd, key[13:], value.encode("utf-8", "surrogateescape"))
+                except OSError:
+                    pass  # e.g. security.* refused by the filesystem: not fatal, as in Docker
+        os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
 
 
 def _unpack_member(

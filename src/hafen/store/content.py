@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import BinaryIO, Protocol
 
 from hafen.errors import DigestMismatch, InvalidArgument, NotFound
+from hafen.store.durability import syncfs
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -39,7 +40,12 @@ class BlobWriter(Protocol):
 
     def write(self, data: bytes) -> int: ...
 
-    def commit(self) -> str: ...
+    def verify(self, *, durable: bool = True) -> str:
+        """Close and check the digest; still invisible until ``commit``."""
+
+    def commit(self, *, durable: bool = True) -> str: ...
+
+    def abort(self) -> None: ...
 
     def reset(self) -> None:
         """Drop what was written so far (a download that must start over)."""
@@ -79,6 +85,8 @@ class ContentStore(Protocol):
 
     def list(self) -> Iterator[str]: ...
 
+    def sync(self) -> None: ...
+
 
 class _FileBlobWriter:
     def __init__(self, store: FileContentStore, expected: str | None) -> None:
@@ -90,6 +98,7 @@ class _FileBlobWriter:
         self._hash = hashlib.sha256()
         self._size = 0
         self._done = False
+        self._digest: str | None = None  # set once verified
 
     @property
     def size(self) -> int:
@@ -107,25 +116,44 @@ class _FileBlobWriter:
         self._hash = hashlib.sha256()
         self._size = 0
 
-    def commit(self) -> str:
+    def verify(self, *, durable: bool = True) -> str:
+        """Close the ingestion and check its digest; the blob stays invisible until
+        ``commit``. ``durable=False`` skips the fsync: the caller makes the data durable
+        (one ``syncfs`` for many blobs) before it commits."""
+        if self._digest is not None:
+            return self._digest
         digest = "sha256:" + self._hash.hexdigest()
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if durable:
+            os.fsync(self._file.fileno())
         self._file.close()
         if self._expected and digest != self._expected:
             self._abort()
             raise DigestMismatch(
                 f"content does not match its digest: expected {self._expected}, got {digest}"
             )
+        self._digest = digest
+        return digest
+
+    def commit(self, *, durable: bool = True) -> str:
+        """Verify (unless done) and rename the blob into place. ``durable=False``: the
+        caller already synced the data and syncs the rename (``syncfs``) itself."""
+        digest = self.verify(durable=durable)
         target = self._store.path(digest)
         os.replace(self._tmp, target)  # same content twice is harmless: same bytes
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         self._done = True
         return digest
+
+    def abort(self) -> None:
+        """Drop the ingestion (a no-op once committed)."""
+        if not self._done:
+            self._abort()
 
     def _abort(self) -> None:
         if not self._file.closed:
@@ -185,6 +213,10 @@ class FileContentStore:
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
+
+    def sync(self) -> None:
+        """Flush everything written under the store to disk (one ``syncfs``)."""
+        syncfs(self.root)
 
     def list(self) -> Iterator[str]:
         for entry in (self.root / "blobs" / "sha256").iterdir():
