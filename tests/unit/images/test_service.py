@@ -17,6 +17,7 @@ from hafen.images.service import ImageService, ImageUser, LayerBlob
 from hafen.store.content import FileContentStore
 from hafen.store.layers import chain_ids
 from hafen.store.metadata import MetadataStore
+from hafen.store.snapshots.overlay import OverlaySnapshotter
 from hafen.store.snapshots.vfs import VfsSnapshotter
 
 
@@ -196,3 +197,63 @@ def test_state_survives_reopening_the_stores(tmp_path: Path) -> None:
     image = reopened.resolve("app")
     assert image.id == image_id
     assert image.chain_id == chain_ids(image.diff_ids)[-1]
+
+
+def test_a_lease_keeps_a_pulls_layers_and_blobs_from_a_concurrent_rmi(
+    images: ImageService,
+) -> None:
+    # A pull of "two" found the layer of "one" present and leased it; meanwhile "one" is
+    # removed: the layer and its blob survive until "two" is recorded and the lease ends.
+    add_image(images, [{"base": b"b"}], ["one"], label="1")
+    one = images.resolve("one")
+    base = one.chain_id
+    assert base is not None
+    (blob,) = images.layer_blobs(one)
+    assert blob is not None
+    with images.lease([base], [blob]):
+        items = images.remove("one")
+        assert {"Deleted": one.id} in items and {"Deleted": base} not in items
+        assert images.snapshotter.has_layer(base)
+        assert images.content.exists(blob)
+        add_image(images, [{"base": b"b"}, {"top": b"t"}], ["two"], label="2")
+    assert images.resolve("two").diff_ids[0] == base
+    images.remove("two")
+    assert not images.snapshotter.has_layer(base)
+    assert not images.content.exists(blob)
+
+
+def test_without_a_lease_rmi_collects_an_unreferenced_layer(images: ImageService) -> None:
+    add_image(images, [{"base": b"b"}], ["one"])
+    base = images.resolve("one").chain_id
+    assert base is not None
+    with images.lease([], []):
+        images.remove("one")
+    assert not images.snapshotter.has_layer(base)
+
+
+def test_streamed_layer_is_unpacked_and_its_blob_committed_only_when_published(
+    tmp_path: Path,
+) -> None:
+    metadata = MetadataStore(tmp_path / "metadata.db")
+    service = ImageService(
+        FileContentStore(tmp_path / "content"), metadata, OverlaySnapshotter(tmp_path / "ov")
+    )
+    raw = layer_tar({"etc/hello": b"world"})
+    blob = gzip.compress(raw, mtime=0)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    staged = service.stage_layer_stream(diff_id, LayerBlob(digest), io.BytesIO(blob))
+    assert (staged.path / "diff" / "etc" / "hello").read_bytes() == b"world"
+    assert not service.content.exists(digest)  # verified, not yet visible
+    service.sync()
+    service.publish_layer(diff_id, None, staged)
+    assert service.content.read_bytes(digest) == blob
+    assert service.snapshotter.has_layer(diff_id)
+    # a blob whose bytes are not its digest: nothing staged, nothing kept
+    wrong = "sha256:" + "1" * 64
+    with pytest.raises(DigestMismatch):
+        service.stage_layer_stream(diff_id, LayerBlob(wrong), io.BytesIO(blob))
+    assert not service.content.exists(wrong)
+    assert list((tmp_path / "content" / "ingest").iterdir()) == []
+    assert [p for p in (tmp_path / "ov" / "layers").iterdir() if p.name.startswith(".")] == []
+    metadata.close()
