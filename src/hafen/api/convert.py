@@ -367,7 +367,7 @@ def container_inspect(c: Container, driver: str) -> dict[str, Any]:
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
-        "AppArmorProfile": "",
+        "AppArmorProfile": c.app_armor_profile,
         "ExecIDs": None,
         "HostConfig": _host_config_to_api(c.host_config),
         "GraphDriver": {"Name": driver, "Data": None},

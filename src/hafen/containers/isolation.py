@@ -46,6 +46,12 @@ def _security(opts: list[str]) -> dict[str, Any]:
     return out
 
 
+def requested_apparmor_profile(hc: HostConfig) -> str:
+    """The profile named by ``--security-opt apparmor=<name>`` ("" when none)."""
+    profile: str = _security(hc.security_opt).get("apparmor_profile", "")
+    return profile
+
+
 def _namespaces(hc: HostConfig, pid_of: Callable[[str], int]) -> dict[str, str]:
     out: dict[str, str] = {}
     if hc.ipc_mode == "none":

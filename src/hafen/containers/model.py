@@ -163,6 +163,8 @@ class Container:
     endpoints: list[Endpoint] = field(default_factory=list)  # while running
     netns_path: str = ""  # while running on bridge networks
     ports: list[PortBinding] = field(default_factory=list)  # published, while running
+    # chosen at create as dockerd does ("" on a host without AppArmor); inspect shows it
+    app_armor_profile: str = ""
 
     @property
     def short_id(self) -> str:

@@ -31,7 +31,7 @@ from hafen.containers.archive import ContainerFiles
 from hafen.containers.control import ContainerControl
 from hafen.containers.execs import ExecService
 from hafen.containers.health import HealthMonitor, merge_healthcheck, validate_healthcheck
-from hafen.containers.isolation import isolation_options
+from hafen.containers.isolation import isolation_options, requested_apparmor_profile
 from hafen.containers.logs import parse_rfc3339 as parse_rfc3339_time
 from hafen.containers.model import (
     Container,
@@ -60,7 +60,7 @@ from hafen.network.etcfiles import HostEntry, host_nameservers, hosts_file, reso
 from hafen.network.model import Endpoint, EndpointRequest
 from hafen.network.ports import PortPublisher, port_requests
 from hafen.network.service import NetworkService
-from hafen.oci import defaults
+from hafen.oci import apparmor, defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
 from hafen.shim.client import ExitStatus, ShimClient, launch_shim, read_exit_status
@@ -360,6 +360,9 @@ class ContainerService:
             args=argv[1:],
             snapshot_key=container_id,
             runtime=runtime,
+        )
+        c.app_armor_profile = apparmor.container_profile(
+            requested_apparmor_profile(host_config), host_config.privileged, apparmor.host_enabled()
         )
         data_dir = self._data_dir(c)
         c.log_path = str(data_dir / f"{c.id}-json.log")
@@ -857,6 +860,14 @@ class ContainerService:
             key=lambda b: b.destination.rstrip("/").count("/"),
         )
         isolation = isolation_options(hc, self._running_pid)
+        # Chosen again at each start, as dockerd does (a container created before the
+        # host had AppArmor gets the default too); the default profile is (re)loaded.
+        profile = apparmor.container_profile(
+            requested_apparmor_profile(hc), hc.privileged, apparmor.host_enabled()
+        )
+        if profile == apparmor.DEFAULT_PROFILE:
+            apparmor.ensure_loaded()
+        isolation["apparmor_profile"] = profile
         network_ns = self._network_namespace(c)
         if network_ns:  # the daemon-made namespace, "host", or another container's
             isolation["namespaces"]["network"] = network_ns

@@ -476,6 +476,6 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
         spec["annotations"] = dict(opts.annotations)
     if opts.ulimits:
         spec["process"]["rlimits"] = _rlimits(opts.ulimits)
-    if opts.apparmor_profile and opts.apparmor_profile != "unconfined":
+    if opts.apparmor_profile:  # "unconfined" too, as dockerd writes it for --privileged
         spec["process"]["apparmorProfile"] = opts.apparmor_profile
     return spec

@@ -15,9 +15,9 @@ from hafen.errors import InvalidConfig
 _ENABLED = "/sys/module/apparmor/parameters/enabled"
 
 
-def is_enabled() -> bool:
+def is_enabled(enabled_file: str = _ENABLED) -> bool:
     try:
-        with open(_ENABLED) as f:
+        with open(enabled_file) as f:
             return f.read().strip() == "Y" and os.path.isdir("/sys/kernel/security/apparmor")
     except OSError:
         return False
@@ -31,11 +31,15 @@ def require(profile: str) -> None:
         )
 
 
-def change_on_exec(profile: str) -> None:
+# The LSM-specific file first (kernels with stacked LSMs), then the legacy shared one.
+EXEC_ATTRS = ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec")
+
+
+def change_on_exec(profile: str, attrs: tuple[str, ...] = EXEC_ATTRS) -> None:
     """Confine the next execve of this process to ``profile`` (runs inside the container)."""
     if not profile:
         return
-    for attr in ("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"):
+    for attr in attrs:
         try:
             with open(attr, "w") as f:
                 f.write("exec " + profile)
