@@ -132,14 +132,18 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
-def timed_ms(fn: Callable[[], object], runs: int) -> Stat:
-    fn()  # warm up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times), max(times)
+def side_by_side(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, Stat]:
+    """Time each function ``runs`` times, alternating between them (ABAB, then BABA), so
+    that a shared machine's changing load falls on every daemon alike."""
+    for fn in fns.values():
+        fn()  # warm up
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(runs):
+        for name in list(fns) if i % 2 == 0 else list(reversed(fns)):
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
 def once(value: float) -> Stat:
@@ -168,49 +172,82 @@ def pss_kb(pid: str) -> int:
     return 0
 
 
-def bench(d: Daemon, runs: int, counts: list[int], log_mb: int) -> dict[str, Stat]:
-    out: dict[str, Stat] = {}
-    out["docker run --rm busybox true (ms)"] = timed_ms(
-        lambda: d.docker("run", "--rm", "busybox", "true"), runs
+def bench(
+    daemons: list[Daemon], runs: int, counts: list[int], log_mb: int
+) -> dict[str, dict[str, Stat]]:
+    out: dict[str, dict[str, Stat]] = {d.name: {} for d in daemons}
+
+    def measure(key: str, make: Callable[[Daemon], Callable[[], object]], n: int = runs) -> None:
+        for name, stat in side_by_side({d.name: make(d) for d in daemons}, n).items():
+            out[name][key] = stat
+
+    hafen = next(d for d in daemons if d.name == "hafen")
+    hafen_cli = [
+        str(VENV_BIN / "hafen"),
+        "-H",
+        f"unix://{hafen.sock}",
+        "run",
+        "--rm",
+        "busybox",
+        "true",
+    ]
+    fns: dict[str, Callable[[], object]] = {
+        d.name: (lambda d=d: d.docker("run", "--rm", "busybox", "true")) for d in daemons
+    }
+    fns["hafen CLI"] = lambda: subprocess.run(hafen_cli, check=True, capture_output=True)
+    for name, stat in side_by_side(fns, runs).items():
+        if name == "hafen CLI":
+            out["hafen"]["hafen run --rm busybox true (ms)"] = stat
+        else:
+            out[name]["docker run --rm busybox true (ms)"] = stat
+    sleepers = {
+        d.name: d.docker("run", "-d", "busybox", "sleep", "3600").stdout.strip() for d in daemons
+    }
+    measure(
+        "docker exec <c> true (ms)", lambda d: lambda: d.docker("exec", sleepers[d.name], "true")
     )
-    if d.name == "hafen":
-        argv = [str(VENV_BIN / "hafen"), "-H", f"unix://{d.sock}", "run", "--rm", "busybox", "true"]
-        out["hafen run --rm busybox true (ms)"] = timed_ms(
-            lambda: subprocess.run(argv, check=True, capture_output=True), runs
-        )
-    cid = d.docker("run", "-d", "busybox", "sleep", "3600").stdout.strip()
-    out["docker exec <c> true (ms)"] = timed_ms(lambda: d.docker("exec", cid, "true"), runs)
     time.sleep(2)
-    daemon_kb, shim_kb = d.rss_kb()
-    out["idle RSS: daemon (MB)"] = once(daemon_kb / 1024)
-    out["idle RSS: shim(s) of 1 container (MB)"] = once(shim_kb / 1024)
-    out["idle RSS: daemon + shims (MB)"] = once((daemon_kb + shim_kb) / 1024)
+    for d in daemons:
+        daemon_kb, shim_kb = d.rss_kb()
+        out[d.name]["idle PSS: daemon (MB)"] = once(daemon_kb / 1024)
+        out[d.name]["idle PSS: shim(s) of 1 container (MB)"] = once(shim_kb / 1024)
+        out[d.name]["idle PSS: daemon + shims (MB)"] = once((daemon_kb + shim_kb) / 1024)
     since = f"{time.time():.3f}"
     have = 1
-    created = 0
     for count in counts:
-        create_containers(d, count - have)
-        created += count - have
+        for d in daemons:
+            create_containers(d, count - have)
         have = count
-        out[f"docker ps -a, {count} containers (ms)"] = timed_ms(lambda: d.docker("ps", "-a"), runs)
+        measure(f"docker ps -a, {count} containers (ms)", lambda d: lambda: d.docker("ps", "-a"))
     until = f"{time.time() + 0.5:.3f}"
-    events = len(d.docker("events", "--since", since, "--until", until).stdout.splitlines())
-    replay = timed_ms(lambda: d.docker("events", "--since", since, "--until", until), runs)
-    out[f"docker events replay, {events} events (ms)"] = replay
-    out["  events replayed per second"] = once(events / (replay[0] / 1000))
+    # each daemon replays what it keeps (dockerd: its last 256 events; hafend: 1,024)
+    measure(
+        "docker events --since --until (ms)",
+        lambda d: lambda: d.docker("events", "--since", since, "--until", until),
+    )
+    for d in daemons:
+        events = len(d.docker("events", "--since", since, "--until", until).stdout.splitlines())
+        out[d.name]["  events replayed"] = once(events)
+        replay_ms = out[d.name]["docker events --since --until (ms)"][0]
+        out[d.name]["  events replayed per second"] = once(events / (replay_ms / 1000))
     lines = log_mb * 1024 * 1024 // 100
-    logger = d.docker(
-        "run", "-d", "busybox", "sh", "-c",
-        f"yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456 | head -n {lines}",
-    ).stdout.strip()  # fmt: skip
-    d.docker("wait", logger, timeout=900)
+    loggers = {
+        d.name: d.docker(
+            "run", "-d", "busybox", "sh", "-c",
+            f"yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456 | head -n {lines}",
+        ).stdout.strip()
+        for d in daemons
+    }  # fmt: skip
+    for d in daemons:
+        d.docker("wait", loggers[d.name], timeout=900)
 
-    def logs() -> None:
-        subprocess.run(
-            [DOCKER, "logs", logger], env=d.env, stdout=subprocess.DEVNULL, check=True, timeout=600
-        )
+    def logs(d: Daemon) -> Callable[[], object]:
+        return lambda: subprocess.run(
+            [DOCKER, "logs", loggers[d.name]], env=d.env, stdout=subprocess.DEVNULL, check=True,
+            timeout=600,
+        )  # fmt: skip
 
-    out[f"docker logs of {log_mb} MB (ms)"] = timed_ms(logs, max(3, runs // 5))
+    measure(f"docker logs of {log_mb} MB (ms)", logs, max(3, runs // 5))
     return out
 
 
@@ -226,7 +263,7 @@ def main() -> None:
     if shutil.which("dockerd") is None:
         sys.exit("dockerd is not installed (Debian's docker.io)")
     load_before = os.getloadavg()
-    results: dict[str, dict[str, Stat]] = {}
+    results: dict[str, dict[str, Stat]] = {"hafen": {}, "docker": {}}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         root = Path(tmp)
         hafen_root = root / "hafen"
@@ -256,8 +293,7 @@ def main() -> None:
                 docker_root / "d.sock",
             )  # fmt: skip
             dockerd.docker("load", "-i", str(tar))
-            for d in (hafen, dockerd):
-                results[d.name] = bench(d, args.runs, counts, args.log_mb)
+            results = bench([hafen, dockerd], args.runs, counts, args.log_mb)
         finally:
             hafen.stop()
             if dockerd is not None:

@@ -25,7 +25,13 @@ from hafen.api.convert import (
     endpoints_config_from_api,
 )
 from hafen.api.hijack import HijackedStream, hijack
-from hafen.containers.logs import LogQuery, LogRecord, parse_rfc3339, read_logs
+from hafen.containers.logs import (
+    LogQuery,
+    LogRecord,
+    parse_rfc3339,
+    read_log_batches,
+    read_logs,
+)
 from hafen.containers.model import Container
 from hafen.containers.service import AttachRequest
 from hafen.errors import HafenError, InvalidArgument
@@ -270,11 +276,20 @@ async def logs(request: web.Request) -> web.StreamResponse:
     tty = c.config.tty
     response = web.StreamResponse(status=200, headers={"Content-Type": RAW if tty else MULTIPLEXED})
     await response.prepare(request)
-    async for rec in read_logs(c.log_path, query, lambda: c.state.running):
-        data = (_timestamp_prefix(rec) + rec.data) if timestamps else rec.data
-        await response.write(data if tty else frame(_STREAM_IDS[rec.stream], data))
+    async for batch in read_log_batches(c.log_path, query, lambda: c.state.running):
+        # one write per chunk of the file (a write per line cost more than the reading)
+        await response.write(await asyncio.to_thread(_render_logs, batch, tty, timestamps))
     await response.write_eof()
     return response
+
+
+def _render_logs(records: list[LogRecord], tty: bool, timestamps: bool) -> bytes:
+    """Log records as the client reads them: raw for a tty, else stream frames."""
+    parts = []
+    for rec in records:
+        data = (_timestamp_prefix(rec) + rec.data) if timestamps else rec.data
+        parts.append(data if tty else frame(_STREAM_IDS[rec.stream], data))
+    return b"".join(parts)
 
 
 def _time_param(request: web.Request, name: str) -> float:

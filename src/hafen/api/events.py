@@ -137,7 +137,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     accept = make_filter(parse_event_filters(request.query.get("filters")))
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    stream = d.events.subscribe(since, until, accept)
+    stream = d.events.subscribe_batches(since, until, accept)
     try:
         while True:
             nxt = asyncio.ensure_future(anext(stream))
@@ -152,10 +152,12 @@ async def events(request: web.Request) -> web.StreamResponse:
                         await nxt
                     return response
             try:
-                event = nxt.result()
+                batch = nxt.result()
             except StopAsyncIteration:
                 break
-            await response.write(json.dumps(event_to_api(event)).encode() + b"\n")
+            await response.write(
+                b"".join(json.dumps(event_to_api(e)).encode() + b"\n" for e in batch)
+            )
     except (ConnectionResetError, BrokenPipeError):
         return response
     finally:

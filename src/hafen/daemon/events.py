@@ -217,14 +217,27 @@ class EventBus:
         self, since_nano: int | None, until_nano: int | None, accept: EventFilter
     ) -> AsyncGenerator[Event, None]:
         """Past events from ``since`` (none when it is None), then live ones until ``until``."""
+        batches = self.subscribe_batches(since_nano, until_nano, accept)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def subscribe_batches(
+        self, since_nano: int | None, until_nano: int | None, accept: EventFilter
+    ) -> AsyncGenerator[list[Event], None]:
+        """``subscribe`` in batches (never empty): the whole replay at once, then the live
+        events that are queued each time the subscriber looks (so a writer sends them with
+        one write, not one per event)."""
         sub = _Subscriber(accept)
         self._subscribers.add(sub)  # before the replay: nothing falls between the two
         try:
             replayed = self.past(since_nano, until_nano, accept) if since_nano is not None else []
-            last = 0
-            for event in replayed:
-                last = event.time_nano
-                yield event
+            last = replayed[-1].time_nano if replayed else 0
+            if replayed:
+                yield replayed
             while True:
                 timeout = None
                 if until_nano is not None:
@@ -232,16 +245,24 @@ class EventBus:
                     if timeout <= 0:
                         return
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), timeout)
+                    items = [await asyncio.wait_for(sub.queue.get(), timeout)]
                 except TimeoutError:
                     return
-                if item is None:
+                while not sub.queue.empty():
+                    items.append(sub.queue.get_nowait())
+                batch: list[Event] = []
+                ended = False
+                for item in items:
+                    if item is None or (until_nano is not None and item.time_nano > until_nano):
+                        ended = True
+                        break
+                    if item.time_nano > last:  # else already replayed
+                        batch.append(item)
+                if batch:
+                    last = batch[-1].time_nano
+                    yield batch
+                if ended:
                     return
-                if item.time_nano <= last:
-                    continue  # already replayed
-                if until_nano is not None and item.time_nano > until_nano:
-                    return
-                yield item
         finally:
             self._subscribers.discard(sub)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hafen.containers.logs import LogQuery, parse_rfc3339, read_logs
+from hafen.containers.logs import LogQuery, parse_rfc3339, read_log_batches, read_logs
 
 
 def write_log(path: Path, records: list[tuple[str, str, str]], torn: bool = False) -> None:
@@ -82,3 +82,27 @@ def test_rfc3339_times_parse_to_unix_seconds_and_bad_ones_are_refused() -> None:
     for bad in ("2026-11-23 06:48:52Z", "yesterday", "2026-11-23T06:48:52+02:00"):
         with pytest.raises(ValueError):
             parse_rfc3339(bad)
+
+
+def test_batches_are_never_empty_and_hold_every_record_in_order(tmp_path: Path) -> None:
+    many = [(f"{i}\n", "stdout" if i % 3 else "stderr", RECORDS[0][2]) for i in range(20000)]
+    write_log(tmp_path / "l", many)  # ~1.4 MB: several 256 KiB chunks
+
+    async def run() -> list[list[bytes]]:
+        return [
+            [r.data for r in batch]
+            async for batch in read_log_batches(str(tmp_path / "l"), LogQuery(), lambda: False)
+        ]
+
+    batches = asyncio.run(run())
+    assert len(batches) > 1 and all(batches)
+    assert [d for batch in batches for d in batch] == [f"{i}\n".encode() for i in range(20000)]
+
+
+def test_a_corrupt_line_inside_a_chunk_costs_only_that_line(tmp_path: Path) -> None:
+    write_log(tmp_path / "l", RECORDS[:2])
+    with open(tmp_path / "l", "a") as f:
+        f.write('{"log": "broken\n')  # a torn write followed by more records
+    with open(tmp_path / "l", "a") as f:
+        f.write(json.dumps({"log": "c\n", "stream": "stdout", "time": RECORDS[2][2]}) + "\n")
+    assert [d for _, d in collect(tmp_path / "l", LogQuery())] == [b"a\n", b"b\n", b"c\n"]

@@ -72,3 +72,20 @@ def test_a_subscriber_that_does_not_keep_up_is_ended() -> None:
         return count
 
     assert run(scenario()) <= SUBSCRIBER_QUEUE + 1
+
+
+def test_batches_carry_the_whole_replay_at_once_then_what_is_queued() -> None:
+    bus = EventBus(None)
+    first = bus.publish("container", "create", "c1")
+    bus.publish("container", "start", "c1")
+
+    async def scenario() -> list[list[str]]:
+        stream = bus.subscribe_batches(first.time_nano, None, lambda e: True)
+        got = [[e.action for e in await anext(stream)]]
+        for action in ("die", "destroy"):  # published before the subscriber looks again
+            bus.publish("container", action, "c1")
+        got.append([e.action for e in await anext(stream)])
+        await stream.aclose()
+        return got
+
+    assert run(scenario()) == [["create", "start"], ["die", "destroy"]]
