@@ -6,21 +6,33 @@ JSON message stream: ``{"stream": "Step 1/3 : FROM busybox\\n"}`` lines as the b
 goes, ``{"aux": {"ID": "sha256:…"}}`` for the result, or ``{"error": …,
 "errorDetail": {"code": …, "message": …}}`` when a step fails (after the response has
 started, the status stays 200, as Docker's does).
+
+Every parameter of Docker's API is either honoured or refused with a message, never
+ignored: ``rm``/``forcerm`` decide which RUN containers are removed; ``memory``,
+``memswap``, ``cpushares``, ``cpusetcpus``, ``cpuperiod``, ``cpuquota``, ``shmsize`` and
+``extrahosts`` apply to every RUN container; ``platform`` must be this host's (RUN steps
+run natively) and is checked against each base image; ``X-Registry-Config`` supplies
+credentials for FROM images that must be pulled. ``remote``, ``squash``, ``outputs`` and
+``version=2`` (BuildKit) are refused. ``X-Hafen-Build-Secrets`` (hafen's own header)
+carries ``RUN --mount=type=secret`` secrets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 from typing import Any
 
 from aiohttp import web
 
-from hafen.api.app import Routes, daemon_of, query_bool
+from hafen.api.app import Routes, daemon_of, query_bool, query_int
 from hafen.build.context import ContextReceiver
 from hafen.build.executor import BuildFailed
 from hafen.build.plan import BuildOptions
+from hafen.build.runstep import RunResources
 from hafen.errors import HafenError, InvalidArgument
 
 _CHUNK = 1024 * 1024
@@ -34,6 +46,84 @@ def _json_query(request: web.Request, name: str, default: Any) -> Any:
         return json.loads(raw)
     except ValueError:
         raise InvalidArgument(f"invalid JSON in query parameter {name}: {raw!r}")
+
+
+# Docker's /build parameters for BuildKit or experimental daemons: refused when set
+_REFUSED = {
+    "squash": "squashing build layers (squash) is an experimental Docker feature hafen does "
+    "not have: flatten the image with export/import instead",
+    "outputs": "build outputs (outputs) are a BuildKit feature: hafen builds into its image store",
+}
+
+
+def _platform(request: web.Request) -> str:
+    """``platform``: hafen runs RUN steps natively, so only this host's platform is built."""
+    from hafen.distribution.manifests import host_platform, parse_platform
+
+    text = request.query.get("platform", "")
+    if not text:
+        return ""
+    wanted, host = parse_platform(text), host_platform()
+    if wanted.os != host.os or wanted.architecture != host.architecture:
+        raise InvalidArgument(
+            f"platform {text} cannot be built here: hafen runs RUN steps natively on this "
+            f"{host.os}/{host.architecture} host (no emulation)"
+        )
+    return f"{wanted.os}/{wanted.architecture}"
+
+
+def _resources(request: web.Request) -> RunResources:
+    """memory, memswap, cpu*, shmsize, extrahosts: set on every RUN container."""
+
+    def number(name: str) -> int:
+        value = query_int(request, name, 0) or 0
+        if value < 0 and name != "memswap":
+            raise InvalidArgument(f"invalid value for query parameter {name}: must not be negative")
+        return value
+
+    shm = number("shmsize")
+    if "shmsize" in request.query and request.query["shmsize"] != "" and shm <= 0:
+        raise InvalidArgument("invalid value for query parameter shmsize: must be greater than 0")
+    hosts_raw = request.query.get("extrahosts", "")
+    hosts = [h for h in hosts_raw.replace(",", " ").split() if h]
+    for host in hosts:
+        name, sep, address = host.partition(":")
+        if not sep or not name or not address:
+            raise InvalidArgument(f"invalid extra host {host!r}: expected host:ip")
+    return RunResources(
+        memory=number("memory"),
+        memory_swap=number("memswap"),
+        cpu_shares=number("cpushares"),
+        cpuset_cpus=request.query.get("cpusetcpus", ""),
+        cpu_period=number("cpuperiod"),
+        cpu_quota=number("cpuquota"),
+        shm_size=shm,
+        extra_hosts=hosts,
+    )
+
+
+def _registry_config(request: web.Request) -> dict[str, Any]:
+    """``X-Registry-Config``: credentials by registry, for FROM images that must be pulled."""
+    from hafen.distribution.credentials import decode_registry_config
+
+    return decode_registry_config(request.headers.get("X-Registry-Config", ""))
+
+
+def _secrets(request: web.Request) -> dict[str, bytes]:
+    """hafen's own ``X-Hafen-Build-Secrets`` header (base64 JSON ``{id: base64}``), which
+    ``hafen build --secret`` sends: the classic API has no other way to carry them."""
+    raw = request.headers.get("X-Hafen-Build-Secrets", "")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(base64.b64decode(raw, validate=True))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return {str(k): base64.b64decode(str(v), validate=True) for k, v in data.items()}
+    except (ValueError, binascii.Error):
+        raise InvalidArgument(
+            "invalid X-Hafen-Build-Secrets header: expected base64 JSON {id: base64 content}"
+        ) from None
 
 
 def build_options(request: web.Request) -> BuildOptions:
@@ -51,8 +141,14 @@ def build_options(request: web.Request) -> BuildOptions:
             "BuildKit builds (version=2) are not supported by hafend: build with the classic "
             "builder (DOCKER_BUILDKIT=0) or hafen build"
         )
+    if request.query.get("version", "1") not in ("", "1"):
+        raise InvalidArgument(f"unknown builder version {request.query['version']!r} (1)")
     if request.query.get("remote"):
         raise InvalidArgument("remote build contexts are not supported: send the context as a tar")
+    for name, why in _REFUSED.items():
+        value = request.query.get(name, "")
+        if value and (name == "outputs" or query_bool(request, name)):
+            raise InvalidArgument(why)
     network = request.query.get("networkmode", "") or "default"
     if network not in ("default", "none", "bridge"):
         raise InvalidArgument(f"network mode {network!r} is not supported for builds")
@@ -65,7 +161,12 @@ def build_options(request: web.Request) -> BuildOptions:
         labels={str(k): str(v) for k, v in labels.items()},
         cache_from=[str(c) for c in cache_from],
         network_mode=network,
-        platform=request.query.get("platform", ""),
+        platform=_platform(request),
+        secrets=_secrets(request),
+        rm=query_bool(request, "rm", True),
+        force_rm=query_bool(request, "forcerm"),
+        resources=_resources(request),
+        registry_auth=_registry_config(request),
     )
 
 

@@ -179,7 +179,10 @@ async def serve(config: DaemonConfig, tls: TLSOptions | None = None) -> None:
         _claim_socket(path)
     daemon = Daemon(config)
     await daemon.start()
-    runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False)
+    # a header may hold up to 2 MiB: X-Hafen-Build-Secrets carries build secrets (≤ 500 KiB
+    # each, as BuildKit allows), X-Registry-Config every registry's credentials
+    runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False,
+                           max_field_size=2 * 1024 * 1024)  # fmt: skip
     await runner.setup()
     gid = ensure_group(config.group) if paths else 0
     for path in paths:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -68,7 +67,7 @@ from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
 from hafen.images.model import Image
 from hafen.images.service import ImageService, LayerBlob
 from hafen.oci.user import resolve_group, resolve_user
-from hafen.store._mount import is_mount_point
+from hafen.store._mount import is_mount_point, unmount
 from hafen.store.changes import export_changes
 from hafen.store.content import ContentStore
 from hafen.store.layers import chain_ids
@@ -129,6 +128,9 @@ class Builder:
             if entry.name.startswith("mnt-") and is_mount_point(entry):
                 with contextlib.suppress(OSError, HafenError):
                     self.snapshotter.unmount(entry)
+                if is_mount_point(entry):  # a secret's tmpfs
+                    with contextlib.suppress(OSError):
+                        unmount(str(entry), detach=True)
                 if is_mount_point(entry):
                     continue  # never delete through a mount
             if entry.is_dir() and not entry.is_symlink():
@@ -307,23 +309,24 @@ class Builder:
             if self.puller is None:
                 raise ImageNotFound(f"{base} (this daemon cannot pull images)")
             try:
-                await self.puller(base, emit)
+                await self.puller(base, emit, opts.registry_auth)
             except HafenError as e:
                 raise type(e)(f"failed to pull {base} for FROM: {e.message}") from None
             image = await asyncio.to_thread(self.images.find, base)
             if image is None:
                 raise ImageNotFound(base)
+        wanted = stage.platform or opts.platform  # FROM --platform, else the build's
         if (
-            stage.platform
-            and stage.platform.split("/")[1:2]
+            wanted
+            and wanted.split("/")[1:2]
             and (
                 image.config.raw.get("architecture")
-                and stage.platform.split("/")[1] != image.config.raw.get("architecture")
+                and wanted.split("/")[1] != image.config.raw.get("architecture")
             )
         ):
             raise InvalidArgument(
                 f"image {base} is for {image.config.raw.get('os')}/"
-                f"{image.config.raw.get('architecture')}, not {stage.platform}"
+                f"{image.config.raw.get('architecture')}, not {wanted}"
             )
         layers = await asyncio.to_thread(self._layer_blobs, image)
         emit(f" ---> {image.short_id}\n")
@@ -529,17 +532,19 @@ class Builder:
                 root, release = await self._source_root(ref, stages, results)
                 stage_roots[ref] = root
                 mounts_cleanup.append(release)
-            binds, scratch = await asyncio.to_thread(
+            binds, cleanups = await asyncio.to_thread(
                 run_mounts, node, run.state.workdir, self.work_dir, opts.secrets,
                 lambda: ctx.root, stage_roots,
             )  # fmt: skip
-            mounts_cleanup.extend(functools.partial(shutil.rmtree, p, True) for p in scratch)
-            spec = RunSpec(parent, argv, env, state.user, state.workdir, binds, network)
+            mounts_cleanup.extend(cleanups)
+            spec = RunSpec(parent, argv, env, state.user, state.workdir, binds, network,
+                           opts.resources)  # fmt: skip
 
             def started(container_id: str) -> None:
                 emit(f" ---> Running in {container_id[:12]}\n")
 
             step = await self.runner.run(spec, started, emit)
+            succeeded = False
             try:
                 if step.exit_code != 0:
                     raise BuildFailed(
@@ -549,9 +554,13 @@ class Builder:
                     )
                 targets = [b.split(":")[1] for b in binds]
                 layer = await asyncio.to_thread(self._export, step.snapshot_key, targets)
+                succeeded = True
             finally:
-                await step.release()
-                emit(f"Removing intermediate container {step.container_id[:12]}\n")
+                # Docker's rm/forcerm: a step's container goes once it succeeded (rm, the
+                # default); a failed one stays for inspection unless forcerm
+                if opts.force_rm or (succeeded and opts.rm):
+                    await step.release()
+                    emit(f"Removing intermediate container {step.container_id[:12]}\n")
         finally:
             for release in mounts_cleanup:
                 await asyncio.to_thread(release)

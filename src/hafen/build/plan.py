@@ -9,10 +9,11 @@ its dependencies, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from hafen.build.dockerfile import Node, parse, process_word
 from hafen.build.dockerfile.parser import DockerfileSyntaxError
+from hafen.build.runstep import RunResources
 from hafen.errors import InvalidArgument, NotFound
 
 
@@ -26,8 +27,12 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     cache_from: list[str] = field(default_factory=list)
     network_mode: str = ""
-    platform: str = ""
-    secrets: dict[str, Path] = field(default_factory=dict)
+    platform: str = ""  # the default for FROM lines without --platform ("" = this host's)
+    secrets: dict[str, bytes] = field(default_factory=dict)  # RUN --mount=type=secret by id
+    rm: bool = True  # remove each RUN container once its step succeeded
+    force_rm: bool = False  # … and when it failed too
+    resources: RunResources = field(default_factory=RunResources)
+    registry_auth: dict[str, Any] = field(default_factory=dict)  # registry → Credentials
 
 
 @dataclass

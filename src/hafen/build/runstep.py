@@ -7,14 +7,17 @@ ARGs in scope; proxy ARGs are usable without being declared and never reach hist
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import posixpath
 import secrets
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hafen.build.cache import cache_key
 from hafen.build.copy import find_sources
@@ -32,6 +35,20 @@ MOUNT_POINTS = frozenset({"proc", "sys", "dev", "etc/hosts", "etc/hostname", "et
 
 
 @dataclass
+class RunResources:
+    """What ``POST /build`` sets for every RUN container: limits, /dev/shm, extra hosts."""
+
+    memory: int = 0
+    memory_swap: int = 0
+    cpu_shares: int = 0
+    cpuset_cpus: str = ""
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    shm_size: int = 0  # 0: the container default
+    extra_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunSpec:
     """One RUN step's container: the image it runs on and how."""
 
@@ -42,6 +59,7 @@ class RunSpec:
     workdir: str
     binds: list[str]  # "/host:/ctr[:ro]"
     network: str = "default"
+    resources: RunResources = field(default_factory=RunResources)
 
 
 class StepRun(Protocol):
@@ -54,8 +72,9 @@ class StepRun(Protocol):
     async def release(self) -> None: ...
 
 
-Puller = Callable[[str, Emit], Awaitable[None]]
-"""Pulls an image reference into the image store, reporting progress as text lines."""
+Puller = Callable[[str, Emit, Mapping[str, Any]], Awaitable[None]]
+"""Pulls an image reference into the image store, reporting progress as text lines; the
+mapping holds credentials by registry key (from ``X-Registry-Config``)."""
 
 
 class StepRunner(Protocol):
@@ -96,18 +115,20 @@ def run_mounts(
     node: Node,
     workdir: str,
     work_dir: Path,
-    secrets_by_id: dict[str, Path],
+    secrets_by_id: Mapping[str, bytes],
     context_root: Callable[[], Path],
     stage_roots: dict[str, Path],
-) -> tuple[list[str], list[Path]]:
-    """``--mount`` flags → bind specs (and scratch dirs to remove after the step).
+) -> tuple[list[str], list[Callable[[], None]]]:
+    """``--mount`` flags → bind specs (and what to undo after the step).
 
     cache: a directory under ``work_dir/cache-mounts`` kept across builds, by id; bind: a
     context (or stage) path, read-only unless ``rw`` (then a throw-away copy); tmpfs: an
-    empty scratch directory; secret: a file given to the build, read-only. Blocking.
+    empty scratch directory; secret: the secret's bytes in a file on a private tmpfs,
+    bound read-only for this step only (never on disk, never in a layer, and not in the
+    cache key: only the mount flag is). Blocking.
     """
     binds: list[str] = []
-    scratch: list[Path] = []
+    cleanups: list[Callable[[], None]] = []
     for raw in node.flags:
         if not raw.startswith("--mount="):
             continue
@@ -120,13 +141,26 @@ def run_mounts(
         readonly = opts_map.get("readonly", opts_map.get("ro", "false")) in ("true", "1", "")
         if kind == "secret":
             sid = opts_map.get("id") or posixpath.basename(target or "")
+            if not sid:
+                raise InvalidArgument(f"--mount=type=secret needs an id or a target ({raw})")
             target = target or f"/run/secrets/{sid}"
-            src = secrets_by_id.get(sid)
-            if src is None:
-                if opts_map.get("required", "false") == "true":
-                    raise InvalidArgument(f"secret {sid} not found")
-                continue
-            binds.append(f"{src}:{target}:ro")
+            if not target.startswith("/"):
+                target = posixpath.join(workdir or "/", target)
+            content = secrets_by_id.get(sid)
+            if content is None:
+                if opts_map.get("required", "false") in ("true", "1", ""):
+                    raise InvalidArgument(
+                        f"secret {sid} not found: pass it with --secret id={sid},src=PATH"
+                    )
+                continue  # an optional secret that was not given: no mount, as BuildKit
+            try:
+                mode = int(opts_map.get("mode", "0400"), 8)
+                uid, gid = int(opts_map.get("uid", "0")), int(opts_map.get("gid", "0"))
+            except ValueError:
+                raise InvalidArgument(f"--mount=type=secret: bad mode, uid or gid ({raw})")
+            path, cleanup = _secret_file(work_dir, content, mode, uid, gid)
+            cleanups.append(cleanup)
+            binds.append(f"{path}:{target}:ro")
             continue
         if not target:
             raise InvalidArgument(f"--mount: the target is required ({raw})")
@@ -140,7 +174,7 @@ def run_mounts(
         elif kind == "tmpfs":
             # an empty scratch directory that never reaches the layer
             path = Path(tempfile.mkdtemp(dir=work_dir, prefix="tmpfs-"))
-            scratch.append(path)
+            cleanups.append(functools.partial(shutil.rmtree, path, True))
             binds.append(f"{path}:{target}")
         elif kind == "bind":
             source = opts_map.get("source") or opts_map.get("src") or "."
@@ -150,7 +184,7 @@ def run_mounts(
             rw = opts_map.get("rw", opts_map.get("readwrite", "false")) in ("true", "1", "")
             if rw:  # writes are discarded: bind a throw-away copy
                 path = Path(tempfile.mkdtemp(dir=work_dir, prefix="bind-"))
-                scratch.append(path)
+                cleanups.append(functools.partial(shutil.rmtree, path, True))
                 dest = path / "src"
                 if src_path.is_dir():
                     shutil.copytree(src_path, dest, symlinks=True)
@@ -162,4 +196,42 @@ def run_mounts(
             raise InvalidArgument(
                 f"--mount: unsupported type {kind!r} (bind, cache, tmpfs, secret)"
             )
-    return binds, scratch
+    return binds, cleanups
+
+
+def _secret_file(
+    work_dir: Path, content: bytes, mode: int, uid: int, gid: int
+) -> tuple[Path, Callable[[], None]]:
+    """The secret in a file on a tmpfs of its own (``mnt-`` so a restart's sweep unmounts
+    it); and how to unmount and remove it."""
+    from hafen.store._mount import mount, unmount
+
+    directory = Path(tempfile.mkdtemp(dir=work_dir, prefix="mnt-secret-"))
+    size = max(4096, len(content) * 2)
+    try:
+        mount("tmpfs", str(directory), "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+              f"size={size},mode=0700")  # fmt: skip
+    except BaseException:
+        os.rmdir(directory)
+        raise
+
+    def cleanup() -> None:
+        with contextlib.suppress(OSError):
+            unmount(str(directory), detach=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+    try:
+        path = directory / "secret"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+    except BaseException:
+        cleanup()
+        raise
+    return path, cleanup
+
+
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8

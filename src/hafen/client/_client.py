@@ -723,14 +723,18 @@ class APIClient:
         return dict(self._call("POST", "/auth", body=body) or {})
 
     def build(
-        self, context: BinaryIO | Iterable[bytes], params: Params = None
+        self,
+        context: BinaryIO | Iterable[bytes],
+        params: Params = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """``POST /build`` with the context tar streamed from ``context`` (a file, or an
         iterable of chunks); the JSON messages.
 
         No read timeout: a step may be silent for as long as it runs.
         """
-        stream = self._send("POST", "/build", params, context, timeout=86400 * 365)
+        stream = self._send("POST", "/build", params, context, headers=headers,
+                            timeout=86400 * 365)  # fmt: skip
         try:
             yield from json_messages(iter(stream))
         finally:

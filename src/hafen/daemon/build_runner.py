@@ -8,6 +8,7 @@ Its snapshot stays until the builder has exported the changes; ``release`` remov
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +44,21 @@ class ContainerStepRunner:
             working_dir=spec.workdir,
             user=spec.user,
         )
-        container = await self.containers.create(
-            None, config, HostConfig(binds=spec.binds, network_mode=spec.network)
+        res = spec.resources
+        host = HostConfig(
+            binds=spec.binds,
+            network_mode=spec.network,
+            memory=res.memory,
+            memory_swap=res.memory_swap,
+            cpu_shares=res.cpu_shares,
+            cpuset_cpus=res.cpuset_cpus,
+            cpu_period=res.cpu_period,
+            cpu_quota=res.cpu_quota,
+            extra_hosts=list(res.extra_hosts),
         )
+        if res.shm_size:
+            host.shm_size = res.shm_size
+        container = await self.containers.create(None, config, host)
         try:
             started(container.id)
             await self.containers.start(container.id)
@@ -75,8 +88,8 @@ class RegistryPuller:
         self.distribution = distribution
         self.images = images
 
-    async def __call__(self, ref: str, emit: Emit) -> None:
-        from hafen.distribution.credentials import Credentials
+    async def __call__(self, ref: str, emit: Emit, auth: Mapping[str, Any]) -> None:
+        from hafen.distribution.credentials import Credentials, registry_key
         from hafen.distribution.manifests import host_platform
         from hafen.images.progress import ProgressEvent
         from hafen.images.pull import pull_image
@@ -88,8 +101,9 @@ class RegistryPuller:
             if event.current is None and event.aux is None:
                 emit(f"{event.id}: {event.status}\n" if event.id else f"{event.status}\n")
 
+        credentials = auth.get(registry_key(reference.domain)) or Credentials()
         async with self.distribution.client(
-            reference.domain, reference.path, Credentials()
+            reference.domain, reference.path, credentials
         ) as client:
             await pull_image(
                 client, self.images, reference, host_platform(), show,

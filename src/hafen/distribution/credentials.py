@@ -251,3 +251,34 @@ def decode_auth_header(value: str) -> Credentials:
         str(data.get("password") or ""),
         str(data.get("identitytoken") or ""),
     )
+
+
+def decode_registry_config(value: str) -> dict[str, Credentials]:
+    """``X-Registry-Config`` (``POST /build``): base64 JSON ``{registry: auth config}``, keyed
+    as ``registry_key`` keys registries; an ``auth`` field ("user:password" in base64)
+    counts as username and password."""
+    value = value.strip()
+    if not value:
+        return {}
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_")))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidConfig("invalid X-Registry-Config header: expected base64-encoded JSON")
+    if not isinstance(data, dict):
+        raise InvalidConfig("invalid X-Registry-Config header: expected a JSON object")
+    out: dict[str, Credentials] = {}
+    for registry, entry in data.items():
+        if not isinstance(entry, dict):
+            continue
+        username = str(entry.get("username") or "")
+        password = str(entry.get("password") or "")
+        if entry.get("auth") and not (username or password):
+            try:
+                username, _, password = base64.b64decode(str(entry["auth"])).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidConfig(f"invalid X-Registry-Config header: bad auth for {registry}")
+        creds = Credentials(username, password, str(entry.get("identitytoken") or ""))
+        if not creds.empty:
+            out[registry_key(str(registry))] = creds
+    return out

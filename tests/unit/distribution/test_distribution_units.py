@@ -246,3 +246,26 @@ def test_registry_error_bodies_read_as_docker_prints_them() -> None:
     assert (
         registry_message(502, b"<html>bad gateway</html>") == "status 502: <html>bad gateway</html>"
     )
+
+
+def test_registry_config_header_of_post_build() -> None:
+    """X-Registry-Config: every registry's credentials, keyed as config.json keys them;
+    ``auth`` (base64 user:password) counts; empty entries are dropped; junk is refused."""
+    import base64 as b64
+    import json as js
+
+    from hafen.distribution.credentials import decode_registry_config
+
+    value = b64.urlsafe_b64encode(js.dumps({
+        "https://index.docker.io/v1/": {"username": "hub", "password": "pw"},
+        "localhost:5000": {"auth": b64.b64encode(b"me:secret").decode()},
+        "empty.example": {},
+    }).encode()).decode()  # fmt: skip
+    assert decode_registry_config(value) == {
+        "https://index.docker.io/v1/": Credentials("hub", "pw"),
+        "localhost:5000": Credentials("me", "secret"),
+    }
+    assert decode_registry_config("") == {}
+    assert decode_registry_config(b64.b64encode(b"{}").decode()) == {}
+    with pytest.raises(InvalidConfig, match="X-Registry-Config"):
+        decode_registry_config("not base64 json!")

@@ -140,6 +140,44 @@ class _ContextStream:
             yield from self._walk(entry.path, rel + "/")
 
 
+def _secrets_header(specs: tuple[str, ...]) -> str:
+    """``--secret id=…,src=…|env=…`` → the header that carries them (base64 JSON)."""
+    import base64
+
+    found: dict[str, str] = {}
+    for spec in specs:
+        fields: dict[str, str] = {}
+        for part in spec.split(","):
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise CLIError(f"invalid secret {spec!r}: expected id=ID[,src=PATH|,env=VAR]", 1)
+            fields[key.strip().lower()] = value
+        sid = fields.pop("id", "")
+        kind = fields.pop("type", "")
+        src = fields.pop("src", "") or fields.pop("source", "")
+        env = fields.pop("env", "")
+        if not sid or fields or kind not in ("", "file", "env") or (src and env):
+            raise CLIError(f"invalid secret {spec!r}: expected id=ID[,src=PATH|,env=VAR]", 1)
+        if kind == "env" and not env:
+            env, src = src or sid, ""
+        if not src and not env:
+            env = sid if sid in os.environ else ""
+            src = "" if env else sid
+        if env:
+            if env not in os.environ:
+                raise CLIError(f"secret {sid}: environment variable {env} is not set", 1)
+            data = os.environ[env].encode()
+        else:
+            try:
+                data = Path(src).expanduser().read_bytes()
+            except OSError as e:
+                raise CLIError(f"secret {sid}: cannot read {src}: {e.strerror}", 1) from None
+        if len(data) > 500 * 1024:
+            raise CLIError(f"secret {sid} is larger than 500 KiB", 1)
+        found[sid] = base64.b64encode(data).decode()
+    return base64.b64encode(json.dumps(found).encode()).decode()
+
+
 class BuildDisplay:
     """Shows the ``stream`` messages: plain, or a tty view with a rolling output window."""
 
@@ -205,6 +243,37 @@ class BuildDisplay:
 @click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]),
               help="Type of progress output")  # fmt: skip
 @click.option("--iidfile", help="Write the image ID to the file")
+@click.option(
+    "--secret",
+    "secret_specs",
+    multiple=True,
+    help="Secret to expose to the build: id=mysecret[,src=/local/secret|,env=VAR]",
+)
+@click.option(
+    "--rm/--no-rm",
+    "rm",
+    default=True,
+    help="Remove intermediate containers after a successful build",
+)
+@click.option("--force-rm", is_flag=True, help="Always remove intermediate containers")
+@click.option(
+    "--add-host", "add_hosts", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"
+)
+@click.option("-m", "--memory", default="", help="Memory limit")
+@click.option(
+    "--memory-swap",
+    default="",
+    help="Swap limit equal to memory plus swap: -1 to enable unlimited swap",
+)
+@click.option("--shm-size", default="", help="Size of /dev/shm")
+@click.option("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)")
+@click.option("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)")
+@click.option(
+    "--cpu-period", type=int, default=0, help="Limit the CPU CFS (Completely Fair Scheduler) period"
+)
+@click.option(
+    "--cpu-quota", type=int, default=0, help="Limit the CPU CFS (Completely Fair Scheduler) quota"
+)
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID")
 @click.argument("path")
 @click.pass_context
@@ -222,10 +291,24 @@ def build(
     platform: str,
     progress: str,
     iidfile: str | None,
+    secret_specs: tuple[str, ...],
+    rm: bool,
+    force_rm: bool,
+    add_hosts: tuple[str, ...],
+    memory: str,
+    memory_swap: str,
+    shm_size: str,
+    cpu_shares: int,
+    cpuset_cpus: str,
+    cpu_period: int,
+    cpu_quota: int,
     quiet: bool,
     path: str,
 ) -> None:
     """Build an image from a Dockerfile."""
+    from hafen.cli.format import ram_in_bytes
+
+    headers = {"X-Hafen-Build-Secrets": _secrets_header(secret_specs)} if secret_specs else {}
     args: dict[str, str | None] = {}
     for item in build_args:
         key, sep, value = item.partition("=")
@@ -245,7 +328,18 @@ def build(
         "q": "1" if quiet else None,
         "networkmode": network or None,
         "platform": platform or None,
-        "rm": "1",
+        "rm": "1" if rm else "0",
+        "forcerm": "1" if force_rm else None,
+        "extrahosts": ",".join(add_hosts) or None,
+        "memory": ram_in_bytes(memory) if memory else None,
+        "memswap": (-1 if memory_swap == "-1" else ram_in_bytes(memory_swap))
+        if memory_swap
+        else None,
+        "shmsize": ram_in_bytes(shm_size) if shm_size else None,
+        "cpushares": cpu_shares or None,
+        "cpusetcpus": cpuset_cpus or None,
+        "cpuperiod": cpu_period or None,
+        "cpuquota": cpu_quota or None,
     }
     body: Iterable[bytes]
     if path == "-":
@@ -268,7 +362,7 @@ def build(
         body, params["dockerfile"] = stream, stream.name
     display = BuildDisplay(progress)
     image_id = ""
-    for message in get_client(ctx).build(body, params):
+    for message in get_client(ctx).build(body, params, headers):
         if message.get("error") or message.get("errorDetail"):
             display.failed()
             detail = message.get("errorDetail") or {}
