@@ -51,6 +51,27 @@ def test_follow_continues_across_a_rotation(hafend: Hafend) -> None:
         hafend.cli("rm", "-f", cid)
 
 
+def test_follow_through_fast_rotations_loses_nothing_retained(hafend: Hafend) -> None:
+    """`logs -f` with max-size=1k max-file=5 while 1,500 lines are written fast: in order,
+    none twice, and at least everything the files still hold at the end (a follower that
+    keeps up gets every line; one left behind by the machine's load can only miss what
+    rotation dropped before it got there)."""
+    cid = hafend.cli(
+        "run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=5", "busybox", "sh",
+        "-c", "sleep 1; i=0; while [ $i -lt 1500 ]; do echo n-$i; i=$((i+1)); done",
+    ).stdout.strip()  # fmt: skip
+    try:
+        followed = hafend.cli("logs", "-f", cid, timeout=60).stdout.split()
+        numbers = [int(word.split("-")[1]) for word in followed]
+        assert numbers[0] == 0 and numbers[-1] == 1499
+        assert numbers == sorted(set(numbers))
+        retained = [int(w.split("-")[1]) for w in hafend.cli("logs", cid).stdout.split()]
+        assert numbers[-len(retained) :] == retained
+        assert len(retained) < 1500  # rotation did drop the oldest
+    finally:
+        hafend.cli("rm", "-f", cid)
+
+
 def test_bad_log_options_and_the_none_driver(hafend: Hafend) -> None:
     r = hafend.cli("run", "--log-opt", "max-size=lots", "busybox", "true", check=False)
     assert r.returncode == 125 and "invalid size" in r.stderr

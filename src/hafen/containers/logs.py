@@ -2,8 +2,8 @@
 
 The shim appends one JSON object per line: ``{"log": "...", "stream": "stdout",
 "time": "...Z"}``. Reads happen in worker threads; following polls the file size, which
-is cheap and needs no inotify plumbing, and stops once the container has exited and the
-file has been read to its end.
+is cheap and needs no inotify plumbing, follows the file by descriptor across rotations,
+and stops once the container has exited and the file has been read to its end.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,42 +98,42 @@ def _wanted(rec: LogRecord, query: LogQuery) -> bool:
     return True
 
 
-def _read_from(path: str, offset: int) -> tuple[list[LogRecord], int]:
-    """Complete lines from ``offset``; returns them and the offset after the last full line."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(_CHUNK)
-    except FileNotFoundError:
-        return [], offset
+@dataclass
+class _Open:
+    """One log file held open: following by descriptor survives renames, and an open
+    file is never freed (nor its inode number reused) while a reader is behind."""
+
+    fd: int
+    inode: int
+    offset: int = 0
+
+
+def _read_records(f: _Open) -> list[LogRecord]:
+    """Complete lines from ``f.offset`` (one chunk), advancing the offset past them."""
+    data = os.pread(f.fd, _CHUNK, f.offset)
     end = data.rfind(b"\n")
     if end < 0:
-        return [], offset
-    return _parse_lines(data[: end + 1].splitlines()), offset + end + 1
+        return []
+    f.offset += end + 1
+    return _parse_lines(data[: end + 1].splitlines())
 
 
-def _tail_offset(path: str, lines: int) -> int:
+def _tail_offset(fd: int, lines: int) -> int:
     """The byte offset where the last ``lines`` records start (reads backwards in blocks)."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        return 0
-    with f:
-        pos = f.seek(0, os.SEEK_END)
-        if lines <= 0:
-            return pos
-        needed = lines + 1  # the file's final newline ends the last record
-        while pos > 0:
-            step = min(64 * 1024, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step)
-            idx = len(data)
-            while (idx := data.rfind(b"\n", 0, idx)) >= 0:
-                needed -= 1
-                if needed == 0:
-                    return pos + idx + 1
-        return 0
+    pos = os.fstat(fd).st_size
+    if lines <= 0:
+        return pos
+    needed = lines + 1  # the file's final newline ends the last record
+    while pos > 0:
+        step = min(64 * 1024, pos)
+        pos -= step
+        data = os.pread(fd, step, pos)
+        idx = len(data)
+        while (idx := data.rfind(b"\n", 0, idx)) >= 0:
+            needed -= 1
+            if needed == 0:
+                return pos + idx + 1
+    return 0
 
 
 def _log_files(path: str) -> list[str]:
@@ -150,38 +151,83 @@ def _log_files(path: str) -> list[str]:
     return [p for _n, p in sorted(rotated, reverse=True)] + [path]
 
 
-def _count_lines(path: str) -> int:
+def _count_lines(fd: int) -> int:
+    count, offset = 0, 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
+
+
+def _inode_of(path: str) -> int:
     try:
-        with open(path, "rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except FileNotFoundError:
+        return os.stat(path).st_ino
+    except OSError:
         return 0
 
 
-def _tail_start(files: list[str], lines: int) -> tuple[int, int]:
-    """(index into ``files``, byte offset) where the last ``lines`` records start."""
+def _close(files: list[_Open]) -> None:
+    for f in files:
+        os.close(f.fd)
+    files.clear()
+
+
+def _snapshot(path: str) -> list[_Open]:
+    """Open every retained file, oldest first, the current one last — a consistent set:
+    a rotation while they are opened shifts names, so the names are checked again
+    afterwards and the set is opened anew until no name moved (bounded)."""
+    for _attempt in range(200):
+        names = _log_files(path)
+        opened: list[tuple[str, _Open]] = []
+        for name in names:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            opened.append((name, _Open(fd, os.fstat(fd).st_ino)))
+        files = [f for _n, f in opened]
+        if not opened and not os.path.exists(path) and len(names) == 1:
+            return []  # no log at all (yet)
+        if (
+            len(opened) == len(names)
+            and _log_files(path) == names
+            and all(_inode_of(name) == f.inode for name, f in opened)
+        ):
+            return files
+        _close(files)  # a rotation ran meanwhile: look again
+        time.sleep(0.002)
+    raise OSError(f"log files of {path} keep moving; cannot read them")
+
+
+def _switch(path: str, current: _Open) -> list[_Open]:
+    """After a rotation of ``current``: the files written since, oldest first, the new
+    current one last (some may have been dropped already if several rotations ran)."""
+    files = _snapshot(path)
+    inodes = [f.inode for f in files]
+    if current.inode in inodes:
+        keep = inodes.index(current.inode) + 1
+        _close(files[:keep])
+        return files[keep:]
+    return files  # ours was dropped: everything retained is newer
+
+
+def _tail_start(files: list[_Open], lines: int) -> int:
+    """Drop the files before the last ``lines`` records; set the first one's offset."""
     needed = lines
     for index in range(len(files) - 1, -1, -1):
-        count = _count_lines(files[index])
+        count = _count_lines(files[index].fd)
         if count >= needed or index == 0:
-            return index, _tail_offset(files[index], min(needed, count))
+            files[index].offset = _tail_offset(files[index].fd, min(needed, count))
+            return index
         needed -= count
-    return len(files) - 1, 0
-
-
-def _inode(path: str) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (0, 0)
-    return (st.st_ino, st.st_size)
+    return len(files) - 1
 
 
 async def read_logs(
     path: str, query: LogQuery, still_running: Callable[[], bool]
 ) -> AsyncIterator[LogRecord]:
     """Yield the records ``query`` selects, through rotated files; with ``follow``, keep
-    going (across rotations) until the container stops."""
+    going until the container stops (see ``read_log_batches``)."""
     async for batch in read_log_batches(path, query, still_running):
         for rec in batch:
             yield rec
@@ -191,58 +237,64 @@ async def read_log_batches(
     path: str, query: LogQuery, still_running: Callable[[], bool]
 ) -> AsyncIterator[list[LogRecord]]:
     """``read_logs`` a chunk of the file at a time (up to 256 KiB of records, never
-    empty): a reader that sends them on writes once per chunk, not once per line."""
-    files = await asyncio.to_thread(_log_files, path)
-    index, offset = 0, 0
-    if query.tail is not None:
-        index, offset = await asyncio.to_thread(_tail_start, files, query.tail)
-    for older in files[index:-1]:  # rotated files are complete: read them through
+    empty): a reader that sends them on writes once per chunk, not once per line.
+
+    Following holds the current file open: at its end, a new inode at ``path`` means a
+    rotation, so the old file is drained to its end (its writer closed it before the
+    rename), then every file written since is read in order — so no record is lost or
+    repeated however many rotations ran between two reads, unless they were dropped
+    (``max-file``) before the follower got to them.
+    """
+    files = await asyncio.to_thread(_snapshot, path)
+    try:
+        if not files:
+            return
+        if query.tail is not None:
+            first = await asyncio.to_thread(_tail_start, files, query.tail)
+            _close(files[:first])
+            del files[:first]
         while True:
-            records, offset = await asyncio.to_thread(_read_from, older, offset)
-            if not records:
-                break
-            batch, ended = _select(records, query)
-            if batch:
-                yield batch
-            if ended:
-                return
-        offset = 0
-    inode, _size = await asyncio.to_thread(_inode, path)
-    while True:
-        records, offset = await asyncio.to_thread(_read_from, path, offset)
-        batch, ended = _select(records, query)
-        if batch:
-            yield batch
-        if ended:
-            return
-        if records:
-            continue
-        if not query.follow:
-            return
-        current, size = await asyncio.to_thread(_inode, path)
-        if current != inode or size < offset:
-            # rotated: finish the old file (now <path>.1), then start the new one
-            rotated = path + ".1"
-            if current != inode and (await asyncio.to_thread(_inode, rotated))[0] == inode:
-                while True:
-                    records, offset = await asyncio.to_thread(_read_from, rotated, offset)
-                    if not records:
-                        break
-                    batch = [rec for rec in records if _wanted(rec, query)]
+            current = files[-1]
+            for older in files[:-1]:  # rotated files are complete: read them through
+                while records := await asyncio.to_thread(_read_records, older):
+                    batch, ended = _select(records, query)
                     if batch:
                         yield batch
-            inode, offset = current, 0
-            continue
-        if not still_running():
-            # one last read: the shim flushes its final records before the exit is recorded
-            records, offset = await asyncio.to_thread(_read_from, path, offset)
-            batch = [rec for rec in records if _wanted(rec, query)]
-            if batch:
-                yield batch
-            if not records:
-                return
-            continue
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+                    if ended:
+                        return
+            _close(files[:-1])
+            del files[:-1]
+            while True:
+                records = await asyncio.to_thread(_read_records, current)
+                batch, ended = _select(records, query)
+                if batch:
+                    yield batch
+                if ended:
+                    return
+                if records:
+                    continue
+                if not query.follow:
+                    return
+                st = await asyncio.to_thread(_stat, path)
+                if st is not None and st.st_ino != current.inode:
+                    break  # rotated: drain, then move on (below)
+                if st is not None and st.st_size < current.offset:
+                    current.offset = 0  # truncated in place (max-file 1): start over
+                    continue
+                if not still_running():
+                    # one last read: the shim flushes its last records before the exit
+                    if not await asyncio.to_thread(_has_more, current):
+                        return
+                    continue
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            # the old file is complete now: what is left in it comes first, then the
+            # files written since, in order
+            newer = await asyncio.to_thread(_switch, path, current)
+            files[:] = [current, *newer]
+            if not newer:  # mid-rotation, nothing newer to open yet: look again
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+    finally:
+        _close(files)
 
 
 def _select(records: list[LogRecord], query: LogQuery) -> tuple[list[LogRecord], bool]:
@@ -256,3 +308,14 @@ def _select(records: list[LogRecord], query: LogQuery) -> tuple[list[LogRecord],
         if _wanted(rec, query):
             out.append(rec)
     return out, False
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _has_more(f: _Open) -> bool:
+    return os.fstat(f.fd).st_size > f.offset

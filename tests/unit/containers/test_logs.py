@@ -106,3 +106,57 @@ def test_a_corrupt_line_inside_a_chunk_costs_only_that_line(tmp_path: Path) -> N
     with open(tmp_path / "l", "a") as f:
         f.write(json.dumps({"log": "c\n", "stream": "stdout", "time": RECORDS[2][2]}) + "\n")
     assert [d for _, d in collect(tmp_path / "l", LogQuery())] == [b"a\n", b"b\n", b"c\n"]
+
+
+def _follow_while_writing(
+    path: Path, total: int, ahead: int, stall_at: int | None = None
+) -> list[int]:
+    """Follow ``path`` while a real JsonLogWriter (max-size 1k, max-file 5) writes
+    ``total`` numbered lines, never more than ``ahead`` lines past what the follower has
+    delivered — except, with ``stall_at``, all the rest at once when the follower has
+    delivered that many (a follower far behind)."""
+    from hafen.shim.logfile import JsonLogWriter
+
+    writer = JsonLogWriter(str(path), max_size=1024, max_files=5)
+    received: list[int] = []
+    written = 0
+    done = False
+
+    async def write() -> None:
+        nonlocal written, done
+        while written < total:
+            limit = len(received) + ahead
+            if stall_at is not None and len(received) >= stall_at:
+                limit = total
+            while written < min(limit, total):
+                writer.write(1, f"line-{written:05d}\n".encode())
+                written += 1
+            await asyncio.sleep(0)
+        writer.close()
+        done = True
+
+    async def run() -> None:
+        task = asyncio.create_task(write())
+        async for rec in read_logs(str(path), LogQuery(follow=True), lambda: not done):
+            received.append(int(rec.data.decode().strip().split("-")[1]))
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    return received
+
+
+def test_follow_gets_every_record_exactly_once_across_many_rotations(tmp_path: Path) -> None:
+    # ~13 records per 1 KiB file: 40 lines ahead is about three rotations between two
+    # reads of the follower, and still within what 5 files retain
+    received = _follow_while_writing(tmp_path / "l", total=3000, ahead=40)
+    assert received == list(range(3000))
+    assert len(list(tmp_path.iterdir())) == 5
+
+
+def test_a_follower_left_behind_loses_only_what_rotation_dropped(tmp_path: Path) -> None:
+    received = _follow_while_writing(tmp_path / "l", total=2000, ahead=10, stall_at=100)
+    assert received[:100] == list(range(100))  # what it read before falling behind
+    assert received == sorted(set(received))  # in order, none twice
+    retained = [int(rec[1].decode().split("-")[1]) for rec in collect(tmp_path / "l", LogQuery())]
+    assert received[-len(retained) :] == retained  # everything still on disk, to the last
+    assert retained[-1] == 1999
