@@ -284,6 +284,9 @@ def test_cache_hits_and_misses(hafend: Hafend, tmp_path: Path) -> None:
     (ctx / "f").write_text("two")
     third = docker(hafend, tmp_path, "build", "-t", "cache:test", str(ctx)).stdout
     assert third.count("Using cache") == 2  # ARG and the first RUN; COPY and later miss
+    layers1 = image_config(hafend, id1)["rootfs"]["diff_ids"]
+    layers3 = inspect(hafend, tmp_path, "cache:test")["RootFS"]["Layers"]
+    assert layers3[:2] == layers1[:2] and layers3[2:] != layers1[2:]  # the reused RUN layer
     assert run_in(hafend, tmp_path, "cache:test", "cat /both") == "two1\n"
     changed_arg = docker(hafend, tmp_path, "build", "--build-arg", "V=2", str(ctx)).stdout
     assert changed_arg.count("Using cache") == 1  # only ARG itself
@@ -309,13 +312,24 @@ def test_bad_input_errors(hafend: Hafend, tmp_path: Path) -> None:
     assert result.returncode != 0 and "Dockerfile:3: unknown instruction: RUNN" in result.stderr
     outside = make_context(tmp_path / "outside", "FROM busybox\nCOPY ../etc/passwd /x\n")
     result = docker(hafend, tmp_path, "build", str(outside), check=False)
-    assert result.returncode != 0 and "outside the build context" in result.stderr
+    assert result.returncode != 0
+    assert "Dockerfile:2: forbidden path outside the build context: ../etc/passwd" in result.stderr
     missing = make_context(tmp_path / "missing", "FROM busybox\nCOPY nothere /x\n")
     result = docker(hafend, tmp_path, "build", str(missing), check=False)
-    assert result.returncode != 0 and "nothere" in result.stderr
+    assert result.returncode != 0
+    assert "Dockerfile:2: file not found in build context" in result.stderr and "nothere" in (
+        result.stderr
+    )
     no_stage = make_context(tmp_path / "nostage", "FROM busybox\nCOPY --from=ghost /a /b\n")
     result = docker(hafend, tmp_path, "build", str(no_stage), check=False)
-    assert result.returncode != 0 and "ghost" in result.stderr
+    assert result.returncode != 0
+    assert "Dockerfile:2: No such image: ghost (the --from stage or image)" in result.stderr
+    bad_args = make_context(tmp_path / "args", "FROM busybox\n\nCOPY onlyone\n")
+    result = docker(hafend, tmp_path, "build", str(bad_args), check=False)
+    assert result.returncode != 0
+    assert "Dockerfile:3: COPY requires at least two arguments" in result.stderr
+    result = docker(hafend, tmp_path, "build", "--target", "nosuch", str(no_stage), check=False)
+    assert result.returncode != 0 and "failed to reach build target nosuch" in result.stderr
 
 
 def test_dockerfile_outside_context_and_from_stdin(hafend: Hafend, tmp_path: Path) -> None:

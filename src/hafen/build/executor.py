@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -392,7 +393,10 @@ class Builder:
         except (InvalidArgument, NotFound) as e:
             if e.message.startswith(ctx.dockerfile_name + ":"):
                 raise
-            raise type(e)(f"{ctx.dockerfile_name}:{node.start_line}: {e.message}") from None
+            located = copy.copy(e)  # same class (so the same status), message with file:line
+            located.message = f"{ctx.dockerfile_name}:{node.start_line}: {e.message}"
+            located.args = (located.message,)
+            raise located from None
 
     def _cached(self, key: str) -> str | None:
         hit = self.cache.lookup(key)
