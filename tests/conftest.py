@@ -29,8 +29,11 @@ HAFEND = str(VENV_BIN / "hafend")
 class Hafend:
     """A real hafend on private roots, plus helpers to drive it with the real CLI."""
 
-    def __init__(self, root: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, root: Path, extra_args: list[str] | None = None, prefix: list[str] | None = None
+    ) -> None:
         self.root = root
+        self.prefix = prefix or []  # e.g. an unshare command line the daemon runs under
         self.data_root = root / "data"
         self.exec_root = root / "exec"
         self.socket = root / "hafen.sock"
@@ -47,7 +50,7 @@ class Hafend:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [HAFEND, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                [*self.prefix, HAFEND, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                  "-H", self.host, "--config-file", str(self.root / "daemon.json"), *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,

@@ -166,8 +166,11 @@ async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
     config, host_config = container_config_from_api(body)
     endpoints = endpoints_config_from_api(body)
-    c = await d.containers.create(request.query.get("name") or None, config, host_config, endpoints)
-    return web.json_response({"Id": c.id, "Warnings": []}, status=201)
+    warnings: list[str] = []
+    c = await d.containers.create(
+        request.query.get("name") or None, config, host_config, endpoints, warnings
+    )
+    return web.json_response({"Id": c.id, "Warnings": warnings}, status=201)
 
 
 async def inspect(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from hafen import API_VERSION, MIN_API_VERSION, __version__
 from hafen.api.app import SERVER_HEADERS, Routes, daemon_of
 from hafen.containers.model import ContainerStatus
 from hafen.daemon.daemon import Daemon, backing_filesystem, host_flag
+from hafen.runtime.cgroups import Support
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -59,6 +60,21 @@ async def version(request: web.Request) -> web.Response:
     )
 
 
+def _cgroup_warnings(support: Support) -> list[str]:
+    """dockerd's info warnings for limits this host cannot enforce."""
+    missing = [
+        (support.memory, "No memory limit support"),
+        (support.swap, "No swap limit support"),
+        (support.cpu, "No cpu cfs quota support"),
+        (support.cpu, "No cpu cfs period support"),
+        (support.cpu, "No cpu shares support"),
+        (support.cpuset, "No cpuset support"),
+        (support.pids, "No pids limit support"),
+        (support.blkio, "No blkio throttle support"),
+    ]
+    return [f"WARNING: {text}" for ok, text in missing if not ok]
+
+
 async def info(request: web.Request) -> web.Response:
     d = daemon_of(request)
     host = d.host_info()
@@ -66,7 +82,8 @@ async def info(request: web.Request) -> web.Response:
     running = sum(1 for c in containers if c.state.status == ContainerStatus.RUNNING)
     paused = sum(1 for c in containers if c.state.status == ContainerStatus.PAUSED)
     images = await _count_images(d)
-    cgroup_version = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+    support = d.containers.cgroup_support()
+    cgroup_version = str(support.version)
     return web.json_response(
         {
             "ID": host["hostname"],
@@ -82,14 +99,13 @@ async def info(request: web.Request) -> web.Response:
                 "Network": ["null"],
                 "Log": ["json-file"],
             },
-            "MemoryLimit": True,
-            "SwapLimit": cgroup_version == "2"
-            or os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
-            "CpuCfsPeriod": True,
-            "CpuCfsQuota": True,
-            "CPUShares": True,
-            "CPUSet": True,
-            "PidsLimit": True,
+            "MemoryLimit": support.memory,
+            "SwapLimit": support.swap,
+            "CpuCfsPeriod": support.cpu,
+            "CpuCfsQuota": support.cpu,
+            "CPUShares": support.cpu,
+            "CPUSet": support.cpuset,
+            "PidsLimit": support.pids,
             "IPv4Forwarding": host_flag("/proc/sys/net/ipv4/ip_forward"),
             "Debug": d.config.debug,
             "NFd": len(os.listdir("/proc/self/fd")),
@@ -128,7 +144,7 @@ async def info(request: web.Request) -> web.Response:
             "Isolation": "",
             "InitBinary": "",
             "SecurityOptions": [],
-            "Warnings": None,
+            "Warnings": _cgroup_warnings(support) or None,
         }
     )
 

@@ -32,6 +32,7 @@ from hafen.containers.control import ContainerControl
 from hafen.containers.execs import ExecService
 from hafen.containers.health import HealthMonitor, merge_healthcheck, validate_healthcheck
 from hafen.containers.isolation import isolation_options, requested_apparmor_profile
+from hafen.containers.limits import discard_unsupported
 from hafen.containers.logs import parse_rfc3339 as parse_rfc3339_time
 from hafen.containers.model import (
     Container,
@@ -63,6 +64,7 @@ from hafen.network.service import NetworkService
 from hafen.oci import apparmor, defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
+from hafen.runtime import cgroups
 from hafen.shim.client import ExitStatus, ShimClient, launch_shim, read_exit_status
 from hafen.store._mount import is_mount_point
 from hafen.store.metadata import MetadataStore
@@ -181,6 +183,7 @@ class ContainerService:
         self.dns = EmbeddedDNS(self._dns_lookup) if networks is not None else None
         self.ports: PortPublisher | None = None  # set by the daemon when bridges are on
         self._mounted_volumes: dict[str, builtins.list[Volume]] = {}
+        self._cgroup_support: cgroups.Support | None = None
         self.metadata = metadata
         self.images = images
         self.snapshotter = snapshotter
@@ -308,7 +311,10 @@ class ContainerService:
         config: ContainerConfig,
         host_config: HostConfig,
         endpoints: dict[str, EndpointRequest] | None = None,
+        warnings: builtins.list[str] | None = None,
     ) -> Container:
+        """A new container; limits the host cannot enforce are dropped with a message
+        appended to ``warnings`` (dockerd's rules, see ``limits``)."""
         if name:
             if not VALID_NAME.match(name):
                 raise InvalidArgument(
@@ -329,6 +335,9 @@ class ContainerService:
             host_config.restart_policy.name, host_config.restart_policy.maximum_retry_count
         )
         validate_healthcheck(config.healthcheck)
+        dropped = discard_unsupported(host_config, self.cgroup_support())
+        if warnings is not None:
+            warnings.extend(dropped)
         host_config.log_type, host_config.log_config = logopts.effective(
             host_config.log_type or "json-file",
             host_config.log_config,
@@ -900,6 +909,12 @@ class ContainerService:
             **isolation,
             **self._userns_options(c),
         )
+
+    def cgroup_support(self) -> cgroups.Support:
+        """What this host's cgroups can limit (read once: controllers do not come and go)."""
+        if self._cgroup_support is None:
+            self._cgroup_support = cgroups.host_support()
+        return self._cgroup_support
 
     def _remap(self, c: Container) -> Remap | None:
         """The daemon's remapping, unless the container keeps the host's ids."""

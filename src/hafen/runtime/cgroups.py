@@ -107,6 +107,45 @@ def layout(root: str = CGROUP_ROOT, mountinfo: str = "/proc/self/mountinfo") -> 
     return "legacy"
 
 
+class Support:
+    """Which limits this host's cgroups can enforce (dockerd's sysinfo, cgroup part)."""
+
+    def __init__(self, version: int, controllers: set[str], swap: bool) -> None:
+        self.version = version
+        self.controllers = controllers  # v1 names and v2 names alike ("blkio" / "io")
+        self.memory = "memory" in controllers
+        self.swap = swap
+        self.pids = "pids" in controllers
+        self.cpu = "cpu" in controllers  # shares/weight and CFS quota/period
+        self.cpuset = "cpuset" in controllers
+        self.blkio = bool({"blkio", "io"} & controllers)
+
+
+def host_support(root: str = CGROUP_ROOT, mountinfo: str = "/proc/self/mountinfo") -> Support:
+    """What a container placed by this runtime can be limited in, on this host."""
+    if layout(root, mountinfo) == "unified":
+        try:
+            found = set(_read(root, "cgroup.controllers").split())
+        except OSError:
+            found = set()
+        # memory.swap.max exists below the root wherever the kernel accounts swap.
+        return Support(2, found, "memory" in found and _swap_accounted())
+    found = set()
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        if name != "unified" and os.path.exists(os.path.join(root, name, "cgroup.procs")):
+            found.update(name.split(","))
+    swap = os.path.exists(os.path.join(root, "memory", "memory.memsw.limit_in_bytes"))
+    return Support(1, found, swap)
+
+
+def _swap_accounted() -> bool:
+    try:
+        with open("/proc/cmdline") as f:
+            return "swapaccount=0" not in f.read().split()
+    except OSError:
+        return True
+
+
 def resolve_path(cgroups_path: str, container_id: str) -> str:
     """linux.cgroupsPath -> the path below each hierarchy's root (runc's rules, no systemd)."""
     if not cgroups_path:
@@ -446,23 +485,24 @@ class CgroupV2(CgroupManager):
         limit = mem.get("limit") or 0
         swap = mem.get("swap") or 0
         reservation = mem.get("reservation") or 0
-        if limit or swap or reservation:
+        swap_value = memory_swap_to_v2(swap, limit)
+        if limit or reservation or swap_value not in ("", "max", "0"):
             need("memory", "a memory limit")
-            swap_value = memory_swap_to_v2(swap, limit)
-            if swap_value != "":
-                try:
-                    _write(d, "memory.swap.max", swap_value)
-                except RuntimeFailure:
-                    # Without swap accounting, runc silently ignores "max" and "0".
-                    if os.path.exists(os.path.join(d, "memory.swap.max")) or swap_value not in (
-                        "max",
-                        "0",
-                    ):
-                        raise
-            if limit:
-                _write(d, "memory.max", _num(limit))
-            if reservation:
-                _write(d, "memory.low", _num(reservation))
+        if swap_value != "":
+            try:
+                _write(d, "memory.swap.max", swap_value)
+            except RuntimeFailure:
+                # Without swap accounting (or the memory controller), runc silently
+                # ignores "max" and "0".
+                if os.path.exists(os.path.join(d, "memory.swap.max")) or swap_value not in (
+                    "max",
+                    "0",
+                ):
+                    raise
+        if limit:
+            _write(d, "memory.max", _num(limit))
+        if reservation:
+            _write(d, "memory.low", _num(reservation))
         pids = resources.get("pids") or {}
         if pids.get("limit"):
             need("pids", "a pids limit")

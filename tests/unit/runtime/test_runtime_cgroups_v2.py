@@ -302,3 +302,10 @@ def test_v2_stats_without_controllers_read_zero(tmp_path: Path) -> None:
     assert stats["cpu"]["usage"]["total"] == 7000
     assert stats["memory"]["usage"] == {"usage": 0, "max": 0, "limit": 0, "failcnt": 0}
     assert stats["pids"] == {"current": 0, "limit": 0}
+
+
+def test_swap_max_alone_needs_no_memory_controller(tmp_path: Path) -> None:
+    # runc: "max"/"0" for memory.swap.max is ignored where the file does not exist, so a
+    # spec with only swap=-1 (dockerd's "no limit") runs without the memory controller.
+    mgr, _ = _mgr(tmp_path, controllers="")
+    mgr.apply({"memory": {"swap": -1}})
