@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import aiohttp
+import aiohttp.payload
 from yarl import URL
 
 from hafen.distribution.auth import Authorizer, TokenCache
@@ -424,6 +425,15 @@ class RegistryClient:
         """Upload a blob from the file ``source`` opens: one PUT, or PATCH chunks then PUT."""
         if location is None:
             location = await self.start_upload()
+        f = await asyncio.to_thread(source)
+        try:
+            await self._upload(f, desc, location, progress)
+        finally:
+            await asyncio.to_thread(f.close)
+
+    async def _upload(
+        self, f: BinaryIO, desc: Descriptor, location: URL, progress: Progress | None
+    ) -> None:
         chunk = self.config.chunk_size
         if chunk and desc.size > chunk:
             offset = 0
@@ -437,7 +447,7 @@ class RegistryClient:
                         "Content-Range": f"{offset}-{offset + length - 1}",
                         "Content-Length": str(length),
                     },
-                    data=_file_slices(source, offset, length, progress, offset),
+                    data=_FileBody(f, offset, length, progress, offset),
                     retry=False,
                 )
                 try:
@@ -450,7 +460,7 @@ class RegistryClient:
             body: Any = b""
             headers = {"Content-Length": "0"}
         else:
-            body = _file_slices(source, 0, desc.size, progress, 0)
+            body = _FileBody(f, 0, desc.size, progress, 0)
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)}
         resp = await self.request(
             "PUT", location.update_query(digest=desc.digest), headers=headers, data=body,
@@ -463,26 +473,68 @@ class RegistryClient:
             resp.release()
 
 
-async def _file_slices(
-    source: Callable[[], BinaryIO], offset: int, length: int, progress: Progress | None, base: int
-) -> AsyncIterator[bytes]:
-    """``length`` bytes of the file from ``offset``, read in worker threads."""
-    f = await asyncio.to_thread(source)
-    try:
-        await asyncio.to_thread(f.seek, offset)
-        left = length
-        done = base
+SENDFILE_SLICE = 8 * 1024 * 1024  # bytes per sendfile call (progress between them)
+
+
+class _FileBody(aiohttp.payload.Payload):
+    """``length`` bytes of a blob file from ``offset`` as a request body.
+
+    On plain-HTTP connections the kernel copies file to socket (``loop.sendfile``): no
+    reads into Python, no copies through the event loop; over TLS the file is read in
+    worker threads and written as usual."""
+
+    def __init__(
+        self, f: BinaryIO, offset: int, length: int, progress: Progress | None, base: int
+    ) -> None:
+        super().__init__(f, content_type="application/octet-stream")
+        self._file = f
+        self._offset = offset
+        self._length = length
+        self._progress = progress
+        self._base = base
+
+    @property
+    def size(self) -> int:
+        return self._length
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a blob body is not text")
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        transport = getattr(writer, "transport", None)
+        if (
+            transport is not None
+            and hasattr(writer, "send_headers")
+            and transport.get_extra_info("sslcontext") is None
+        ):
+            writer.send_headers()
+            await writer.drain()
+            loop = asyncio.get_running_loop()
+            sent = 0
+            while sent < self._length:
+                count = min(SENDFILE_SLICE, self._length - sent)
+                done = await loop.sendfile(transport, self._file, self._offset + sent, count)
+                if not done:
+                    raise RegistryError("the blob file is shorter than its descriptor says")
+                sent += done
+                if self._progress:
+                    self._progress(self._base + sent)
+            return
+        await asyncio.to_thread(self._file.seek, self._offset)
+        left = self._length
+        done_total = self._base
         while left > 0:
-            data = await asyncio.to_thread(f.read, min(READ_SLICE, left))
+            data = await asyncio.to_thread(self._file.read, min(READ_SLICE, left))
             if not data:
                 raise RegistryError("the blob file is shorter than its descriptor says")
             left -= len(data)
-            done += len(data)
-            yield data
-            if progress:
-                progress(done)
-    finally:
-        await asyncio.to_thread(f.close)
+            done_total += len(data)
+            await writer.write(data)
+            if self._progress:
+                self._progress(done_total)
 
 
 def unauthorized_hint(e: Unauthorized, domain: str) -> str:
