@@ -276,23 +276,43 @@ async def logs(request: web.Request) -> web.StreamResponse:
         except ValueError:
             raise InvalidArgument(f"invalid value for tail: {tail!r}")
     timestamps = query_bool(request, "timestamps")
+    details = query_bool(request, "details")
     tty = c.config.tty
     response = web.StreamResponse(status=200, headers={"Content-Type": RAW if tty else MULTIPLEXED})
     await response.prepare(request)
     async for batch in read_log_batches(c.log_path, query, lambda: c.state.running):
         # one write per chunk of the file (a write per line cost more than the reading)
-        await response.write(await asyncio.to_thread(_render_logs, batch, tty, timestamps))
+        await response.write(await asyncio.to_thread(_render_logs, batch, tty, timestamps, details))
     await response.write_eof()
     return response
 
 
-def _render_logs(records: list[LogRecord], tty: bool, timestamps: bool) -> bytes:
-    """Log records as the client reads them: raw for a tty, else stream frames."""
+def _render_logs(
+    records: list[LogRecord], tty: bool, timestamps: bool, details: bool = False
+) -> bytes:
+    """Log records as the client reads them: raw for a tty, else stream frames; with
+    ``details`` each line starts with its attributes (``k=v,k2=v2 ``; a lone space when
+    it has none), with ``timestamps`` with its time before that — dockerd's order."""
     parts = []
     for rec in records:
-        data = (_timestamp_prefix(rec) + rec.data) if timestamps else rec.data
+        data = rec.data
+        if details:
+            data = _details_prefix(rec.attrs) + data
+        if timestamps:
+            data = _timestamp_prefix(rec) + data
         parts.append(data if tty else frame(_STREAM_IDS[rec.stream], data))
     return b"".join(parts)
+
+
+def _details_prefix(attrs: dict[str, str] | None) -> bytes:
+    """dockerd's ``attrsByteSlice``: query-escaped ``key=value`` pairs joined by commas
+    (sorted by key here: dockerd's order is a Go map's, i.e. random), then a space."""
+    if not attrs:
+        return b" "
+    from urllib.parse import quote_plus
+
+    pairs = (f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k, v in sorted(attrs.items()))
+    return (",".join(pairs) + " ").encode()
 
 
 def _time_param(request: web.Request, name: str) -> float:

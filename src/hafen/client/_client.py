@@ -450,6 +450,7 @@ class APIClient:
         tail: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        details: bool = False,
     ) -> StreamResponse:
         """``GET /containers/{id}/logs`` as a stream; multiplexed unless the container has a TTY."""
         params = {
@@ -460,6 +461,7 @@ class APIClient:
             "tail": tail,
             "since": since,
             "until": until,
+            "details": details or None,
         }
         return self._send("GET", f"/containers/{_q(container)}/logs", params)
 

@@ -1,23 +1,29 @@
 """Log driver options (``--log-driver``/``--log-opt``, daemon.json ``log-driver``/``log-opts``).
 
 Owns validation (Docker's json-file option names and value syntax) and the mapping to
-what the shim needs: a rotation size in bytes and a file count. A container that names
-no options of its own gets the daemon's defaults when it uses the daemon's driver.
+what the shim needs: a rotation size in bytes, a file count, and the attributes every
+record carries (``labels``/``labels-regex``/``env``/``env-regex`` pick the container's
+labels and environment variables, ``tag`` renders a template: dockerd's
+``ExtraAttributes`` and ``ParseLogTag``; ``logs --details`` shows them). A container
+that names no options of its own gets the daemon's defaults when it uses the daemon's
+driver.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from hafen.errors import InvalidArgument
 
 DRIVERS = ("json-file", "none")
-# the json-file options hafen implements; dockerd's others (compress, labels, env, tag,
-# mode, …) are refused by name rather than accepted and ignored
-JSON_FILE_OPTS = {"max-size", "max-file"}
-_NOT_IMPLEMENTED = {
-    "compress", "labels", "labels-regex", "env", "env-regex", "tag", "mode", "max-buffer-size",
-}  # fmt: skip
+# the json-file options hafen implements; dockerd's others are refused by name rather
+# than accepted and ignored
+JSON_FILE_OPTS = {"max-size", "max-file", "labels", "labels-regex", "env", "env-regex", "tag"}
+_NOT_IMPLEMENTED = {"compress", "mode", "max-buffer-size"}
+# ``tag`` templates: dockerd's logger.Info fields (a Go template; hafen renders the fields)
+_TAG_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+_TAG_FIELDS = {"ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "DaemonName"}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 
@@ -52,6 +58,73 @@ def validate(driver: str, options: dict[str, str]) -> None:
                 raise InvalidArgument("max-size must be a positive size")
         elif key == "max-file" and (not value.isdigit() or int(value) < 1):
             raise InvalidArgument("max-file cannot be less than 1")
+        elif key in ("labels-regex", "env-regex"):
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise InvalidArgument(f"log opt '{key}': invalid regular expression: {e}")
+        elif key == "tag":
+            _check_tag(value)
+
+
+def _check_tag(template: str) -> None:
+    unknown = {m.group(1) for m in _TAG_FIELD.finditer(template)} - _TAG_FIELDS
+    if unknown:
+        raise InvalidArgument(
+            f"log opt 'tag': unknown field {sorted(unknown)[0]!r} in template {template!r} "
+            f"(fields: {', '.join(sorted(_TAG_FIELDS))})"
+        )
+    if "{{" in _TAG_FIELD.sub("", template):
+        raise InvalidArgument(
+            f"log opt 'tag': hafen renders only {{{{.Field}}}} in templates, not {template!r}"
+        )
+
+
+@dataclass
+class LogInfo:
+    """What a container's log attributes are taken from (dockerd's ``logger.Info``)."""
+
+    id: str
+    name: str
+    image_id: str  # sha256:<hex>
+    image_name: str
+    labels: dict[str, str]
+    env: list[str]
+
+
+def attributes(options: dict[str, str], info: LogInfo) -> dict[str, str]:
+    """The attrs every record carries: picked labels and env vars, and ``tag``."""
+    attrs: dict[str, str] = {}
+    for key in filter(None, (options.get("labels") or "").split(",")):
+        if key in info.labels:
+            attrs[key] = info.labels[key]
+    if options.get("labels-regex"):
+        pattern = re.compile(options["labels-regex"])
+        attrs.update({k: v for k, v in info.labels.items() if pattern.search(k)})
+    env: dict[str, str] = {}
+    for item in info.env:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    for key in filter(None, (options.get("env") or "").split(",")):
+        if key in env:
+            attrs[key] = env[key]
+    if options.get("env-regex"):
+        pattern = re.compile(options["env-regex"])
+        attrs.update({k: v for k, v in env.items() if pattern.search(k)})
+    if options.get("tag"):
+        image_hex = info.image_id.removeprefix("sha256:")
+        fields = {
+            "ID": info.id[:12],
+            "FullID": info.id,
+            "Name": info.name.lstrip("/"),
+            "ImageID": image_hex[:12],
+            "ImageFullID": image_hex,
+            "ImageName": info.image_name,
+            "DaemonName": "docker",  # what tools that parse tags expect (dockerd's value)
+        }
+        attrs["tag"] = _TAG_FIELD.sub(lambda m: fields[m.group(1)], options["tag"])
+    return attrs
 
 
 def effective(
@@ -70,4 +143,4 @@ def rotation(options: dict[str, str]) -> tuple[int, int]:
     return size, files
 
 
-__all__ = ["DRIVERS", "effective", "parse_size", "rotation", "validate"]
+__all__ = ["DRIVERS", "LogInfo", "attributes", "effective", "parse_size", "rotation", "validate"]

@@ -25,6 +25,7 @@ class LogRecord:
     stream: str  # "stdout" | "stderr"
     data: bytes
     time: str  # RFC 3339 with nanoseconds
+    attrs: dict[str, str] | None = None  # the log attributes (--log-opt labels/env/tag)
 
     @property
     def timestamp(self) -> float:
@@ -69,7 +70,9 @@ def _parse_lines(lines: list[bytes]) -> list[LogRecord]:
     try:
         raws = json.loads(b"[" + b",".join(lines) + b"]")
         return [
-            LogRecord(r["stream"], r["log"].encode("utf-8", "surrogateescape"), r["time"])
+            LogRecord(
+                r["stream"], r["log"].encode("utf-8", "surrogateescape"), r["time"], r.get("attrs")
+            )
             for r in raws
         ]
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -79,7 +82,12 @@ def _parse_lines(lines: list[bytes]) -> list[LogRecord]:
 def _parse_line(line: bytes) -> LogRecord | None:
     try:
         raw = json.loads(line)
-        return LogRecord(raw["stream"], raw["log"].encode("utf-8", "surrogateescape"), raw["time"])
+        return LogRecord(
+            raw["stream"],
+            raw["log"].encode("utf-8", "surrogateescape"),
+            raw["time"],
+            raw.get("attrs"),
+        )
     except (ValueError, KeyError, TypeError):
         return None  # a torn last line (crash mid-write) is skipped, never fatal
 

@@ -745,6 +745,18 @@ class ContainerService:
                 env=self.options.shim_env or None,
                 log_max_size=max_size,
                 log_max_files=max_files,
+                log_attrs=logopts.attributes(
+                    c.host_config.log_config,
+                    logopts.LogInfo(
+                        id=c.id,
+                        name=c.name,
+                        image_id=c.image_id,
+                        image_name=c.image_ref,
+                        labels=c.config.labels,
+                        env=c.config.env,
+                    ),
+                )
+                or None,
             )
         except HafenError as e:
             raise await self._start_failed(c, rootfs, e) from e

@@ -80,6 +80,7 @@ async def launch_shim(
     env: dict[str, str] | None = None,
     log_max_size: int = 0,
     log_max_files: int = 1,
+    log_attrs: dict[str, str] | None = None,
 ) -> ShimInfo:
     """Run the shim's launcher and return once the container is created (not started).
 
@@ -111,6 +112,8 @@ async def launch_shim(
         argv.append("--stdin-once")
     if log_max_size:
         argv += ["--log-max-size", str(log_max_size), "--log-max-file", str(log_max_files)]
+    if log_attrs:
+        argv += ["--log-attrs", json.dumps(log_attrs, separators=(",", ":"))]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,

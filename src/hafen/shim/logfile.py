@@ -1,7 +1,9 @@
 """Docker's json-file log format, written as the container produces output.
 
 Owns the record format — one JSON object per line,
-``{"log":"hello\\n","stream":"stdout","time":"<RFC 3339 nano UTC>"}`` — and Docker's
+``{"log":"hello\\n","stream":"stdout","time":"<RFC 3339 nano UTC>"}``, with
+``"attrs":{...}`` before ``time`` when the container has log attributes (``--log-opt``
+labels, env, tag: the same in every record, as dockerd writes them) — and Docker's
 splitting rules: a record per newline-terminated line; a partial line becomes its own
 record (without ``\\n``) once it reaches 16 KiB or when its stream ends. The file is
 opened with ``O_APPEND`` and every batch of complete records is written with one
@@ -23,22 +25,34 @@ from hafen.shim.proto import STREAM_NAMES, rfc3339_nano
 MAX_PARTIAL = 16 * 1024
 
 
-def encode_record(data: bytes, stream: str, ts: str) -> bytes:
-    """One json-file line; bytes that are not UTF-8 become U+FFFD as in Docker."""
+def encode_record(data: bytes, stream: str, ts: str, attrs: str = "") -> bytes:
+    """One json-file line; bytes that are not UTF-8 become U+FFFD as in Docker.
+    ``attrs`` is the record's encoded ``,"attrs":{...}`` member, or empty."""
     text = json.dumps(data.decode("utf-8", "replace"), ensure_ascii=False)
-    return f'{{"log":{text},"stream":"{stream}","time":"{ts}"}}\n'.encode()
+    return f'{{"log":{text},"stream":"{stream}"{attrs},"time":"{ts}"}}\n'.encode()
 
 
 class JsonLogWriter:
     """Appends container output to one json-file log, keeping partial lines per stream."""
 
-    def __init__(self, path: str, max_size: int = 0, max_files: int = 1) -> None:
+    def __init__(
+        self,
+        path: str,
+        max_size: int = 0,
+        max_files: int = 1,
+        attrs: dict[str, str] | None = None,
+    ) -> None:
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
         self.path = path
         self.max_size = max_size
         self.max_files = max(1, max_files)
+        self._attrs = (
+            ',"attrs":' + json.dumps(attrs, ensure_ascii=False, separators=(",", ":"))
+            if attrs
+            else ""
+        )
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
         self._partial: dict[int, bytearray] = {}
@@ -73,12 +87,12 @@ class JsonLogWriter:
                 break
             # a long line is cut into 16 KiB records even when its newline is already here
             while nl + 1 - start > MAX_PARTIAL:
-                out += encode_record(bytes(buf[start : start + MAX_PARTIAL]), name, ts)
+                out += encode_record(bytes(buf[start : start + MAX_PARTIAL]), name, ts, self._attrs)
                 start += MAX_PARTIAL
-            out += encode_record(bytes(buf[start : nl + 1]), name, ts)
+            out += encode_record(bytes(buf[start : nl + 1]), name, ts, self._attrs)
             start = nl + 1
         while len(buf) - start >= MAX_PARTIAL:
-            out += encode_record(bytes(buf[start : start + MAX_PARTIAL]), name, ts)
+            out += encode_record(bytes(buf[start : start + MAX_PARTIAL]), name, ts, self._attrs)
             start += MAX_PARTIAL
         del buf[:start]
         self._emit(out)
@@ -88,7 +102,7 @@ class JsonLogWriter:
         buf = self._partial.pop(stream, None)
         if buf:
             name = STREAM_NAMES.get(stream, "stdout")
-            self._emit(encode_record(bytes(buf), name, rfc3339_nano()))
+            self._emit(encode_record(bytes(buf), name, rfc3339_nano(), self._attrs))
 
     def close(self) -> None:
         for stream in list(self._partial):

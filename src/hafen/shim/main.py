@@ -26,7 +26,7 @@ from hafen.shim.proto import SOCKET_NAME, reachable_path
 
 USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                   [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
-                  [--log-max-size BYTES] [--log-max-file N]"""
+                  [--log-max-size BYTES] [--log-max-file N] [--log-attrs JSON]"""
 
 _VALUE_FLAGS = {
     "id": "id",
@@ -37,6 +37,7 @@ _VALUE_FLAGS = {
     "runtime-root": "runtime_root",
     "log-max-size": "log_max_size",
     "log-max-file": "log_max_files",
+    "log-attrs": "log_attrs",
 }
 _BOOL_FLAGS = {"tty": "tty", "stdin": "stdin", "stdin-once": "stdin_once"}
 _REQUIRED = ("id", "bundle", "state-dir", "log-path", "runtime")
@@ -93,7 +94,25 @@ def parse_args(argv: list[str]) -> ShimOptions:
         stdin_once=flags.get("stdin-once", False),
         log_max_size=_count(values, "log-max-size", 0),
         log_max_files=_count(values, "log-max-file", 1),
+        log_attrs=_attrs(values.get("log-attrs")),
     )
+
+
+def _attrs(text: str | None) -> dict[str, str] | None:
+    """``--log-attrs``: a JSON object of strings (the record's ``attrs``)."""
+    if not text:
+        return None
+    import json
+
+    try:
+        attrs = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"--log-attrs is not JSON: {e}") from e
+    if not isinstance(attrs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attrs.items()
+    ):
+        raise UsageError("--log-attrs must be a JSON object of strings")
+    return attrs or None
 
 
 def _count(values: dict[str, str], name: str, default: int) -> int:

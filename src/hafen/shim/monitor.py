@@ -73,6 +73,7 @@ class ShimOptions:
     stdin_once: bool = False
     log_max_size: int = 0  # bytes; 0: never rotate
     log_max_files: int = 1
+    log_attrs: dict[str, str] | None = None  # --log-opt labels/env/tag: in every record
 
 
 class _Conn:
@@ -191,7 +192,9 @@ class Shim:
             raise CreateError(f"runtime create wrote no usable pid file {pid_file}: {e}") from e
         self.oom_file = memory_cgroup_file(self.pid)
         self.oom_baseline = oom_kill_count(self.oom_file)
-        self.log = JsonLogWriter(opts.log_path, opts.log_max_size, opts.log_max_files)
+        self.log = JsonLogWriter(
+            opts.log_path, opts.log_max_size, opts.log_max_files, opts.log_attrs
+        )
         info = self._path(INFO_FILE_NAME)
         self._created_files.append(info)
         _write_json_atomic(info, {"shim_pid": os.getpid(), "pid": self.pid})

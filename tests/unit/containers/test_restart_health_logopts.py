@@ -73,3 +73,32 @@ def test_log_options() -> None:
         logopts.validate("json-file", {"max-file": "0"})
     with pytest.raises(InvalidArgument, match="takes no options"):
         logopts.validate("none", {"max-size": "1k"})
+
+
+def test_log_attributes_pick_labels_env_and_render_the_tag() -> None:
+    from hafen.containers.logopts import LogInfo, attributes
+
+    info = LogInfo(
+        id="ab" * 32,
+        name="/web",
+        image_id="sha256:" + "cd" * 32,
+        image_name="busybox:latest",
+        labels={"team": "core", "tier": "web", "zone": "a"},
+        env=["PATH=/bin", "STAGE=prod", "APP_X=1", "EMPTY="],
+    )
+    opts = {
+        "labels": "team,absent",
+        "labels-regex": "^zo",
+        "env": "STAGE,EMPTY,UNSET",
+        "env-regex": "^APP_",
+        "tag": "{{.ImageName}}|{{ .Name }}|{{.ID}}|{{.ImageID}}|{{.DaemonName}}",
+    }
+    assert attributes(opts, info) == {
+        "team": "core",
+        "zone": "a",
+        "STAGE": "prod",
+        "EMPTY": "",
+        "APP_X": "1",
+        "tag": f"busybox:latest|web|{'ab' * 6}|{'cd' * 6}|docker",
+    }
+    assert attributes({"max-size": "1m"}, info) == {}

@@ -525,6 +525,7 @@ def logs(
         tail=tail,
         since=since_ts,
         until=until_ts,
+        details=details,
     )
     out, err = _binary(sys.stdout), _binary(sys.stderr)
     ctype = stream.content_type

@@ -1,0 +1,64 @@
+"""The docker CLI's `logs` against hafend: --details with the json-file attribute options
+(labels, labels-regex, env, env-regex, tag), and the other logs flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.compat.test_docker_cli import docker
+from tests.conftest import Hafend
+
+
+def test_docker_logs_details_show_labels_env_and_tag(hafend: Hafend, tmp_path: Path) -> None:
+    cid = docker(
+        hafend, tmp_path, "run", "-d", "--name", "logattrs",
+        "--label", "team=core", "--label", "tier=web", "--label", "other=x",
+        "-e", "STAGE=prod", "-e", "SECRET=no", "-e", "APP_MODE=fast run",
+        "--log-opt", "labels=team,missing", "--log-opt", "labels-regex=^ti",
+        "--log-opt", "env=STAGE", "--log-opt", "env-regex=^APP_",
+        "--log-opt", "tag={{.Name}}/{{.ID}}",
+        "busybox", "sh", "-c", "echo one; echo two >&2",
+    ).stdout.strip()  # fmt: skip
+    try:
+        docker(hafend, tmp_path, "wait", cid)
+        prefix = f"APP_MODE=fast+run,STAGE=prod,tag=logattrs%2F{cid[:12]},team=core,tier=web "
+        result = docker(hafend, tmp_path, "logs", "--details", cid)
+        assert result.stdout == prefix + "one\n"
+        assert result.stderr == prefix + "two\n"
+        # timestamps come first, then the details
+        stamped = docker(hafend, tmp_path, "logs", "--details", "-t", cid).stdout
+        stamp, rest = stamped.split(" ", 1)
+        assert stamp.endswith("Z") and rest == prefix + "one\n"
+        assert docker(hafend, tmp_path, "logs", cid).stdout == "one\n"  # no details: plain
+        # the attributes are in every record of the json-file, as dockerd writes them
+        log_path = docker(hafend, tmp_path, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip()
+        records = [json.loads(line) for line in Path(log_path).read_text().splitlines()]
+        assert {r["log"] for r in records} == {"one\n", "two\n"}
+        assert all(r["attrs"]["tag"] == f"logattrs/{cid[:12]}" for r in records)
+        assert list(records[0]) == ["log", "stream", "attrs", "time"]
+        # and hafen's CLI shows the same
+        assert hafend.cli("logs", "--details", cid).stdout == prefix + "one\n"
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", cid)
+
+
+def test_docker_logs_details_without_attributes_is_a_space(hafend: Hafend, tmp_path: Path) -> None:
+    cid = docker(hafend, tmp_path, "run", "-d", "busybox", "echo", "plain").stdout.strip()
+    try:
+        docker(hafend, tmp_path, "wait", cid)
+        assert docker(hafend, tmp_path, "logs", "--details", cid).stdout == " plain\n"
+        assert hafend.cli("logs", "--details", cid).stdout == " plain\n"
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", cid)
+
+
+def test_bad_log_attribute_options_are_refused(hafend: Hafend, tmp_path: Path) -> None:
+    for opt, message in [
+        ("tag={{.Nope}}", "unknown field 'Nope'"),
+        ("tag={{json .Name}}", "renders only"),
+        ("env-regex=(", "invalid regular expression"),
+        ("compress=true", "not supported by hafen"),
+    ]:
+        r = docker(hafend, tmp_path, "create", "--log-opt", opt, "busybox", check=False)
+        assert r.returncode != 0 and message in r.stderr, (opt, r.stderr)
