@@ -50,15 +50,25 @@ _RET_ALLOW = 0x7FFF0000
 ENOSYS = 38
 EPERM = 1
 
-_AUDIT_ARCH = {"SCMP_ARCH_X86_64": 0xC000003E, "SCMP_ARCH_X86": 0x40000003}
-_NATIVE = {"x86_64": "SCMP_ARCH_X86_64"}
+# AUDIT_ARCH_* of linux/audit.h: EM_* | __AUDIT_ARCH_64BIT (0x80000000) | _LE (0x40000000).
+_AUDIT_ARCH = {
+    "SCMP_ARCH_X86_64": 0xC000003E,
+    "SCMP_ARCH_X86": 0x40000003,
+    "SCMP_ARCH_AARCH64": 0xC00000B7,
+}
+_NATIVE = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
 _X32_BIT = 0x40000000
 
 
 def _table(arch: str) -> dict[str, int]:
     from hafen.runtime import _syscall_table
 
-    return _syscall_table.X86_64 if arch == "SCMP_ARCH_X86_64" else _syscall_table.X86
+    tables = {
+        "SCMP_ARCH_X86_64": _syscall_table.X86_64,
+        "SCMP_ARCH_X86": _syscall_table.X86,
+        "SCMP_ARCH_AARCH64": _syscall_table.AARCH64,
+    }
+    return tables[arch]
 
 
 def action_value(action: str, errno_ret: int | None, default_errno: int) -> int:

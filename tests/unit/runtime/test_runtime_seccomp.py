@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from hafen.errors import InvalidConfig
 from hafen.oci import defaults
 from hafen.oci.seccomp import default_profile, to_oci
 from hafen.runtime import seccomp
-from hafen.runtime._syscall_table import X86, X86_64
+from hafen.runtime._syscall_table import AARCH64, X86, X86_64
 
 X64 = 0xC000003E
 I386 = 0x40000003
@@ -133,3 +136,52 @@ def test_docker_filtering_by_caps_and_arch() -> None:
     assert {"mount", "unshare", "setns", "clone"} <= admin_names
     old = to_oci(default_profile(), [], machine="x86_64", kernel=(4, 4))
     assert "ptrace" not in {n for r in old["syscalls"] for n in r["names"]}
+
+
+AARCH64_AUDIT = 0xC00000B7
+
+
+@pytest.fixture(scope="module")
+def arm64_default() -> tuple[dict[str, object], bytes]:
+    profile = to_oci(default_profile(), list(defaults.DEFAULT_CAPABILITIES), machine="aarch64")
+    return profile, seccomp.compile_filter(profile, machine="aarch64")
+
+
+def test_aarch64_docker_default_profile(arm64_default: tuple[dict[str, object], bytes]) -> None:
+    profile, program = arm64_default
+    # Docker's archMap: an arm64 host lists aarch64 and its 32-bit compat mode.
+    assert profile["architectures"] == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+
+    def run(name: str, *args: int) -> int:
+        return seccomp.evaluate(program, AARCH64[name], AARCH64_AUDIT, args)
+
+    for name in ("read", "write", "openat", "execve", "clone", "futex", "newfstatat"):
+        assert run(name, 0x11) == ALLOW, name
+    for name in ("mount", "unshare", "keyctl", "setns", "bpf"):
+        assert run(name) == EPERM, name
+    assert run("clone", 0x10000000 | 0x11) == EPERM  # CLONE_NEWUSER: flags are arg0 here
+    assert run("socket", 40) == EPERM  # AF_VSOCK
+    assert run("clone3") == 0x00050000 | 38  # ENOSYS: libc falls back to clone
+    # x86 is not in this program: another architecture's syscall kills the process.
+    assert seccomp.evaluate(program, 0, X64) == 0x80000000
+
+
+def test_aarch64_table_has_the_generic_numbers() -> None:
+    # asm-generic/unistd.h numbering (arm64 has no open/stat/fork: only the *at forms).
+    assert (AARCH64["io_setup"], AARCH64["openat"], AARCH64["read"]) == (0, 56, 63)
+    assert (AARCH64["execve"], AARCH64["clone3"], AARCH64["mseal"]) == (221, 435, 462)
+    assert not {"open", "stat", "fork", "arch_prctl", "fcntl64"} & set(AARCH64)
+
+
+@pytest.mark.skipif(
+    not (Path("/usr/include/asm-generic/unistd.h").exists() and shutil.which("gcc")),
+    reason="needs gcc and the kernel's uapi headers (linux-libc-dev) to regenerate",
+)
+def test_aarch64_table_is_what_the_generator_prints() -> None:
+    script = Path(__file__).resolve().parents[3] / "scripts" / "gen-syscall-table-aarch64"
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True
+    ).stdout
+    generated: dict[str, dict[str, int]] = {}
+    exec(out, {}, generated)  # the script prints one dict literal: AARCH64 = {...}
+    assert generated["AARCH64"] == AARCH64
