@@ -262,6 +262,10 @@ def main() -> None:
     counts = sorted(int(k) for k in args.containers.split(","))
     if shutil.which("dockerd") is None:
         sys.exit("dockerd is not installed (Debian's docker.io)")
+    # bytecode for sources edited since scripts/setup: with PYTHONDONTWRITEBYTECODE set,
+    # every hafen command and shim would otherwise compile them again
+    src = Path(__file__).resolve().parent.parent / "src"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=False)
     load_before = os.getloadavg()
     results: dict[str, dict[str, Stat]] = {"hafen": {}, "docker": {}}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:

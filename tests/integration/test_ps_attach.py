@@ -88,3 +88,30 @@ def test_port_without_published_ports(hafend: Hafend) -> None:
         assert r.returncode == 1 and "No public port '80/tcp' published" in r.stderr
     finally:
         hafend.cli("rm", "-f", cid)
+
+
+def test_ps_answers_from_the_daemons_records_not_from_container_files(hafend: Hafend) -> None:
+    """ps -a stays flat with many containers because it reads nothing per container:
+    with their directories out of the way, the listing (state, exit code) is unchanged."""
+    created = hafend.cli("create", "busybox", "true").stdout.strip()
+    exited = hafend.cli("run", "-d", "busybox", "sh", "-c", "exit 3").stdout.strip()
+    hafend.cli("wait", exited)
+    moved = []
+    try:
+        for cid in (created, exited):
+            for root in (hafend.data_root, hafend.exec_root):
+                path = root / "containers" / cid
+                if path.exists():
+                    os.rename(path, f"{path}.away")
+                    moved.append(path)
+        fmt = "{{.ID}} {{.State}} {{.Status}}"
+        rows = hafend.cli("ps", "-a", "--no-trunc", "--format", fmt).stdout.splitlines()
+        mine = {
+            r.split()[0]: r.split(None, 1)[1] for r in rows if r.split()[0] in (created, exited)
+        }
+        assert mine[created] == "created Created"
+        assert mine[exited].startswith("exited Exited (3) ")
+    finally:
+        for path in moved:
+            os.rename(f"{path}.away", path)
+        hafend.cli("rm", "-f", created, exited)
