@@ -418,13 +418,15 @@ def container_summary(c: Container) -> dict[str, Any]:
                 "Type": p.proto,
             }
             for p in c.ports
-        ],
+        ]
+        if c.ports
+        else [],
         "Labels": c.config.labels,
         "State": c.state.status.value,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
-        "NetworkSettings": {"Networks": network_settings(c)["Networks"]},
-        "Mounts": [mount_point_to_api(m) for m in c.mount_points],
+        "NetworkSettings": {"Networks": networks_to_api(c)},
+        "Mounts": [mount_point_to_api(m) for m in c.mount_points] if c.mount_points else [],
     }
 
 
@@ -487,9 +489,15 @@ def endpoint_request_from_api(raw: Any, where: str) -> EndpointRequest:
     )
 
 
-def network_settings(c: Container) -> dict[str, Any]:
-    """Docker's ``NetworkSettings``: per network, the request and (while running) the endpoint."""
+def networks_to_api(c: Container) -> dict[str, Any]:
+    """``NetworkSettings.Networks``: per network, the request and (while running) the
+    endpoint (all that ``ps`` shows of the network settings)."""
     networks: dict[str, Any] = {}
+    if not c.networks:
+        mode = c.host_config.network_mode
+        if mode in ("host", "none"):
+            networks[mode] = {"NetworkID": "", "EndpointID": "", "IPAddress": "", "Gateway": ""}
+        return networks
     live = {e.network_id: e for e in c.endpoints}
     for network_id, req in c.networks.items():
         e = live.get(network_id)
@@ -512,6 +520,13 @@ def network_settings(c: Container) -> dict[str, Any]:
     mode = c.host_config.network_mode
     if mode in ("host", "none"):
         networks[mode] = {"NetworkID": "", "EndpointID": "", "IPAddress": "", "Gateway": ""}
+    return networks
+
+
+def network_settings(c: Container) -> dict[str, Any]:
+    """Docker's ``NetworkSettings``: per network, the request and (while running) the endpoint."""
+    networks = networks_to_api(c)
+    live = {e.network_id: e for e in c.endpoints}
     default = live.get(next((k for k, r in c.networks.items() if r.network_name == "bridge"), ""))
     return {
         "Bridge": "",
