@@ -15,6 +15,12 @@ frames ``[stream:1][0,0,0][len:4 BE][payload]`` (shim → daemon) and raw stdin 
 
 Failures raise ``hafen.errors.RuntimeFailure`` with the shim's (or runtime's) message.
 Standard library only.
+
+Launches go through a zygote (``hafen.shim.zygote``) when the shim command is
+``... -m hafen.shim``: one pre-imported launcher per shim command line and environment,
+started on first use and alive as long as this process holds its socket; the exec'd
+launcher is the fallback (zygote disabled with ``HAFEN_SHIM_ZYGOTE=0``, not startable,
+or gone).
 """
 
 from __future__ import annotations
@@ -22,13 +28,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import socket
+import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from hafen.errors import RuntimeFailure
 from hafen.shim.proto import EXIT_FILE_NAME, SOCKET_NAME, reachable_path
+
+log = logging.getLogger(__name__)
+
+ZYGOTE_START_TIMEOUT = 30.0
 
 
 @dataclass
@@ -114,29 +127,156 @@ async def launch_shim(
         argv += ["--log-max-size", str(log_max_size), "--log-max-file", str(log_max_files)]
     if log_attrs:
         argv += ["--log-attrs", json.dumps(log_attrs, separators=(",", ":"))]
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-    except OSError as e:
-        raise RuntimeFailure(f"cannot run the shim {argv_prefix[0]!r}: {e}") from e
-    out, err = await proc.communicate()
+    zygote = await _zygote_for(argv_prefix, env)
+    out = await zygote.launch(argv[len(argv_prefix) :]) if zygote is not None else None
+    if out is not None:
+        err = b""
+        returncode: int | None = 0  # a launcher reports a pid only when it succeeds
+    else:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except OSError as e:
+            raise RuntimeFailure(f"cannot run the shim {argv_prefix[0]!r}: {e}") from e
+        out, err = await proc.communicate()
+        returncode = proc.returncode
     report: Any = None
     for line in out.decode(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             report = json.loads(line)
-    if isinstance(report, dict) and proc.returncode == 0 and isinstance(report.get("pid"), int):
+    if isinstance(report, dict) and returncode == 0 and isinstance(report.get("pid"), int):
         return ShimInfo(pid=report["pid"], shim_pid=int(report.get("shim_pid", 0)))
     if isinstance(report, dict) and report.get("error"):
         raise RuntimeFailure(str(report["error"]))
     detail = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+    if zygote is not None and out is not None:
+        raise RuntimeFailure(
+            f"shim for {container_id} ended without a report: {detail or 'no output'}"
+        )
     raise RuntimeFailure(
-        f"shim for {container_id} exited with status {proc.returncode}: {detail or 'no output'}"
+        f"shim for {container_id} exited with status {returncode}: {detail or 'no output'}"
     )
+
+
+class ShimZygote:
+    """The daemon's handle on one running zygote: its process and its control socket."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], control: socket.socket) -> None:
+        self.proc = proc
+        self.control = control  # SOCK_SEQPACKET, non-blocking
+
+    @classmethod
+    def start(cls, argv_prefix: list[str], env: dict[str, str] | None) -> ShimZygote:
+        """Start a zygote and wait until it has imported everything (blocking).
+
+        Raises OSError when it cannot be started or does not report ready.
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            proc = subprocess.Popen(
+                [*argv_prefix, "--zygote", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # not in the daemon's process group
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.settimeout(ZYGOTE_START_TIMEOUT)
+        try:
+            ready = ours.recv(64)
+        except OSError:
+            ready = b""
+        if ready != b"ready":
+            ours.close()  # the zygote leaves on EOF; make sure of it
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+            raise OSError(f"shim zygote {argv_prefix!r} did not start")
+        ours.setblocking(False)
+        return cls(proc, ours)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    async def launch(self, shim_args: list[str]) -> bytes | None:
+        """Run one launcher in a fork of the zygote; its output (report line), or None
+        when the zygote could not take the request (the caller execs a launcher)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            socket.send_fds(self.control, [json.dumps(shim_args).encode()], [theirs.fileno()])
+        except OSError:  # gone (EPIPE), or not reading (EAGAIN): do without it
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        try:
+            return await reader.read()
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        """Let the zygote go (it exits on EOF) and reap it."""
+        self.control.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_zygotes: dict[tuple[Any, ...], ShimZygote | None] = {}
+_zygotes_lock = threading.Lock()
+
+
+def _zygote_key(argv_prefix: list[str], env: dict[str, str] | None) -> tuple[Any, ...]:
+    return (tuple(argv_prefix), tuple(sorted(env.items())) if env is not None else None)
+
+
+def _ensure_zygote(argv_prefix: list[str], env: dict[str, str] | None) -> ShimZygote | None:
+    key = _zygote_key(argv_prefix, env)
+    with _zygotes_lock:
+        if key in _zygotes:
+            known = _zygotes[key]
+            if known is None or known.alive():
+                return known
+            known.close()
+        try:
+            zygote: ShimZygote | None = ShimZygote.start(argv_prefix, env)
+        except OSError as e:
+            log.warning("shim zygote unavailable, launching shims by exec: %s", e)
+            zygote = None
+        _zygotes[key] = zygote
+        return zygote
+
+
+async def _zygote_for(argv_prefix: list[str], env: dict[str, str] | None) -> ShimZygote | None:
+    """The zygote for this shim command line (started on first use), or None."""
+    if argv_prefix[-2:] != ["-m", "hafen.shim"] or os.environ.get("HAFEN_SHIM_ZYGOTE") == "0":
+        return None
+    known = _zygotes.get(_zygote_key(argv_prefix, env))
+    if known is not None and known.alive():
+        return known
+    return await asyncio.to_thread(_ensure_zygote, argv_prefix, env)
+
+
+def close_zygotes() -> None:
+    """Stop every zygote this process started (shims and containers are not affected)."""
+    with _zygotes_lock:
+        for zygote in _zygotes.values():
+            if zygote is not None:
+                zygote.close()
+        _zygotes.clear()
 
 
 class ShimClient:
@@ -288,6 +428,8 @@ __all__ = [
     "ExitStatus",
     "ShimClient",
     "ShimInfo",
+    "ShimZygote",
+    "close_zygotes",
     "launch_shim",
     "read_exit_status",
     "shim_socket_reachable",

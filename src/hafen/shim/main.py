@@ -2,6 +2,7 @@
 
     hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
+    hafen-shim --zygote FD      (the daemon's pre-imported launcher, see ``zygote``)
 
 The launcher creates the state dir, binds and listens on ``<state-dir>/shim.sock``
 before forking (so the daemon can connect as soon as the launcher exits), forks the
@@ -23,6 +24,7 @@ import sys
 
 from hafen.shim.monitor import ShimOptions, run_shim
 from hafen.shim.proto import SOCKET_NAME, reachable_path
+from hafen.shim.runtime import is_hafen_runtime, preload
 
 USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                   [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
@@ -205,10 +207,17 @@ def launch(opts: ShimOptions) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--zygote"] and len(args) == 2 and args[1].isdigit():
+        from hafen.shim.zygote import serve
+
+        return serve(int(args[1]))
     try:
-        opts = parse_args(sys.argv[1:] if argv is None else argv)
+        opts = parse_args(args)
     except UsageError as e:
         print(f"hafen-shim: {e}\n{USAGE}", file=sys.stderr)
         _emit({"error": f"hafen-shim: {e}"})
         return 2
+    if is_hafen_runtime(opts.runtime):
+        preload()  # before the fork: the shim runs each runtime verb in a fork of itself
     return launch(opts)

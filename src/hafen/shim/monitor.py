@@ -104,11 +104,16 @@ def set_subreaper() -> None:
 
 
 def _write_json_atomic(path: str, obj: dict[str, Any]) -> None:
+    """Write-then-rename: a reader (a restarted daemon) never sees a partial file.
+
+    No fsync: these files live in the exec root (a tmpfs such as /run/hafen), and what
+    they describe — running processes — does not outlive a machine crash anyway; the
+    rename alone survives the crash of the shim or the daemon, which is what counts.
+    """
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, json.dumps(obj).encode() + b"\n")
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

@@ -42,8 +42,15 @@ def test_start_runs_the_container_and_state_follows(shims: Shims) -> None:
     c = shims.launch(["sleep", "100"])
     run(c.client.start())
     assert run(c.client.state()) == {"pid": c.info.pid, "status": "running"}
-    with open(f"/proc/{c.info.pid}/cmdline", "rb") as f:
-        assert f.read().split(b"\0")[0] == b"sleep"
+    # start returns once the init is released to exec (as runc's): the exec may still run
+    deadline = time.monotonic() + 5
+    while True:
+        with open(f"/proc/{c.info.pid}/cmdline", "rb") as f:
+            argv0 = f.read().split(b"\0")[0]
+        if argv0 == b"sleep" or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    assert argv0 == b"sleep"
     run(c.client.kill(9))
     assert run(c.client.wait()).exit_code == 137
 

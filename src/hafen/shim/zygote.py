@@ -1,0 +1,101 @@
+"""The shim zygote: a pre-imported ``hafen-shim`` that forks launchers on request.
+
+Starting a container would otherwise begin with a fresh interpreter for the launcher
+(start-up plus the shim's and the runtime's imports, ~20-40 ms). The daemon instead keeps
+one zygote per shim command line (``python3 -S -m hafen.shim --zygote FD``), started on
+the first launch, with everything imported. Lifecycle and protocol:
+
+- The daemon passes one end of a ``SOCK_SEQPACKET`` socketpair as ``FD``; the zygote
+  imports the shim and the runtime, sends ``ready`` and then waits on it.
+- A launch is one message: the shim's command line as a JSON list, with one fd attached
+  (SCM_RIGHTS), a fresh stream socket of the daemon's. The zygote forks; the child puts
+  that socket on its stdout and stderr and runs the ordinary launcher (``main.main``),
+  whose report line (``{"pid", "shim_pid"}`` or ``{"error"}``) the daemon reads until
+  EOF, exactly as from an exec'd launcher. The child exits after the report, so the
+  shim it forked is re-parented away from the zygote, as before; the shim calls
+  ``setsid`` itself.
+- The zygote never runs container code itself and holds no state: it reaps nothing
+  (SIGCHLD ignored, launchers are reaped by the kernel) and exits when the daemon's end
+  closes (EOF), so a killed or restarted daemon leaves no zygote behind, while the
+  shims and containers it started run on and are re-adopted as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+
+READY = b"ready"
+MAX_REQUEST = 1 << 20
+
+
+def serve(fd: int) -> int:
+    """Run the zygote on the daemon's socket ``fd`` until the daemon goes away."""
+    from hafen.shim.runtime import preload
+
+    ctl = socket.socket(fileno=fd)
+    os.set_inheritable(ctl.fileno(), False)
+    preload()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    ctl.send(READY)
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_REQUEST, 4)
+        except InterruptedError:
+            continue
+        except OSError:
+            return 1
+        if not msg and not fds:
+            return 0  # the daemon closed its end
+        if len(fds) != 1:
+            for extra in fds:
+                os.close(extra)
+            continue
+        try:
+            argv = json.loads(msg)
+            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+                raise ValueError("not a list of strings")
+        except ValueError as e:
+            os.write(fds[0], json.dumps({"error": f"shim zygote: bad request: {e}"}).encode())
+            os.close(fds[0])
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _launcher(ctl, fds[0], argv)
+        os.close(fds[0])
+
+
+def _launcher(ctl: socket.socket, conn: int, argv: list[str]) -> None:
+    """The forked child: an ordinary launcher with ``conn`` as its stdout and stderr."""
+    code = 1
+    try:
+        ctl.close()
+        # the dispositions of a freshly started interpreter, as an exec'd launcher has
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(conn, 1)
+        os.dup2(conn, 2)
+        os.close(null)
+        os.close(conn)
+        from hafen.shim.main import main
+
+        code = main(argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        try:
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+    os._exit(code)

@@ -1,0 +1,184 @@
+"""The start path's fast paths: hafen-runtime run in a fork of the shim, and the zygote.
+
+The in-process runtime must be indistinguishable from the exec'd CLI (same exit codes,
+logs, runtime state and error messages); the zygote must leave shims and containers
+independent of it and of the daemon that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from hafen.errors import RuntimeFailure
+from hafen.shim import client as shim_client
+from hafen.shim.client import ShimClient, ShimZygote
+from hafen.shim.runtime import RuntimeCommand, is_hafen_runtime
+
+from .conftest import SHIM_COMMAND, SHIM_ENV, SRC, Shims, pid_alive, ppid_of, run, wait_gone
+
+PYTHON = os.path.realpath(sys.executable)
+IN_PROCESS = [PYTHON, "-S", "-m", "hafen.runtime"]
+EXECED = ["env", PYTHON, "-S", "-m", "hafen.runtime"]  # same CLI, not recognized: exec'd
+
+
+def _state(shims: Shims, cid: str) -> dict[str, object]:
+    out = subprocess.run(
+        [*IN_PROCESS, "--root", str(shims.runtime_root), "state", cid],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **SHIM_ENV},
+    ).stdout
+    state: dict[str, object] = json.loads(out)
+    return state
+
+
+def test_only_hafens_own_runtime_runs_in_process(tmp_path: Path) -> None:
+    assert is_hafen_runtime(IN_PROCESS)
+    assert is_hafen_runtime(["python3", "-m", "hafen.runtime"])
+    for other in (["runc"], ["crun", "--debug"], EXECED, [PYTHON, "-m", "other.runtime"]):
+        assert not is_hafen_runtime(other), other
+    r, w = os.pipe()
+    try:
+        assert RuntimeCommand(IN_PROCESS, None, str(tmp_path), r).in_process
+        assert not RuntimeCommand(EXECED, None, str(tmp_path), r).in_process
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.parametrize("runtime", [IN_PROCESS, EXECED], ids=["in-process", "exec"])
+def test_in_process_runtime_matches_the_cli(shims: Shims, runtime: list[str]) -> None:
+    c = shims.launch(["sh", "-c", "echo out; echo err >&2; exit 3"], runtime=runtime)
+    state = _state(shims, c.id)
+    assert state["status"] == "created" and state["pid"] == c.info.pid
+    assert state["bundle"] == str(c.bundle)
+    # the container init is the shim's child either way (the intermediate is gone)
+    assert ppid_of(c.info.pid) == c.info.shim_pid
+    run(c.client.start())
+    assert run(c.client.wait()).exit_code == 3
+    logs = sorted((r["stream"], r["log"]) for r in c.log_records())
+    assert logs == [("stderr", "err\n"), ("stdout", "out\n")]
+    assert wait_gone(c.info.shim_pid)
+    # delete ran: the runtime holds nothing for it any more
+    gone = subprocess.run(
+        [*IN_PROCESS, "--root", str(shims.runtime_root), "state", c.id],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **SHIM_ENV},
+    )
+    assert gone.returncode == 1 and "does not exist" in gone.stderr
+
+
+def test_in_process_and_cli_runtime_fail_with_the_same_message(shims: Shims) -> None:
+    messages = []
+    for runtime in (IN_PROCESS, EXECED):
+        with pytest.raises(RuntimeFailure) as failed:
+            shims.launch(["/no/such/program"], runtime=runtime)
+        messages.append(str(failed.value))
+    assert messages[0] == messages[1]
+    assert "/no/such/program" in messages[0]
+
+
+def test_in_process_exec_and_kill(shims: Shims) -> None:
+    c = shims.launch(["sleep", "100"], runtime=IN_PROCESS)
+    run(c.client.start())
+
+    async def exec_echo() -> bytes:
+        process = {
+            "args": ["sh", "-c", "echo hi; exit 4"],
+            "cwd": "/",
+            "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0},
+        }
+        _pid, reader, writer = await c.client.exec("e1", process, stdin=False)
+        data = await reader.read()
+        writer.close()
+        return data
+
+    data = run(exec_echo())
+    assert b"hi\n" in data and b'{"exit_code": 4}' in data
+    run(c.client.kill(signal.SIGKILL))
+    assert run(c.client.wait()).exit_code == 137
+
+
+def test_zygote_shims_are_nobodys_children_and_outlive_the_zygote(shims: Shims) -> None:
+    c = shims.launch(["sleep", "100"])
+    zygote = shim_client._zygotes.get(shim_client._zygote_key(SHIM_COMMAND, SHIM_ENV))
+    assert isinstance(zygote, ShimZygote) and zygote.alive()
+    # the launcher the zygote forked has exited: the shim is not the zygote's child
+    assert ppid_of(c.info.shim_pid) not in (zygote.proc.pid, os.getpid())
+    assert os.getsid(c.info.shim_pid) == c.info.shim_pid  # its own session
+    run(c.client.start())
+    shim_client.close_zygotes()  # what a daemon's exit does: the zygote leaves on EOF
+    assert not zygote.alive()
+    assert pid_alive(c.info.shim_pid) and pid_alive(c.info.pid)
+    assert run(c.client.state())["status"] == "running"
+    # the next launch starts a new zygote
+    d = shims.launch(["true"])
+    run(d.client.start())
+    assert run(d.client.wait()).exit_code == 0
+    run(c.client.kill(signal.SIGKILL))
+    assert run(c.client.wait()).exit_code == 137
+
+
+def test_containers_survive_the_sigkill_of_the_daemon_that_owns_the_zygote(
+    shims: Shims,
+) -> None:
+    cid, bundle = shims.bundle(["sleep", "100"])
+    shims.ids.append(cid)
+    state_dir = shims.state_dir_for(cid)
+    # a stand-in daemon: launches one shim through its zygote, reports, then waits
+    script = textwrap.dedent(f"""
+        import asyncio, json, sys
+        sys.path.insert(0, {SRC!r})
+        from hafen.shim import client
+        async def main():
+            info = await client.launch_shim(
+                {SHIM_COMMAND!r}, container_id={cid!r}, bundle={str(bundle)!r},
+                state_dir={str(state_dir)!r}, log_path={str(state_dir / "c.log")!r},
+                runtime=["runc"], runtime_root={str(shims.runtime_root)!r}, tty=False,
+                stdin=False, stdin_once=False, env={SHIM_ENV!r})
+            await client.ShimClient({str(state_dir)!r}).start()
+            zygote = next(z for z in client._zygotes.values() if z is not None)
+            print(json.dumps([info.pid, info.shim_pid, zygote.proc.pid]), flush=True)
+            await asyncio.sleep(60)
+        asyncio.run(main())
+    """)
+    daemon = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None
+        pid, shim_pid, zygote_pid = json.loads(daemon.stdout.readline())
+    finally:
+        daemon.kill()
+        daemon.wait()
+    deadline = time.monotonic() + 10
+    while pid_alive(zygote_pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not pid_alive(zygote_pid), "the zygote outlived its daemon"
+    assert pid_alive(shim_pid) and pid_alive(pid)
+    client = ShimClient(str(state_dir))
+    assert run(client.state()) == {"pid": pid, "status": "running"}
+    run(client.kill(signal.SIGKILL))
+    assert run(client.wait()).exit_code == 137
+    assert wait_gone(shim_pid)
+
+
+def test_launch_without_the_zygote_still_works(
+    shims: Shims, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAFEN_SHIM_ZYGOTE", "0")
+    assert asyncio.run(shim_client._zygote_for(SHIM_COMMAND, SHIM_ENV)) is None
+    c = shims.launch(["sh", "-c", "exit 5"])
+    run(c.client.start())
+    assert run(c.client.wait()).exit_code == 5
