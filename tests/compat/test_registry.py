@@ -254,3 +254,32 @@ def test_push_pull_over_tls(
         run_hafen(empty_hafend, tmp_path, "rmi", f"{registry.host}/tls/busybox:v1")
     finally:
         registry.stop()
+
+
+def test_pull_all_tags_fetches_every_tag_of_the_repository(
+    hafend: Hafend, empty_hafend: Hafend, open_registry: DockerRegistry, tmp_path: Path
+) -> None:
+    repo = f"{open_registry.host}/alltags/busybox"
+    for tag in ("v1", "v2"):
+        run_hafen(hafend, tmp_path, "tag", "busybox:latest", f"{repo}:{tag}")
+    run_hafen(hafend, tmp_path, "push", "--all-tags", repo)
+    refused = run_hafen(empty_hafend, tmp_path, "pull", "-a", f"{repo}:v1", check=False)
+    assert refused.returncode != 0 and "tag can't be used with --all-tags" in refused.stderr
+    pulled = run_hafen(empty_hafend, tmp_path, "pull", "-a", repo).stdout
+    assert "v1: Pulling from alltags/busybox" in pulled
+    assert "v2: Pulling from alltags/busybox" in pulled
+    ids = {
+        json.loads(run_hafen(empty_hafend, tmp_path, "image", "inspect", f"{repo}:{t}").stdout)[0][
+            "Id"
+        ]
+        for t in ("v1", "v2")
+    }
+    assert len(ids) == 1
+    if Path(DOCKER).exists():  # the docker CLI sends fromImage=<repo> with no tag for -a
+        run_hafen(empty_hafend, tmp_path, "rmi", f"{repo}:v1", f"{repo}:v2")
+        out = docker(empty_hafend, tmp_path, "pull", "-a", repo).stdout
+        assert "v1" in out and "v2" in out
+        listed = docker(empty_hafend, tmp_path, "images", "--format", "{{.Tag}}", repo).stdout
+        assert sorted(listed.split()) == ["v1", "v2"]
+    run_hafen(empty_hafend, tmp_path, "rmi", f"{repo}:v1", f"{repo}:v2")
+    run_hafen(hafend, tmp_path, "rmi", f"{repo}:v1", f"{repo}:v2")

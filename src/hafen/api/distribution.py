@@ -18,7 +18,7 @@ from aiohttp import web
 from hafen.api.app import Routes, daemon_of, json_body
 from hafen.distribution.credentials import Credentials, decode_auth_header
 from hafen.distribution.manifests import host_platform, parse_platform
-from hafen.errors import HafenError, InvalidArgument
+from hafen.errors import HafenError, InvalidArgument, NotFound
 from hafen.images.progress import ProgressEvent
 from hafen.images.pull import pull_image
 from hafen.images.push import push_image
@@ -126,24 +126,40 @@ def _pull_reference(image: str, tag: str) -> Reference:
     return parse_reference(image)
 
 
+def _names_no_tag(image: str) -> bool:
+    base = parse_reference(image, default_tag=False)
+    return base.tag is None and base.digest is None
+
+
 async def create(request: web.Request) -> web.StreamResponse:
     """``POST /images/create?fromImage=&tag=&platform=``: pull."""
     d = daemon_of(request)
     if request.query.get("fromSrc"):
         return await import_image(request)
-    reference = _pull_reference(request.query.get("fromImage", ""), request.query.get("tag", ""))
+    image, tag = request.query.get("fromImage", ""), request.query.get("tag", "")
+    reference = _pull_reference(image, tag)
+    # As dockerd: a bare repository name and no tag at all (`docker pull -a`; clients
+    # send tag=latest otherwise) pulls every tag of the repository.
+    all_tags = not tag and bool(image) and _names_no_tag(image)
     text = request.query.get("platform", "")
     platform = parse_platform(text) if text else host_platform()
     credentials = _credentials(request)
 
     async def work(emit: Callable[[ProgressEvent], None]) -> None:
         async with d.distribution.client(reference.domain, reference.path, credentials) as client:
-            await pull_image(
-                client, d.images, reference, platform, emit,
-                max_downloads=d.distribution.config.max_concurrent_downloads,
-            )  # fmt: skip
-        # dockerd names the pulled reference as the actor of its "pull" event
-        d.events.publish("image", "pull", str(reference), {"name": str(reference)})
+            references = [reference]
+            if all_tags:
+                tags = await client.list_tags()
+                if not tags:
+                    raise NotFound(f"repository {reference.name} has no tags to pull")
+                references = [Reference(reference.domain, reference.path, t) for t in tags]
+            for ref in references:
+                await pull_image(
+                    client, d.images, ref, platform, emit,
+                    max_downloads=d.distribution.config.max_concurrent_downloads,
+                )  # fmt: skip
+                # dockerd names the pulled reference as the actor of its "pull" event
+                d.events.publish("image", "pull", str(ref), {"name": str(ref)})
 
     return await stream_progress(request, work)
 

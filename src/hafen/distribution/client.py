@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from hafen.store.content import ContentStore
 
 log = logging.getLogger("hafen.distribution")
 
+_MAX_TAG_PAGES = 1000  # a bound on a registry that keeps answering "next"
 READ_SLICE = 1024 * 1024  # bytes handed to a worker thread per write
 _RETRY_DELAYS = (0.2, 0.5, 1.0)
 _TRANSIENT = (
@@ -245,6 +247,38 @@ class RegistryClient:
                 f"manifest {reference}: the registry says {header_digest}, content is {digest}"
             )
         return FetchedManifest(data, media_type, digest)
+
+    async def list_tags(self) -> list[str]:
+        """Every tag of the repository (``GET /v2/<name>/tags/list``, following the
+        ``Link: <…>; rel="next"`` pages registries send for long lists)."""
+        tags: list[str] = []
+        target: str | URL = f"/v2/{self.repository}/tags/list"
+        for _ in range(_MAX_TAG_PAGES):
+            resp = await self.request("GET", target)
+            try:
+                if resp.status == 404:
+                    raise NotFound(f"repository {self.domain}/{self.repository} not found")
+                if resp.status != 200:
+                    raise await self._fail(resp, "listing tags")
+                body = await resp.content.read(MAX_MANIFEST_SIZE + 1)
+                link = resp.headers.get("Link", "")
+                base = resp.url
+            finally:
+                resp.release()
+            try:
+                page = json.loads(body) if len(body) <= MAX_MANIFEST_SIZE else None
+            except ValueError:
+                page = None
+            if not isinstance(page, dict) or not isinstance(page.get("tags") or [], list):
+                raise RegistryError(
+                    f"the tag list of {self.domain}/{self.repository} is not valid JSON"
+                )
+            tags.extend(str(t) for t in page.get("tags") or [])
+            nxt = _next_link(link)
+            if nxt is None:
+                return tags
+            target = base.join(URL(nxt))
+        raise RegistryError(f"the tag list of {self.domain}/{self.repository} never ends")
 
     async def put_manifest(self, reference: str, data: bytes, media_type: str) -> str:
         resp = await self.request(
@@ -535,6 +569,15 @@ class _FileBody(aiohttp.payload.Payload):
             await writer.write(data)
             if self._progress:
                 self._progress(done_total)
+
+
+def _next_link(header: str) -> str | None:
+    """The target of ``<url>; rel="next"`` in a ``Link`` header, if any."""
+    for part in header.split(","):
+        target, _, params = part.strip().partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            return target.strip().removeprefix("<").removesuffix(">") or None
+    return None
 
 
 def unauthorized_hint(e: Unauthorized, domain: str) -> str:

@@ -269,3 +269,12 @@ def test_registry_config_header_of_post_build() -> None:
     assert decode_registry_config(b64.b64encode(b"{}").decode()) == {}
     with pytest.raises(InvalidConfig, match="X-Registry-Config"):
         decode_registry_config("not base64 json!")
+
+
+def test_tag_list_pages_follow_the_link_header() -> None:
+    from hafen.distribution.client import _next_link
+
+    assert _next_link('</v2/a/tags/list?n=2&last=b>; rel="next"') == "/v2/a/tags/list?n=2&last=b"
+    assert _next_link('<https://r/x>; rel="prev", <https://r/y>; rel="next"') == "https://r/y"
+    assert _next_link("") is None
+    assert _next_link('</v2/a/tags/list>; rel="prev"') is None

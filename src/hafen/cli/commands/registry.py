@@ -98,11 +98,13 @@ def _parse(name: str) -> Any:
 @click.pass_context
 def pull(ctx: click.Context, platform: str, quiet: bool, all_tags: bool, name: str) -> None:
     """Download an image from a registry."""
-    if all_tags:
-        raise CLIError("--all-tags is not supported: name a tag or digest", 1)
     reference = _parse(name)
     params: dict[str, Any] = {"fromImage": reference.name}
-    if reference.digest:
+    if all_tags:
+        # as docker: no tag at all asks the daemon for every tag of the repository
+        if reference.digest or ":" in name.rsplit("/", 1)[-1]:
+            raise CLIError("tag can't be used with --all-tags/-a", 1)
+    elif reference.digest:
         params["tag"] = reference.digest
     else:
         params["tag"] = reference.tag
@@ -114,7 +116,7 @@ def pull(ctx: click.Context, platform: str, quiet: bool, all_tags: bool, name: s
         "/images/create", params, headers=_auth_header(reference.domain)
     )
     render_stream(messages, quiet)
-    click.echo(str(reference))
+    click.echo(reference.name if all_tags else str(reference))
 
 
 @click.command(context_settings=_CTX)
