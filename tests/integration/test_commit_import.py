@@ -117,3 +117,45 @@ def test_commit_of_a_running_container_pauses_it_and_lets_it_go_on(hafend: Hafen
     finally:
         hafend.cli("rm", "-f", "live-commit", check=False)
         hafend.cli("rmi", "livecommit:v1", check=False)
+
+
+def test_import_from_a_url_downloads_the_tarball(hafend: Hafend, tmp_path: Path) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        tar.add("/bin/busybox", arcname="bin/busybox")
+        note = b"from a url\n"
+        info = tarfile.TarInfo("note.txt")
+        info.size = len(note)
+        tar.addfile(info, io.BytesIO(note))
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "rootfs.tar.gz").write_bytes(raw.getvalue())
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        image_id = hafend.cli("import", f"{base}/rootfs.tar.gz", "fromurl:v1").stdout.strip()
+        assert image_id.startswith("sha256:")
+        out = hafend.cli("run", "--rm", "fromurl:v1", "/bin/busybox", "cat", "/note.txt").stdout
+        assert out == "from a url\n"
+        missing = hafend.cli("import", f"{base}/nothere.tar", "fromurl:v2", check=False)
+        assert missing.returncode == 1 and "answered 404" in missing.stderr
+        bad = hafend.cli("import", "ftp://127.0.0.1/x.tar", "fromurl:v3", check=False)
+        assert bad.returncode == 1
+        assert "fromurl" not in hafend.cli(
+            "images", "--format", "{{.Repository}}:{{.Tag}}"
+        ).stdout.replace("fromurl:v1", "")
+    finally:
+        server.shutdown()
+        server.server_close()
+        hafend.cli("rmi", "fromurl:v1", check=False)

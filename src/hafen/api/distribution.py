@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -174,10 +174,10 @@ async def import_image(request: web.Request) -> web.StreamResponse:
 
     d = daemon_of(request)
     source = request.query["fromSrc"]
-    if source != "-":
+    if source != "-" and not source.startswith(("http://", "https://")):
         raise InvalidArgument(
-            f"cannot import from {source!r}: only a tarball in the request body (fromSrc=-) "
-            "is supported; download it and pipe it in"
+            f"cannot import from {source!r}: give an http:// or https:// URL, or send the "
+            "tarball in the request body (fromSrc=-)"
         )
     repo = request.query.get("repo", "")
     tags: list[str] = []
@@ -197,8 +197,11 @@ async def import_image(request: web.Request) -> web.StreamResponse:
     path = Path(name)
     try:
         with open(fd, "wb") as f:
-            async for chunk in request.content.iter_chunked(1024 * 1024):
-                await asyncio.to_thread(f.write, chunk)
+            if source == "-":
+                async for chunk in request.content.iter_chunked(1024 * 1024):
+                    await asyncio.to_thread(f.write, chunk)
+            else:
+                await _download(source, f)
 
         def run() -> str:
             with open(path, "rb") as src:
@@ -208,6 +211,26 @@ async def import_image(request: web.Request) -> web.StreamResponse:
     finally:
         path.unlink(missing_ok=True)
     return web.json_response({"status": image_id})
+
+
+async def _download(url: str, out: BinaryIO) -> None:
+    """``docker import <URL>``: the tarball at ``url``, streamed to ``out``."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session,
+            session.get(url) as resp,
+        ):
+            if resp.status != 200:
+                raise InvalidArgument(
+                    f"cannot import from {url}: the server answered {resp.status}"
+                )
+            async for chunk in resp.content.iter_chunked(1024 * 1024):
+                await asyncio.to_thread(out.write, chunk)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        raise InvalidArgument(f"cannot import from {url}: {e or type(e).__name__}")
 
 
 async def push(request: web.Request) -> web.StreamResponse:

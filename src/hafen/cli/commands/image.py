@@ -463,7 +463,7 @@ def import_(
     source: str,
     repository: str,
 ) -> None:
-    """Import the contents from a tarball (a file, or - for STDIN) to create an image."""
+    """Import the contents from a tarball (a file, a URL, or - for STDIN) to create an image."""
     from hafen.cli.runopts import split_repo_tag
 
     repo, tag_name = split_repo_tag(repository) if repository else ("", "")
@@ -471,15 +471,21 @@ def import_(
         "fromSrc": "-", "repo": repo or None, "tag": tag_name or None,
         "message": message or None, "changes": tuple(changes) or None,
     }  # fmt: skip
-    if source == "-":
-        body: BinaryIO = sys.stdin.buffer
+    body: BinaryIO | None
+    if source.startswith(("http://", "https://")):
+        params["fromSrc"], body = source, None  # the daemon downloads it
+    elif source == "-":
+        body = sys.stdin.buffer
     else:
         try:
             body = open(source, "rb")  # noqa: SIM115 (closed below)
         except OSError as e:
             raise CLIError(f"open {source}: {e.strerror}", 1)
-    with body:
-        messages = list(get_client(ctx).post_stream("/images/create", params, body))
+    if body is None:
+        messages = list(get_client(ctx).post_stream("/images/create", params))
+    else:
+        with body:
+            messages = list(get_client(ctx).post_stream("/images/create", params, body))
     for message_ in messages:
         if message_.get("error") or message_.get("errorDetail"):
             detail = message_.get("errorDetail") or {}
