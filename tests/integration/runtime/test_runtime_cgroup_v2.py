@@ -64,6 +64,8 @@ def v2_rt(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
         _cleanup(rt, probe_dir)
         _remove_test_cgroups(_bundle_cgroups(probe_dir))
     if _PROBES[name]:
+        # crun 1.8 raises RLIMIT_MEMLOCK for its eBPF device program, which needs
+        # CAP_SYS_RESOURCE: a test host without it (these VMs) cannot run crun on v2.
         pytest.skip(f"{name} cannot run containers on a cgroup2 /sys/fs/cgroup: {_PROBES[name]}")
     yield rt
     _cleanup(rt, tmp_path)
