@@ -5,6 +5,7 @@ daemon errors. Imports nothing heavy.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ import click
 
 if TYPE_CHECKING:
     from hafen.client import APIClient
+    from hafen.client._tls import TLSOptions
 
 
 class CLIError(Exception):
@@ -29,15 +31,43 @@ class CLIState:
 
     host: str | None = None
     debug: bool = False
+    tls: bool = False
+    tls_verify: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
     _client: APIClient | None = field(default=None, repr=False)
 
     @property
     def client(self) -> APIClient:
         if self._client is None:
             from hafen.client import APIClient
+            from hafen.errors import HafenError
 
-            self._client = APIClient(self.host)
+            try:
+                self._client = APIClient(self.host, tls=self._tls())
+            except HafenError as e:  # a certificate that cannot be used: this side's error
+                raise local_error(e) from e
         return self._client
+
+    def _tls(self) -> TLSOptions | None:
+        """TLS from the global flags and the environment, as the docker CLI reads them."""
+        wanted = self.tls or self.tls_verify or self.tls_ca or self.tls_cert or self.tls_key
+        if not wanted and not any(
+            os.environ.get(f"{prefix}_{name}")
+            for prefix in ("HAFEN", "DOCKER")
+            for name in ("TLS", "TLS_VERIFY")
+        ):
+            return None  # the common case: ssl is not even imported
+        from hafen.client._tls import tls_options
+
+        return tls_options(
+            tls=self.tls,
+            verify=self.tls_verify,
+            ca=self.tls_ca,
+            cert=self.tls_cert,
+            key=self.tls_key,
+        )
 
 
 def get_state(ctx: click.Context | None = None) -> CLIState:

@@ -176,6 +176,11 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
 )
 @click.option("-H", "--host", "host", metavar="HOST", help="Daemon socket to connect to")
 @click.option("-D", "--debug", is_flag=True, help="Enable debug mode")
+@click.option("--tls", is_flag=True, help="Use TLS; implied by --tlsverify")
+@click.option("--tlsverify", is_flag=True, help="Use TLS and verify the remote")
+@click.option("--tlscacert", metavar="FILE", help="Trust certs signed only by this CA")
+@click.option("--tlscert", metavar="FILE", help="Path to TLS certificate file")
+@click.option("--tlskey", metavar="FILE", help="Path to TLS key file")
 @click.option(
     "-v",
     "--version",
@@ -186,9 +191,26 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
     help="Print version information and quit",
 )
 @click.pass_context
-def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    host: str | None,
+    debug: bool,
+    tls: bool,
+    tlsverify: bool,
+    tlscacert: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+) -> None:
     """A self-sufficient runtime for containers."""
-    ctx.obj = CLIState(host=host, debug=debug)
+    ctx.obj = CLIState(
+        host=host,
+        debug=debug,
+        tls=tls,
+        tls_verify=tlsverify,
+        tls_ca=tlscacert,
+        tls_cert=tlscert,
+        tls_key=tlskey,
+    )
     if debug:
         os.environ["HAFEN_CLI_DEBUG"] = "1"
 
@@ -201,7 +223,7 @@ def _command_path(argv: list[str]) -> str:
         if skip:
             skip = False
             continue
-        if arg in ("-H", "--host"):
+        if arg in ("-H", "--host", "--tlscacert", "--tlscert", "--tlskey"):
             skip = True
             continue
         if arg.startswith("-"):

@@ -23,13 +23,16 @@ import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 from hafen import errors
 from hafen.client import _transport
 from hafen.client._stream import json_messages
 from hafen.client._transport import DEFAULT_HOST, Host, parse_host
+
+if TYPE_CHECKING:
+    from hafen.client._tls import TLSOptions
 
 CLIENT_API_VERSION = "1.45"
 # Docker's fallback when a daemon's ping carries no API-Version header.
@@ -107,9 +110,11 @@ class Hijacked:
         self.sock.sendall(data)
 
     def close_write(self) -> None:
-        """Half-close: tells the container its stdin reached EOF."""
+        """Half-close: tells the container its stdin reached EOF. Over TLS the TCP
+        stream is half-closed beneath the TLS session (``SSLSocket.shutdown`` would end
+        the session, and with it the output still to come)."""
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
         except OSError:
             pass
 
@@ -219,9 +224,19 @@ class APIClient:
         host: str | None = None,
         version: str | None = None,
         timeout: float | None = None,
+        tls: TLSOptions | None = None,
     ) -> None:
         url = host or os.environ.get("HAFEN_HOST") or DEFAULT_HOST
         self.host: Host = parse_host(url)
+        if tls is not None and self.host.scheme == "tcp":
+            # as the docker CLI: TLS on tcp:// (a unix socket ignores it), port 2376 by default
+            from dataclasses import replace
+            from urllib.parse import urlsplit
+
+            from hafen.client._tls import TLS_PORT
+
+            port = urlsplit(url).port or TLS_PORT
+            self.host = replace(self.host, port=port, ssl_context=tls.context())
         self.timeout = timeout
         self._version: str | None = version or os.environ.get("HAFEN_API_VERSION") or None
         self._lock = threading.Lock()
@@ -281,8 +296,15 @@ class APIClient:
             hdrs.update(headers)
         try:
             conn.request(method, url, body=data, headers=hdrs)
-        except OSError:
+        except OSError as exc:
             conn.close()
+            if self.host.ssl_context is not None:
+                import ssl
+
+                if isinstance(exc, ssl.SSLError):
+                    raise _transport.DaemonUnreachable(
+                        f"TLS connection to the daemon at {self.host.url} failed: {exc}"
+                    )
             raise _transport.unavailable(self.host)
         try:
             resp = conn.getresponse()
@@ -290,6 +312,14 @@ class APIClient:
             conn.close()
             if isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
                 raise _transport.unavailable(self.host)
+            if self.host.ssl_context is not None and isinstance(
+                exc, (http.client.RemoteDisconnected, ConnectionResetError)
+            ):
+                # TLS 1.3: a daemon that rejects our certificate hangs up after the handshake
+                raise _transport.DaemonUnreachable(
+                    f"the daemon at {self.host.url} closed the TLS connection: it may require "
+                    "a client certificate it trusts (--tlscert, --tlskey)"
+                )
             raise errors.HafenError(f"error reading the daemon's response: {exc}")
         stream = StreamResponse(conn, resp)
         if not _transport.is_success(resp.status):

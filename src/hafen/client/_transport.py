@@ -1,7 +1,7 @@
 """HTTP over a unix socket (or TCP) with the standard library only.
 
 Owns: parsing a host URL (``unix:///path``, ``tcp://host:port``), opening
-``http.client`` connections to it, turning connection failures into
+``http.client`` connections to it (over TLS where the host has an SSL context), turning connection failures into
 ``Unavailable``, turning non-2xx/3xx responses into ``hafen.errors`` by status, and
 the raw connection-upgrade ("hijack") handshake used by attach.
 """
@@ -12,9 +12,13 @@ import http.client
 import json
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from hafen import errors
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_HOST = "unix:///run/hafen/hafen.sock"
 
@@ -36,6 +40,7 @@ class Host:
     scheme: str
     address: str
     port: int = 0
+    ssl_context: ssl.SSLContext | None = None  # tcp:// with TLS
 
 
 def parse_host(url: str) -> Host:
@@ -87,6 +92,10 @@ def open_connection(host: Host, timeout: float | None) -> http.client.HTTPConnec
     """A not-yet-connected connection to ``host`` (connects on first request)."""
     if host.scheme == "unix":
         return UnixHTTPConnection(host.address, timeout=timeout)
+    if host.ssl_context is not None:
+        return http.client.HTTPSConnection(
+            host.address, host.port, timeout=timeout, context=host.ssl_context
+        )
     return http.client.HTTPConnection(host.address, host.port, timeout=timeout)
 
 
@@ -102,9 +111,16 @@ def open_socket(host: Host, timeout: float | None) -> socket.socket:
                 sock.close()
                 raise
             return sock
-        return socket.create_connection((host.address, host.port), timeout=timeout)
+        sock = socket.create_connection((host.address, host.port), timeout=timeout)
     except OSError:
         raise unavailable(host)
+    if host.ssl_context is None:
+        return sock
+    try:
+        return host.ssl_context.wrap_socket(sock, server_hostname=host.address)
+    except OSError as e:  # ssl.SSLError is an OSError: a failed handshake
+        sock.close()
+        raise errors.Unavailable(f"TLS handshake with {host.url} failed: {e}") from e
 
 
 def error_from_response(status: int, body: bytes, reason: str = "") -> errors.HafenError:
