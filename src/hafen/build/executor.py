@@ -193,6 +193,7 @@ class Builder:
         self._step = 0
         self._total = total
         self._used_args: set[str] = set()
+        self._releases: list[asyncio.Task[None]] = []
         self._cache_allowed: set[str] | None = None
         if opts.cache_from:
             ids = []
@@ -219,6 +220,9 @@ class Builder:
                 if fut.done() and not fut.cancelled():
                     fut.exception()  # retrieved: no "never retrieved" warnings
             raise
+        finally:
+            # step containers are removed behind the next steps; the build ends after them
+            await asyncio.gather(*self._releases, return_exceptions=True)
         final = results[target].result()
         if final.image_id is None:
             final.image_id = await self._commit(final, None, "", empty_layer=True, key=None)
@@ -563,7 +567,7 @@ class Builder:
                 # Docker's rm/forcerm: a step's container goes once it succeeded (rm, the
                 # default); a failed one stays for inspection unless forcerm
                 if opts.force_rm or (succeeded and opts.rm):
-                    await step.release()
+                    self._releases.append(asyncio.create_task(step.release()))
                     emit(f"Removing intermediate container {step.container_id[:12]}\n")
         finally:
             for release in mounts_cleanup:

@@ -7,6 +7,7 @@ Its snapshot stays until the builder has exported the changes; ``release`` remov
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,9 +70,29 @@ class ContainerStepRunner:
                 except HafenError:
                     return False
 
-            async for rec in read_logs(container.log_path, LogQuery(follow=True), running):
-                output(rec.data.decode("utf-8", "replace"))
-            state = await self.containers.wait(container.id)
+            # the output is followed while the step runs; its exit (an event, not a poll)
+            # ends the follow at once, and what the follower had not shown yet is read
+            # from the complete log (the shim writes its last records before the exit)
+            shown = 0
+
+            async def follow() -> None:
+                nonlocal shown
+                async for rec in read_logs(container.log_path, LogQuery(follow=True), running):
+                    output(rec.data.decode("utf-8", "replace"))
+                    shown += 1
+
+            follower = asyncio.create_task(follow())
+            try:
+                state = await self.containers.wait(container.id)
+            finally:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+            seen = 0
+            async for rec in read_logs(container.log_path, LogQuery(), lambda: False):
+                seen += 1
+                if seen > shown:
+                    output(rec.data.decode("utf-8", "replace"))
         except BaseException:
             with contextlib.suppress(HafenError):
                 await self.containers.remove(container.id, force=True)
