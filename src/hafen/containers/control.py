@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hafen.containers.model import Container, ContainerStatus, RestartPolicy
+from hafen.containers.limits import discard_unsupported
+from hafen.containers.model import Container, ContainerStatus, HostConfig, RestartPolicy
 from hafen.errors import Conflict, InvalidArgument, RuntimeFailure
 from hafen.runtime.cli_runtime import OCIRuntimeCLI
 
@@ -146,6 +147,14 @@ class ContainerControl:
             raise InvalidArgument(
                 "Minimum memoryswap limit should be larger than memory limit, see usage"
             )
+        # As dockerd: what the host cannot enforce is dropped with a warning.
+        probe = HostConfig(**changes)
+        warnings = discard_unsupported(probe, self.containers.cgroup_support())
+        changes = {
+            attr: getattr(probe, attr)
+            for attr, value in changes.items()
+            if getattr(probe, attr) == value or getattr(probe, attr) not in (0, None, "")
+        }
         policy = body.get("RestartPolicy")
         async with self.containers._lock(c.id):
             if c.state.running and changes:
@@ -160,7 +169,7 @@ class ContainerControl:
                 )
             await self.containers._save(c)
         self.containers.event(c, "update")
-        return []
+        return warnings
 
     async def top(self, ref: str, ps_args: str = "") -> tuple[list[str], list[list[str]]]:
         c = self.containers.get(ref)
