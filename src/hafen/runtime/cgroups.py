@@ -76,6 +76,11 @@ class CgroupManager:
         """Usage read back, in runc's ``events --stats`` shape (see ``cgroup_stats``)."""
         raise NotImplementedError
 
+    def kill_all(self) -> bool:
+        """SIGKILL every process at once, forks racing the kill included; False where the
+        kernel cannot (v1, or v2 before Linux 5.14): the caller signals pid by pid."""
+        return False
+
 
 def is_unified(root: str = CGROUP_ROOT) -> bool:
     """True when ``root`` is a cgroup2 mount (pure v2 host), as runc detects it."""
@@ -570,6 +575,12 @@ class CgroupV2(CgroupManager):
 
     def add_proc(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", str(pid))
+
+    def kill_all(self) -> bool:
+        if not os.path.exists(os.path.join(self.dir, "cgroup.kill")):
+            return False
+        _write(self.dir, "cgroup.kill", "1")
+        return True
 
     def pids(self) -> list[int]:
         return _read_pids(self.dir)

@@ -412,6 +412,8 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
         raise Conflict("container not running")
     if all_processes:
         manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
+        if sig == signal.SIGKILL and manager.kill_all():
+            return
         for p in manager.pids():
             try:
                 os.kill(p, sig)
@@ -479,8 +481,9 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         left = manager.pids()
         if not left:
             break
-        for p in left:
-            _kill_quietly(p)
+        if not manager.kill_all():
+            for p in left:
+                _kill_quietly(p)
         if manager.frozen():
             manager.thaw()
         time.sleep(0.005)

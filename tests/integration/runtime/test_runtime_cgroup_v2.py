@@ -198,3 +198,20 @@ def test_layout_detection_reports_unified(tmp_path: Path) -> None:
     )
     assert inside.stdout.split() == ["unified", "True"], inside.stderr
     assert outside.stdout.split() == ["hybrid", "False"], outside.stderr
+
+
+def test_kill_all_reaches_every_process_even_frozen(v2_rt: Runtime, tmp_path: Path) -> None:
+    # hafen-runtime writes cgroup.kill (runc 1.1 signals pid by pid): same outcome.
+    bundle = make_busybox_bundle(tmp_path, ["sh", "-c", "sleep 30 & sleep 30 & wait"])
+    v2_rt("run", "--detach", "--bundle", str(bundle), "ka", check=True)
+    d = UNIFIED / _cgroup_path(bundle).lstrip("/")
+    deadline = time.monotonic() + 10
+    while len((d / "cgroup.procs").read_text().split()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    v2_rt("pause", "ka", check=True)
+    v2_rt("kill", "--all", "ka", "KILL", check=True)
+    while (d / "cgroup.procs").read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (d / "cgroup.procs").read_text().split() == []
+    v2_rt("delete", "--force", "ka", check=True)
+    assert not d.exists()

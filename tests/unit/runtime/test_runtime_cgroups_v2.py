@@ -309,3 +309,11 @@ def test_swap_max_alone_needs_no_memory_controller(tmp_path: Path) -> None:
     # spec with only swap=-1 (dockerd's "no limit") runs without the memory controller.
     mgr, _ = _mgr(tmp_path, controllers="")
     mgr.apply({"memory": {"swap": -1}})
+
+
+def test_kill_all_through_cgroup_kill_where_the_kernel_has_it(tmp_path: Path) -> None:
+    mgr, d = _mgr(tmp_path)
+    assert not mgr.kill_all()  # no cgroup.kill (before Linux 5.14): pid by pid instead
+    (d / "cgroup.kill").write_text("")
+    assert mgr.kill_all()
+    assert (d / "cgroup.kill").read_text() == "1"
