@@ -20,12 +20,12 @@ Children never return into the caller's code: they leave with os._exit.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import resource
 import struct
 
 from hafen.runtime import _sys, rootfs
+from hafen.runtime._fastjson import dumps, loads
 
 # Everything the children need is imported here, before the fork: after a uid change or
 # pivot_root the interpreter's own files may be unreadable or gone. (``console`` is
@@ -67,7 +67,7 @@ class Channel:
         self.buf = b""
 
     def send(self, msg: dict[str, object]) -> None:
-        data = json.dumps(msg).encode() + b"\n"
+        data = dumps(msg).encode() + b"\n"
         while data:
             data = data[os.write(self.write_fd, data) :]
 
@@ -78,7 +78,7 @@ class Channel:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        msg: dict[str, object] = json.loads(line)
+        msg: dict[str, object] = loads(line)
         return msg
 
     def close(self) -> None:
@@ -178,7 +178,7 @@ def default_signals() -> None:
     """Undo what the Python interpreter did at start-up: it ignores SIGPIPE and SIGXFSZ,
     and ignored signals survive execve, so the container's processes would never die of
     them (``yes | head`` would spin forever). A container starts with every default."""
-    import signal
+    from hafen.runtime._signals import signal
 
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)

@@ -8,10 +8,10 @@ here is refused before anything is created on the host.
 
 from __future__ import annotations
 
-import json
 import os
 
 from hafen.errors import InvalidConfig
+from hafen.runtime._fastjson import loads
 from hafen.runtime._records import field, record
 
 TYPE_CHECKING = False
@@ -433,7 +433,7 @@ def load_spec(bundle: str) -> Spec:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = json.load(f)
+            raw = loads(f.read())
     except FileNotFoundError:
         raise InvalidConfig(f"config.json not found in bundle {bundle!r}")
     except (ValueError, UnicodeDecodeError) as e:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 
 from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
 from hafen.runtime import cgroups
 from hafen.runtime._records import as_dict
+from hafen.runtime._signals import signal
 from hafen.runtime.config import Spec, load_spec
 from hafen.runtime.state import (
     ContainerState,
@@ -212,11 +212,10 @@ def _seccomp_filter(root: str, sd: StateDir, spec: Spec) -> bytes | None:
     """The compiled linux.seccomp (cached by content under the root); kept for exec."""
     if spec.seccomp is None:
         return None
-    import json
-
     from hafen.runtime import seccomp
+    from hafen.runtime._fastjson import dumps
 
-    raw = json.dumps(spec.seccomp, sort_keys=True, separators=(",", ":"))
+    raw = dumps(spec.seccomp, sort_keys=True, separators=(",", ":"))
     program = seccomp.load_filter(root, raw)
     with open(os.path.join(sd.path, "seccomp.bpf"), "wb") as f:
         f.write(program)

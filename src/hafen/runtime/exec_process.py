@@ -11,12 +11,12 @@ A detached process is re-parented to the caller's subreaper (the shim), as with 
 from __future__ import annotations
 
 import errno
-import json
 import os
-import signal
 
 from hafen.errors import Conflict, InvalidArgument, InvalidConfig, RuntimeFailure
 from hafen.runtime import cgroups
+from hafen.runtime._fastjson import loads
+from hafen.runtime._signals import signal
 from hafen.runtime.config import Process, parse_process
 from hafen.runtime.state import StateDir
 
@@ -34,10 +34,10 @@ def load_process_file(path: str) -> Process:
         if path == "-":
             import sys
 
-            raw = json.load(sys.stdin)
+            raw = loads(sys.stdin.read())
         else:
             with open(path, "rb") as f:
-                raw = json.load(f)
+                raw = loads(f.read())
     except FileNotFoundError:
         raise InvalidArgument(f"process file {path!r} does not exist")
     except (ValueError, UnicodeDecodeError) as e:
@@ -61,7 +61,7 @@ def process_from_flags(
         raise InvalidArgument("exec: command is required (or use --process)")
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            raw = json.load(f)
+            raw = loads(f.read())
     except (OSError, ValueError) as e:
         raise InvalidConfig(f"exec: cannot read the container's config.json: {e}")
     base = dict(raw.get("process") or {})

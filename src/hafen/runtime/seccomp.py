@@ -19,11 +19,11 @@ is not "allow" (runc does the same) so that new libc fallbacks (clone3 → clone
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 
 from hafen.errors import InvalidConfig
+from hafen.runtime._fastjson import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def _outcome(entries: list[tuple[int, list[dict[str, Any]]]]) -> Any:
     plain = [e for e in entries if not e[1]]
     if not conditional:
         return plain[0][0]
-    key = tuple((v, json.dumps(a, sort_keys=True)) for v, a in conditional)
+    key = tuple((v, dumps(a, sort_keys=True)) for v, a in conditional)
     return (key, plain[0][0] if plain else None)
 
 
@@ -256,7 +256,7 @@ def _leaf(asm: _Asm, outcome: Any, default: int) -> None:
     conditional, plain = outcome
     for value, args_json in conditional:
         nxt = asm.new()
-        for a in json.loads(args_json):
+        for a in loads(args_json):
             _cmp64(
                 asm,
                 int(a["index"]),
@@ -331,7 +331,7 @@ def load_filter(root: str, raw: bytes | str) -> bytes:
             return f.read()
     except FileNotFoundError:
         pass
-    program = compile_filter(json.loads(data))
+    program = compile_filter(loads(data))
     os.makedirs(cache, mode=0o700, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:

@@ -13,11 +13,10 @@ start time differs is somebody else's process and the container counts as stoppe
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
 from hafen.errors import ContainerNotFound, InvalidArgument
+from hafen.runtime._fastjson import dumps, loads
 from hafen.runtime._records import as_dict, field, record
 
 TYPE_CHECKING = False
@@ -30,7 +29,8 @@ FIFO_NAME = "exec.fifo"
 STATE_NAME = "state.json"
 OCI_VERSION = "1.0.2"
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.\-]*$")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_+.-")
 
 
 class NoSuchContainer(ContainerNotFound):
@@ -44,7 +44,12 @@ class NoSuchContainer(ContainerNotFound):
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise InvalidArgument("container id cannot be empty")
-    if len(container_id) > 1024 or not _ID_RE.match(container_id):
+    # ^[A-Za-z0-9][A-Za-z0-9_+.-]*$ (as runc), without importing re on the start path
+    if (
+        len(container_id) > 1024
+        or container_id[0] not in _ID_FIRST
+        or not _ID_CHARS.issuperset(container_id)
+    ):
         raise InvalidArgument(f"invalid container id {container_id!r}")
 
 
@@ -98,7 +103,7 @@ class StateDir:
     def load(self) -> ContainerState:
         try:
             with open(self.state_file) as f:
-                raw = json.load(f)
+                raw = loads(f.read())
         except FileNotFoundError:
             raise NoSuchContainer(self.id)
         return ContainerState(**raw)
@@ -106,7 +111,7 @@ class StateDir:
     def save(self, state: ContainerState) -> None:
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(as_dict(state), f)
+            f.write(dumps(as_dict(state)))
         os.rename(tmp, self.state_file)
 
     def status(self, state: ContainerState) -> str:

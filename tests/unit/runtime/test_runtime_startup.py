@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from hafen.runtime import _fastjson
 from hafen.runtime._records import as_dict, field, record
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
@@ -25,7 +27,9 @@ def test_start_path_imports_no_heavy_modules() -> None:
         check=True,
         env={"PYTHONPATH": SRC},
     ).stdout.split()
-    for heavy in ("typing", "dataclasses", "inspect", "socket", "argparse", "subprocess"):
+    heavy_modules = ("typing", "dataclasses", "inspect", "socket", "argparse", "subprocess")
+    # json (through re) and signal import enum, re, functools, collections: ~3-5 ms
+    for heavy in (*heavy_modules, "json", "re", "enum", "signal"):
         assert heavy not in out, f"{heavy} is imported on the start path"
 
 
@@ -62,3 +66,35 @@ def test_record_argument_errors() -> None:
         _Point()  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected"):
         _Point(1, z=2)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"a": [1, 2.5, "x\\u00e9\\ud83d\\ude00", null, true, false]}',
+        " [1, -0.0, 1e5] \n",
+        '{"b": 1, "a": {"z": 1, "y": [{}]}}',
+        '"\\n\\t"',
+        "NaN",
+        '{"k": Infinity}',
+    ],
+)
+def test_fastjson_loads_and_dumps_as_json_does(doc: str) -> None:
+    expected = json.loads(doc)
+    got = _fastjson.loads(doc)
+    assert repr(got) == repr(expected)  # repr: NaN != NaN
+    assert repr(_fastjson.loads(doc.encode())) == repr(expected)
+    assert _fastjson.dumps(expected) == json.dumps(expected)
+    compact = {"sort_keys": True, "separators": (",", ":")}
+    assert _fastjson.dumps(expected, **compact) == json.dumps(expected, **compact)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["", "{", "[1] x", '{"a":}', b"\xff"])
+def test_fastjson_errors_are_jsons(bad: str | bytes) -> None:
+    with pytest.raises(json.JSONDecodeError if isinstance(bad, str) else ValueError) as mine:
+        _fastjson.loads(bad)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(bad)
+    assert str(mine.value) == str(theirs.value)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _fastjson.dumps({"a": object()})
