@@ -16,7 +16,6 @@ Usage::
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -28,6 +27,7 @@ from urllib.parse import quote, urlencode
 
 from hafen import errors
 from hafen.client import _transport
+from hafen.client._http import Connection, HTTPException, RemoteDisconnected, Response
 from hafen.client._stream import json_messages
 from hafen.client._transport import DEFAULT_HOST, Host, parse_host
 
@@ -128,7 +128,7 @@ class Hijacked:
 class StreamResponse:
     """A response whose body is read as it arrives; close it when done."""
 
-    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+    def __init__(self, conn: Connection, resp: Response) -> None:
         self._conn = conn
         self._resp = resp
         self.status = resp.status
@@ -142,7 +142,7 @@ class StreamResponse:
         """Up to ``size`` bytes as soon as some are available; ``b""`` at the end."""
         try:
             return self._resp.read1(size)
-        except (http.client.IncompleteRead, ConnectionError, OSError):
+        except (HTTPException, OSError):
             return b""
 
     def read_all(self) -> bytes:
@@ -308,12 +308,12 @@ class APIClient:
             raise _transport.unavailable(self.host)
         try:
             resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, HTTPException) as exc:
             conn.close()
             if isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
                 raise _transport.unavailable(self.host)
             if self.host.ssl_context is not None and isinstance(
-                exc, (http.client.RemoteDisconnected, ConnectionResetError)
+                exc, (RemoteDisconnected, ConnectionResetError)
             ):
                 # TLS 1.3: a daemon that rejects our certificate hangs up after the handshake
                 raise _transport.DaemonUnreachable(
@@ -325,7 +325,7 @@ class APIClient:
         if not _transport.is_success(resp.status):
             try:
                 payload = resp.read()
-            except (OSError, http.client.HTTPException):
+            except (OSError, HTTPException):
                 payload = b""
             stream.close()
             raise _transport.error_from_response(resp.status, payload, resp.reason)
@@ -343,7 +343,7 @@ class APIClient:
         with self._send(method, path, params, body, versioned=versioned) as stream:
             try:
                 raw = stream.read_all()
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, HTTPException) as exc:
                 raise errors.HafenError(f"error reading the daemon's response: {exc}")
         if not raw.strip():
             return None

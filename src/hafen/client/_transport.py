@@ -1,14 +1,14 @@
 """HTTP over a unix socket (or TCP) with the standard library only.
 
 Owns: parsing a host URL (``unix:///path``, ``tcp://host:port``), opening
-``http.client`` connections to it (over TLS where the host has an SSL context), turning connection failures into
+connections to it (``_http.Connection``, over TLS where the host has an SSL context),
+turning connection failures into
 ``Unavailable``, turning non-2xx/3xx responses into ``hafen.errors`` by status, and
 the raw connection-upgrade ("hijack") handshake used by attach.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from hafen import errors
+from hafen.client._http import Connection
 
 if TYPE_CHECKING:
     import ssl
@@ -60,24 +61,6 @@ def parse_host(url: str) -> Host:
     raise errors.InvalidArgument(f"invalid host {url!r}: the scheme must be unix:// or tcp://")
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """``http.client.HTTPConnection`` whose transport is an AF_UNIX stream socket."""
-
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class DaemonUnreachable(errors.Unavailable):
     """Nothing answered on the daemon's socket (as opposed to a daemon answering 503)."""
 
@@ -88,15 +71,10 @@ def unavailable(host: Host) -> DaemonUnreachable:
     )
 
 
-def open_connection(host: Host, timeout: float | None) -> http.client.HTTPConnection:
-    """A not-yet-connected connection to ``host`` (connects on first request)."""
-    if host.scheme == "unix":
-        return UnixHTTPConnection(host.address, timeout=timeout)
-    if host.ssl_context is not None:
-        return http.client.HTTPSConnection(
-            host.address, host.port, timeout=timeout, context=host.ssl_context
-        )
-    return http.client.HTTPConnection(host.address, host.port, timeout=timeout)
+def open_connection(host: Host, timeout: float | None) -> Connection:
+    """A connection to ``host`` (TLS-wrapped where the host has an SSL context); raises
+    ``Unavailable`` if nobody answers."""
+    return Connection(open_socket(host, timeout))
 
 
 def open_socket(host: Host, timeout: float | None) -> socket.socket:
