@@ -665,9 +665,7 @@ class Builder:
                 action(target)
             finally:
                 self.snapshotter.unmount(target)
-            from hafen.store.changes import changes
-
-            if not changes(self.snapshotter, key):
+            if not self._changed(key):
                 return None
             layer = self._export(key)
             self._commit_snapshot(key, chain, layer)
@@ -676,6 +674,16 @@ class Builder:
             self.snapshotter.remove(key)
             with contextlib.suppress(OSError):
                 os.rmdir(target)
+
+    def _changed(self, key: str) -> bool:
+        """Whether the snapshot differs from its parent: on overlay, whether the upper dir
+        holds anything at all (the change walk would list exactly that)."""
+        if self.snapshotter.name == "overlay":
+            with os.scandir(self.snapshotter.upper_dir(key)) as entries:
+                return any(True for _ in entries)
+        from hafen.store.changes import changes
+
+        return bool(changes(self.snapshotter, key))
 
     def _commit_snapshot(self, key: str, parent_chain: str | None, layer: tuple[str, int]) -> None:
         """Make the written snapshot the layer itself, so storing the image unpacks nothing.
