@@ -1,15 +1,40 @@
-"""Container start benchmark: hafen against runc and crun, side by side in one run.
+"""Container start benchmark: hafen against runc, crun and dockerd, side by side in one run.
 
-Measures, each over N runs (default 15), median and min–max wall time of:
-  - `<runtime> run` of /bin/true on one busybox bundle, for hafen-runtime, runc and crun
-    (crun 1.8 refuses hybrid cgroups: it runs in a private mount namespace with
-    /sys/fs/cgroup/unified unmounted there);
+Measures, each over N runs (default 15), median and min-max wall time of:
+  - `<runtime> run` of /bin/true on one busybox bundle (create + start + wait + delete),
+    for hafen-runtime (`python3 -S -m hafen.runtime`), runc and crun (crun 1.8 refuses
+    hybrid cgroups: it runs in a private mount namespace with /sys/fs/cgroup/unified
+    unmounted there);
   - the same with Docker's default seccomp profile in config.json (what hafend writes),
     so the filter's compile/cache/load cost is on the table;
   - `<runtime> exec <id> true` into a running container;
-  - `hafen run --rm busybox true` end to end (CLI start-up, API, shim, runtime) against a
-    hafend started by this script on temporary roots.
-Prints a table and the ratios. Run as root: `.venv/bin/python bench/bench_run.py [-n N]`.
+  - the shim alone (what hafend does per container): launch (= runtime create), start,
+    wait for the recorded exit, with hafen-runtime in the shim's own fork + the shim
+    zygote (hafend's default), with hafen-runtime exec'd as a CLI and no zygote (the old
+    path), and with runc;
+  - with --engine: `docker run --rm busybox true` and `docker exec <c> true` with the
+    docker CLI against hafend and against Debian's dockerd, and `hafen run --rm busybox
+    true` (our CLI) against hafend, each daemon in its own network namespace with
+    networking off (bench_engine.py's daemons; bench_engine.py measures more).
+Prints a table, the ratios and the machine's load. Run as root:
+`.venv/bin/python bench/bench_run.py [-n N] [--engine]`.
+
+Where the time goes (2 vCPUs, shared; strace -f -ttt and timestamps, before → after the
+fast paths; absolute numbers move with the load, the shape does not):
+  hafen-runtime run (one process, ~45 ms → ~35 ms unloaded): interpreter start with -S
+  ~7 ms; imports ~10 ms → ~5 ms (runpy for -m ~2 ms; json/re/enum/signal no longer
+  imported: C _json and _signal used directly); config + cgroup mkdir/apply ~1 ms;
+  intermediate: joining the v1 cgroups ~2-15 ms (the first cgroup.procs write waits
+  for an RCU grace period; runc and crun pay it too); unshare + init fork ~2 ms; init:
+  mounts, pivot_root, caps ~3 ms; exec + exit of true ~1 ms; delete ~1-3 ms; teardown
+  of the interpreter ~3-5 ms → 0 (os._exit).
+  shim path (daemon → shim → create → start → exit recorded): before, four interpreters
+  per container (the launcher, then `hafen-runtime create`, `start`, `delete`, each
+  ~20-40 ms) and two fsyncs (shim.json, exit.json); after, none: the daemon's zygote
+  forks the launcher, the shim forks each runtime verb (hafen.runtime.main in-process),
+  no fsync in the exec root. Measured under load ~4: 128 ms → 40 ms (runc: 89 ms).
+  exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter
+  (~20-40 ms less per `docker exec`).
 """
 
 from __future__ import annotations
@@ -24,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
@@ -54,18 +80,22 @@ def make_bundle(root: Path, name: str = "bundle", seccomp: bool = False) -> Path
     return bundle
 
 
-def timed(
-    argv: list[str], runs: int, env: dict[str, str] | None = None, before=None
-) -> list[float]:
-    times = []
-    for _ in range(runs):
-        if before:
-            before()
-        start = time.perf_counter()
-        subprocess.run(
-            argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env
-        )
-        times.append(time.perf_counter() - start)
+def run_quiet(argv: list[str], env: dict[str, str] | None = None) -> None:
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+
+
+def alternate(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Time each function ``runs`` times (seconds), alternating between them (ABC, then
+    CBA), so that a shared machine's changing load falls on every contender alike."""
+    for fn in fns.values():
+        fn()  # warm the page cache and the caches
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(runs):
+        for name in list(fns) if i % 2 == 0 else list(reversed(fns)):
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -109,83 +139,268 @@ def start_hafend(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, host
 
 
-def report(results: dict[str, list[float]]) -> None:
-    print(f"{'what':<34} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
+def shim_bench(root: Path, bundle: Path, runs: int) -> dict[str, list[float]]:
+    """The shim as hafend drives it: launch (create), start, wait for the recorded exit."""
+    import asyncio
+    import uuid
+
+    sys.path.insert(0, HAFEN_PYTHONPATH)
+    from hafen.shim.client import ShimClient, close_zygotes, launch_shim
+
+    python = os.path.realpath(sys.executable)
+    shim = [python, "-S", "-m", "hafen.shim"]
+    shim_env = {"PYTHONPATH": HAFEN_PYTHONPATH, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["root"] = {"path": str(bundle / "rootfs"), "readonly": True}
+    variants = {
+        # hafend's default: zygote-forked launcher, runtime verbs in forks of the shim
+        "hafen-runtime in shim + zygote": ([python, "-S", "-m", "hafen.runtime"], True),
+        # the path before: an exec'd launcher and one interpreter per runtime verb
+        "hafen-runtime exec'd, no zygote": (["env", python, "-S", "-m", "hafen.runtime"], False),
+        "runc (zygote)": (["runc"], True),
+    }
+    parts: dict[str, list[float]] = {}
+
+    async def once(name: str) -> None:
+        runtime, zygote = variants[name]
+        os.environ["HAFEN_SHIM_ZYGOTE"] = "1" if zygote else "0"
+        cid = "bench-" + uuid.uuid4().hex[:12]
+        state = root / "shim" / cid[-12:]
+        state.mkdir(parents=True)
+        (state / "config.json").write_text(json.dumps(spec))
+        t0 = time.perf_counter()
+        await launch_shim(
+            shim, container_id=cid, bundle=str(state), state_dir=str(state),
+            log_path=str(state / "c.log"), runtime=runtime,
+            runtime_root=str(root / "shim-runtime"), tty=False, stdin=False, stdin_once=False,
+            env=shim_env,
+        )  # fmt: skip
+        t1 = time.perf_counter()
+        client = ShimClient(str(state))
+        await client.start()
+        t2 = time.perf_counter()
+        await client.wait()
+        t3 = time.perf_counter()
+        for label, value in (("launch", t1 - t0), ("start", t2 - t1), ("exit", t3 - t2)):
+            parts.setdefault(f"shim {label}: {name}", []).append(value)
+        shutil.rmtree(state, ignore_errors=True)
+
+    times = alternate({name: (lambda n=name: asyncio.run(once(n))) for name in variants}, runs)
+    os.environ.pop("HAFEN_SHIM_ZYGOTE", None)
+    close_zygotes()
+    out = {f"shim total: {name}": t for name, t in times.items()}
+    for key, values in parts.items():
+        out[key] = values[2:]  # without the warm-up runs
+    return out
+
+
+def engine_bench(root: Path, runs: int) -> dict[str, list[float]]:
+    """docker CLI against hafend and dockerd (bench_engine's daemons), hafen run --rm."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_engine import Daemon
+
+    if shutil.which("dockerd") is None:
+        print("skipping the engine comparison: dockerd is not installed")
+        return {}
+    hafen_root, docker_root = root / "eh", root / "ed"
+    hafen = Daemon(
+        "hafen", hafen_root,
+        [str(VENV_BIN / "hafend"), "--data-root", str(hafen_root / "data"), "--exec-root",
+         str(hafen_root / "exec"), "-H", f"unix://{hafen_root / 'd.sock'}", "--bridge=none",
+         "--config-file", str(hafen_root / "none.json")],
+        hafen_root / "d.sock",
+    )  # fmt: skip
+    dockerd = None
+    try:
+        subprocess.run([str(VENV_BIN / "hafen"), "-H", f"unix://{hafen_root / 'd.sock'}",
+                        "image", "bootstrap", "busybox"], check=True, capture_output=True)  # fmt: skip
+        tar = root / "busybox.tar"
+        hafen.docker("save", "-o", str(tar), "busybox")
+        docker_root.mkdir(parents=True, exist_ok=True)
+        (docker_root / "none.json").write_text("{}")
+        dockerd = Daemon(
+            "docker", docker_root,
+            ["dockerd", "--data-root", str(docker_root / "data"), "--exec-root",
+             str(docker_root / "exec"), "--pidfile", str(docker_root / "dockerd.pid"),
+             "-H", f"unix://{docker_root / 'd.sock'}", "--bridge=none", "--iptables=false",
+             "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false",
+             "--config-file", str(docker_root / "none.json")],
+            docker_root / "d.sock",
+        )  # fmt: skip
+        dockerd.docker("load", "-i", str(tar))
+        hafen_cli = [str(VENV_BIN / "hafen"), "-H", f"unix://{hafen_root / 'd.sock'}", "run",
+                     "--rm", "busybox", "true"]  # fmt: skip
+        out = alternate(
+            {
+                "docker run --rm (hafend)": lambda: hafen.docker("run", "--rm", "busybox", "true"),
+                "docker run --rm (dockerd)": lambda: dockerd.docker(  # type: ignore[union-attr]
+                    "run", "--rm", "busybox", "true"
+                ),
+                "hafen run --rm (hafend)": lambda: run_quiet(hafen_cli),
+            },
+            runs,
+        )
+        sleepers = {
+            d.name: d.docker("run", "-d", "busybox", "sleep", "3600").stdout.strip()
+            for d in (hafen, dockerd)
+        }
+        out.update(
+            alternate(
+                {
+                    f"docker exec true ({'hafend' if d.name == 'hafen' else 'dockerd'})": (
+                        lambda d=d: d.docker("exec", sleepers[d.name], "true")
+                    )
+                    for d in (hafen, dockerd)
+                },
+                runs,
+            )
+        )
+        return out
+    finally:
+        hafen.stop()
+        if dockerd is not None:
+            dockerd.stop()
+
+
+def report(results: dict[str, list[float]], load: tuple[float, float]) -> None:
+    print(
+        f"{os.cpu_count()} CPUs; load average {load[0]:.2f} before, {load[1]:.2f} after; "
+        f"runs alternate between contenders; -n {len(next(iter(results.values()), []))}"
+    )
+    print(f"{'what':<46} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
     for name, times in results.items():
         ms = [t * 1000 for t in times]
-        print(f"{name:<34} {statistics.median(ms):>10.1f} {min(ms):>8.1f} {max(ms):>8.1f}")
-    med = {k: statistics.median(v) for k, v in results.items()}
+        print(f"{name:<46} {statistics.median(ms):>10.1f} {min(ms):>8.1f} {max(ms):>8.1f}")
+    med = {k: statistics.median(v) for k, v in results.items() if v}
     print()
+
+    def ratio(label: str, mine: str, theirs: str, goal: str = "") -> None:
+        if mine in med and theirs in med:
+            print(f"ratio {label}: {med[mine] / med[theirs]:.2f}{goal}")
+
     for what in ("run", "run (seccomp)", "exec true"):
-        mine = med.get(f"hafen-runtime {what}")
         for peer in ("runc", "crun"):
-            if mine and f"{peer} {what}" in med:
-                print(f"ratio hafen-runtime / {peer} ({what}): {mine / med[f'{peer} {what}']:.2f}")
-    if "hafen run --rm (CLI end to end)" in med and "runc run" in med:
+            goal = {"runc": " (goal < 1)", "crun": " (goal <= 1.5)"}[peer] if what == "run" else ""
+            ratio(
+                f"hafen-runtime / {peer} ({what})", f"hafen-runtime {what}", f"{peer} {what}", goal
+            )
+    ratio(
+        "shim, hafen fast path / old path",
+        "shim total: hafen-runtime in shim + zygote",
+        "shim total: hafen-runtime exec'd, no zygote",
+    )
+    ratio(
+        "shim, hafen fast path / runc",
+        "shim total: hafen-runtime in shim + zygote",
+        "shim total: runc (zygote)",
+    )
+    ratio(
+        "docker run --rm, hafend / dockerd",
+        "docker run --rm (hafend)",
+        "docker run --rm (dockerd)",
+        " (goal <= 0.3)",
+    )
+    ratio(
+        "hafen run --rm (hafend) / docker run --rm (dockerd)",
+        "hafen run --rm (hafend)",
+        "docker run --rm (dockerd)",
+        " (goal <= 0.5)",
+    )
+    ratio(
+        "docker exec true, hafend / dockerd",
+        "docker exec true (hafend)",
+        "docker exec true (dockerd)",
+    )
+    if "docker exec true (hafend)" in med:
         print(
-            f"ratio hafen run --rm / runc run: {med['hafen run --rm (CLI end to end)'] / med['runc run']:.2f}"
+            f"docker exec true against hafend: {med['docker exec true (hafend)'] * 1000:.1f} ms (goal <= 50)"
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", "--runs", type=int, default=15)
+    parser.add_argument(
+        "--engine", action="store_true", help="also docker CLI against hafend vs dockerd"
+    )
     args = parser.parse_args()
+    # bytecode for sources edited since scripts/setup: with PYTHONDONTWRITEBYTECODE set,
+    # every runtime and shim start would otherwise compile them again
+    subprocess.run([sys.executable, "-m", "compileall", "-q", HAFEN_PYTHONPATH], check=False)
+    load_before = os.getloadavg()[0]
     results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="hafen-bench-") as tmp:
         root = Path(tmp)
-        bundle = make_bundle(root)
         env = {**os.environ, "PYTHONPATH": HAFEN_PYTHONPATH}
-        for name, argv in runtime_commands(bundle, root / "state").items():
-            if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-                print(f"skipping {name}: not installed")
-                continue
-            timed(argv, 2, env)  # warm the page cache
-            results[f"{name} run"] = timed(argv, args.runs, env)
-        seccomp_bundle = make_bundle(root, "bundle-seccomp", seccomp=True)
-        for name, argv in runtime_commands(seccomp_bundle, root / "state").items():
-            if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-                continue
-            timed(argv, 2, env)
-            results[f"{name} run (seccomp)"] = timed(argv, args.runs, env)
+        for label, bundle in (("run", make_bundle(root)),
+                              ("run (seccomp)", make_bundle(root, "bundle-seccomp", seccomp=True))):  # fmt: skip
+            cmds = {
+                name: argv
+                for name, argv in runtime_commands(bundle, root / "state").items()
+                if shutil.which(argv[0]) or Path(argv[0]).exists()
+            }
+            results.update(
+                {
+                    f"{name} {label}": t
+                    for name, t in alternate(
+                        {name: (lambda a=argv: run_quiet(a, env)) for name, argv in cmds.items()},
+                        args.runs,
+                    ).items()
+                }
+            )
         sleeper = make_bundle(root, "bundle-sleep")
         spec = json.loads((sleeper / "config.json").read_text())
         spec["process"]["args"] = ["/bin/busybox", "sleep", "600"]
         os.symlink("busybox", sleeper / "rootfs" / "bin" / "sleep")
         (sleeper / "config.json").write_text(json.dumps(spec))
-        for name in ("hafen-runtime", "runc", "crun"):
-            start = runtime_commands(sleeper, root / "state", "run", "-d", "--bundle", str(sleeper))
-            stop = runtime_commands(sleeper, root / "state", "delete", "-f")
-            if shutil.which(start[name][0]) is None:
-                continue
-            if subprocess.run(
-                start[name],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ).returncode:
-                print(f"skipping {name} exec: the container did not start")
-                continue  # fmt: skip
-            try:
-                argv = runtime_commands(sleeper, root / "state", "exec")[name]
-                timed(argv, 2, env)
-                results[f"{name} exec true"] = timed(argv, args.runs, env)
-            finally:
+        started: dict[str, list[str]] = {}
+        try:
+            for name in ("hafen-runtime", "runc", "crun"):
+                start = runtime_commands(
+                    sleeper, root / "state", "run", "-d", "--bundle", str(sleeper)
+                )
+                if shutil.which(start[name][0]) is None:
+                    continue
+                if subprocess.run(start[name], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:  # fmt: skip
+                    print(f"skipping {name} exec: the container did not start")
+                    continue
+                started[name] = runtime_commands(sleeper, root / "state", "exec")[name]
+            results.update(
+                {
+                    f"{name} exec true": t
+                    for name, t in alternate(
+                        {
+                            name: (lambda a=argv: run_quiet(a, env))
+                            for name, argv in started.items()
+                        },
+                        args.runs,
+                    ).items()
+                }
+            )
+        finally:
+            for name in started:
+                stop = runtime_commands(sleeper, root / "state", "delete", "-f")
                 subprocess.run(stop[name], env=env, capture_output=True)
+        results.update(shim_bench(root, make_bundle(root, "bundle-shim"), args.runs))
         proc, host = start_hafend(root / "hafend")
         try:
             cli_env = {**os.environ, "HAFEN_HOST": host}
             argv = [str(VENV_BIN / "hafen"), "run", "--rm", "busybox", "true"]
-            timed(argv, 2, cli_env)
-            results["hafen run --rm (CLI end to end)"] = timed(argv, args.runs, cli_env)
+            results.update(
+                alternate(
+                    {"hafen run --rm (CLI end to end)": lambda: run_quiet(argv, cli_env)}, args.runs
+                )
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
             subprocess.run(
                 ["sh", "-c", f"grep -o ' {root}[^ ]*' /proc/self/mounts | xargs -r -n1 umount -l"]
             )
-    report(results)
+        if args.engine:
+            results.update(engine_bench(root, args.runs))
+    report(results, (load_before, os.getloadavg()[0]))
 
 
 if __name__ == "__main__":
