@@ -37,6 +37,7 @@ from hafen.store.content import ContentStore
 
 log = logging.getLogger("hafen.distribution")
 
+MAX_CONFIG_SIZE = 32 * 1024 * 1024  # an image config is read into memory
 _MAX_TAG_PAGES = 1000  # a bound on a registry that keeps answering "next"
 READ_SLICE = 1024 * 1024  # bytes handed to a worker thread per write
 _RETRY_DELAYS = (0.2, 0.5, 1.0)
@@ -324,6 +325,24 @@ class RegistryClient:
             finally:
                 await flush()
             await asyncio.to_thread(writer.commit)
+
+    async def read_blob(self, desc: Descriptor, limit: int = MAX_CONFIG_SIZE) -> bytes:
+        """A small blob (an image config) in memory, verified against ``desc``."""
+        if desc.size > limit:
+            raise InvalidArgument(
+                f"blob {desc.digest} is {desc.size} bytes, over the {limit} limit"
+            )
+        parts: list[bytes] = []
+
+        async def sink(chunk: bytes) -> None:
+            parts.append(chunk)
+
+        await self.stream_blob(desc, sink)
+        data = b"".join(parts)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if digest != desc.digest:
+            raise DigestMismatch(f"blob {desc.digest} does not match its digest: got {digest}")
+        return data
 
     async def stream_blob(
         self,

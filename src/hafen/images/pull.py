@@ -75,8 +75,8 @@ async def pull_image(
             raise InvalidArgument(f"index {member.digest} names another index: not supported")
     manifest = parse_manifest(manifest_data, manifest_type)
 
-    await client.fetch_blob(images.content, manifest.config)
-    config_bytes = await asyncio.to_thread(images.content.read_bytes, manifest.config.digest)
+    # in memory: store_image writes it (durably) with the image record
+    config_bytes = await client.read_blob(manifest.config)
     config = ImageConfig.from_json(config_bytes)
     diff_ids = config.diff_ids
     if len(diff_ids) != len(manifest.layers):

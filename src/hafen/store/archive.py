@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from hafen.errors import InvalidArgument, UnsafePath
+from hafen.store.durability import start_writeback
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -365,6 +366,7 @@ def _is_real_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
 
+_EARLY_WRITEBACK = 256 * 1024  # files this large start their writeback when written
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -401,6 +403,8 @@ def _write_file(
                 except OSError:
                     pass  # e.g. security.* refused by the filesystem: not fatal, as in Docker
         os.utime(fd, (member.mtime, member.mtime))
+        if member.size >= _EARLY_WRITEBACK:
+            start_writeback(fd)
     finally:
         os.close(fd)
 

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import BinaryIO, Protocol
 
 from hafen.errors import DigestMismatch, InvalidArgument, NotFound
-from hafen.store.durability import syncfs
+from hafen.store.durability import start_writeback, syncfs
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -126,6 +126,8 @@ class _FileBlobWriter:
         self._file.flush()
         if durable:
             os.fsync(self._file.fileno())
+        else:
+            start_writeback(self._file.fileno())
         self._file.close()
         if self._expected and digest != self._expected:
             self._abort()
