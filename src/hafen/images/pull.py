@@ -98,12 +98,15 @@ async def pull_image(
     # Leased until the image is recorded: a concurrent rmi or prune must not collect
     # the layers this pull found present, nor the ones it is writing.
     blobs = [manifest.config.digest, *(d.digest for d in manifest.layers)]
-    with images.lease(chain_ids(diff_ids), blobs):
+    lease = await asyncio.to_thread(images.acquire_lease, chain_ids(diff_ids), blobs)
+    try:
         await _fetch_and_unpack(client, images, manifest, diff_ids, emit, max_downloads)
         layers = [LayerBlob(d.digest, d.media_type) for d in manifest.layers]
         await asyncio.to_thread(
             images.store_image, config_bytes, layers, manifest_bytes=manifest_data, tags=tags
         )
+    finally:
+        await asyncio.shield(asyncio.to_thread(images.release_lease, lease))
     await asyncio.to_thread(
         images.record_blob_sources,
         [d.digest for d in manifest.layers],

@@ -72,6 +72,13 @@ class StagedLayer:
     blob: BlobWriter | None = None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """What one operation holds (ChainIDs and blob digests): see ``acquire_lease``."""
+
+    keys: tuple[str, ...]
+
+
 ImageUsers = Callable[[str], list[ImageUser]]
 
 
@@ -327,26 +334,34 @@ class ImageService:
         if isinstance(root, Path):
             syncfs(root)
 
-    @contextmanager
-    def lease(self, chains: Iterable[str], blobs: Iterable[str]) -> Iterator[None]:
+    def acquire_lease(self, chains: Iterable[str], blobs: Iterable[str]) -> Lease:
         """Protect layers and blobs an operation is about to use or is writing (a pull):
         no image removal or prune deletes them while the lease is held, even if no
         recorded image references them yet (containerd's leases, in memory: a daemon
-        restart ends every operation that held one)."""
-        held = [*chains, *(b for b in blobs if b)]
+        restart ends every operation that held one). Blocks while a removal runs."""
+        held = Lease((*chains, *(b for b in blobs if b)))
         with self._gc_lock:
-            for key in held:
+            for key in held.keys:
                 self._leased[key] = self._leased.get(key, 0) + 1
+        return held
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._gc_lock:
+            for key in lease.keys:
+                left = self._leased[key] - 1
+                if left:
+                    self._leased[key] = left
+                else:
+                    del self._leased[key]
+
+    @contextmanager
+    def lease(self, chains: Iterable[str], blobs: Iterable[str]) -> Iterator[None]:
+        """``acquire_lease`` … ``release_lease`` around a block."""
+        held = self.acquire_lease(chains, blobs)
         try:
             yield
         finally:
-            with self._gc_lock:
-                for key in held:
-                    left = self._leased[key] - 1
-                    if left:
-                        self._leased[key] = left
-                    else:
-                        del self._leased[key]
+            self.release_lease(held)
 
     def publish_layer(self, chain: str, parent: str | None, staged: StagedLayer) -> int:
         """Put a staged layer in place (its parent must be); returns its size. A streamed
