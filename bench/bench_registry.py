@@ -3,12 +3,25 @@ side by side in one run, against Debian's docker-registry on 127.0.0.1.
 
 - push: `hafen push` of the image (gzip layers) vs `skopeo copy oci:<layout>
   docker://...` of the same blobs; every run pushes into a freshly started, empty
-  registry (so nothing is skipped or mounted).
+  registry (so nothing is skipped or mounted). hafen sends each stored blob with
+  sendfile, all layers at once; the registry's own work (receive, hash, write) is most
+  of what is left on both sides.
 - pull: `hafen pull` into an empty store (the image is removed, blobs and layers
-  collected, before each run; hafen also unpacks the layers) vs `skopeo copy docker://...
-  oci:<empty dir>` (skopeo only stores the blobs) and vs `skopeo copy docker://...
-  containers-storage:[overlay@<empty root>]` (skopeo unpacks too, like hafen).
+  collected, before each run), compared with two skopeo runs that do different work:
+  * `skopeo` = `skopeo copy docker://... oci:<empty dir>`: skopeo only downloads,
+    verifies and writes the compressed blobs (no decompression, no unpack, no fsync).
+    hafen does all of that too *and* unpacks every layer (decompress, hash the tar
+    for its DiffID, write ~170 MB of files) and syncs it to disk, so this ratio is a
+    lower bound: the layout copy is what a pull costs if nothing were unpacked.
+  * `skopeo+unpack` = `skopeo copy docker://... containers-storage:[overlay@<empty
+    root>]`: skopeo unpacks into overlay layers as hafen does — the like-for-like
+    peer (what podman/CRI-O pay for a pull).
+  hafen reads each layer off the network once: download → sha256 → blob file and
+  (isal) decompression → untar into its overlay layer, in a worker thread per layer,
+  all layers in parallel; one syncfs before the layers and blobs are published.
 Prints median MB/s (of the compressed image size) and min-max per tool, and the ratios.
+The host is shared: compare ratios from one run (runs are interleaved so drift hits
+every tool alike), not MB/s across runs.
 Run as root from the repository root: `.venv/bin/python bench/bench_registry.py [-n N]`.
 """
 
