@@ -39,6 +39,11 @@ def serve(fd: int) -> int:
     ctl = socket.socket(fileno=fd)
     os.set_inheritable(ctl.fileno(), False)
     preload()
+    import gc
+
+    # what is loaded now is shared by every fork: keep the collector off those pages
+    # (a collection in a child would touch them all and copy them)
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     ctl.send(READY)
