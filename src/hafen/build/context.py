@@ -278,8 +278,8 @@ class ContextReceiver:
         index = self._index
         for i in range(1, len(parts)):  # parents the tar left implicit
             parent = "/".join(parts[:i])
-            if parent not in index:
-                index[parent] = ContextEntry(stat.S_IFDIR, 0o755, "", 0, 0)
+            if parent not in index:  # mtime -1: none given, it stays the time it is made
+                index[parent] = ContextEntry(stat.S_IFDIR, 0o755, "", 0, 0, -1)
         self._files.pop(rel, None)
         self._links.pop(rel, None)
         mode = stat.S_IMODE(member.mode)

@@ -12,6 +12,7 @@ keep their mode and mtime, and are owned by root unless ``--chown`` says otherwi
 from __future__ import annotations
 
 import bz2
+import concurrent.futures
 import fnmatch
 import gzip
 import hashlib
@@ -20,7 +21,7 @@ import os
 import posixpath
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -399,6 +400,17 @@ class _TarIndexed(_Indexed, Protocol):
     def mtime(self) -> int: ...
 
 
+_WRITERS = 4  # threads writing a COPY's files
+_PARALLEL_MIN = 64  # fewer files than this are written in order, in this thread
+
+
+def _write_many(
+    write: Callable[[_TarIndexed, int, Path], None], jobs: list[tuple[_TarIndexed, Path]], fd: int
+) -> None:
+    for entry, target in jobs:
+        write(entry, fd, target)
+
+
 def copy_from_tar(
     tar_path: Path,
     index: Mapping[str, _TarIndexed],
@@ -480,29 +492,46 @@ def copy_from_tar(
         finally:
             os.close(fd)
 
+    jobs: list[tuple[_TarIndexed, Path]] = []  # files, written after the directories
+    for rel, entry in index.items():
+        if rel in file_map:
+            if entry.kind == stat.S_IFREG:
+                jobs.append((entry, file_map[rel]))
+            continue
+        for prefix, top in dir_map:
+            if not under(prefix, rel) or rel == prefix:
+                continue
+            sub = rel[len(prefix) + 1 :] if prefix else rel
+            if exclude is not None and exclude.excluded(sub):
+                break
+            sub_parts = sub.split("/")
+            parent = ensure_parents(top, sub_parts[:-1])
+            target = parent / sub_parts[-1]
+            if entry.kind == stat.S_IFDIR:
+                ensure_dir(target, entry.mode)
+                created[target] = None
+                if entry.mtime >= 0:  # a directory the tar only implies keeps its own time
+                    dir_times.append((target, entry.mtime))
+            elif entry.kind == stat.S_IFREG:
+                jobs.append((entry, target))
+            break
     src_fd = os.open(tar_path, os.O_RDONLY)
     try:
-        for rel, entry in index.items():
-            if rel in file_map:
-                if entry.kind == stat.S_IFREG:
-                    write(entry, src_fd, file_map[rel])
-                continue
-            for prefix, top in dir_map:
-                if not under(prefix, rel) or rel == prefix:
-                    continue
-                sub = rel[len(prefix) + 1 :] if prefix else rel
-                if exclude is not None and exclude.excluded(sub):
-                    break
-                sub_parts = sub.split("/")
-                parent = ensure_parents(top, sub_parts[:-1])
-                target = parent / sub_parts[-1]
-                if entry.kind == stat.S_IFDIR:
-                    ensure_dir(target, entry.mode)
-                    created[target] = None
-                    dir_times.append((target, entry.mtime))
-                elif entry.kind == stat.S_IFREG:
-                    write(entry, src_fd, target)
-                break
+        targets = {target for _, target in jobs}
+        if (
+            len(jobs) >= _PARALLEL_MIN
+            and len(targets) == len(jobs)
+            and not targets & created.keys()
+        ):
+            # creating files is kernel work that threads overlap (the GIL is released); the
+            # targets are distinct, so the order does not matter
+            with concurrent.futures.ThreadPoolExecutor(_WRITERS) as pool:
+                done = [pool.submit(_write_many, write, jobs[i::_WRITERS], src_fd)
+                        for i in range(_WRITERS)]  # fmt: skip
+                for future in done:
+                    future.result()
+        else:
+            _write_many(write, jobs, src_fd)
     finally:
         os.close(src_fd)
     for made, mtime in reversed(dir_times):

@@ -95,3 +95,50 @@ def test_source_errors(tmp_path: Path) -> None:
         find_sources(tmp_path, ["missing"])
     with pytest.raises(InvalidArgument, match="no source files were specified"):
         find_sources(tmp_path, ["*.none"])
+
+
+@pytest.mark.parametrize("count", [3, 300])  # in order, and by the parallel writers
+def test_copy_from_tar_writes_what_copy_sources_writes(tmp_path: Path, count: int) -> None:
+    """COPY straight from the context tar (by index offsets) gives the same files, modes,
+    owners and mtimes as copying from the unpacked context."""
+    from hafen.build.copy import copy_from_tar, copy_sources, expand_names
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        for d in range(min(count, 7)):
+            info = tarfile.TarInfo(f"src/d{d}")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o750, 1_500_000_000 + d
+            archive.addfile(info)
+        for i in range(count):
+            info = tarfile.TarInfo(f"src/d{i % 7}/f{i}.bin")
+            data = os.urandom(i * 37 % 5000)
+            info.size, info.mode, info.mtime = (
+                len(data),
+                0o640 if i % 2 else 0o755,
+                1_600_000_000 + i,
+            )
+            archive.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    ctx = open_context(buf, tmp_path / "work", dockerfile_text="FROM x\n")
+    try:
+        found = expand_names(ctx.index, ["src"], None)
+        assert found is not None and ctx.tar_path is not None
+        direct, walked = tmp_path / "direct", tmp_path / "walked"
+        direct.mkdir()
+        walked.mkdir()
+        assert copy_from_tar(ctx.tar_path, ctx.index, found, direct, "/app/",
+                             owner=None, chmod=None, exclude=None)  # fmt: skip
+        copy_sources(walked, find_sources(ctx.root, ["src"]), "/app/", owner=None, chmod=None,
+                     unpack_archives=False)  # fmt: skip
+
+        def tree(root: Path) -> list[tuple[str, int, int, bytes]]:
+            return sorted(
+                (str(p.relative_to(root)), p.stat().st_mode, int(p.stat().st_mtime),
+                 p.read_bytes() if p.is_file() else b"")
+                for p in root.rglob("*") if p.name != "app"  # made by the COPY: "now"
+            )  # fmt: skip
+
+        assert len(tree(direct)) == count + min(count, 7)
+        assert tree(direct) == tree(walked)
+    finally:
+        ctx.close()
