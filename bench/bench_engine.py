@@ -80,8 +80,10 @@ class Daemon:
 
     def rss_kb(self) -> tuple[int, int]:
         """(daemon, shims) PSS in kB: the daemon's process tree under unshare (dockerd:
-        with containerd), and every shim (their own sessions; their cmdline names our
-        root). Container processes themselves are not counted."""
+        with containerd; hafend: with its shim zygote, its own session but its child),
+        and every shim (their own sessions; their cmdline names our root, or — hafen's
+        shims, forked from the zygote — their stdout is a shim.log under our root).
+        Container processes themselves are not counted."""
         tree = subprocess.run(
             ["sh", "-c", f"pgrep -g {self.proc.pid} || true"], capture_output=True, text=True
         ).stdout.split()
@@ -90,12 +92,17 @@ class Daemon:
             if entry.name.isdigit() and entry.name not in tree:
                 try:
                     cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    stdout = os.readlink(entry / "fd" / "1")
                 except OSError:
                     continue
-                if str(self.root) in cmdline and ("shim" in cmdline):
+                if "shim" not in cmdline:
+                    continue
+                if "--zygote" in cmdline and _ppid(entry.name) in tree:
+                    tree.append(entry.name)
+                elif str(self.root) in cmdline or stdout.startswith(str(self.root)):
                     shims.append(entry.name)
-        daemon = [p for p in tree if "shim" not in _cmdline(p)]
-        shims += [p for p in tree if "shim" in _cmdline(p)]
+        daemon = [p for p in tree if "shim" not in _cmdline(p) or "--zygote" in _cmdline(p)]
+        shims += [p for p in tree if "shim" in _cmdline(p) and "--zygote" not in _cmdline(p)]
         return sum(map(pss_kb, daemon)), sum(map(pss_kb, set(shims)))
 
     def stop(self) -> None:
@@ -123,6 +130,13 @@ class Daemon:
 
 
 Stat = tuple[float, float, float]  # median, min, max
+
+
+def _ppid(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except (OSError, IndexError):
+        return ""
 
 
 def _cmdline(pid: str) -> str:
