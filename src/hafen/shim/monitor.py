@@ -56,6 +56,7 @@ OUTPUT_DRAIN_TIMEOUT = 2.0  # after the init exits: orphans outside a pid ns may
 CLIENT_FLUSH_TIMEOUT = 5.0  # after the exit: attached clients get this long to take output
 VERB_TIMEOUT = 30.0
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NAME = 15
 
 
 @dataclass
@@ -101,6 +102,15 @@ def set_subreaper() -> None:
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+def set_process_name(name: str) -> None:
+    """PR_SET_NAME (``ps -o comm``, 15 bytes): zygote-forked shims share one command line,
+    so the name is what tells them apart. Best effort."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 def _write_json_atomic(path: str, obj: dict[str, Any]) -> None:
@@ -675,6 +685,7 @@ def _report(fd: int, obj: dict[str, Any]) -> None:
 def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
     """The forked shim: detach, create the container, report on ``ready_fd``, serve."""
     os.setsid()
+    set_process_name(f"shim-{opts.id[:10]}")
     _redirect_stdio(opts.state_dir)
     os.chdir("/")
     shim = Shim(opts, listener)

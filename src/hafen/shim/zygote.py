@@ -34,6 +34,7 @@ MAX_REQUEST = 1 << 20
 
 def serve(fd: int) -> int:
     """Run the zygote on the daemon's socket ``fd`` until the daemon goes away."""
+    from hafen.shim.monitor import set_process_name
     from hafen.shim.runtime import preload
 
     ctl = socket.socket(fileno=fd)
@@ -46,6 +47,7 @@ def serve(fd: int) -> int:
     gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # launchers are reaped by the kernel
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    set_process_name("hafen-zygote")
     ctl.send(READY)
     while True:
         try:

@@ -119,6 +119,9 @@ def test_zygote_shims_are_nobodys_children_and_outlive_the_zygote(shims: Shims) 
     # the launcher the zygote forked has exited: the shim is not the zygote's child
     assert ppid_of(c.info.shim_pid) not in (zygote.proc.pid, os.getpid())
     assert os.getsid(c.info.shim_pid) == c.info.shim_pid  # its own session
+    # one command line for all of them: the process name tells which container
+    assert Path(f"/proc/{c.info.shim_pid}/comm").read_text().strip() == f"shim-{c.id[:10]}"
+    assert Path(f"/proc/{zygote.proc.pid}/comm").read_text().strip() == "hafen-zygote"
     run(c.client.start())
     shim_client.close_zygotes()  # what a daemon's exit does: the zygote leaves on EOF
     assert not zygote.alive()
