@@ -58,7 +58,50 @@ def test_bad_log_attribute_options_are_refused(hafend: Hafend, tmp_path: Path) -
         ("tag={{.Nope}}", "unknown field 'Nope'"),
         ("tag={{json .Name}}", "renders only"),
         ("env-regex=(", "invalid regular expression"),
-        ("compress=true", "not supported by hafen"),
+        ("mode=non-blocking", "not supported by hafen"),
+        ("compress=maybe", "invalid boolean"),
     ]:
         r = docker(hafend, tmp_path, "create", "--log-opt", opt, "busybox", check=False)
         assert r.returncode != 0 and message in r.stderr, (opt, r.stderr)
+
+
+def test_docker_local_log_driver_with_every_logs_option(hafend: Hafend, tmp_path: Path) -> None:
+    """--log-driver local: compact framed records, rotated and compressed (its defaults,
+    here with a small max-size), read by `docker logs` with -t, --tail, --since, --until,
+    -f and --details; stdout and stderr kept apart."""
+    cid = docker(
+        hafend, tmp_path, "run", "-d", "--log-driver", "local", "--log-opt", "max-size=1k",
+        "busybox", "sh", "-c",
+        "i=0; while [ $i -lt 200 ]; do echo out-$i; i=$((i+1)); done; echo oops >&2;"
+        " sleep 1.2; echo last",
+    ).stdout.strip()  # fmt: skip
+    try:
+        assert docker(hafend, tmp_path, "wait", cid).stdout.strip() == "0"
+        config = json.loads(docker(hafend, tmp_path, "inspect", "-f",
+                                   "{{json .HostConfig.LogConfig}}", cid).stdout)  # fmt: skip
+        assert config == {"Type": "local", "Config": {"max-size": "1k"}}
+        log_path = Path(docker(hafend, tmp_path, "inspect", "-f", "{{.LogPath}}",
+                               cid).stdout.strip())  # fmt: skip
+        names = sorted(p.name for p in log_path.parent.iterdir())
+        assert names[0] == "container.log" and names[1].endswith(".gz")  # rotated, gzipped
+        assert not log_path.read_bytes().startswith(b"{")  # not json lines
+        result = docker(hafend, tmp_path, "logs", cid)
+        out = result.stdout.split()
+        assert out[-1] == "last" and result.stderr == "oops\n"
+        numbers = [int(w.split("-")[1]) for w in out[:-1]]
+        assert numbers == list(range(numbers[0], 200))
+        # --tail counts records of both streams: out-199, oops (stderr), last
+        assert docker(hafend, tmp_path, "logs", "--tail", "3", cid).stdout.split() == [
+            "out-199", "last"
+        ]  # fmt: skip
+        stamped = docker(hafend, tmp_path, "logs", "-t", "--tail", "1", cid).stdout.split()
+        assert stamped[0].endswith("Z") and stamped[1] == "last"
+        assert docker(hafend, tmp_path, "logs", "--since", stamped[0], cid).stdout == "last\n"
+        until = docker(hafend, tmp_path, "logs", "--until", stamped[0], "--tail", "3", cid)
+        assert until.stdout.split() == ["out-199", "last"]
+        assert docker(hafend, tmp_path, "logs", "-f", cid).stdout.split() == out
+        assert docker(hafend, tmp_path, "logs", "--details", "--tail", "1",
+                      cid).stdout == " last\n"  # fmt: skip
+        assert hafend.cli("logs", "--tail", "1", cid).stdout == "last\n"
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", cid)

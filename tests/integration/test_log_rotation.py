@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
@@ -72,13 +73,39 @@ def test_follow_through_fast_rotations_loses_nothing_retained(hafend: Hafend) ->
         hafend.cli("rm", "-f", cid)
 
 
+def test_compressed_rotation_is_read_back_transparently(hafend: Hafend) -> None:
+    cid = hafend.cli(
+        "run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "--log-opt",
+        "compress=true", "busybox", "sh", "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ).stdout.strip()  # fmt: skip
+    try:
+        assert hafend.cli("wait", cid).stdout.strip() == "0"
+        log_path = Path(hafend.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+        files = sorted(
+            p.name for p in log_path.parent.iterdir() if p.name.startswith(log_path.name)
+        )
+        assert files == [log_path.name, log_path.name + ".1.gz", log_path.name + ".2.gz"]
+        with gzip.open(log_path.parent / files[1], "rt") as f:  # real gzip, json-file inside
+            assert json.loads(f.readline())["log"].startswith("line-")
+        lines = hafend.cli("logs", cid).stdout.split()
+        numbers = [int(line.split("-")[1]) for line in lines]
+        assert numbers == list(range(numbers[0], 300)) and numbers[0] > 0
+        assert hafend.cli("logs", "--tail", "30", cid).stdout.split() == lines[-30:]
+        assert hafend.cli("logs", "-f", cid).stdout.split() == lines
+    finally:
+        hafend.cli("rm", "-f", cid)
+
+
 def test_bad_log_options_and_the_none_driver(hafend: Hafend) -> None:
     r = hafend.cli("run", "--log-opt", "max-size=lots", "busybox", "true", check=False)
     assert r.returncode == 125 and "invalid size" in r.stderr
     r = hafend.cli("run", "--log-opt", "colour=blue", "busybox", "true", check=False)
     assert r.returncode == 125 and "unknown log opt 'colour'" in r.stderr
-    r = hafend.cli("run", "--log-opt", "compress=true", "busybox", "true", check=False)
+    r = hafend.cli("run", "--log-opt", "mode=non-blocking", "busybox", "true", check=False)
     assert r.returncode == 125 and "not supported by hafen" in r.stderr
+    r = hafend.cli("run", "--log-opt", "compress=true", "busybox", "true", check=False)
+    assert r.returncode == 125 and "compress cannot be true when max-file" in r.stderr
     r = hafend.cli("run", "--log-driver", "syslog", "busybox", "true", check=False)
     assert r.returncode == 125 and "unsupported log driver" in r.stderr
     cid = hafend.cli("run", "-d", "--log-driver", "none", "busybox", "echo", "hi").stdout.strip()

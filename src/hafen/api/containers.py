@@ -285,7 +285,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     tty = c.config.tty
     response = web.StreamResponse(status=200, headers={"Content-Type": RAW if tty else MULTIPLEXED})
     await response.prepare(request)
-    async for batch in read_log_batches(c.log_path, query, lambda: c.state.running):
+    local = c.host_config.log_type == "local"
+    async for batch in read_log_batches(c.log_path, query, lambda: c.state.running, local):
         # one write per chunk of the file (a write per line cost more than the reading)
         await response.write(await asyncio.to_thread(_render_logs, batch, tty, timestamps, details))
     await response.write_eof()
@@ -347,7 +348,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     try:
         if query_bool(request, "logs"):
             query = LogQuery(stdout=req.stdout, stderr=req.stderr)
-            async for rec in read_logs(c.log_path, query, lambda: False):
+            local = c.host_config.log_type == "local"
+            async for rec in read_logs(c.log_path, query, lambda: False, local):
                 await client.write(
                     rec.data if c.config.tty else frame(_STREAM_IDS[rec.stream], rec.data)
                 )

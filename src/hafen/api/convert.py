@@ -158,7 +158,9 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
         parse_tmpfs(dest, opts)
     for spec in host_config.volumes_from:
         volumes_from_spec(spec)
-    if host_config.log_type not in ("json-file", "none"):
+    from hafen.containers.logopts import DRIVERS
+
+    if host_config.log_type not in DRIVERS:
         raise InvalidArgument(
             f"HostConfig.LogConfig.Type: unsupported log driver {host_config.log_type!r}"
         )

@@ -97,7 +97,7 @@ async def info(request: web.Request) -> web.Response:
             "Plugins": {
                 "Volume": ["local"],
                 "Network": ["null"],
-                "Log": ["json-file"],
+                "Log": ["json-file", "local"],
             },
             "MemoryLimit": support.memory,
             "SwapLimit": support.swap,

@@ -16,11 +16,17 @@ from dataclasses import dataclass
 
 from hafen.errors import InvalidArgument
 
-DRIVERS = ("json-file", "none")
+DRIVERS = ("json-file", "local", "none")
 # the json-file options hafen implements; dockerd's others are refused by name rather
 # than accepted and ignored
-JSON_FILE_OPTS = {"max-size", "max-file", "labels", "labels-regex", "env", "env-regex", "tag"}
-_NOT_IMPLEMENTED = {"compress", "mode", "max-buffer-size"}
+JSON_FILE_OPTS = {
+    "max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag",
+}  # fmt: skip
+LOCAL_OPTS = {"max-size", "max-file", "compress"}
+# dockerd's local driver keeps 5 files of 20 MB, compressed, unless told otherwise
+LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
+_NOT_IMPLEMENTED = {"mode", "max-buffer-size"}
+_BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
 # ``tag`` templates: dockerd's logger.Info fields (a Go template; hafen renders the fields)
 _TAG_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
 _TAG_FIELDS = {"ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "DaemonName"}
@@ -46,18 +52,22 @@ def validate(driver: str, options: dict[str, str]) -> None:
         if options:
             raise InvalidArgument("the none log driver takes no options")
         return
+    known = LOCAL_OPTS if driver == "local" else JSON_FILE_OPTS
     for key, value in options.items():
         if key in _NOT_IMPLEMENTED:
             raise InvalidArgument(
-                f"log opt '{key}' of the json-file driver is not supported by hafen"
+                f"log opt '{key}' of the {driver} driver is not supported by hafen"
             )
-        if key not in JSON_FILE_OPTS:
-            raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
+        if key not in known:
+            raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
         if key == "max-size":
             if parse_size(value) <= 0:
                 raise InvalidArgument("max-size must be a positive size")
         elif key == "max-file" and (not value.isdigit() or int(value) < 1):
             raise InvalidArgument("max-file cannot be less than 1")
+        elif key == "compress":
+            if value.lower() not in _BOOLS:
+                raise InvalidArgument(f"compress: invalid boolean value {value!r}")
         elif key in ("labels-regex", "env-regex"):
             try:
                 re.compile(value)
@@ -65,6 +75,11 @@ def validate(driver: str, options: dict[str, str]) -> None:
                 raise InvalidArgument(f"log opt '{key}': invalid regular expression: {e}")
         elif key == "tag":
             _check_tag(value)
+    if (
+        _BOOLS.get((options.get("compress") or "").lower())
+        and options.get("max-file", "5" if driver == "local" else "1") == "1"
+    ):
+        raise InvalidArgument("compress cannot be true when max-file is less than 2")
 
 
 def _check_tag(template: str) -> None:
@@ -136,11 +151,31 @@ def effective(
     return driver, dict(options)
 
 
-def rotation(options: dict[str, str]) -> tuple[int, int]:
+def rotation(options: dict[str, str], driver: str = "json-file") -> tuple[int, int]:
     """(max size in bytes or 0, max files) for the shim."""
+    if driver == "local":
+        options = {**LOCAL_DEFAULTS, **options}
     size = parse_size(options["max-size"]) if options.get("max-size") else 0
     files = int(options.get("max-file") or 1)
     return size, files
 
 
-__all__ = ["DRIVERS", "LogInfo", "attributes", "effective", "parse_size", "rotation", "validate"]
+def compressed(options: dict[str, str], driver: str = "json-file") -> bool:
+    """Whether rotated files are gzipped (never with a single file: nothing rotates)."""
+    if driver == "local":
+        options = {**LOCAL_DEFAULTS, **options}
+    return _BOOLS.get((options.get("compress") or "false").lower(), False) and (
+        rotation(options, driver)[1] > 1
+    )
+
+
+__all__ = [
+    "DRIVERS",
+    "LogInfo",
+    "attributes",
+    "compressed",
+    "effective",
+    "parse_size",
+    "rotation",
+    "validate",
+]

@@ -374,7 +374,11 @@ class ContainerService:
             requested_apparmor_profile(host_config), host_config.privileged, apparmor.host_enabled()
         )
         data_dir = self._data_dir(c)
-        c.log_path = str(data_dir / f"{c.id}-json.log")
+        c.log_path = str(
+            data_dir / "local-logs" / "container.log"  # where dockerd keeps it
+            if host_config.log_type == "local"
+            else data_dir / f"{c.id}-json.log"
+        )
         c.hostname_path = str(data_dir / "hostname")
         c.hosts_path = str(data_dir / "hosts")
         c.resolv_conf_path = str(data_dir / "resolv.conf")
@@ -730,7 +734,8 @@ class ContainerService:
             await self._dns_up(c)
             await self._ports_up(c)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
-            max_size, max_files = logopts.rotation(c.host_config.log_config)
+            log_type = c.host_config.log_type
+            max_size, max_files = logopts.rotation(c.host_config.log_config, log_type)
             info = await launch_shim(
                 self.options.shim_command,
                 container_id=c.id,
@@ -745,6 +750,8 @@ class ContainerService:
                 env=self.options.shim_env or None,
                 log_max_size=max_size,
                 log_max_files=max_files,
+                log_format="local" if log_type == "local" else "json-file",
+                log_compress=logopts.compressed(c.host_config.log_config, log_type),
                 log_attrs=logopts.attributes(
                     c.host_config.log_config,
                     logopts.LogInfo(

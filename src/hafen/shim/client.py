@@ -94,6 +94,8 @@ async def launch_shim(
     log_max_size: int = 0,
     log_max_files: int = 1,
     log_attrs: dict[str, str] | None = None,
+    log_format: str = "json-file",
+    log_compress: bool = False,
 ) -> ShimInfo:
     """Run the shim's launcher and return once the container is created (not started).
 
@@ -127,6 +129,10 @@ async def launch_shim(
         argv += ["--log-max-size", str(log_max_size), "--log-max-file", str(log_max_files)]
     if log_attrs:
         argv += ["--log-attrs", json.dumps(log_attrs, separators=(",", ":"))]
+    if log_format != "json-file":
+        argv += ["--log-format", log_format]
+    if log_compress:
+        argv.append("--log-compress")
     zygote = await _zygote_for(argv_prefix, env)
     out = await zygote.launch(argv[len(argv_prefix) :]) if zygote is not None else None
     if out is not None:

@@ -28,7 +28,8 @@ from hafen.shim.runtime import is_hafen_runtime, preload
 
 USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                   [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
-                  [--log-max-size BYTES] [--log-max-file N] [--log-attrs JSON]"""
+                  [--log-max-size BYTES] [--log-max-file N] [--log-attrs JSON]
+                  [--log-format json-file|local] [--log-compress]"""
 
 _VALUE_FLAGS = {
     "id": "id",
@@ -40,8 +41,14 @@ _VALUE_FLAGS = {
     "log-max-size": "log_max_size",
     "log-max-file": "log_max_files",
     "log-attrs": "log_attrs",
+    "log-format": "log_format",
 }
-_BOOL_FLAGS = {"tty": "tty", "stdin": "stdin", "stdin-once": "stdin_once"}
+_BOOL_FLAGS = {
+    "tty": "tty",
+    "stdin": "stdin",
+    "stdin-once": "stdin_once",
+    "log-compress": "log_compress",
+}
 _REQUIRED = ("id", "bundle", "state-dir", "log-path", "runtime")
 
 
@@ -97,7 +104,15 @@ def parse_args(argv: list[str]) -> ShimOptions:
         log_max_size=_count(values, "log-max-size", 0),
         log_max_files=_count(values, "log-max-file", 1),
         log_attrs=_attrs(values.get("log-attrs")),
+        log_format=_log_format(values.get("log-format")),
+        log_compress=flags.get("log-compress", False),
     )
+
+
+def _log_format(text: str | None) -> str:
+    if text in (None, "", "json-file", "local"):
+        return text or "json-file"
+    raise UsageError(f"--log-format takes json-file or local, not {text!r}")
 
 
 def _attrs(text: str | None) -> dict[str, str] | None:

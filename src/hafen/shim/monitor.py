@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hafen.shim.execs import ExecManager
-from hafen.shim.logfile import JsonLogWriter
+from hafen.shim.logfile import JsonLogWriter, LocalLogWriter
 from hafen.shim.oom import memory_cgroup_file, oom_kill_count
 from hafen.shim.proto import (
     EXIT_FILE_NAME,
@@ -75,6 +75,8 @@ class ShimOptions:
     log_max_size: int = 0  # bytes; 0: never rotate
     log_max_files: int = 1
     log_attrs: dict[str, str] | None = None  # --log-opt labels/env/tag: in every record
+    log_format: str = "json-file"  # or "local": dockerd's compact framing
+    log_compress: bool = False  # gzip rotated files
 
 
 class _Conn:
@@ -207,8 +209,13 @@ class Shim:
             raise CreateError(f"runtime create wrote no usable pid file {pid_file}: {e}") from e
         self.oom_file = memory_cgroup_file(self.pid)
         self.oom_baseline = oom_kill_count(self.oom_file)
-        self.log = JsonLogWriter(
-            opts.log_path, opts.log_max_size, opts.log_max_files, opts.log_attrs
+        writer = LocalLogWriter if opts.log_format == "local" else JsonLogWriter
+        self.log = writer(
+            opts.log_path,
+            opts.log_max_size,
+            opts.log_max_files,
+            opts.log_attrs,
+            compress=opts.log_compress,
         )
         info = self._path(INFO_FILE_NAME)
         self._created_files.append(info)

@@ -109,15 +109,21 @@ def test_a_corrupt_line_inside_a_chunk_costs_only_that_line(tmp_path: Path) -> N
 
 
 def _follow_while_writing(
-    path: Path, total: int, ahead: int, stall_at: int | None = None
+    path: Path,
+    total: int,
+    ahead: int,
+    stall_at: int | None = None,
+    compress: bool = False,
+    local: bool = False,
 ) -> list[int]:
     """Follow ``path`` while a real JsonLogWriter (max-size 1k, max-file 5) writes
     ``total`` numbered lines, never more than ``ahead`` lines past what the follower has
     delivered — except, with ``stall_at``, all the rest at once when the follower has
     delivered that many (a follower far behind)."""
-    from hafen.shim.logfile import JsonLogWriter
+    from hafen.shim.logfile import JsonLogWriter, LocalLogWriter
 
-    writer = JsonLogWriter(str(path), max_size=1024, max_files=5)
+    kind = LocalLogWriter if local else JsonLogWriter
+    writer = kind(str(path), max_size=1024, max_files=5, compress=compress)
     received: list[int] = []
     written = 0
     done = False
@@ -137,7 +143,8 @@ def _follow_while_writing(
 
     async def run() -> None:
         task = asyncio.create_task(write())
-        async for rec in read_logs(str(path), LogQuery(follow=True), lambda: not done):
+        query = LogQuery(follow=True)
+        async for rec in read_logs(str(path), query, lambda: not done, local=local):
             received.append(int(rec.data.decode().strip().split("-")[1]))
         await task
 
@@ -160,3 +167,50 @@ def test_a_follower_left_behind_loses_only_what_rotation_dropped(tmp_path: Path)
     retained = [int(rec[1].decode().split("-")[1]) for rec in collect(tmp_path / "l", LogQuery())]
     assert received[-len(retained) :] == retained  # everything still on disk, to the last
     assert retained[-1] == 1999
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["json-file", "local"])
+def test_follow_through_compressed_rotations_exactly_once(tmp_path: Path, local: bool) -> None:
+    received = _follow_while_writing(
+        tmp_path / "l", total=1500, ahead=40, compress=True, local=local
+    )
+    assert received == list(range(1500))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["l", "l.1.gz", "l.2.gz", "l.3.gz", "l.4.gz"]
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["json-file", "local"])
+def test_compressed_and_local_files_read_back_with_tail_and_times(
+    tmp_path: Path, local: bool
+) -> None:
+    from hafen.shim.logfile import JsonLogWriter, LocalLogWriter
+    from hafen.shim.proto import STDERR, STDOUT
+
+    kind = LocalLogWriter if local else JsonLogWriter
+    writer = kind(str(tmp_path / "l"), max_size=512, max_files=4, compress=True)
+    for i in range(120):
+        writer.write(STDERR if i % 10 == 0 else STDOUT, f"r{i}\n".encode())
+    writer.write(STDOUT, b"partial")
+    writer.close()
+
+    def read(query: LogQuery) -> list[tuple[str, bytes]]:
+        async def run() -> list[tuple[str, bytes]]:
+            return [
+                (r.stream, r.data)
+                async for r in read_logs(str(tmp_path / "l"), query, lambda: False, local=local)
+            ]
+
+        return asyncio.run(run())
+
+    everything = read(LogQuery())
+    assert everything[-1] == ("stdout", b"partial")  # a partial record keeps no newline
+    numbers = [int(d[1:-1]) for _s, d in everything[:-1]]
+    assert numbers == list(range(numbers[0], 120)) and numbers[0] > 0  # the oldest dropped
+    assert read(LogQuery(tail=3)) == [("stdout", b"r118\n"), ("stdout", b"r119\n"),
+                                      ("stdout", b"partial")]  # fmt: skip
+    tail_far = read(LogQuery(tail=len(everything) - 1))  # starts inside the oldest .gz
+    assert tail_far == everything[1:]
+    assert [d for _s, d in read(LogQuery(stdout=False))] == [
+        f"r{i}\n".encode() for i in range(numbers[0], 120) if i % 10 == 0
+    ]
+    assert any(p.name.endswith(".gz") for p in tmp_path.iterdir())

@@ -102,3 +102,17 @@ def test_log_attributes_pick_labels_env_and_render_the_tag() -> None:
         "tag": f"busybox:latest|web|{'ab' * 6}|{'cd' * 6}|docker",
     }
     assert attributes({"max-size": "1m"}, info) == {}
+
+
+def test_local_driver_options_defaults_and_compress() -> None:
+    logopts.validate("local", {"max-size": "1k", "compress": "false"})
+    with pytest.raises(InvalidArgument, match="unknown log opt 'tag' for local"):
+        logopts.validate("local", {"tag": "x"})
+    with pytest.raises(InvalidArgument, match="invalid boolean"):
+        logopts.validate("json-file", {"compress": "yes please"})
+    with pytest.raises(InvalidArgument, match="max-file is less than 2"):
+        logopts.validate("json-file", {"compress": "true", "max-size": "1m"})
+    assert logopts.rotation({}, "local") == (20 * 1024 * 1024, 5)  # dockerd's local defaults
+    assert logopts.compressed({}, "local") and not logopts.compressed({"compress": "0"}, "local")
+    assert logopts.compressed({"compress": "true", "max-file": "3"})
+    assert not logopts.compressed({"max-file": "3"})

@@ -45,3 +45,17 @@ def test_boolean_flags() -> None:
 def test_bad_command_lines_name_the_problem(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_args(argv)
+
+
+def test_log_format_compress_and_attrs() -> None:
+    opts = parse_args([*BASE, "--runtime", "runc", "--log-format", "local", "--log-compress",
+                       "--log-attrs", '{"tag":"web"}'])  # fmt: skip
+    assert (opts.log_format, opts.log_compress, opts.log_attrs) == ("local", True, {"tag": "web"})
+    defaults = parse_args([*BASE, "--runtime", "runc"])
+    assert (defaults.log_format, defaults.log_compress, defaults.log_attrs) == (
+        "json-file", False, None
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="--log-format takes"):
+        parse_args([*BASE, "--runtime", "runc", "--log-format", "syslog"])
+    with pytest.raises(UsageError, match="JSON object of strings"):
+        parse_args([*BASE, "--runtime", "runc", "--log-attrs", '{"a": 1}'])
