@@ -154,6 +154,20 @@ def test_manifest_size_lies_about_the_blob(daemon: Hafend, registry: FakeRegistr
     assert_store_clean(daemon, registry)
 
 
+def test_truncated_blob_is_refused(daemon: Hafend, registry: FakeRegistry) -> None:
+    # the registry holds (and serves, whole, with a matching Content-Length) fewer bytes
+    # than the manifest promises: retried, then refused; nothing kept
+    manifest = json.loads(registry.image.manifest)
+    manifest["layers"][1]["size"] += 4096
+    registry.faults.manifest_override = json.dumps(manifest).encode()
+    code, out = pull(daemon, f"{registry.host}/fail/truncated:v1")
+    assert code == 1
+    big = manifest["layers"][1]["digest"]
+    assert big in out and ("connection closed at" in out or "failed after" in out), out
+    assert big not in blobs(daemon)
+    assert_store_clean(daemon, registry)
+
+
 @pytest.mark.parametrize("name", ["../../escape", "/abs/olute"])
 def test_hostile_layer_paths_stay_inside(daemon: Hafend, name: str, tmp_path: Path) -> None:
     reg = FakeRegistry(FakeImage.build([1000], hostile=name, seed=name))
