@@ -19,6 +19,11 @@ side by side in one run, against Debian's docker-registry on 127.0.0.1.
   hafen reads each layer off the network once: download → sha256 → blob file and
   (isal) decompression → untar into its overlay layer, in a worker thread per layer,
   all layers in parallel; one syncfs before the layers and blobs are published.
+- dockerd (Debian's docker.io, when installed; `--no-dockerd` leaves it out): `docker
+  push` of the image it pulled (it recompresses its layers, as Docker does) and
+  `docker pull` after `docker rmi` (unpacks, like hafen). With dockerd the whole
+  benchmark re-runs itself in private network/mount/PID namespaces (loopback only;
+  dockerd runs without bridge or iptables), so the machine's network is never touched.
 Prints median MB/s (of the compressed image size) and min-max per tool, and the ratios.
 The host is shared: compare ratios from one run (runs are interleaved so drift hits
 every tool alike), not MB/s across runs.
@@ -46,6 +51,8 @@ from tests.compat.registries import SKOPEO, DockerRegistry
 from tests.conftest import Hafend
 
 LAYER_MB = (50, 40, 35, 28, 20)
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:
@@ -100,12 +107,79 @@ def summary(name: str, times: list[float], size_mb: float) -> tuple[str, float]:
     return f"  {name:<14} {med:8.1f} MB/s   (min {rates[0]:.1f}, max {rates[-1]:.1f})", med
 
 
+class Dockerd:
+    """Debian's dockerd on private roots, without bridge or iptables (and, as the whole
+    benchmark, inside a private network namespace)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.host = f"unix://{root / 'docker.sock'}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Dockerd:
+        self.root.mkdir(parents=True)
+        with open(self.root / "dockerd.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [DOCKERD, "--data-root", str(self.root / "data"), "--exec-root",
+                 str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"),
+                 "-H", self.host, "--bridge=none", "--iptables=false", "--ip6tables=false",
+                 "--ip-masq=false", "--userland-proxy=false"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        for _ in range(100):
+            if self.cli("version", check=False).returncode == 0:
+                return self
+            time.sleep(0.2)
+        raise SystemExit(f"dockerd did not start:\n{(self.root / 'dockerd.log').read_text()}")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_HOST": self.host, "DOCKER_CONFIG": str(self.root)}
+        result = subprocess.run([DOCKER, *args], capture_output=True, text=True, env=env)
+        if check and result.returncode != 0:
+            raise SystemExit(f"docker {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def argv(self, *args: str) -> list[str]:
+        return ["env", f"DOCKER_HOST={self.host}", f"DOCKER_CONFIG={self.root}", DOCKER, *args]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        subprocess.run(["umount", "-R", str(self.root / "data")], capture_output=True)
+        subprocess.run(["umount", "-R", str(self.root / "exec")], capture_output=True)
+
+
+def in_private_netns() -> None:
+    """Re-run this benchmark in private network, mount and PID namespaces (loopback
+    only): dockerd must not touch the machine's network, and whatever the run leaves
+    behind dies with its namespace."""
+    if os.environ.get("HAFEN_BENCH_NETNS") == "1":
+        return
+    argv = [sys.executable, *sys.argv]
+    script = 'ip link set lo up && exec "$@"'
+    os.execvpe(
+        "unshare", ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sh", "-c", script,
+                    "sh", *argv],
+        {**os.environ, "HAFEN_BENCH_NETNS": "1"},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=5, help="runs per measurement")
+    parser.add_argument("--no-dockerd", action="store_true", help="leave dockerd out")
     args = parser.parse_args()
+    with_dockerd = not args.no_dockerd and Path(DOCKERD).exists() and Path(DOCKER).exists()
+    if with_dockerd:
+        in_private_netns()
     root = Path(tempfile.mkdtemp(prefix="hafen-bench-registry-"))
     daemon = Hafend(root / "hafend")
+    dockerd = Dockerd(root / "dockerd") if with_dockerd else None
     registries: list[DockerRegistry] = []
     try:
         layout = root / "layout"
@@ -119,28 +193,42 @@ def main() -> None:
         skopeo = [SKOPEO, "--insecure-policy"]
         push: dict[str, list[float]] = {"hafen": [], "skopeo": []}
         pull: dict[str, list[float]] = {"hafen": [], "skopeo": [], "skopeo+unpack": []}
-        for i in range(args.n):
-            for tool in ("hafen", "skopeo"):  # interleaved, so drift hits both alike
-                reg = DockerRegistry(root / f"reg-{tool}-{i}").start()
-                registries.append(reg)
-                ref = f"{reg.host}/bench/image:latest"
-                if tool == "hafen":
-                    daemon.cli("tag", "bench.local/bench/image:latest", ref)
-                    push[tool].append(run([*hafen, "push", ref]))
-                    daemon.cli("rmi", ref)
-                else:
-                    push[tool].append(run([*skopeo, "copy", "--dest-tls-verify=false",
-                                           f"oci:{layout}", f"docker://{ref}"]))  # fmt: skip
-                reg.stop()
-                registries.remove(reg)
         reg = DockerRegistry(root / "reg-pull").start()
         registries.append(reg)
         ref = f"{reg.host}/bench/image:latest"
         daemon.cli("tag", "bench.local/bench/image:latest", ref)
         daemon.cli("push", ref, timeout=600)
+        if dockerd is not None:
+            dockerd.start()
+            dockerd.cli("pull", ref)  # dockerd's copy of the image, for its pushes
+            push["dockerd"], pull["dockerd"] = [], []
+        for i in range(args.n):
+            for tool in push:  # interleaved, so drift hits every tool alike
+                target = DockerRegistry(root / f"reg-{tool}-{i}").start()
+                registries.append(target)
+                dest_ref = f"{target.host}/bench/image:latest"
+                if tool == "hafen":
+                    daemon.cli("tag", "bench.local/bench/image:latest", dest_ref)
+                    push[tool].append(run([*hafen, "push", dest_ref]))
+                    daemon.cli("rmi", dest_ref)
+                elif tool == "skopeo":
+                    push[tool].append(run([*skopeo, "copy", "--dest-tls-verify=false",
+                                           f"oci:{layout}", f"docker://{dest_ref}"]))  # fmt: skip
+                else:
+                    assert dockerd is not None
+                    dockerd.cli("tag", ref, dest_ref)
+                    push[tool].append(run(dockerd.argv("push", dest_ref)))
+                    dockerd.cli("rmi", dest_ref)
+                target.stop()
+                registries.remove(target)
         daemon.cli("rmi", ref)
         daemon.cli("rmi", "bench.local/bench/image:latest")
+        if dockerd is not None:
+            dockerd.cli("rmi", ref)
         for i in range(args.n):
+            if dockerd is not None:  # docker rmi removes the layers: an empty store again
+                pull["dockerd"].append(run(dockerd.argv("pull", ref)))
+                dockerd.cli("rmi", ref)
             pull["hafen"].append(run([*hafen, "pull", ref]))
             daemon.cli("rmi", ref)
             dest = root / f"pulled-{i}"
@@ -164,6 +252,8 @@ def main() -> None:
     finally:
         for reg in registries:
             reg.stop()
+        if dockerd is not None:
+            dockerd.stop()
         daemon.cleanup()
         shutil.rmtree(root, ignore_errors=True)
 
