@@ -159,13 +159,16 @@ def test_hafen_cli_over_mutual_tls_from_the_environment(
     tls_hafend: tuple[Hafend, int], certs: Path
 ) -> None:
     """DOCKER_TLS_VERIFY + DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) as the docker CLI
-    reads them. (Not `run -i` with piped input: asyncio's TLS has no half-close, so the
-    daemon ends the session at the client's end of input — a known gap.)"""
+    reads them; stdin's end (a close_notify) reaches the container, its output still
+    comes back."""
     _daemon, port = tls_hafend
     env = {"HAFEN_HOST": f"tcp://127.0.0.1:{port}", "DOCKER_TLS_VERIFY": "1",
            "DOCKER_CERT_PATH": str(certs / "client-dir")}  # fmt: skip
     r = _hafen("run", "--rm", "busybox", "echo", "from env", env=env)
     assert r.stdout == "from env\n", r.stderr
+    r = _hafen("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done", env=env,
+               input="piped\n")  # fmt: skip
+    assert r.stdout == "piped\ndone\n", r.stderr
     r = _hafen("ps", "-a", "--format", "{{.ID}}", env=env)
     assert r.returncode == 0, r.stderr
 

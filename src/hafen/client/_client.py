@@ -110,11 +110,17 @@ class Hijacked:
         self.sock.sendall(data)
 
     def close_write(self) -> None:
-        """Half-close: tells the container its stdin reached EOF. Over TLS the TCP
-        stream is half-closed beneath the TLS session (``SSLSocket.shutdown`` would end
-        the session, and with it the output still to come)."""
+        """Half-close: tells the container its stdin reached EOF.
+
+        Over TLS that is a close_notify alone (``TLSStream.close_write``), as Go's
+        ``tls.Conn.CloseWrite`` sends it: a TCP half-close would end the whole TLS
+        session, and the output still to come with it."""
         try:
-            socket.socket.shutdown(self.sock, socket.SHUT_WR)
+            close_write = getattr(self.sock, "close_write", None)  # a TLSStream
+            if close_write is not None:
+                close_write()
+            else:
+                self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
@@ -523,7 +529,7 @@ class APIClient:
         """POST ``url`` asking for a connection upgrade; the raw duplex stream."""
         data = json.dumps(body).encode() if body is not None else b""
         content_type = "application/json" if body is not None else "text/plain"
-        sock = _transport.open_socket(self.host, self.timeout)
+        sock = _transport.open_socket(self.host, self.timeout, half_close=True)
         request = (
             f"POST {url} HTTP/1.1\r\n"
             "Host: docker\r\n"

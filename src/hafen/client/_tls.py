@@ -12,7 +12,9 @@ out, a file named on the command line must exist.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -97,4 +99,88 @@ def tls_options(
     )
 
 
-__all__ = ["TLS_PORT", "TLSOptions", "tls_options"]
+class TLSStream:
+    """A TLS client stream whose write side can end alone, for hijacked connections.
+
+    ``SSLSocket`` cannot half-close: its ``shutdown`` ends the session and its
+    ``unwrap`` waits for the peer's close_notify. Here the TLS state is an ``SSLObject``
+    over memory buffers, so ``close_write`` sends close_notify and reading goes on, as
+    Go's ``tls.Conn.CloseWrite`` does for the docker CLI (hafend keeps writing after
+    one). One reader thread and one writer thread may use it at once: the TLS state is
+    under a lock, never held while waiting on the network for input.
+    """
+
+    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, server_hostname: str) -> None:
+        self._sock = sock
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._tls = ctx.wrap_bio(self._in, self._out, server_hostname=server_hostname)
+        self._lock = threading.Lock()
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._feed()
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self._out.read()
+        if data:
+            self._sock.sendall(data)
+
+    def _feed(self) -> bool:
+        raw = self._sock.recv(65536)
+        if raw:
+            self._in.write(raw)
+        else:
+            self._in.write_eof()
+        return bool(raw)
+
+    def recv(self, size: int = 65536) -> bytes:
+        while True:
+            with self._lock:
+                try:
+                    data = self._tls.read(size)
+                    self._flush()  # post-handshake messages may want an answer
+                    return data
+                except ssl.SSLWantReadError:
+                    pass
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return b""
+            raw = self._sock.recv(65536)  # outside the lock: the writer goes on meanwhile
+            with self._lock:
+                if raw:
+                    self._in.write(raw)
+                else:
+                    self._in.write_eof()
+
+    def sendall(self, data: bytes) -> None:
+        with self._lock:
+            self._tls.write(data)
+            self._flush()
+
+    def close_write(self) -> None:
+        """Send close_notify: the peer sees the end of our data; we can still read."""
+        with self._lock:
+            try:
+                self._tls.unwrap()
+            except ssl.SSLWantReadError:  # the alert is out; the peer's is not needed
+                pass
+            self._flush()
+
+    def shutdown(self, how: int) -> None:
+        self._sock.shutdown(how)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._sock.gettimeout()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+__all__ = ["TLS_PORT", "TLSOptions", "TLSStream", "tls_options"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hafen import errors
@@ -77,8 +77,12 @@ def open_connection(host: Host, timeout: float | None) -> Connection:
     return Connection(open_socket(host, timeout))
 
 
-def open_socket(host: Host, timeout: float | None) -> socket.socket:
-    """A connected raw socket to ``host``; raises ``Unavailable`` if nobody answers."""
+def open_socket(host: Host, timeout: float | None, half_close: bool = False) -> Any:
+    """A connected raw socket to ``host``; raises ``Unavailable`` if nobody answers.
+
+    Over TLS it is an ``SSLSocket``, or with ``half_close`` (hijacked streams, whose
+    stdin may end before their output) a ``TLSStream`` that can send close_notify
+    alone."""
     try:
         if host.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -95,6 +99,10 @@ def open_socket(host: Host, timeout: float | None) -> socket.socket:
     if host.ssl_context is None:
         return sock
     try:
+        if half_close:
+            from hafen.client._tls import TLSStream
+
+            return TLSStream(sock, host.ssl_context, host.address)
         return host.ssl_context.wrap_socket(sock, server_hostname=host.address)
     except OSError as e:  # ssl.SSLError is an OSError: a failed handshake
         sock.close()
