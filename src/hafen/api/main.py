@@ -46,6 +46,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "-b", "--bridge", help='"none": no default bridge network (containers get only lo)'
     )
+    p.add_argument(
+        "--bridge-on-host",
+        nargs="?",
+        const=True,
+        type=_flag_bool,
+        metavar="BOOL",
+        help="create bridges and nftables rules even in the machine's own network namespace "
+        '(daemon.json "bridge-on-host"; off by default, unlike dockerd)',
+    )
+    for flag, what in (
+        ("--iptables", "nftables DNAT for published ports and bridge isolation"),
+        ("--ip-masq", "masquerade traffic leaving bridge networks"),
+        ("--ip-forward", "enable IPv4 forwarding where bridges are made"),
+    ):
+        p.add_argument(flag, nargs="?", const=True, type=_flag_bool, metavar="BOOL", help=what)
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-l", "--log-level", help="debug, info, warn, error")
     p.add_argument("-v", "--version", action="store_true")
@@ -60,6 +75,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="serve tcp:// hosts without TLS (anyone who reaches the port is root)",
     )
     return p.parse_args(argv)
+
+
+def _flag_bool(text: str) -> bool:
+    """dockerd's boolean flags: ``--iptables``, ``--iptables=false``."""
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r} (true or false)")
 
 
 @dataclass
@@ -235,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
                 "default_runtime": args.default_runtime,
                 "group": args.group,
                 "bridge": args.bridge,
+                "bridge_on_host": args.bridge_on_host,
+                "iptables": args.iptables,
+                "ip_masq": args.ip_masq,
+                "ip_forward": args.ip_forward,
                 "debug": args.debug,
             },
         )

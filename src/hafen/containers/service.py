@@ -60,7 +60,7 @@ from hafen.network.dns import DNS_ADDRESS, EmbeddedDNS
 from hafen.network.etcfiles import HostEntry, host_nameservers, hosts_file, resolv_conf
 from hafen.network.model import Endpoint, EndpointRequest
 from hafen.network.ports import PortPublisher, port_requests
-from hafen.network.service import NetworkService
+from hafen.network.service import BRIDGE_ON_HOST_HINT, NetworkService
 from hafen.oci import apparmor, defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
@@ -419,8 +419,7 @@ class ContainerService:
         if publishing and mode != "host" and (self.networks is None or not self.networks.enabled):
             raise InvalidArgument(
                 "published ports need bridge networking, which is off on this daemon (it shares "
-                'the machine\'s network namespace; "bridge-on-host": true in daemon.json turns '
-                "it on)"
+                f"the machine's network namespace; {BRIDGE_ON_HOST_HINT} to turn it on)"
             )
         if self.networks is None:
             return {}

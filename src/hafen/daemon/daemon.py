@@ -26,7 +26,7 @@ from hafen.errors import InvalidArgument, InvalidConfig
 from hafen.images.service import ImageService
 from hafen.network import netns, nft
 from hafen.network.ports import PortPublisher, default_port_range
-from hafen.network.service import NetworkService
+from hafen.network.service import BRIDGE_ON_HOST_HINT, NetworkService
 from hafen.store.content import FileContentStore
 from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots import select_snapshotter
@@ -133,7 +133,7 @@ class Daemon:
         if not self.networks.enabled:
             log.warning(
                 "bridge networking is off: hafend shares the machine's network namespace "
-                '(set "bridge-on-host": true in daemon.json to create bridges)'
+                f"({BRIDGE_ON_HOST_HINT} to create bridges)"
             )
         log.info(
             "hafend ready: data root %s, storage driver %s, %d containers",

@@ -7,7 +7,7 @@ namespace as a bind-mounted file under ``<exec-root>/netns/<id>``, made and wire
 before the runtime starts and removed when the container stops.
 
 Safety: devices are only created when the daemon runs in a network namespace of its own
-or daemon.json sets ``"bridge-on-host": true``; otherwise bridge networking is off
+or daemon.json sets ``"bridge-on-host": true`` (flag ``--bridge-on-host``); otherwise bridge networking is off
 (containers get a private namespace with only ``lo``) and creating networks is refused.
 ``"bridge": "none"`` in daemon.json (dockerd's ``--bridge=none``) leaves out only the
 default ``bridge`` network: containers that name no network get ``none`` (a namespace
@@ -38,6 +38,10 @@ from hafen.volumes.service import label_filter_matches
 log = logging.getLogger("hafen.network")
 
 DEFAULT_BRIDGE = "hafen0"
+# how an administrator turns bridges on where hafend shares the machine's namespace
+BRIDGE_ON_HOST_HINT = (
+    'set "bridge-on-host": true in daemon.json or start hafend with --bridge-on-host'
+)
 
 
 class NetworkNotFound(NotFound):
@@ -171,7 +175,7 @@ class NetworkService:
         if not self.enabled:
             raise Forbidden(
                 "bridge networking is disabled: hafend runs in the machine's own network "
-                'namespace; set "bridge-on-host": true in daemon.json to allow it'
+                f"namespace; {BRIDGE_ON_HOST_HINT} to allow it"
             )
         options = dict(options or {})
         with self._lock:
