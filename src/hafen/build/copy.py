@@ -404,6 +404,18 @@ _WRITERS = 4  # threads writing a COPY's files
 _PARALLEL_MIN = 64  # fewer files than this are written in order, in this thread
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` sets it: a race)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: always chmod
+
+
 def _write_many(
     write: Callable[[_TarIndexed, int, Path], None], jobs: list[tuple[_TarIndexed, Path]], fd: int
 ) -> None:
@@ -454,11 +466,14 @@ def copy_from_tar(
     created: dict[Path, None] = {}
     dir_times: list[tuple[Path, int]] = []
 
+    fresh: dict[Path, int] = {}  # directories this COPY made (empty then) → their mode
+
     def ensure_dir(path: Path, mode: int) -> None:
         if not (path.is_dir() and not path.is_symlink()):
             if os.path.lexists(path):
                 os.unlink(path)
             os.mkdir(path)
+            fresh[path] = chmod if chmod is not None else mode
         os.lchown(path, own.uid, own.gid)
         os.chmod(path, chmod if chmod is not None else mode)
 
@@ -471,13 +486,20 @@ def copy_from_tar(
                 created[current] = None
         return current
 
+    umask = _umask()
+    root_owned = own.uid == 0 and own.gid == 0 and os.geteuid() == 0 and os.getegid() == 0
+
     def write(entry: _TarIndexed, src_fd: int, target: Path) -> None:
-        if os.path.lexists(target):
+        # every syscall counts here (COPY of thousands of files): a fresh directory holds
+        # nothing to replace, and root's new file there is root's already unless setgid
+        parent_mode = fresh.get(target.parent) if unique else None
+        if parent_mode is None and os.path.lexists(target):
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             else:
                 os.unlink(target)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        mode = chmod if chmod is not None else entry.mode
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o777)
         try:
             offset, left = entry.offset, entry.size
             while left > 0:  # in the kernel: the data never passes through Python
@@ -486,8 +508,10 @@ def copy_from_tar(
                     raise InvalidArgument("invalid build context archive: short file data")
                 offset += sent
                 left -= sent
-            os.fchown(fd, own.uid, own.gid)
-            os.fchmod(fd, chmod if chmod is not None else entry.mode)
+            if not (root_owned and parent_mode is not None and not parent_mode & stat.S_ISGID):
+                os.fchown(fd, own.uid, own.gid)
+            if mode & 0o7000 or mode & umask:
+                os.fchmod(fd, mode)
             os.utime(fd, (entry.mtime, entry.mtime))
         finally:
             os.close(fd)
@@ -515,14 +539,11 @@ def copy_from_tar(
             elif entry.kind == stat.S_IFREG:
                 jobs.append((entry, target))
             break
+    targets = {target for _, target in jobs}
+    unique = len(targets) == len(jobs) and not targets & created.keys()
     src_fd = os.open(tar_path, os.O_RDONLY)
     try:
-        targets = {target for _, target in jobs}
-        if (
-            len(jobs) >= _PARALLEL_MIN
-            and len(targets) == len(jobs)
-            and not targets & created.keys()
-        ):
+        if len(jobs) >= _PARALLEL_MIN and unique:
             # creating files is kernel work that threads overlap (the GIL is released); the
             # targets are distinct, so the order does not matter
             with concurrent.futures.ThreadPoolExecutor(_WRITERS) as pool:

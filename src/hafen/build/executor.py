@@ -413,13 +413,16 @@ class Builder:
     async def _try_cache(self, run: _StageRun, key: str, opts: BuildOptions, emit: Emit) -> bool:
         if opts.no_cache:
             return False
-        hit = await asyncio.to_thread(self._cached, key)
-        if hit is None:
+
+        def lookup() -> tuple[Image, list[LayerBlob]] | None:  # one worker hop per step
+            hit = self._cached(key)
+            image = self.images.find(hit) if hit is not None else None
+            return None if image is None else (image, self._layer_blobs(image))
+
+        found = await asyncio.to_thread(lookup)
+        if found is None:
             return False
-        image = await asyncio.to_thread(self.images.find, hit)
-        if image is None:
-            return False
-        layers = await asyncio.to_thread(self._layer_blobs, image)
+        image, layers = found
         run.state = ImageState.from_image(image, layers)
         emit(f" ---> Using cache\n ---> {image.short_id}\n")
         return True

@@ -114,7 +114,7 @@ def test_copy_from_tar_writes_what_copy_sources_writes(tmp_path: Path, count: in
             data = os.urandom(i * 37 % 5000)
             info.size, info.mode, info.mtime = (
                 len(data),
-                0o640 if i % 2 else 0o755,
+                (0o640, 0o755, 0o664, 0o4755)[i % 4],
                 1_600_000_000 + i,
             )
             archive.addfile(info, io.BytesIO(data))
