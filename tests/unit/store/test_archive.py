@@ -256,6 +256,27 @@ def test_files_written_through_a_symlink_stay_inside_dest(
     assert os.path.islink(dest / "link")
 
 
+def test_a_directory_replaced_by_a_symlink_is_not_written_through_later(
+    sandbox: tuple[Path, Path],
+) -> None:
+    # `a/` is made (and remembered as a parent) for `a/x`; then `a` becomes a symlink
+    # aimed outside: a later `a/y` must resolve anew, inside dest, never outside.
+    dest, outside = sandbox
+    _unpack(_tar(_file("a/x", b"1"), _symlink("a", str(outside)), _file("a/y", b"pwned")), dest)
+    _outside_untouched(outside)
+    assert os.path.islink(dest / "a")
+    assert (dest / str(outside).lstrip("/") / "y").read_bytes() == b"pwned"
+
+
+def test_a_large_file_is_written_whole_between_small_ones(tmp_path: Path) -> None:
+    big = os.urandom(3 * 1024 * 1024 + 17)  # spans several reader slices
+    dest = tmp_path / "dest"
+    _unpack(_tar(_file("s1", b"a"), _file("d/big", big), _file("d/s2", b"b" * 513)), dest)
+    assert (dest / "d" / "big").read_bytes() == big
+    assert (dest / "s1").read_bytes() == b"a"
+    assert (dest / "d" / "s2").read_bytes() == b"b" * 513
+
+
 def test_a_symlink_to_root_as_the_direct_parent_stays_inside_dest(
     sandbox: tuple[Path, Path],
 ) -> None:
