@@ -233,3 +233,37 @@ def test_symlink_escape_and_device_nodes_stay_harmless(daemon: Hafend) -> None:
             daemon.cli("rmi", f"{reg.host}/fail/{kind}:v1")
     finally:
         target.rmdir()
+
+
+def test_pull_on_vfs_unpacks_in_order_resumes_and_leaves_nothing_on_failure(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # vfs cannot unpack a layer before its parent: blobs are downloaded first, layers
+    # unpacked in chain order, each a full tree
+    root = tmp_path_factory.mktemp("hafend-vfs-pull")
+    (root / "daemon.json").write_text('{"storage-driver": "vfs"}')
+    d = Hafend(root)
+    reg = FakeRegistry(FakeImage.build([300_000, 2_000_000, 1000], seed="vfs-pull"))
+    try:
+        d.start()
+        big = digest_of(reg.image.layers[1])
+        reg.faults.drop_after = {big: 700_000}
+        code, out = pull(d, f"{reg.host}/vfs/image:v1")
+        assert code == 0, out
+        assert "Storage Driver: vfs" in d.cli("info").stdout
+        ranges = [r for m, p, r in reg.requests if p.endswith(big) and m == "GET"]
+        assert ranges[0] == "" and ranges[1].startswith("bytes=")  # resumed
+        inspect = json.loads(d.cli("image", "inspect", f"{reg.host}/vfs/image:v1").stdout)[0]
+        assert len(inspect["RootFS"]["Layers"]) == 3
+        vfs_layers = list((d.data_root / "snapshots" / "vfs" / "layers").iterdir())
+        trees = sorted(sorted(p.name for p in (layer / "fs").iterdir()) for layer in vfs_layers)
+        # each layer is the whole tree up to it
+        assert trees == [["file0"], ["file0", "file1"], ["file0", "file1", "file2"]]
+        d.cli("rmi", f"{reg.host}/vfs/image:v1")
+        reg.faults.wrong_blob = big
+        code, out = pull(d, f"{reg.host}/vfs/image:v2")
+        assert code == 1 and "does not match its digest" in out
+        assert_store_clean(d, reg)
+    finally:
+        reg.close()
+        d.cleanup()
