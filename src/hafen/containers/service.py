@@ -102,7 +102,7 @@ class Publish(Protocol):
 class SnapshotLookup(Protocol):
     def prepare(self, key: str, parent_chain_id: str | None) -> None: ...
 
-    def mount(self, key: str, target: Path) -> None: ...
+    def mount(self, key: str, target: Path, volatile: bool = False) -> None: ...
 
     def unmount(self, target: Path) -> None: ...
 
@@ -832,7 +832,8 @@ class ContainerService:
                 self.snapshotter.unmount(rootfs)
             shutil.rmtree(state_dir)
         rootfs.mkdir(parents=True)
-        self.snapshotter.mount(c.snapshot_key, rootfs)
+        # an auto-remove container's layer is thrown away at exit: no sync at unmount
+        self.snapshotter.mount(c.snapshot_key, rootfs, volatile=c.host_config.auto_remove)
         try:
             remap = self._remap(c)
             if remap is not None:

@@ -241,3 +241,22 @@ def test_select_snapshotter_picks_overlay_here_and_vfs_when_asked(tmp_path: Path
     assert chosen.root == tmp_path / "b" / "vfs"
     with pytest.raises(InvalidConfig, match="btrfs"):
         select_snapshotter(tmp_path / "c", prefer="btrfs")
+
+
+def test_a_volatile_mount_shows_the_same_tree_and_can_be_mounted_again(
+    layered: Snap, tmp_path: Path
+) -> None:
+    """An auto-remove container's snapshot is mounted volatile (no sync at unmount): the
+    tree and the writes are the same, and mounting it again (volatile or not) works."""
+    layered.prepare("c1", TOP)
+    root = tmp_path / "mnt" / "c1"
+    root.mkdir(parents=True)
+    for volatile in (True, True, False):
+        layered.mount("c1", root, volatile=volatile)
+        try:
+            assert _tree(root) >= MERGED
+            (root / "scribble").write_text("x")
+        finally:
+            layered.unmount(root)
+    assert (layered.upper_dir("c1") / "scribble").read_text() == "x"
+    layered.remove("c1")

@@ -9,6 +9,9 @@ Lifecycle:
 2. ``prepare(key, parent_chain_id)`` makes a writable snapshot (a container's rootfs)
    over a committed chain (``None`` for an empty root).
 3. ``mount(key, target)`` / ``unmount(target)`` expose it as a directory tree.
+   ``mount(..., volatile=True)`` is for a snapshot whose content is disposable (an
+   auto-remove container's): the snapshotter may then skip durability work, such as
+   the overlay's sync of the whole upper filesystem at unmount.
 4. ``commit(key, chain_id)`` turns an unmounted snapshot into a committed layer (the
    caller exported its changes and knows their DiffID); the snapshot is used up.
 5. ``remove(key)`` deletes an unmounted snapshot; ``remove_layer(chain_id)`` a layer
@@ -38,7 +41,7 @@ class Snapshotter(Protocol):
 
     def prepare(self, key: str, parent_chain_id: str | None) -> None: ...
 
-    def mount(self, key: str, target: Path) -> None: ...
+    def mount(self, key: str, target: Path, volatile: bool = False) -> None: ...
 
     def unmount(self, target: Path) -> None: ...
 

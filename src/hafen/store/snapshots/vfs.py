@@ -112,7 +112,8 @@ class VfsSnapshotter:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    def mount(self, key: str, target: Path) -> None:
+    def mount(self, key: str, target: Path, volatile: bool = False) -> None:
+        del volatile  # a bind mount has nothing to sync at unmount
         fs = self._active(key) / "fs"
         if not fs.is_dir():
             raise NotFound(f"snapshot {key} does not exist")
