@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -102,6 +103,17 @@ def test_ps_flags_filters_and_formats(hafend: Hafend, tmp_path: Path, three: lis
     assert names("-a", "--filter", "volume=dv-vol") == ["dv-three"]
     assert names("-a", "--filter", "network=none") == ["dv-run"]
     assert names("-a", "--filter", "health=none") == ["dv-run", "dv-three", "dv-zero"]
+    healthy = docker(hafend, tmp_path, "run", "-d", "--name", "dv-healthy", "--label",
+                     "dv=healthy", "--health-cmd",
+                     "true", "--health-interval", "100ms", "busybox", "sleep", "60").stdout.strip()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while names("--filter", "health=healthy") != ["dv-healthy"]:
+            assert time.monotonic() < deadline, names("--filter", "health=healthy")
+            time.sleep(0.1)
+        assert names("--filter", "health=unhealthy") == []
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", healthy)
     assert names("-a", "--filter", "before=dv-run") == ["dv-three", "dv-zero"]
     assert names("-a", "--filter", "since=dv-zero") == ["dv-run", "dv-three"]
     # -q, -n, -l, --no-trunc, -s
@@ -176,6 +188,14 @@ def test_attach_detach_keys(hafend: Hafend, tmp_path: Path) -> None:
             except OSError:
                 pass
             time.sleep(0.05)
+        while True:  # what it wrote before it exited
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
         os.close(fd)
         # the docker CLI reports a detach as "read escape sequence" with status 1 (its own
         # behaviour, whatever the daemon); what matters is that the container runs on
@@ -200,7 +220,8 @@ def test_exec_privileged_top_options_and_live_stats(hafend: Hafend, tmp_path: Pa
         assert "%CPU" in aux[0] and any("sleep 60" in line for line in aux[1:])
         # live stats: frames keep coming until the client goes
         env = {**hafend.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
-        proc = subprocess.Popen([DOCKER, "stats", "--format", "{{.Name}} {{.PIDs}}", cid],
+        fmt = "{{.Name}} {{.PIDs}} {{.CPUPerc}} {{.MemPerc}} {{.NetIO}} {{.BlockIO}}"
+        proc = subprocess.Popen([DOCKER, "stats", "--format", fmt, cid],
                                 stdout=subprocess.PIPE, env=env)  # fmt: skip
         try:
             assert proc.stdout is not None
@@ -208,7 +229,11 @@ def test_exec_privileged_top_options_and_live_stats(hafend: Hafend, tmp_path: Pa
             deadline = time.monotonic() + 20
             while frames < 2 and time.monotonic() < deadline:
                 line = proc.stdout.readline().decode()
-                if "dv-top 1" in line:
+                fields = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line).split()  # the redraws
+                if fields[:2] == ["dv-top", "1"]:
+                    # CPU %, memory %, net I/O "rx / tx", block I/O "read / write"
+                    assert fields[2].endswith("%") and fields[3].endswith("%"), fields
+                    assert fields[5] == "/" and fields[8] == "/", fields
                     frames += 1
             assert frames == 2
         finally:
