@@ -70,6 +70,25 @@ def test_lifecycle_and_state_json(any_rt: Runtime, tmp_path: Path) -> None:
     assert not any(d.exists() for d in cgroup_dirs(bundle_config(bundle)["linux"]["cgroupsPath"]))
 
 
+@pytest.mark.parametrize("hooked", [False, True], ids=["plain", "with-hook"])
+def test_created_init_is_in_every_cgroup_of_the_container(
+    any_rt: Runtime, tmp_path: Path, hooked: bool
+) -> None:
+    # hafen moves the init while it sets up its rootfs (joined before create returns);
+    # with hooks the intermediate joins first: both must end with the init inside
+    extra = {"hooks": {"createRuntime": [{"path": "/bin/true"}]}} if hooked else {}
+    bundle = make_busybox_bundle(tmp_path, ["sh", "-c", "cat /proc/self/cgroup"], **extra)
+    any_rt("create", "--bundle", str(bundle), "cg", check=True)
+    pid = any_rt.state("cg")["pid"]
+    path = bundle_config(bundle)["linux"]["cgroupsPath"]
+    for d in cgroup_dirs(path):
+        assert str(pid) in (d / "cgroup.procs").read_text().split(), d
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = [line for line in f.read().splitlines() if line.split(":")[1]]
+    assert lines and all(line.endswith(path) for line in lines), lines
+    any_rt("delete", "--force", "cg", check=True)
+
+
 def test_delete_of_created_container_kills_its_init(any_rt: Runtime, tmp_path: Path) -> None:
     bundle = make_busybox_bundle(tmp_path, ["sleep", "60"])
     any_rt("create", "--bundle", str(bundle), "c1", check=True)
