@@ -15,6 +15,7 @@
     ├── Unauthorized                401  a registry refused the credentials (or wants some)
     ├── Forbidden                   403  refused by policy
     ├── RuntimeFailure              500  the OCI runtime or the shim failed
+    ├── NotImplementedHere          501  a driver cannot do it (logs of --log-driver none)
     └── Unavailable                 503  the daemon cannot be reached / is shutting down
 
 The API turns each into its status and Docker's ``{"message": "..."}`` body; the CLI
@@ -99,6 +100,10 @@ class RuntimeFailure(HafenError):
     status = 500
 
 
+class NotImplementedHere(HafenError):
+    status = 501
+
+
 class Unavailable(HafenError):
     status = 503
 
@@ -122,6 +127,7 @@ __all__ = [
     "InvalidConfig",
     "InvalidReference",
     "NotFound",
+    "NotImplementedHere",
     "NotModified",
     "NotRunning",
     "RuntimeFailure",

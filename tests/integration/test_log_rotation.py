@@ -113,6 +113,9 @@ def test_bad_log_options_and_the_none_driver(hafend: Hafend) -> None:
         hafend.cli("wait", cid)
         log_path = hafend.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip()
         assert not os.path.exists(log_path) or os.path.getsize(log_path) == 0
+        r = hafend.cli("logs", cid, check=False)  # as dockerd: nothing to read, said so
+        assert r.returncode != 0
+        assert "configured logging driver does not support reading" in r.stderr
     finally:
         hafend.cli("rm", "-f", cid)
 

@@ -34,7 +34,7 @@ from hafen.containers.logs import (
 )
 from hafen.containers.model import Container
 from hafen.containers.service import AttachRequest
-from hafen.errors import HafenError, InvalidArgument
+from hafen.errors import HafenError, InvalidArgument, NotImplementedHere
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -274,6 +274,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     )
     if not (query.stdout or query.stderr):
         raise InvalidArgument("Bad parameters: you must choose at least one stream")
+    if c.host_config.log_type == "none":
+        raise NotImplementedHere("configured logging driver does not support reading")
     tail = request.query.get("tail", "all")
     if tail not in ("all", ""):
         try:
