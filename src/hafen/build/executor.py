@@ -19,42 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import os
 import posixpath
-import secrets
 import shutil
-import stat
-import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from hafen.build.cache import BuildCache, PruneResult, cache_key
 from hafen.build.context import BuildContext
-from hafen.build.copy import (
-    Ownership,
-    Source,
-    copy_from_tar,
-    copy_sources,
-    destination,
-    find_sources,
-    sources_digest,
-    write_file,
-)
+from hafen.build.copystep import CopySteps
 from hafen.build.dockerfile import Node, parse, process_word
 from hafen.build.dockerfile.parser import DockerfileSyntaxError
-from hafen.build.ignore import IgnoreRules
+from hafen.build.layers import LayerWriter
 from hafen.build.metadata import apply_metadata
 from hafen.build.plan import BuildOptions, Stage, flag_map, from_refs, one, plan
 from hafen.build.runstep import (
-    MOUNT_POINTS,
     PROXY_ARGS,
     Emit,
     Puller,
@@ -67,9 +50,8 @@ from hafen.build.state import ImageState
 from hafen.errors import HafenError, ImageNotFound, InvalidArgument, NotFound
 from hafen.images.model import Image
 from hafen.images.service import ImageService, LayerBlob
-from hafen.oci.user import resolve_group, resolve_user
+from hafen.oci.user import resolve_user
 from hafen.store._mount import is_mount_point, unmount
-from hafen.store.changes import export_changes
 from hafen.store.content import ContentStore
 from hafen.store.layers import chain_ids
 from hafen.store.snapshots.protocol import Snapshotter
@@ -99,7 +81,7 @@ class _StageRun:
     cmd_set: bool = False
 
 
-class Builder:
+class Builder(CopySteps):
     def __init__(
         self,
         images: ImageService,
@@ -115,6 +97,7 @@ class Builder:
         self.runner = runner
         self.snapshotter = snapshotter
         self.content = content
+        self.layers = LayerWriter(snapshotter, content, images.metadata, work_dir)
         self.cache = cache
         self.work_dir = work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -564,7 +547,7 @@ class Builder:
                         code=step.exit_code,
                     )
                 targets = [b.split(":")[1] for b in binds]
-                layer = await asyncio.to_thread(self._export, step.snapshot_key, targets)
+                layer = await asyncio.to_thread(self.layers.export, step.snapshot_key, targets)
                 succeeded = True
             finally:
                 # Docker's rm/forcerm: a step's container goes once it succeeded (rm, the
@@ -578,37 +561,6 @@ class Builder:
         image_id = await self._commit(state, layer, created_by, empty_layer=False, key=key,
                                       parent=parent)  # fmt: skip
         emit(f" ---> {self._short(image_id)}\n")
-
-    def _export(self, snapshot_key: str, mount_targets: list[str] | None = None) -> tuple[str, int]:
-        """The snapshot's changes as an uncompressed layer blob: (digest = DiffID, size).
-
-        Mount points the runtime had to create for ``--mount`` targets (and directories
-        made only to hold them) are left out, as BuildKit leaves them out.
-        """
-        skip = set(MOUNT_POINTS)
-        if mount_targets:
-            from hafen.store.changes import changes
-
-            found = changes(self.snapshotter, snapshot_key)
-            added = {c.path.lstrip("/") for c in found if c.kind == "A"}
-            for target in mount_targets:
-                rel = posixpath.normpath(target).lstrip("/")
-                while rel and rel in added:
-                    others = [a for a in added if a.startswith(rel + "/") and a not in skip]
-                    if any(not any(o == s or o.startswith(s + "/") for s in skip) for o in others):
-                        break
-                    skip.add(rel)
-                    rel = posixpath.dirname(rel)
-
-        def exclude(rel: str) -> bool:
-            return rel in skip
-
-        with self.content.writer() as writer:
-            stats = export_changes(self.snapshotter, snapshot_key, writer,  # type: ignore[arg-type]
-                                   exclude=exclude)  # fmt: skip
-            digest = writer.commit()
-        assert digest == stats.diff_id
-        return digest, stats.size
 
     async def _ensure_image(self, state: ImageState) -> str:
         if state.image_id is None:
@@ -634,82 +586,7 @@ class Builder:
             if image is None:
                 raise ImageNotFound(f"{ref} (the --from stage or image)")
             chain = image.chain_id
-        return await asyncio.to_thread(self._mount_chain, chain)
-
-    def _mount_chain(self, chain: str | None) -> tuple[Path, Callable[[], None]]:
-        key = "build-" + secrets.token_hex(16)
-        target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
-        self.snapshotter.prepare(key, chain)
-        try:
-            self.snapshotter.mount(key, target)
-        except BaseException:
-            self.snapshotter.remove(key)
-            os.rmdir(target)
-            raise
-
-        def release() -> None:
-            self.snapshotter.unmount(target)
-            self.snapshotter.remove(key)
-            with contextlib.suppress(OSError):
-                os.rmdir(target)
-
-        return target, release
-
-    def _write_step(
-        self, chain: str | None, action: Callable[[Path], None]
-    ) -> tuple[str, int] | None:
-        """Run ``action`` on a writable snapshot of ``chain``; its changes as a layer (or None)."""
-        key = "build-" + secrets.token_hex(16)
-        target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
-        self.snapshotter.prepare(key, chain)
-        try:
-            self.snapshotter.mount(key, target)
-            try:
-                action(target)
-            finally:
-                self.snapshotter.unmount(target)
-            if not self._changed(key):
-                return None
-            layer = self._export(key)
-            self._commit_snapshot(key, chain, layer)
-            return layer
-        finally:
-            self.snapshotter.remove(key)
-            with contextlib.suppress(OSError):
-                os.rmdir(target)
-
-    def _changed(self, key: str) -> bool:
-        """Whether the snapshot differs from its parent: on overlay, whether the upper dir
-        holds anything at all (the change walk would list exactly that)."""
-        if self.snapshotter.name == "overlay":
-            with os.scandir(self.snapshotter.upper_dir(key)) as entries:
-                return any(True for _ in entries)
-        from hafen.store.changes import changes
-
-        return bool(changes(self.snapshotter, key))
-
-    def _commit_snapshot(self, key: str, parent_chain: str | None, layer: tuple[str, int]) -> None:
-        """Make the written snapshot the layer itself, so storing the image unpacks nothing.
-
-        The layer's row goes in first (as the image store would write it), so the image
-        records the layer's real size; an image that never comes leaves a row that layer GC
-        collects.
-        """
-        diff_id, size = layer
-        chain = (
-            diff_id
-            if parent_chain is None
-            else "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
-        )
-        if self.snapshotter.has_layer(chain):
-            return
-        with self.images.metadata.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, blob, size) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (chain, diff_id, parent_chain, diff_id, size),
-            )
-        self.snapshotter.commit(key, chain)
+        return await asyncio.to_thread(self.layers.mount_chain, chain)
 
     async def _workdir(self, run: _StageRun, path: str, emit: Emit) -> None:
         state = run.state
@@ -738,252 +615,7 @@ class Builder:
                     os.mkdir(p, 0o755)
                     os.lchown(p, *owner)
 
-        layer = await asyncio.to_thread(self._write_step, state.chain_id, make)
+        layer = await asyncio.to_thread(self.layers.write_step, state.chain_id, make)
         image_id = await self._commit(state, layer, f"/bin/sh -c #(nop) WORKDIR {full}",
                                       empty_layer=layer is None, key=key, parent=parent)  # fmt: skip
         emit(f" ---> {self._short(image_id)}\n")
-
-    async def _copy(
-        self,
-        run: _StageRun,
-        node: Node,
-        stages: list[Stage],
-        results: dict[int, asyncio.Future[ImageState]],
-        ctx: BuildContext,
-        opts: BuildOptions,
-        emit: Emit,
-        env: dict[str, str],
-    ) -> None:
-        kw = node.keyword
-        allowed = (
-            ("from", "chown", "chmod", "link", "exclude")
-            if kw == "copy"
-            else ("chown", "chmod", "link", "checksum", "exclude", "unpack")
-        )
-        flags = flag_map(node, allowed)
-        word = lambda t: process_word(t, env, self._escape)  # noqa: E731
-        # --link only changes how BuildKit stacks the layer; the files written are the same
-        exclude = IgnoreRules([word(p) for p in flags.get("exclude", [])]) or None
-        unpack = one(flags, "unpack", "true").lower() in ("true", "1", "")
-        checksum = word(one(flags, "checksum")) if "checksum" in flags else ""
-        from_ref = word(one(flags, "from")) if "from" in flags else ""
-        chown = word(one(flags, "chown")) if "chown" in flags else ""
-        chmod_text = word(one(flags, "chmod")) if "chmod" in flags else ""
-        chmod: int | None = None
-        if chmod_text:
-            try:
-                chmod = int(chmod_text, 8)
-            except ValueError:
-                raise InvalidArgument(f"invalid chmod parameter {chmod_text!r}: expected octal")
-        state = run.state
-        heredocs = {h.name: h for h in node.heredocs}
-        raw_args = list(node.args)
-        dest = destination(word(raw_args[-1]), state.workdir)
-        src_words = raw_args[:-1]
-        inline: list[tuple[str, bytes]] = []
-        names: list[str] = []
-        urls: list[str] = []
-        for src in src_words:
-            marker = src.lstrip("<-").strip("'\"") if src.startswith("<<") else None
-            if marker and marker in heredocs:
-                h = heredocs[marker]
-                text = process_word_content(h.content, env, self._escape) if h.expand else h.content
-                inline.append((marker, text.encode()))
-                continue
-            value = word(src)
-            if kw == "add" and (value.startswith("git@") or value.endswith(".git")):
-                raise InvalidArgument(f"ADD of a Git repository ({value}) is not supported")
-            if kw == "add" and urllib.parse.urlparse(value).scheme in ("http", "https"):
-                urls.append(value)
-            else:
-                names.append(value)
-        release: Callable[[], None] | None = None
-        try:
-            sources: list[Source] = []
-            source_names: list[str] = []
-            single_dir = False  # Docker's history says dir:<hash> for one directory source
-            digest = ""
-            indexed = None
-            if names and not from_ref:  # the context's index answers without unpacking it
-                indexed = await asyncio.to_thread(self._indexed_sources, ctx, names, exclude)
-            if indexed is not None:
-                found, digest = indexed
-                source_names = [n for n, _ in found]
-                top = ctx.index.get(found[0][1]) if found[0][1] else None
-                single_dir = len(found) == 1 and (top is None or top.kind == stat.S_IFDIR)
-            elif names:
-                if from_ref:
-                    root, release = await self._source_root(from_ref, stages, results)
-                    what = f"stage or image {from_ref}"
-                else:
-                    root, what = await asyncio.to_thread(lambda: ctx.root), "build context"
-                sources = await asyncio.to_thread(find_sources, root, names, what, exclude)
-                digest = await asyncio.to_thread(sources_digest, sources, exclude)
-                source_names = [s.name for s in sources]
-                single_dir = len(sources) == 1 and sources[0].path.is_dir()
-            count = len(source_names) + len(inline) + len(urls)
-            if count > 1 and not dest.endswith("/"):
-                existing = await asyncio.to_thread(self._is_dir_in, state.chain_id, dest)
-                if not existing:
-                    raise InvalidArgument(
-                        f"When using {kw.upper()} with more than one source file, the destination "
-                        "must be a directory and end with a /"
-                    )
-            downloads: list[tuple[str, Path, float | None]] = []
-            scratch = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="add-"))
-            try:
-                for index, url in enumerate(urls):
-                    path = scratch / str(index)
-                    mtime = await asyncio.to_thread(_download, url, path)
-                    if checksum:
-                        got = await asyncio.to_thread(_file_digest, path)
-                        if got != checksum:
-                            raise InvalidArgument(
-                                f"digest mismatch for {url}: expected {checksum}, got {got}"
-                            )
-                    downloads.append((url, path, mtime))
-                hashes = [digest, [(n, c.decode("utf-8", "replace")) for n, c in inline]]
-                for url, path, _mtime in downloads:
-                    hashes.append(
-                        [url, await asyncio.to_thread(sources_digest, [Source("u", path)])]
-                    )
-                key = cache_key(state.image_id, kw, from_ref, hashes, dest, chown, chmod_text,
-                                source_names, one(flags, "unpack"))  # fmt: skip
-                src_kind = "dir" if single_dir else "file"
-                if count > 1:
-                    src_kind = "multi"
-                created_by = (f"/bin/sh -c #(nop) {kw.upper()} {src_kind}:"
-                              f"{cache_key(None, hashes).removeprefix('sha256:')} in {dest} ")  # fmt: skip
-                if await self._try_cache(run, key, opts, emit):
-                    return
-                parent = await self._ensure_image(state)
-
-                def action(rootfs: Path) -> None:
-                    owner = _ownership(rootfs, chown) if chown else None
-                    # a cache miss: now the files are needed, straight from the tar if it can
-                    direct = (
-                        bool(names)
-                        and not sources
-                        and indexed is not None
-                        and ctx.tar_path is not None
-                        and kw == "copy"
-                    )
-                    if direct:
-                        assert indexed is not None and ctx.tar_path is not None
-                        direct = copy_from_tar(
-                            ctx.tar_path,
-                            ctx.index,
-                            indexed[0],
-                            rootfs,
-                            dest,
-                            owner=owner,
-                            chmod=chmod,
-                            exclude=exclude,
-                        )
-                    if names and not sources and not direct:
-                        sources.extend(find_sources(ctx.root, names, "build context", exclude))
-                    if sources:
-                        copy_sources(rootfs, sources, dest, owner=owner, chmod=chmod,
-                                     unpack_archives=kw == "add" and unpack, exclude=exclude, keyword=kw.upper())  # fmt: skip
-                    for name, content in inline:
-                        target = dest + name if dest.endswith("/") else dest
-                        write_file(rootfs, target, content, owner, chmod)
-                    for url, path, mtime in downloads:
-                        base = posixpath.basename(urllib.parse.urlparse(url).path) or "index.html"
-                        target = dest + base if dest.endswith("/") else dest
-                        write_file(rootfs, target, path.read_bytes(), owner,
-                                   chmod if chmod is not None else 0o600)  # fmt: skip
-                        if mtime is not None:
-                            from hafen.build.copy import _clean, resolve_in_root
-
-                            host = resolve_in_root(rootfs, _clean(target, "image"))
-                            os.utime(host, (mtime, mtime), follow_symlinks=False)
-
-                layer = await asyncio.to_thread(self._write_step, state.chain_id, action)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-        finally:
-            if release is not None:
-                await asyncio.to_thread(release)
-        if layer is None:
-            # nothing changed (e.g. an empty directory copied onto an existing one): Docker
-            # still records the step with an empty layer
-            layer = await asyncio.to_thread(self._empty_layer)
-        image_id = await self._commit(state, layer, created_by, empty_layer=False, key=key,
-                                      parent=parent)  # fmt: skip
-        emit(f" ---> {self._short(image_id)}\n")
-
-    @staticmethod
-    def _indexed_sources(
-        ctx: BuildContext, names: list[str], exclude: IgnoreRules | None
-    ) -> tuple[list[tuple[str, str]], str] | None:
-        from hafen.build.copy import digest_entries, expand_names
-
-        found = expand_names(ctx.index, names, exclude)
-        if found is None:
-            return None
-        digest = digest_entries(ctx.index, found, exclude)
-        return None if digest is None else (found, digest)
-
-    def _empty_layer(self) -> tuple[str, int]:
-        import io
-        import tarfile
-
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT):
-            pass
-        digest = self.content.put_bytes(buf.getvalue())
-        return digest, len(buf.getvalue())
-
-    def _is_dir_in(self, chain: str | None, path: str) -> bool:
-        if chain is None:
-            return path == "/"
-        root, release = self._mount_chain(chain)
-        try:
-            from hafen.build.copy import _clean, resolve_in_root
-
-            return resolve_in_root(root, _clean(path, "image"), follow_last=True).is_dir()
-        finally:
-            release()
-
-
-def process_word_content(content: str, env: dict[str, str], escape: str) -> str:
-    """Heredoc content with an unquoted delimiter: variables expand, quotes stay as written."""
-    out: list[str] = []
-    for line in content.splitlines(keepends=True):
-        protected = line.replace("'", "\0SQ\0").replace('"', "\0DQ\0")
-        expanded = process_word(protected, env, escape)
-        out.append(expanded.replace("\0SQ\0", "'").replace("\0DQ\0", '"'))
-    return "".join(out)
-
-
-def _ownership(rootfs: Path, chown: str) -> Ownership:
-    """``--chown=user[:group]`` against the destination image's passwd/group files."""
-    user, sep, group = chown.partition(":")
-    resolved = resolve_user(rootfs, user)
-    gid = resolve_group(rootfs, group) if sep and group else resolved.gid
-    return Ownership(resolved.uid, gid)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-def _download(url: str, path: Path) -> float | None:
-    """ADD <url>: fetch to ``path``; the Last-Modified time if the server sent one."""
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
-            shutil.copyfileobj(response, out, 1024 * 1024)
-            modified = response.headers.get("Last-Modified")
-    except OSError as e:
-        raise InvalidArgument(f"failed to download {url}: {e}") from None
-    if modified:
-        try:
-            return parsedate_to_datetime(modified).timestamp()
-        except (TypeError, ValueError):
-            return None
-    return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -63,7 +62,7 @@ class _ContextStream:
                 self.keep.add("Dockerfile")
         self.extra: bytes | None = None
         if dockerfile_text is not None:
-            self.name = f".dockerfile.{secrets.token_hex(10)}"
+            self.name = f".dockerfile.{os.urandom(10).hex()}"  # (secrets costs 4 ms to import)
             self.extra = dockerfile_text.encode()
 
     def __iter__(self) -> Iterator[bytes]:

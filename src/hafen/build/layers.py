@@ -1,0 +1,167 @@
+"""Snapshots in, layers out: the filesystem side of build steps.
+
+``LayerWriter`` prepares a writable snapshot on a chain, lets a step change it (COPY,
+ADD, WORKDIR) or takes a finished RUN container's, and turns the changes into an
+uncompressed layer blob (its digest is the DiffID) whose snapshot becomes the layer
+itself: storing the image then unpacks nothing. Mount points the runtime created for
+``RUN --mount`` targets are left out of the layer, as BuildKit leaves them out.
+Everything here blocks: callers run it in worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import posixpath
+import secrets
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from hafen.build.copy import _clean, resolve_in_root
+from hafen.build.runstep import MOUNT_POINTS
+from hafen.store.changes import export_changes
+from hafen.store.content import ContentStore
+from hafen.store.metadata import MetadataStore
+from hafen.store.snapshots.protocol import Snapshotter
+
+
+class LayerWriter:
+    """Writes build steps' snapshots as layers (see the module docstring)."""
+
+    def __init__(
+        self,
+        snapshotter: Snapshotter,
+        content: ContentStore,
+        metadata: MetadataStore,
+        work_dir: Path,
+    ) -> None:
+        self.snapshotter = snapshotter
+        self.content = content
+        self.metadata = metadata
+        self.work_dir = work_dir
+
+    def export(self, snapshot_key: str, mount_targets: list[str] | None = None) -> tuple[str, int]:
+        """The snapshot's changes as an uncompressed layer blob: (digest = DiffID, size).
+
+        Mount points the runtime had to create for ``--mount`` targets (and directories
+        made only to hold them) are left out, as BuildKit leaves them out.
+        """
+        skip = set(MOUNT_POINTS)
+        if mount_targets:
+            from hafen.store.changes import changes
+
+            found = changes(self.snapshotter, snapshot_key)
+            added = {c.path.lstrip("/") for c in found if c.kind == "A"}
+            for target in mount_targets:
+                rel = posixpath.normpath(target).lstrip("/")
+                while rel and rel in added:
+                    others = [a for a in added if a.startswith(rel + "/") and a not in skip]
+                    if any(not any(o == s or o.startswith(s + "/") for s in skip) for o in others):
+                        break
+                    skip.add(rel)
+                    rel = posixpath.dirname(rel)
+
+        def exclude(rel: str) -> bool:
+            return rel in skip
+
+        with self.content.writer() as writer:
+            stats = export_changes(self.snapshotter, snapshot_key, writer,  # type: ignore[arg-type]
+                                   exclude=exclude)  # fmt: skip
+            digest = writer.commit()
+        assert digest == stats.diff_id
+        return digest, stats.size
+
+    def mount_chain(self, chain: str | None) -> tuple[Path, Callable[[], None]]:
+        key = "build-" + secrets.token_hex(16)
+        target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
+        self.snapshotter.prepare(key, chain)
+        try:
+            self.snapshotter.mount(key, target)
+        except BaseException:
+            self.snapshotter.remove(key)
+            os.rmdir(target)
+            raise
+
+        def release() -> None:
+            self.snapshotter.unmount(target)
+            self.snapshotter.remove(key)
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+
+        return target, release
+
+    def write_step(
+        self, chain: str | None, action: Callable[[Path], None]
+    ) -> tuple[str, int] | None:
+        """Run ``action`` on a writable snapshot of ``chain``; its changes as a layer (or None)."""
+        key = "build-" + secrets.token_hex(16)
+        target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
+        self.snapshotter.prepare(key, chain)
+        try:
+            self.snapshotter.mount(key, target)
+            try:
+                action(target)
+            finally:
+                self.snapshotter.unmount(target)
+            if not self.changed(key):
+                return None
+            layer = self.export(key)
+            self.commit_snapshot(key, chain, layer)
+            return layer
+        finally:
+            self.snapshotter.remove(key)
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+
+    def changed(self, key: str) -> bool:
+        """Whether the snapshot differs from its parent: on overlay, whether the upper dir
+        holds anything at all (the change walk would list exactly that)."""
+        if self.snapshotter.name == "overlay":
+            with os.scandir(self.snapshotter.upper_dir(key)) as entries:
+                return any(True for _ in entries)
+        from hafen.store.changes import changes
+
+        return bool(changes(self.snapshotter, key))
+
+    def commit_snapshot(self, key: str, parent_chain: str | None, layer: tuple[str, int]) -> None:
+        """Make the written snapshot the layer itself, so storing the image unpacks nothing.
+
+        The layer's row goes in first (as the image store would write it), so the image
+        records the layer's real size; an image that never comes leaves a row that layer GC
+        collects.
+        """
+        diff_id, size = layer
+        chain = (
+            diff_id
+            if parent_chain is None
+            else "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
+        )
+        if self.snapshotter.has_layer(chain):
+            return
+        with self.metadata.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, blob, size) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (chain, diff_id, parent_chain, diff_id, size),
+            )
+        self.snapshotter.commit(key, chain)
+
+    def empty_layer(self) -> tuple[str, int]:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT):
+            pass
+        digest = self.content.put_bytes(buf.getvalue())
+        return digest, len(buf.getvalue())
+
+    def is_dir_in(self, chain: str | None, path: str) -> bool:
+        if chain is None:
+            return path == "/"
+        root, release = self.mount_chain(chain)
+        try:
+            return resolve_in_root(root, _clean(path, "image"), follow_last=True).is_dir()
+        finally:
+            release()
