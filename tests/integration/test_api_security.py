@@ -93,6 +93,10 @@ def test_docker_cli_over_mutual_tls(tls_hafend: tuple[Hafend, int], certs: Path)
     run = subprocess.run([DOCKER, "run", "--rm", "busybox", "echo", "over tls"],
                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.stdout == "over tls\n", run.stderr  # attach's hijack works over TLS too
+    # piped stdin ends with the docker CLI's close_notify; the output still comes back
+    piped = subprocess.run([DOCKER, "run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo end"],
+                           input="in\n", env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert piped.stdout == "in\nend\n", piped.stderr
 
 
 def test_clients_without_a_certificate_are_refused(

@@ -173,11 +173,19 @@ class HealthMonitor:
             record = execs.create(
                 c.id, ExecConfig(cmd=command, attach_stdout=True, attach_stderr=True)
             )
-            session = await execs.start(record.id)
+            began = asyncio.get_running_loop().time()
+            try:  # the timeout covers the whole probe, its start included
+                session = await asyncio.wait_for(execs.start(record.id), timeout)
+            except TimeoutError:
+                await self._kill_probe(record.id, None)
+                return HealthResult(
+                    start, now_rfc3339(), -1, f"Health check exceeded timeout ({timeout:g}s)"
+                )
             session.close_stdin()
             pump = asyncio.ensure_future(session.pump(sink))
+            left = max(0.0, timeout - (asyncio.get_running_loop().time() - began))
             try:
-                done, _ = await asyncio.wait({pump}, timeout=timeout)
+                done, _ = await asyncio.wait({pump}, timeout=left)
                 if not done:
                     # as dockerd: a probe past its timeout is killed (here with all it
                     # started, or every probe would leave processes behind) and fails
@@ -193,13 +201,14 @@ class HealthMonitor:
             return HealthResult(start, now_rfc3339(), -1, e.message)
         return HealthResult(start, now_rfc3339(), code, output.decode("utf-8", "replace"))
 
-    async def _kill_probe(self, exec_id: str, pump: asyncio.Future[int]) -> None:
+    async def _kill_probe(self, exec_id: str, pump: asyncio.Future[int] | None) -> None:
         try:
             await self.service.execs.kill(exec_id, 9)
         except HafenError as e:  # the shim or the container went away meanwhile
             log.debug("killing probe %s: %s", exec_id[:12], e)
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(pump), PROBE_KILL_GRACE)
+        if pump is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(pump), PROBE_KILL_GRACE)
 
     def _record(self, c: Container, result: HealthResult, retries: int, starting: bool) -> None:
         raw = c.state.health or asdict(HealthState())
