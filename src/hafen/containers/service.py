@@ -550,13 +550,21 @@ class ContainerService:
                 raise Forbidden(
                     f"endpoint with name {c.name} already exists in network {network.name}"
                 )
-            await asyncio.to_thread(networks.requests_for, network.name, {network.name: req})
+            resolved = await asyncio.to_thread(
+                networks.requests_for, network.name, {network.name: req}
+            )
+            req = resolved[network.id]  # validated, with the network's name for inspect
             if c.state.running and c.netns_path:
                 endpoint = await asyncio.to_thread(
                     networks.connect, c.id, c.netns_path, network.id, req, c.endpoints
                 )
                 c.endpoints.append(endpoint)
                 await asyncio.to_thread(self._refresh_peers, {network.id})
+                if _user_network(endpoint) and self.dns is not None and not self.dns.serves(c.id):
+                    # dockerd starts the embedded server when a container first joins a
+                    # user-defined network, and points its resolv.conf at it
+                    await self._dns_up(c)
+                    await asyncio.to_thread(_write_resolv_conf, c)
             c.networks[network.id] = req
             await self._save(c)
 
@@ -1428,9 +1436,13 @@ def _write_hosts(c: Container, peers: list[HostEntry]) -> None:
 
 
 def _write_etc_files(c: Container, peers: list[HostEntry]) -> None:
-    hc = c.host_config
     Path(c.hostname_path).write_text(c.config.hostname + "\n")
     _write_hosts(c, peers)
+    _write_resolv_conf(c)
+
+
+def _write_resolv_conf(c: Container) -> None:
+    hc = c.host_config
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:

@@ -8,6 +8,11 @@ their aliases and short ids answer with their addresses on the networks the aski
 container shares with them; every other query is forwarded, from the daemon's own
 namespace, to the container's upstream servers (``--dns`` or the host's resolv.conf)
 and the answer relayed. A container on another network is never an answer.
+
+A query that came over TCP is forwarded over TCP (a client retries over TCP when a UDP
+answer came back truncated, so forwarding it over UDP again would truncate it again);
+an answer of our own too large for a UDP datagram (512 bytes) goes back truncated
+(the TC bit, no records), and the client asks again over TCP.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ DNS_ADDRESS = "127.0.0.11"
 _TYPE_A, _TYPE_AAAA, _CLASS_IN = 1, 28, 1
 _RCODE_NXDOMAIN, _RCODE_SERVFAIL, _RCODE_FORMERR = 3, 2, 1
 UPSTREAM_TIMEOUT = 2.0
+UDP_LIMIT = 512  # RFC 1035: the largest answer a client without EDNS0 takes over UDP
+_FLAG_TC = 0x0200
 
 # (container id, name) → IPv4 addresses, or None when the name is not a container's
 Lookup = Callable[[str, str], list[str] | None]
@@ -97,7 +104,7 @@ class _Udp(asyncio.DatagramProtocol):
         task.add_done_callback(self.server._tasks.discard)
 
     async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = await self.server.resolve(self.container_id, data)
+        reply = await self.server.resolve(self.container_id, data, tcp=False)
         if reply and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
@@ -141,7 +148,7 @@ class EmbeddedDNS:
                 while True:
                     size = struct.unpack(">H", await reader.readexactly(2))[0]
                     query = await asyncio.wait_for(reader.readexactly(size), 10)
-                    reply = await self.resolve(container_id, query)
+                    reply = await self.resolve(container_id, query, tcp=True)
                     if not reply:
                         break
                     writer.write(struct.pack(">H", len(reply)) + reply)
@@ -151,6 +158,9 @@ class EmbeddedDNS:
         server = await asyncio.start_server(on_tcp, sock=tcp)
         self._servers[container_id] = (transport, server)
         self._upstreams[container_id] = list(upstreams)
+
+    def serves(self, container_id: str) -> bool:
+        return container_id in self._servers
 
     def remove(self, container_id: str) -> None:
         entry = self._servers.pop(container_id, None)
@@ -164,24 +174,47 @@ class EmbeddedDNS:
         for cid in list(self._servers):
             self.remove(cid)
 
-    async def resolve(self, container_id: str, query: bytes) -> bytes | None:
+    async def resolve(self, container_id: str, query: bytes, tcp: bool = False) -> bytes | None:
+        """The answer to ``query`` (None: not a query; drop it). ``tcp``: it came over
+        TCP, so it is forwarded over TCP and never truncated."""
         q = parse_question(query)
         if q is None:
             return None
         name = q.name.rstrip(".")
         if q.qclass == _CLASS_IN and q.qtype in (_TYPE_A, _TYPE_AAAA) and name:
             addresses = self.lookup(container_id, name)
-            if addresses is not None:  # ours: never forwarded
-                return build_answer(query, q, addresses if q.qtype == _TYPE_A else [])
-        return await self._forward(container_id, query, q)
+            if addresses is not None:  # ours: never forwarded; AAAA: NOERROR, no records
+                reply = build_answer(query, q, addresses if q.qtype == _TYPE_A else [])
+                if not tcp and len(reply) > UDP_LIMIT:
+                    reply = build_answer(query, q, [])
+                    reply = reply[:2] + struct.pack(">H", _flags(reply) | _FLAG_TC) + reply[4:]
+                return reply
+        return await self._forward(container_id, query, q, tcp)
 
-    async def _forward(self, container_id: str, query: bytes, q: Question) -> bytes:
+    async def _forward(self, container_id: str, query: bytes, q: Question, tcp: bool) -> bytes:
+        exchange = _tcp_exchange if tcp else _udp_exchange
         for server in self._upstreams.get(container_id, []):
             try:
-                return await asyncio.wait_for(_udp_exchange(server, query), UPSTREAM_TIMEOUT)
-            except (OSError, TimeoutError) as e:
+                return await asyncio.wait_for(exchange(server, query), UPSTREAM_TIMEOUT)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as e:
                 log.debug("upstream %s for %s: %s", server, q.name, e)
         return build_answer(query, q, [], rcode=_RCODE_SERVFAIL)
+
+
+def _flags(message: bytes) -> int:
+    return int(struct.unpack(">H", message[2:4])[0])
+
+
+async def _tcp_exchange(server: str, query: bytes) -> bytes:
+    """One query over TCP (RFC 7766: a two-byte length before each message)."""
+    reader, writer = await asyncio.open_connection(server, 53)
+    try:
+        writer.write(struct.pack(">H", len(query)) + query)
+        await writer.drain()
+        size = struct.unpack(">H", await reader.readexactly(2))[0]
+        return await reader.readexactly(size)
+    finally:
+        writer.close()
 
 
 async def _udp_exchange(server: str, query: bytes) -> bytes:

@@ -23,14 +23,19 @@ class NetHafend(Hafend):
     can be killed and started again inside the same namespace (restart tests)."""
 
     holder: subprocess.Popen[bytes] | None = None
+    # when set: the daemon also gets a private mount namespace in which this file is
+    # /etc/resolv.conf (the "host's resolvers" of DNS tests)
+    resolv_conf: Path | None = None
 
     def start(self, timeout: float = 20) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.holder is None:
-            self.holder = subprocess.Popen(
-                ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 3600"],
-                start_new_session=True,
-            )
+            argv = ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 3600"]
+            if self.resolv_conf is not None:
+                argv = ["unshare", "--net", "--mount", "--propagation", "private", "--",
+                        "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && ip link set lo up '
+                        "&& exec sleep 3600", str(self.resolv_conf)]  # fmt: skip
+            self.holder = subprocess.Popen(argv, start_new_session=True)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:  # until sh has exec'd sleep with lo up
                 if Path(f"/proc/{self.holder.pid}/comm").read_text().strip() == "sleep":
@@ -42,7 +47,7 @@ class NetHafend(Hafend):
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--", *daemon],
+                ["nsenter", *self._namespaces(), "--", *daemon],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
@@ -54,6 +59,13 @@ class NetHafend(Hafend):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"hafend did not answer in {timeout}s:\n{self.log_path.read_text()}")
+
+    def _namespaces(self) -> list[str]:
+        assert self.holder is not None
+        flags = [f"--net=/proc/{self.holder.pid}/ns/net"]
+        if self.resolv_conf is not None:
+            flags.append(f"--mount=/proc/{self.holder.pid}/ns/mnt")
+        return flags
 
     @property
     def daemon_pid(self) -> int:

@@ -136,18 +136,34 @@ def test_connect_and_disconnect_a_running_container(two_networks: NetHafend) -> 
     d = two_networks
     cid = d.cli("run", "-d", "--network", "back", "busybox", "sleep", "60").stdout.strip()
     try:
-        d.cli("network", "connect", "--alias", "late", "front", cid)
+        d.cli("network", "connect", "--ip", "10.77.0.77", "--alias", "late", "front", cid)
+        front = _inspect(d, cid)["NetworkSettings"]["Networks"]["front"]
+        assert front["IPAddress"] == "10.77.0.77" and front["Aliases"] == ["late"]
+        assert front["IPAMConfig"] == {"IPv4Address": "10.77.0.77"}
+        taken = d.cli("run", "--rm", "--network", "front", "--ip", "10.77.0.77", "busybox",
+                      "true", check=False)  # fmt: skip
+        assert taken.returncode == 125 and "Address already in use" in taken.stderr
         out = d.cli("exec", cid, "sh", "-c", _nc_get("www") + "; ls /sys/class/net", check=False)
         if out.returncode != 0:  # no exec on this daemon: check from outside instead
             out = d.cli("run", "--rm", "--network", f"container:{cid}", "busybox", "sh", "-c",
                         _nc_get("10.77.0.2") + "; ls /sys/class/net")  # fmt: skip
         assert out.stdout.split()[0] == "hello"
         assert sorted(out.stdout.split()[1:]) == ["eth0", "eth1", "lo"]
-        peer = d.cli("run", "--rm", "--network", "front", "busybox", "grep", "late", "/etc/hosts")
-        assert cid[:12] in peer.stdout
+        peer = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                     "grep late /etc/hosts; nslookup late.")  # fmt: skip
+        assert cid[:12] in peer.stdout and "10.77.0.77\t" in peer.stdout
+        assert "Address: 10.77.0.77" in peer.stdout  # the embedded DNS knows the alias
+        twice = d.cli("network", "connect", "front", cid, check=False)
+        assert twice.returncode == 1 and "already exists in network front" in twice.stderr
         d.cli("network", "disconnect", "front", cid)
         nets = _inspect(d, cid)["NetworkSettings"]["Networks"]
         assert sorted(nets) == ["back"]
+        gone = d.cli("exec", cid, "ls", "/sys/class/net").stdout.split()
+        assert sorted(gone) == ["eth0", "lo"]
+        # its address on front is free again
+        again = d.cli("run", "--rm", "--network", "front", "--ip", "10.77.0.77", "busybox",
+                      "ip", "-o", "-4", "addr", "show", "eth0").stdout  # fmt: skip
+        assert "inet 10.77.0.77/24" in again
     finally:
         d.cli("rm", "-f", cid)
 

@@ -40,3 +40,14 @@ def test_known_names_answer_locally_unknown_fail_without_upstream() -> None:
     assert reply is not None and struct.unpack(">H", reply[6:8])[0] == 0
     reply = asyncio.run(dns.resolve("c1", _query("elsewhere.example")))
     assert reply is not None and reply[3] & 0x0F == 2  # SERVFAIL: no upstream configured
+
+
+def test_an_answer_too_large_for_udp_is_truncated_and_whole_over_tcp() -> None:
+    many = [f"10.0.1.{i}" for i in range(1, 61)]  # 60 records: > 512 bytes
+    dns = EmbeddedDNS(lambda cid, name: many if name == "crowd" else None)
+    over_udp = asyncio.run(dns.resolve("c1", _query("crowd")))
+    assert over_udp is not None and len(over_udp) <= 512
+    flags, _, ancount = struct.unpack(">HHH", over_udp[2:8])
+    assert flags & 0x0200 and ancount == 0 and flags & 0x0F == 0  # TC: ask again over TCP
+    over_tcp = asyncio.run(dns.resolve("c1", _query("crowd"), tcp=True))
+    assert over_tcp is not None and struct.unpack(">H", over_tcp[6:8])[0] == 60
