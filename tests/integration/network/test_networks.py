@@ -241,18 +241,24 @@ def test_embedded_dns_answers_names_on_the_network_only(two_networks: NetHafend)
     assert web_ip not in out.stdout and out.returncode != 0
 
 
-def test_embedded_dns_forwards_other_names_upstream(two_networks: NetHafend) -> None:
+def test_embedded_dns_forwards_other_names_to_dns_servers_given(
+    two_networks: NetHafend, tmp_path: Path
+) -> None:
+    """``--dns`` replaces the host's resolvers as the embedded server's upstream."""
     d = two_networks
     stub = subprocess.Popen(
         ["nsenter", f"--net=/proc/{d.daemon_pid}/ns/net", "--", sys.executable,
-         str(Path(__file__).with_name("dns_stub.py")), "10.20.30.40", "30"],
+         str(Path(__file__).with_name("dns_stub.py")), "127.0.0.1", "10.20.30.40", "30",
+         str(tmp_path / "queries")],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     try:
         assert stub.stdout is not None and stub.stdout.readline().strip() == "ready"
         out = d.cli("run", "--rm", "--network", "front", "--dns", "127.0.0.1", "busybox",
-                    "nslookup", "example.test")  # fmt: skip
+                    "sh", "-c", "cat /etc/resolv.conf; nslookup www.example.test")  # fmt: skip
+        assert "nameserver 127.0.0.11\n" in out.stdout and "127.0.0.1\n" not in out.stdout
         assert "Address: 10.20.30.40" in out.stdout
+        assert "udp www.example.test 1" in (tmp_path / "queries").read_text().splitlines()
     finally:
         stub.kill()
         stub.wait(timeout=10)
