@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import io
 import json
+import os
 import subprocess
 import tarfile
 import threading
@@ -275,3 +276,32 @@ def test_intermediate_images_show_only_with_all(hafend: Hafend, tmp_path: Path) 
     assert image in shown and image in everything
     hidden = set(everything) - set(shown)
     assert len(hidden) >= 2  # the ENV and RUN steps' images are the build's intermediates
+
+
+def test_cli_context_stream_dockerignore_links_and_long_names(
+    hafend: Hafend, tmp_path: Path
+) -> None:
+    """``hafen build`` sends the context itself (hand-written tar, streamed): .dockerignore
+    with a re-included file, symlinks, hard links, names past 100 bytes, modes, and a
+    Dockerfile from outside the context all arrive as the daemon's COPY sees them."""
+    long_name = "deep/" + "n" * 120 + ".txt"
+    ctx = ctx_dir(tmp_path / "c", "FROM busybox\n", {
+        ".dockerignore": "secret.txt\nlogs\n!logs/keep.log\n*.tmp\n",
+        "secret.txt": "no", "logs/drop.log": "no", "logs/keep.log": "kept", "a.tmp": "no",
+        "app/main.sh": "#!/bin/sh\necho hi\n", long_name: "long",
+    })  # fmt: skip
+    os.chmod(ctx / "app/main.sh", 0o751)
+    os.symlink("app/main.sh", ctx / "link")
+    os.link(ctx / "app/main.sh", ctx / "app/hard.sh")
+    outside = tmp_path / "Outside.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY . /ctx/\n")
+    image = hafend.cli("build", "-q", "-f", str(outside), str(ctx)).stdout.strip()
+    listing = run_in(hafend, image, "cd /ctx && find . | sort && stat -c '%a %n' app/main.sh"
+                     " && readlink link && tail -1 app/hard.sh && cat logs/keep.log && echo"
+                     " && cat deep/n*")  # fmt: skip
+    lines = listing.splitlines()
+    assert "./secret.txt" not in lines and "./a.tmp" not in lines
+    assert not [line for line in lines if ".dockerfile." in line]  # as the docker CLI hides it
+    assert "./logs/drop.log" not in lines and "./logs/keep.log" in lines
+    assert "./" + long_name in lines and "751 app/main.sh" in lines
+    assert "app/main.sh" in lines and lines[-3:] == ["echo hi", "kept", "long"]

@@ -76,10 +76,17 @@ class _ContextStream:
 
         buf = bytearray()
         links: dict[tuple[int, int], str] = {}
+        ignore_sent = False
         if self.root is not None:
             for path, rel, st in self._walk(str(self.root), ""):
                 mode = stat.S_IMODE(st.st_mode)
                 mtime = int(st.st_mtime)
+                if rel == ".dockerignore" and self.extra is not None and stat.S_ISREG(st.st_mode):
+                    ignore = Path(path).read_bytes().rstrip(b"\n") + b"\n" + self.name.encode()
+                    buf += ustar.header(rel, mode=mode, size=len(ignore), mtime=mtime)
+                    buf += ignore + ustar.padding(len(ignore))
+                    ignore_sent = True
+                    continue
                 if stat.S_ISREG(st.st_mode):
                     if st.st_nlink > 1:
                         first = links.setdefault((st.st_dev, st.st_ino), rel)
@@ -115,6 +122,10 @@ class _ContextStream:
         if self.extra is not None:
             buf += ustar.header(self.name, mode=0o600, size=len(self.extra))
             buf += self.extra + ustar.padding(len(self.extra))
+            if not ignore_sent:  # as the docker CLI: COPY must not see the added Dockerfile
+                ignore = self.name.encode()
+                buf += ustar.header(".dockerignore", mode=0o644, size=len(ignore))
+                buf += ignore + ustar.padding(len(ignore))
         buf += ustar.END
         yield bytes(buf)
 
