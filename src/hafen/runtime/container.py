@@ -251,14 +251,13 @@ def _spawn(
         spec.hooks.get(k)
         for k in ("prestart", "createRuntime", "createContainer", "startContainer")
     )
-    join_late = _may_join_cgroup_late(spec, hooks_sync)
     args = _init.InitArgs(
         spec=spec,
         channel=child_chan,
         state_dir_fd=state_fd,
         fifo_name=os.path.basename(sd.fifo),
         cgroup_paths=manager.paths(),
-        cgroup_procs=[] if join_late else procs,
+        cgroup_procs=procs,
         console=console,
         no_pivot=no_pivot,
         preserve_fds=preserve_fds,
@@ -287,12 +286,6 @@ def _spawn(
                 parent_chan.send({"type": "ack"})
             elif kind == "pid":
                 pid = int(str(msg["pid"]))
-                if join_late:
-                    try:
-                        _join_cgroup(procs, pid)
-                    except OSError as e:
-                        error = f"joining the container's cgroup: {e.strerror or e}"
-                        break
             elif kind == "hooks":
                 try:
                     _create_hooks(sd, spec, pid)
@@ -316,29 +309,6 @@ def _spawn(
     raise RuntimeFailure(
         "unable to start container process: " + (error or "container init exited during setup")
     )
-
-
-def _may_join_cgroup_late(spec: Spec, hooks_sync: bool) -> bool:
-    """Whether this caller may move the init into its cgroup while the init sets up its
-    rootfs, instead of the intermediate joining first and the init inheriting it.
-
-    A task's first cgroup move waits for an RCU grace period (~5 ms on cgroup v1), which
-    then overlaps the init's mounts. The init runs only hafen's own code until ``start``
-    and forks nothing, so nothing escapes accounting; and create returns only after the
-    move. Not with a cgroup namespace (its root is the cgroup current at unshare), a user
-    namespace, or hooks (their processes must start inside the cgroup).
-    """
-    return not hooks_sync and not any(ns.type in ("cgroup", "user") for ns in spec.namespaces)
-
-
-def _join_cgroup(procs: list[str], pid: int) -> None:
-    data = str(pid).encode()
-    for path in procs:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
 
 
 def _hook_state(sd: StateDir, spec_or_state: Any, pid: int, status: str) -> dict[str, Any]:

@@ -74,8 +74,7 @@ def test_lifecycle_and_state_json(any_rt: Runtime, tmp_path: Path) -> None:
 def test_created_init_is_in_every_cgroup_of_the_container(
     any_rt: Runtime, tmp_path: Path, hooked: bool
 ) -> None:
-    # hafen moves the init while it sets up its rootfs (joined before create returns);
-    # with hooks the intermediate joins first: both must end with the init inside
+    # joined before create returns, with and without create hooks
     extra = {"hooks": {"createRuntime": [{"path": "/bin/true"}]}} if hooked else {}
     bundle = make_busybox_bundle(tmp_path, ["sh", "-c", "cat /proc/self/cgroup"], **extra)
     any_rt("create", "--bundle", str(bundle), "cg", check=True)
