@@ -11,12 +11,15 @@ Modules:
     monitor   the shim's single-threaded event loop (stdio, clients, reaping, exit)
     stdio     the container's stdio (pipes or a pty over the console socket) and create
     logfile   Docker's json-file log writer (line splitting, 16 KiB partial records)
-    runtime   invoking the OCI runtime CLI (create/start/kill/delete) and its errors
+    runtime   invoking the OCI runtime (create/start/kill/delete/exec) and its errors;
+              hafen's own runtime runs in a fork of the shim instead of a new interpreter
+    zygote    the daemon's pre-imported launcher: forks launchers on request
     oom       whether the OOM killer struck in the container's memory cgroup
     proto     names and wire formats shared by the shim and its client
-    client    the daemon side: ``launch_shim``, ``ShimClient``, ``read_exit_status``
-              (asyncio; import it as ``hafen.shim.client``)
+    client    the daemon side: ``launch_shim`` (through a zygote), ``ShimClient``,
+              ``read_exit_status`` (asyncio; import it as ``hafen.shim.client``)
 
 Everything here but ``client`` runs under ``python3 -S`` and imports only the standard
-library; this ``__init__`` imports nothing so that start-up stays cheap.
+library and ``hafen.runtime`` (itself standard library only); this ``__init__`` imports
+nothing so that start-up stays cheap.
 """
