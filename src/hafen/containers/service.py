@@ -291,17 +291,16 @@ class ContainerService:
         return self.options.data_root / "containers" / c.id
 
     async def _save(self, c: Container) -> None:
-        record = c.to_json()
+        record = c.to_json()  # here, on the loop: nothing changes it half-way
+        await asyncio.to_thread(self._write_record, c, record)
 
-        def write() -> None:
-            with self.metadata.transaction() as db:
-                db.execute(
-                    "INSERT INTO containers(id, name, image_id, created, record) VALUES(?,?,?,?,?)"
-                    " ON CONFLICT(id) DO UPDATE SET name=excluded.name, record=excluded.record",
-                    (c.id, c.name, c.image_id, datetime.now().timestamp(), record),
-                )
-
-        await asyncio.to_thread(write)
+    def _write_record(self, c: Container, record: str) -> None:
+        with self.metadata.transaction() as db:
+            db.execute(
+                "INSERT INTO containers(id, name, image_id, created, record) VALUES(?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET name=excluded.name, record=excluded.record",
+                (c.id, c.name, c.image_id, datetime.now().timestamp(), record),
+            )
 
     # ------------------------------------------------------------------ create
 
@@ -390,11 +389,12 @@ class ContainerService:
             c.mount_points = self._plan_mounts(merged, host_config, created_volumes)
             data_dir.mkdir(parents=True, exist_ok=True)
             self.snapshotter.prepare(c.snapshot_key, chain)
+            # recorded in the same trip to the thread: nobody else sees c before it is
+            self._write_record(c, c.to_json())
 
         try:
             await asyncio.to_thread(prepare)
             self._containers[c.id] = c
-            await self._save(c)
         except BaseException:
             self._containers.pop(c.id, None)
             await asyncio.to_thread(self._discard_storage, c)
@@ -736,10 +736,12 @@ class ContainerService:
         rootfs = state_dir / "rootfs"
         runtime = self.options.runtime_command(c.runtime or None)
         try:
-            await asyncio.to_thread(self._network_up, c)
-            await asyncio.to_thread(self._refresh_peers, {e.network_id for e in c.endpoints}, c.id)
-            await self._dns_up(c)
-            await self._ports_up(c)
+            if c.networks:  # none with networking off or --network none/host: no thread trips
+                await asyncio.to_thread(self._network_up, c)
+                peers = {e.network_id for e in c.endpoints}
+                await asyncio.to_thread(self._refresh_peers, peers, c.id)
+                await self._dns_up(c)
+                await self._ports_up(c)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
             log_type = c.host_config.log_type
             max_size, max_files = logopts.rotation(c.host_config.log_config, log_type)
