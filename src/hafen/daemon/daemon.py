@@ -27,6 +27,7 @@ from hafen.images.service import ImageService
 from hafen.network import netns, nft
 from hafen.network.ports import PortPublisher, default_port_range
 from hafen.network.service import BRIDGE_ON_HOST_HINT, NetworkService
+from hafen.shim.client import close_zygotes, prestart_zygote
 from hafen.store.content import FileContentStore
 from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots import select_snapshotter
@@ -124,6 +125,11 @@ class Daemon:
         return "overlay2" if name == "overlay" else str(name)
 
     async def start(self) -> None:
+        # the shim zygote imports while the daemon restores (first start without the wait)
+        opts = self.containers.options
+        self._zygote = asyncio.create_task(
+            prestart_zygote(opts.shim_command, opts.shim_env or None)
+        )
         if self.containers.ports is not None:
             await self.containers.ports.start()  # stale rules go before re-adoption
         await self.containers.restore()
@@ -164,6 +170,7 @@ class Daemon:
         await self.containers.shutdown()
         await self.events.close()
         self.metadata.close()
+        await asyncio.to_thread(close_zygotes)
 
     def host_info(self) -> dict[str, str]:
         uname = platform.uname()

@@ -276,6 +276,15 @@ async def _zygote_for(argv_prefix: list[str], env: dict[str, str] | None) -> Shi
     return await asyncio.to_thread(_ensure_zygote, argv_prefix, env)
 
 
+async def prestart_zygote(argv_prefix: list[str], env: dict[str, str] | None) -> None:
+    """Start the zygote for this shim command line now (a daemon at start-up), so that
+    the first container start does not wait for its imports. Failures only log."""
+    try:
+        await _zygote_for(argv_prefix, env)
+    except Exception as e:  # the first launch retries, or execs a launcher
+        log.warning("starting the shim zygote: %s", e)
+
+
 def close_zygotes() -> None:
     """Stop every zygote this process started (shims and containers are not affected)."""
     with _zygotes_lock:
@@ -437,6 +446,7 @@ __all__ = [
     "ShimZygote",
     "close_zygotes",
     "launch_shim",
+    "prestart_zygote",
     "read_exit_status",
     "shim_socket_reachable",
 ]
