@@ -433,10 +433,18 @@ def copy_from_tar(
     owner: Ownership | None,
     chmod: int | None,
     exclude: IgnoreRules | None,
+    upper: Path | None = None,
+    detach: Callable[[], None] | None = None,
 ) -> bool:
     """COPY straight from the context tar into ``rootfs``: the same result as ``copy_sources``
     on the unpacked context, without unpacking it first. False (nothing written) when the
-    sources hold hard links, which need the files."""
+    sources hold hard links, which need the files.
+
+    With ``upper`` (the overlay upper dir of the snapshot mounted at ``rootfs``) and
+    ``detach`` (unmounts it), the directories are made through the mount, so overlay puts
+    them in the upper dir, and the files that go into those new directories are then
+    written straight into the upper dir after ``detach``: overlay costs about as much
+    again as the file creation itself."""
     own = owner or Ownership()
     dest_parts = _clean(dest, "image")
     dest_is_dir = (
@@ -489,10 +497,16 @@ def copy_from_tar(
     umask = _umask()
     root_owned = own.uid == 0 and own.gid == 0 and os.geteuid() == 0 and os.getegid() == 0
 
+    def place(target: Path) -> Path:
+        """Where ``target`` (a path under the mount) is written: the upper dir once
+        detached."""
+        return upper / target.relative_to(rootfs) if detached else target  # type: ignore[operator]
+
     def write(entry: _TarIndexed, src_fd: int, target: Path) -> None:
         # every syscall counts here (COPY of thousands of files): a fresh directory holds
         # nothing to replace, and root's new file there is root's already unless setgid
         parent_mode = fresh.get(target.parent) if unique else None
+        target = place(target)
         if parent_mode is None and os.path.lexists(target):
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
@@ -541,20 +555,39 @@ def copy_from_tar(
             break
     targets = {target for _, target in jobs}
     unique = len(targets) == len(jobs) and not targets & created.keys()
+    detached = False
+    later: list[tuple[_TarIndexed, Path]] = []  # written into the upper dir after detach
+    if upper is not None and detach is not None and unique:
+        later = [job for job in jobs if job[1].parent in fresh]
+        jobs = [job for job in jobs if job[1].parent not in fresh]
     src_fd = os.open(tar_path, os.O_RDONLY)
     try:
-        if len(jobs) >= _PARALLEL_MIN and unique:
-            # creating files is kernel work that threads overlap (the GIL is released); the
-            # targets are distinct, so the order does not matter
-            with concurrent.futures.ThreadPoolExecutor(_WRITERS) as pool:
-                done = [pool.submit(_write_many, write, jobs[i::_WRITERS], src_fd)
-                        for i in range(_WRITERS)]  # fmt: skip
-                for future in done:
-                    future.result()
-        else:
-            _write_many(write, jobs, src_fd)
+        _write_all(write, jobs, src_fd, unique)
+        if later:
+            assert detach is not None
+            detach()
+            detached = True
+            _write_all(write, later, src_fd, unique)
     finally:
         os.close(src_fd)
     for made, mtime in reversed(dir_times):
-        os.utime(made, (mtime, mtime), follow_symlinks=False)
+        os.utime(place(made), (mtime, mtime), follow_symlinks=False)
     return True
+
+
+def _write_all(
+    write: Callable[[_TarIndexed, int, Path], None],
+    jobs: list[tuple[_TarIndexed, Path]],
+    src_fd: int,
+    unique: bool,
+) -> None:
+    if len(jobs) >= _PARALLEL_MIN and unique:
+        # creating files is kernel work that threads overlap (the GIL is released); the
+        # targets are distinct, so the order does not matter
+        with concurrent.futures.ThreadPoolExecutor(_WRITERS) as pool:
+            done = [pool.submit(_write_many, write, jobs[i::_WRITERS], src_fd)
+                    for i in range(_WRITERS)]  # fmt: skip
+            for future in done:
+                future.result()
+    else:
+        _write_many(write, jobs, src_fd)

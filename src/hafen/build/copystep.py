@@ -197,8 +197,11 @@ class CopySteps:
                     return
                 parent = await self._ensure_image(state)
 
-                def action(rootfs: Path) -> None:
+                def action(rootfs: Path, upper: Path | None, detach: Callable[[], None]) -> None:
                     owner = _ownership(rootfs, chown) if chown else None
+                    # only a plain COPY of context files may finish in the upper dir: the
+                    # other kinds of source below write through the mount after it
+                    solo = not (inline or downloads)
                     # a cache miss: now the files are needed, straight from the tar if it can
                     direct = (
                         bool(names)
@@ -218,6 +221,8 @@ class CopySteps:
                             owner=owner,
                             chmod=chmod,
                             exclude=exclude,
+                            upper=upper if solo else None,
+                            detach=detach if solo else None,
                         )
                     if names and not sources and not direct:
                         sources.extend(find_sources(ctx.root, names, "build context", exclude))
@@ -238,7 +243,9 @@ class CopySteps:
                             host = resolve_in_root(rootfs, _clean(target, "image"))
                             os.utime(host, (mtime, mtime), follow_symlinks=False)
 
-                layer = await asyncio.to_thread(self.layers.write_step, state.chain_id, action)
+                layer = await asyncio.to_thread(
+                    self.layers.write_step_direct, state.chain_id, action
+                )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         finally:

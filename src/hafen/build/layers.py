@@ -98,15 +98,34 @@ class LayerWriter:
         self, chain: str | None, action: Callable[[Path], None]
     ) -> tuple[str, int] | None:
         """Run ``action`` on a writable snapshot of ``chain``; its changes as a layer (or None)."""
+        return self.write_step_direct(chain, lambda root, _upper, _detach: action(root))
+
+    def write_step_direct(
+        self, chain: str | None, action: Callable[[Path, Path | None, Callable[[], None]], None]
+    ) -> tuple[str, int] | None:
+        """``write_step`` for an action that may finish by writing into the overlay upper
+        dir itself: ``action(mounted_root, upper_dir_or_None, detach)``, where ``detach()``
+        unmounts the snapshot first (overlayfs forbids changing its layers while mounted).
+        A new file in a directory that is already in the upper dir is exactly what overlay
+        would have written there, without overlay's cost per file."""
         key = "build-" + secrets.token_hex(16)
         target = Path(tempfile.mkdtemp(dir=self.work_dir, prefix="mnt-"))
         self.snapshotter.prepare(key, chain)
         try:
             self.snapshotter.mount(key, target)
+            mounted = True
+
+            def detach() -> None:
+                nonlocal mounted
+                if mounted:
+                    mounted = False
+                    self.snapshotter.unmount(target)
+
+            upper = self.snapshotter.upper_dir(key) if self.snapshotter.name == "overlay" else None
             try:
-                action(target)
+                action(target, upper, detach)
             finally:
-                self.snapshotter.unmount(target)
+                detach()
             if not self.changed(key):
                 return None
             layer = self.export(key)

@@ -142,3 +142,66 @@ def test_copy_from_tar_writes_what_copy_sources_writes(tmp_path: Path, count: in
         assert tree(direct) == tree(walked)
     finally:
         ctx.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting overlayfs needs root")
+def test_copy_from_tar_into_the_overlay_upper_dir_matches_the_mounted_copy(tmp_path: Path) -> None:
+    """With ``upper``/``detach`` the files of new directories are written into the upper
+    dir after the unmount; remounted, the tree is what writing through the mount gives,
+    over a lower layer that already has the destination and a file the COPY replaces."""
+    import subprocess
+
+    from hafen.build.copy import copy_from_tar, expand_names
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        for name, data in [("src/top.txt", b"new top")] + [
+            (f"src/d{i % 5}/f{i}.bin", os.urandom(i * 53 % 3000)) for i in range(150)
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_650_000_000
+            archive.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    ctx = open_context(buf, tmp_path / "work", dockerfile_text="FROM x\n")
+    trees = []
+    try:
+        found = expand_names(ctx.index, ["src"], None)
+        assert found is not None and ctx.tar_path is not None
+        for direct in (False, True):
+            base = tmp_path / ("direct" if direct else "mounted")
+            for d in ("lower/app", "upper", "work", "merged"):
+                (base / d).mkdir(parents=True)
+            (base / "lower/app/top.txt").write_text("old top")
+            (base / "lower/app/keep").write_text("kept")
+            opts = f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work"
+            mount = ["mount", "-t", "overlay", "overlay", "-o", opts, str(base / "merged")]
+            subprocess.run(mount, check=True)
+            mounted = [True]
+
+            def detach(base: Path = base, mounted: list[bool] = mounted) -> None:
+                if mounted[0]:
+                    subprocess.run(["umount", str(base / "merged")], check=True)
+                    mounted[0] = False
+
+            try:
+                assert copy_from_tar(ctx.tar_path, ctx.index, found, base / "merged", "/app/",
+                                     owner=None, chmod=None, exclude=None,
+                                     upper=base / "upper" if direct else None,
+                                     detach=detach if direct else None)  # fmt: skip
+                assert mounted[0] is not direct  # the direct copy finished unmounted
+            finally:
+                detach()
+            subprocess.run(mount, check=True)
+            try:
+                merged = base / "merged"
+                trees.append(sorted(
+                    (str(p.relative_to(merged)), p.stat().st_mode, int(p.stat().st_mtime),
+                     p.read_bytes() if p.is_file() else b"")
+                    for p in merged.rglob("*") if p.name != "app"
+                ))  # fmt: skip
+            finally:
+                subprocess.run(["umount", str(base / "merged")], check=True)
+    finally:
+        ctx.close()
+    assert trees[0] == trees[1]
+    assert len(trees[0]) == 2 + 5 + 150 and (b"new top" in [t[3] for t in trees[0]])
