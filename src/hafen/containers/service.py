@@ -201,6 +201,7 @@ class ContainerService:
             ],
         ] = {}
         self._starting: set[str] = set()
+        self._exiting: set[str] = set()  # exit being recorded (see _wait_exit)
         self.execs = ExecService(self)
         self.control = ContainerControl(self)
         self.files = ContainerFiles(self)
@@ -990,17 +991,21 @@ class ContainerService:
         async with self._lock(c.id):
             if not c.state.running:
                 return
-            self.health.stop(c.id)
-            c.state.status = ContainerStatus.EXITED
-            c.state.exit_code = status.exit_code
-            c.state.finished_at = status.exited_at or now_rfc3339()
-            c.state.oom_killed = status.oom_killed
-            c.state.pid = 0
-            c.state.shim_pid = 0
-            self._dns_down(c)
-            await self._ports_down(c)
-            await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
-            await self._save(c)
+            self._exiting.add(c.id)  # not running, not yet released: stop still waits
+            try:
+                self.health.stop(c.id)
+                c.state.status = ContainerStatus.EXITED
+                c.state.exit_code = status.exit_code
+                c.state.finished_at = status.exited_at or now_rfc3339()
+                c.state.oom_killed = status.oom_killed
+                c.state.pid = 0
+                c.state.shim_pid = 0
+                self._dns_down(c)
+                await self._ports_down(c)
+                await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
+                await self._save(c)
+            finally:
+                self._exiting.discard(c.id)
         if status.oom_killed:
             self.event(c, "oom")
         self.event(c, "die", exitCode=str(status.exit_code))
@@ -1160,7 +1165,9 @@ class ContainerService:
         self.event(c, "stop")
 
     async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
-        if not c.state.running:
+        """Until the exit is recorded *and* what the container held (network, ports,
+        rootfs) is released, as ``docker stop`` returns only then."""
+        if not c.state.running and c.id not in self._exiting:
             return True
         fut: asyncio.Future[ContainerStateRecord] = asyncio.get_running_loop().create_future()
         self._exit_waiters.setdefault(c.id, []).append(fut)

@@ -4,11 +4,13 @@ published ports; stale nftables state is replaced; IPAM keeps handing out new ad
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +96,52 @@ def test_forced_removal_leaves_no_network_state(own_net_hafend: NetHafend) -> No
     assert d.in_netns("ip", "-o", "link").stdout.count("\n") == links
     assert not _port_open(d, 8484)
     assert not list((d.exec_root / "netns").glob("*"))
+
+
+def test_kill_9_with_published_ports_then_restart(own_net_hafend: NetHafend) -> None:
+    """hafend dies by SIGKILL holding published ports; one container exits while it is
+    down. The restarted daemon re-adopts the live one (rule, proxy, address kept), drops
+    everything of the dead one (rule, veth, address), and IPAM hands out no address twice."""
+    d = own_net_hafend
+    d.cli("network", "create", "--subnet", "10.67.0.0/24", "front")
+    links = d.in_netns("ip", "-o", "link").stdout.count("\n")
+    d.cli("run", "-d", "--name", "keep", "--network", "front", "-p", "8585:80",
+          "busybox", "sh", "-c", HTTPD)  # fmt: skip
+    d.cli("run", "-d", "--name", "doomed", "--network", "front", "-p", "8586:80",
+          "busybox", "sh", "-c", HTTPD)  # fmt: skip
+    keep, doomed = (json.loads(d.cli("inspect", n).stdout)[0] for n in ("keep", "doomed"))
+    keep_ip = keep["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+    doomed_ip = doomed["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+    assert _get(d, 8585) == "hello\n" and _get(d, 8586) == "hello\n"
+
+    d.kill(signal.SIGKILL)
+    os.kill(doomed["State"]["Pid"], signal.SIGKILL)  # exits while no daemon watches
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{doomed['State']['Pid']}").exists():
+        time.sleep(0.05)
+    d.start()
+
+    assert json.loads(d.cli("inspect", "doomed").stdout)[0]["State"]["Running"] is False
+    assert _get(d, 8585) == "hello\n"
+    assert not _port_open(d, 8586)
+    assert d.in_netns("ip", "-o", "link").stdout.count("\n") == links + 1  # keep's veth only
+    if shutil.which("nft"):
+        table = d.in_netns("nft", "list", "table", "ip", "hafen").stdout
+        assert f"tcp . 8585 : {keep_ip} . 80" in table
+        assert "8586" not in table and doomed_ip not in table
+    # new containers: distinct addresses, never keep's; doomed's is free again
+    ids = [
+        d.cli("run", "-d", "--network", "front", "busybox", "sleep", "60").stdout.strip()
+        for _ in range(3)
+    ]
+    ips = [
+        json.loads(d.cli("inspect", i).stdout)[0]["NetworkSettings"]["Networks"]["front"][
+            "IPAddress"
+        ]
+        for i in ids
+    ]
+    assert len(set(ips)) == 3 and keep_ip not in ips and doomed_ip in ips
+    taken = d.cli("run", "--rm", "--network", "front", "--ip", keep_ip, "busybox", "true",
+                  check=False)  # fmt: skip
+    assert taken.returncode == 125 and "Address already in use" in taken.stderr
+    d.cli("rm", "-f", *ids)
