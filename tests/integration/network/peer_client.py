@@ -1,4 +1,5 @@
-"""A test client: send ``PAYLOAD`` over TCP or UDP, print the answer (exit 1: none).
+"""A test client: send ``PAYLOAD`` over TCP or UDP, print the answer (exit 1: none, or
+an empty one).
 
 python peer_client.py tcp|udp HOST PORT PAYLOAD
 """
@@ -16,7 +17,9 @@ def main() -> None:
             with socket.create_connection((host, port), timeout=3) as s:
                 s.sendall(payload.encode())
                 s.shutdown(socket.SHUT_WR)
-                reply = s.recv(4096)
+                reply = b""
+                while chunk := s.recv(4096):  # until the server closes
+                    reply += chunk
         else:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(3)
@@ -24,6 +27,9 @@ def main() -> None:
                 reply = s.recv(4096)
     except OSError as e:
         print(f"no answer: {e}", file=sys.stderr)
+        sys.exit(1)
+    if not reply:  # accepted, then closed without a word (a proxy with no upstream)
+        print("no answer: closed", file=sys.stderr)
         sys.exit(1)
     sys.stdout.write(reply.decode())
 
