@@ -17,8 +17,35 @@ runs, with the ratio hafen/dockerd:
   - `docker logs <c>` of M MB                 one container's json-file log (default 100)
 
 busybox reaches dockerd through `docker save` from hafend and `docker load`. The
-machine's load average is printed with the table: the machine may be shared.
+machine's load average is printed with the table: the machine may be shared; the two
+daemons take turns run by run (ABAB, BABA) so that its load falls on both alike.
 Run as root: `.venv/bin/python bench/bench_engine.py [-n 15] [-k 100,1000] [--log-mb 100]`.
+
+Where `docker run --rm busybox true` spends its time in hafend (HAFEN_TRACE_REQUESTS=1
+logs each request's time; phases timed by hand in ContainerService, load ~5 on 2 CPUs):
+
+  HEAD /_ping, GET /version                 < 1 ms
+  POST /containers/create                   2-8 ms   image lookup; snapshot prepared
+                                                     and the record written in one
+                                                     worker-thread trip
+  POST attach, POST wait                    < 1 ms   the wait registers a future: it
+                                                     answers the moment the exit (or
+                                                     the removal) is recorded, no polling
+  POST start                                75 ms
+    overlay mount + config.json              2 ms
+    launch the shim (zygote fork, runtime create)   59 ms  (runtime/, shim/)
+    shim start (runtime start)               8 ms   (runtime/, shim/)
+    record RUNNING                           1-5 ms
+  container runs `true`, shim reports exit   6 ms
+  exit -> removed                            5-7 ms  unmount 2 ms (volatile overlay:
+                                                     no sync), record 1-3, delete 2
+
+What it cost before this bench's fixes: hafend ran with bridge networking on (a netns
+and a veth pair per container: +33-64 ms at start, +27 ms at exit) while dockerd had
+--bridge=none; overlay's unmount synced the whole disk (up to 36 ms with the other
+engineers' writes); the hafen CLI compiled click from source on every call
+(PYTHONDONTWRITEBYTECODE: +100 ms or more, now scripts/setup byte-compiles) and
+imported http.client with email and ssl (now a small HTTP client of its own).
 """
 
 from __future__ import annotations
