@@ -403,7 +403,8 @@ def status_text(c: Container, now: float | None = None) -> str:
     return f"Exited ({st.exit_code}) {human_duration(now - parse_rfc3339(st.finished_at))} ago"
 
 
-def container_summary(c: Container) -> dict[str, Any]:
+def container_summary(c: Container, now: float | None = None) -> dict[str, Any]:
+    """A ``GET /containers/json`` row (``now``: the time its ``Status`` is told at)."""
     command = " ".join([c.path, *c.args]) if c.path else ""
     return {
         "Id": c.id,
@@ -425,7 +426,7 @@ def container_summary(c: Container) -> dict[str, Any]:
         else [],
         "Labels": c.config.labels,
         "State": c.state.status.value,
-        "Status": status_text(c),
+        "Status": status_text(c, now),
         "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": networks_to_api(c)},
         "Mounts": [mount_point_to_api(m) for m in c.mount_points] if c.mount_points else [],

@@ -221,6 +221,10 @@ class ContainerService:
         items = sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
         return [c for c in items if all or c.state.running]
 
+    def ids(self) -> builtins.set[str]:
+        """The ids of every container (for caches to drop what was removed)."""
+        return builtins.set(self._containers)
+
     def get(self, ref: str) -> Container:
         """By full id, name (with or without the leading slash) or unique id prefix."""
         if not ref:
