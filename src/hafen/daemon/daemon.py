@@ -155,7 +155,7 @@ class Daemon:
         if ports is None or not ports.use_nft:
             return
         bridges = [n for n in self.networks.list() if n.driver == "bridge"]
-        subnets = [n.subnet for n in bridges if not n.internal] if self.config.ip_masq else []
+        subnets = [n.subnet for n in bridges if n.masquerade] if self.config.ip_masq else []
         nft.set_masquerade(subnets)
         nft.set_isolation([(n.bridge, n.internal) for n in bridges])
         if self.config.ip_forward:

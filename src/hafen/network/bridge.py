@@ -49,7 +49,8 @@ class BridgeDriver:
             found = ipr.link_lookup(ifname=network.bridge)
             try:
                 if not found:
-                    ipr.link("add", ifname=network.bridge, kind="bridge")
+                    extra = {"mtu": network.mtu} if network.mtu else {}
+                    ipr.link("add", ifname=network.bridge, kind="bridge", **extra)
                     found = ipr.link_lookup(ifname=network.bridge)
                 index = found[0]
                 have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
@@ -76,7 +77,13 @@ class BridgeDriver:
         peer = "tmp" + endpoint.host_ifname[4:]
         with IPRoute() as ipr:
             try:
-                ipr.link("add", ifname=endpoint.host_ifname, kind="veth", peer=peer)
+                if network.mtu:
+                    ipr.link(
+                        "add", ifname=endpoint.host_ifname, kind="veth", mtu=network.mtu,
+                        peer={"ifname": peer, "mtu": network.mtu},
+                    )  # fmt: skip
+                else:
+                    ipr.link("add", ifname=endpoint.host_ifname, kind="veth", peer=peer)
                 host = ipr.link_lookup(ifname=endpoint.host_ifname)[0]
                 inner = ipr.link_lookup(ifname=peer)[0]
                 bridge = ipr.link_lookup(ifname=network.bridge)

@@ -8,6 +8,11 @@ from typing import Any
 
 PREDEFINED = ("bridge", "host", "none")
 
+# the bridge driver options (``network create --opt``) hafen honours, by Docker's names
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_MTU = "com.docker.network.driver.mtu"
+
 
 @dataclass
 class Network:
@@ -27,6 +32,16 @@ class Network:
     @property
     def user_defined(self) -> bool:
         return self.name not in PREDEFINED
+
+    @property
+    def masquerade(self) -> bool:
+        """Whether traffic leaving the network is masqueraded (never for internal ones)."""
+        return not self.internal and self.options.get(OPT_MASQUERADE, "true") != "false"
+
+    @property
+    def mtu(self) -> int:
+        """The MTU of the bridge and its veths; 0: the kernel's default."""
+        return int(self.options.get(OPT_MTU) or 0)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -31,7 +31,14 @@ from hafen.errors import Conflict, Forbidden, HafenError, InvalidArgument, NotFo
 from hafen.network import ipam, netns
 from hafen.network.bridge import BridgeDriver, mac_for, veth_name
 from hafen.network.driver import NetworkDriver
-from hafen.network.model import Endpoint, EndpointRequest, Network
+from hafen.network.model import (
+    OPT_BRIDGE_NAME,
+    OPT_MASQUERADE,
+    OPT_MTU,
+    Endpoint,
+    EndpointRequest,
+    Network,
+)
 from hafen.store.metadata import MetadataStore
 from hafen.volumes.service import label_filter_matches
 
@@ -47,6 +54,22 @@ BRIDGE_ON_HOST_HINT = (
 class NetworkNotFound(NotFound):
     def __init__(self, ref: str) -> None:
         super().__init__(f"network {ref} not found")
+
+
+def _validated_options(options: dict[str, str]) -> dict[str, str]:
+    """``--opt`` values the bridge driver reads, checked before anything is made (others
+    are kept and shown by inspect, as dockerd does)."""
+    masq = options.get(OPT_MASQUERADE)
+    if masq is not None:
+        if masq.lower() not in ("true", "false"):
+            raise InvalidArgument(
+                f"invalid value {masq!r} for option {OPT_MASQUERADE} (true or false)"
+            )
+        options[OPT_MASQUERADE] = masq.lower()
+    mtu = options.get(OPT_MTU)
+    if mtu is not None and not (mtu.isdigit() and 68 <= int(mtu) <= 65535):
+        raise InvalidArgument(f"invalid value {mtu!r} for option {OPT_MTU} (68 to 65535)")
+    return options
 
 
 def _now() -> str:
@@ -177,7 +200,7 @@ class NetworkService:
                 "bridge networking is disabled: hafend runs in the machine's own network "
                 f"namespace; {BRIDGE_ON_HOST_HINT} to allow it"
             )
-        options = dict(options or {})
+        options = _validated_options(dict(options or {}))
         with self._lock:
             existing = self.list()
             if any(n.name == name for n in existing):
@@ -192,7 +215,9 @@ class NetworkService:
                 subnet = ipam.choose_subnet(taken)
                 gateway = str(ipaddress.IPv4Network(subnet).network_address + 1)
             net_id = secrets.token_hex(32)
-            bridge = options.get("com.docker.network.bridge.name") or f"br-{net_id[:12]}"
+            bridge = options.get(OPT_BRIDGE_NAME) or f"br-{net_id[:12]}"
+            if any(n.bridge == bridge for n in existing):
+                raise Conflict(f"bridge name {bridge} is already used by another network")
             if len(bridge) > 15:
                 raise InvalidArgument(f"bridge name {bridge!r} is longer than 15 characters")
             network = Network(

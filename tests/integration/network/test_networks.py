@@ -207,6 +207,8 @@ def test_generated_hosts_and_resolv_conf(net_hafend: NetHafend) -> None:
         "busybox", "sh", "-c", "cat /etc/hosts /etc/resolv.conf /etc/hostname; ip -o -4 addr show eth0",
     ).stdout  # fmt: skip
     assert "10.1.2.3\tdb.local" in out
+    assert out.count("kiel\n") >= 2  # /etc/hosts and /etc/hostname
+    assert out.split("options ndots:2\n")[1].startswith("kiel\n")  # /etc/hostname itself
     assert "nameserver 10.0.0.53\nsearch example.org\noptions ndots:2\n" in out
     ip = out.split("inet ")[1].split("/")[0]
     assert f"{ip}\tkiel" in out and ip.startswith("172.17.")
@@ -407,6 +409,22 @@ def test_outbound_traffic_is_forwarded_and_masqueraded(net_hafend: NetHafend) ->
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        # an internal network: no default route, and even a route made by hand (NET_ADMIN)
+        # does not get out: the forward chain drops it; its subnet is never masqueraded
+        d.cli("network", "create", "--internal", "--subnet", "10.83.0.0/24", "sealed")
+        # the outside host could even answer: it has a route back to the sealed subnet
+        subprocess.run([*enter, "ip", "route", "add", "10.83.0.0/24", "via", "192.0.2.1"],
+                       check=True)  # fmt: skip
+        try:
+            out = d.cli("run", "--rm", "--network", "sealed", "--cap-add", "NET_ADMIN",
+                        "busybox", "sh", "-c", "ip route; ip route add default via 10.83.0.1 "
+                        "&& nc -w 2 192.0.2.2 8000 </dev/null", check=False)  # fmt: skip
+            assert "default" not in out.stdout and "192.0.2." not in out.stdout
+            assert out.returncode != 0
+            masq = d.in_netns("nft", "list", "set", "ip", "hafen", "masq").stdout
+            assert "10.83.0.0/24" not in masq
+        finally:
+            d.cli("network", "rm", "sealed")
         out = d.cli("run", "--rm", "busybox", "sh", "-c", "nc -w 3 192.0.2.2 8000 </dev/null")
         assert out.stdout == "192.0.2.1\n"
         server.wait(timeout=10)
@@ -417,11 +435,73 @@ def test_outbound_traffic_is_forwarded_and_masqueraded(net_hafend: NetHafend) ->
 
 
 def test_run_on_several_networks(two_networks: NetHafend) -> None:
+    """A container on front and back reaches peers on each, by name, through each
+    network's own interface; the peers still cannot reach each other."""
     d = two_networks
-    out = d.cli("run", "--rm", "--network", "front", "--network", "back", "busybox", "sh", "-c",
-                "ls /sys/class/net; " + _nc_get("www"))  # fmt: skip
-    words = out.stdout.split()
-    assert sorted(words[:-1]) == ["eth0", "eth1", "lo"] and words[-1] == "hello"
+    serve_back = HTTPD.replace("echo hello", "echo from-back")
+    d.cli("run", "-d", "--name", "backweb", "--network", "back", "busybox", "sh", "-c",
+          serve_back)  # fmt: skip
+    try:
+        out = d.cli("run", "--rm", "--network", "front", "--network", "back", "busybox", "sh",
+                    "-c", f"ls /sys/class/net; {_nc_get('www')}; {_nc_get('backweb')}; "
+                    "nslookup backweb. | grep -c 'Address: 10.78.0.'")  # fmt: skip
+        words = out.stdout.split()
+        assert sorted(words[:3]) == ["eth0", "eth1", "lo"]
+        assert words[3:] == ["hello", "from-back", "1"]
+        back_ip = _inspect(d, "backweb")["NetworkSettings"]["Networks"]["back"]["IPAddress"]
+        apart = d.cli("exec", "web", "sh", "-c", _nc_get(back_ip), check=False)
+        assert "from-back" not in apart.stdout
+    finally:
+        d.cli("rm", "-f", "backweb")
     bad = d.cli("create", "--network", "host", "--network", "front", "busybox", "true",
                 check=False)  # fmt: skip
     assert bad.returncode == 125 and "conflicting options" in bad.stderr
+
+
+def test_network_options_mtu_masquerade_and_bridge_name(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    bad = d.cli("network", "create", "--opt", "com.docker.network.driver.mtu=huge", "badopt",
+                check=False)  # fmt: skip
+    assert bad.returncode == 1 and "com.docker.network.driver.mtu" in bad.stderr
+    d.cli("network", "create", "--subnet", "10.82.0.0/24",
+          "--opt", "com.docker.network.bridge.name=hafbr1",
+          "--opt", "com.docker.network.driver.mtu=1400",
+          "--opt", "com.docker.network.bridge.enable_ip_masquerade=false", "optnet")  # fmt: skip
+    try:
+        assert "badopt" not in d.cli("network", "ls").stdout
+        assert "mtu 1400" in d.in_netns("ip", "-o", "link", "show", "hafbr1").stdout
+        out = d.cli("run", "--rm", "--network", "optnet", "busybox", "cat",
+                    "/sys/class/net/eth0/mtu")  # fmt: skip
+        assert out.stdout == "1400\n"
+        options = json.loads(d.cli("network", "inspect", "optnet").stdout)[0]["Options"]
+        assert options["com.docker.network.bridge.name"] == "hafbr1"
+        if shutil.which("nft"):
+            masq = d.in_netns("nft", "list", "set", "ip", "hafen", "masq").stdout
+            assert "10.82.0.0/24" not in masq and "172.17.0.0/16" in masq
+        same = d.cli("network", "create", "--opt", "com.docker.network.bridge.name=hafbr1",
+                     "again", check=False)  # fmt: skip
+        assert same.returncode == 1 and "already used" in same.stderr
+    finally:
+        d.cli("network", "rm", "optnet")
+    assert d.in_netns("ip", "link", "show", "hafbr1", check=False).returncode != 0
+
+
+def test_network_ls_filters_inspect_containers_and_prune(net_hafend: NetHafend) -> None:
+    d = net_hafend
+    d.cli("network", "create", "--label", "stage=tmp", "unused1")
+    d.cli("network", "create", "--label", "stage=tmp", "used1")
+    d.cli("network", "create", "--label", "stage=keep", "unused2")
+    cid = d.cli("run", "-d", "--network", "used1", "busybox", "sleep", "60").stdout.strip()
+    try:
+        names = d.cli("network", "ls", "--filter", "label=stage=tmp", "--format", "{{.Name}}")
+        assert sorted(names.stdout.split()) == ["unused1", "used1"]
+        doc = json.loads(d.cli("network", "inspect", "used1").stdout)[0]
+        ip = _inspect(d, cid)["NetworkSettings"]["Networks"]["used1"]["IPAddress"]
+        assert doc["Containers"][cid]["IPv4Address"] == f"{ip}/16"
+        out = d.cli("network", "prune", "-f", "--filter", "label=stage=tmp").stdout
+        assert "unused1" in out.split() and "used1" not in out.split()
+        left = d.cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+        assert "unused1" not in left and {"used1", "unused2", "bridge", "host", "none"} <= set(left)
+    finally:
+        d.cli("rm", "-f", cid)
+        d.cli("network", "rm", "used1", "unused2", check=False)
