@@ -1007,7 +1007,11 @@ class ContainerService:
                 self._dns_down(c)
                 await self._ports_down(c)
                 await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
-                await self._save(c)
+                if not c.host_config.auto_remove:
+                    # an auto-remove container's record is deleted next: writing "exited"
+                    # first costs a transaction for nothing (after a crash in between,
+                    # restore finds it "running" with its shim gone and removes it)
+                    await self._save(c)
             finally:
                 self._exiting.discard(c.id)
         if status.oom_killed:
