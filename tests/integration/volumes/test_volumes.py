@@ -89,6 +89,8 @@ def test_a_volume_in_use_cannot_be_removed(hafend: Hafend) -> None:
     out = hafend.cli("volume", "rm", "busy", check=False)
     assert out.returncode == 1
     assert "volume is in use" in out.stderr and cid in out.stderr
+    forced = hafend.cli("volume", "rm", "-f", "busy", check=False)  # -f: not when in use
+    assert forced.returncode == 1 and "volume is in use" in forced.stderr
     assert "busy" in _volumes(hafend)
     hafend.cli("rm", cid)
     hafend.cli("volume", "rm", "busy")
@@ -207,3 +209,54 @@ def test_mount_volume_opt_creates_a_typed_volume(hafend: Hafend) -> None:
     doc = json.loads(hafend.cli("volume", "inspect", "optvol").stdout)[0]
     assert doc["Options"] == {"type": "tmpfs", "device": "tmpfs"}
     hafend.cli("volume", "rm", "optvol")
+
+
+def test_image_volume_is_an_anonymous_volume_filled_from_the_image(
+    hafend: Hafend, tmp_path: Path
+) -> None:
+    """VOLUME in the image: each container gets a new anonymous volume holding the
+    image's content at that path (copy-up); --rm and rm -v take it, plain rm keeps it,
+    prune removes it only once no container uses it."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN mkdir /seeded && echo from-image > /seeded/f\nVOLUME /seeded\n"
+    )
+    hafend.cli("build", "-q", "-t", "vol-image", str(tmp_path))
+    before = _volumes(hafend)
+    try:
+        out = hafend.cli(
+            "run", "--rm", "vol-image", "sh", "-c", "cat /seeded/f; grep ' /seeded ' /proc/mounts"
+        )
+        assert out.stdout.startswith("from-image\n") and " /seeded " in out.stdout
+        assert _volumes(hafend) == before  # --rm took the anonymous volume
+
+        cid = hafend.cli("create", "vol-image", "sh", "-c", "echo mine >> /seeded/f").stdout.strip()
+        mounts = json.loads(hafend.cli("inspect", cid).stdout)[0]["Mounts"]
+        assert [(m["Type"], m["Destination"], m["RW"]) for m in mounts] == [
+            ("volume", "/seeded", True)
+        ]
+        anon = mounts[0]["Name"]
+        assert len(anon) == 64 and _volumes(hafend) == before | {anon}
+        hafend.cli("start", "-a", cid)
+        out = hafend.cli("run", "--rm", "-v", f"{anon}:/v", "busybox", "cat", "/v/f").stdout
+        assert out == "from-image\nmine\n"  # the container's writes went to the volume
+        pruned = hafend.cli("volume", "prune", "-f").stdout
+        assert anon not in pruned and anon in _volumes(hafend)  # in use by cid
+        hafend.cli("rm", "-v", cid)
+        assert anon not in _volumes(hafend)
+
+        cid = hafend.cli("create", "vol-image", "true").stdout.strip()
+        anon = json.loads(hafend.cli("inspect", cid).stdout)[0]["Mounts"][0]["Name"]
+        hafend.cli("rm", cid)  # without -v the volume stays, dangling
+        assert anon in _volumes(hafend)
+        dangling = hafend.cli("volume", "ls", "-q", "--filter", "dangling=true").stdout.split()
+        assert anon in dangling
+        hafend.cli("volume", "rm", anon)
+        # a named volume there instead: copy-up fills it on first use, never again
+        hafend.cli("run", "--rm", "-v", "seeded-named:/seeded", "vol-image", "sh", "-c",
+                   "echo changed > /seeded/f")  # fmt: skip
+        out = hafend.cli("run", "--rm", "-v", "seeded-named:/seeded", "vol-image", "cat",
+                         "/seeded/f").stdout  # fmt: skip
+        assert out == "changed\n"
+        hafend.cli("volume", "rm", "seeded-named")
+    finally:
+        hafend.cli("rmi", "-f", "vol-image", check=False)
