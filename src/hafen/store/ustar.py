@@ -82,6 +82,30 @@ def header(
     """One member's header blocks (a PAX extended header first when needed)."""
     raw_name = name.encode("utf-8", "surrogateescape")
     raw_link = linkname.encode("utf-8", "surrogateescape")
+    if (
+        not pax
+        and len(raw_name) <= 100
+        and len(raw_link) <= 100
+        and raw_name.isascii()
+        and raw_link.isascii()
+        and 0 <= size < _MAX12
+        and 0 <= mtime < _MAX12
+        and 0 <= uid < _MAX8
+        and 0 <= gid < _MAX8
+    ):  # the common case, in one pass (a context has thousands of these)
+        block = bytearray(_TEMPLATE)
+        block[0 : len(raw_name)] = raw_name
+        block[100:148] = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (
+            mode & 0o7777,
+            uid,
+            gid,
+            size,
+            mtime,
+        )
+        block[156:157] = kind
+        block[157 : 157 + len(raw_link)] = raw_link
+        block[148:156] = b"%06o\0 " % sum(block)
+        return bytes(block)
     records = dict(pax or {})
     if len(raw_name) > 100 or not raw_name.isascii():
         records["path"] = name
@@ -103,6 +127,13 @@ def header(
     ext_name = ("PaxHeaders.0/" + name.rsplit("/", 1)[-1])[:99].encode("ascii", "replace")
     ext = _ustar(ext_name, 0o644, 0, 0, len(data), mtime_field, b"x", b"")
     return ext + data + b"\0" * (-len(data) % BLOCK) + main
+
+
+_MAX12, _MAX8 = 8**11, 8**7  # what fits an octal field of 12 / 8 bytes
+_TEMPLATE = bytearray(BLOCK)  # the fields every fast-path header shares
+_TEMPLATE[148:156] = b"        "
+_TEMPLATE[257:265] = b"ustar\x0000"
+_TEMPLATE[329:345] = b"0000000\x000000000\x00"
 
 
 def padding(size: int) -> bytes:

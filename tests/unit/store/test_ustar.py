@@ -121,3 +121,21 @@ def test_bad_input_is_refused() -> None:
     parser = ustar.TarParser(lambda m: None)
     parser.feed(ustar.header("f", mode=0o644, size=10) + b"0123456789")
     parser.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "size", "mtime", "kind", "link", "uid", "gid"),
+    [
+        ("f", 0o644, 10, 1_700_000_000, ustar.REGTYPE, "", 0, 0),
+        ("d/", 0o755, 0, 5, ustar.DIRTYPE, "", 1000, 1000),
+        ("s", 0o777, 0, 1, ustar.SYMTYPE, "target/x", 0, 0),
+        ("n" * 100, 0o4755, 8**11 - 1, 8**11 - 1, ustar.REGTYPE, "", 8**7 - 1, 8**7 - 1),
+        ("h", 0o600, 0, 0, ustar.LNKTYPE, "l" * 100, 0, 0),
+    ],
+)
+def test_fast_header_is_the_plain_ustar_header(
+    name: str, mode: int, size: int, mtime: int, kind: bytes, link: str, uid: int, gid: int
+) -> None:
+    fast = ustar.header(name, mode=mode, size=size, mtime=mtime, kind=kind, linkname=link,
+                        uid=uid, gid=gid)  # fmt: skip
+    assert fast == ustar._ustar(name.encode(), mode, uid, gid, size, mtime, kind, link.encode())

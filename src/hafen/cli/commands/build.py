@@ -94,12 +94,13 @@ class _ContextStream:
                             buf += ustar.header(rel, mode=mode, mtime=mtime, kind=ustar.LNKTYPE,
                                                 linkname=first)  # fmt: skip
                             continue
-                    with open(path, "rb") as f:
-                        size = os.fstat(f.fileno()).st_size
+                    size = st.st_size  # the walk's lstat: no fstat per file
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                    try:
                         buf += ustar.header(rel, mode=mode, size=size, mtime=mtime)
                         left = size
                         while left > 0:
-                            data = f.read(min(left, _BATCH))
+                            data = os.read(fd, min(left, _BATCH))
                             if not data:
                                 raise CLIError(f"error checking context: {path} shrank while "
                                                "being read", 1)  # fmt: skip
@@ -108,6 +109,8 @@ class _ContextStream:
                             if len(buf) >= _BATCH:
                                 yield bytes(buf)
                                 buf.clear()
+                    finally:
+                        os.close(fd)
                     buf += ustar.padding(size)
                 elif stat.S_ISDIR(st.st_mode):
                     buf += ustar.header(rel + "/", mode=mode, mtime=mtime, kind=ustar.DIRTYPE)
