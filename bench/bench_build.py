@@ -9,7 +9,9 @@ Networking is off for all (`--network none`). Median and min-max wall time, then
 ratios hafen / each peer.
 
 hafen: `hafen build` against a hafend this script starts on temporary roots, with busybox
-from `hafen image bootstrap busybox`. buildah (Debian's `buildah`, `apt-get install
+from `hafen image bootstrap busybox` (hafen's modules compiled first, as an installed
+package has them); "docker>hafen" is Debian's docker CLI with DOCKER_BUILDKIT=0 against
+that same hafend. buildah (Debian's `buildah`, `apt-get install
 buildah`) runs with private --root/--runroot under the same temporary directory and
 `--runtime runc`: its default runtime crun refuses this host's hybrid cgroup layout
 ("cgroups in hybrid mode not supported"). Its busybox is the same static busybox binary,
@@ -183,6 +185,26 @@ class HafenSide:
             self.proc.wait(timeout=30)
 
 
+class DockerCliOnHafenSide:
+    """Docker's own CLI (``DOCKER_BUILDKIT=0``: the classic /build API) against the hafend
+    of ``HafenSide``: the same daemon path, the docker CLI's context tar."""
+
+    def __init__(self, hafen: HafenSide) -> None:
+        self.hafen = hafen
+        self.env = {**os.environ, "DOCKER_HOST": hafen.host, "DOCKER_BUILDKIT": "0",
+                    "DOCKER_CONFIG": str(hafen.root / "docker-client")}  # fmt: skip
+
+    def start(self) -> None:
+        pass  # the hafend of HafenSide, started before
+
+    def build(self, ctx: Path, no_cache: bool) -> list[str]:
+        flags = ["--no-cache"] if no_cache else []
+        return [DOCKER, "build", "-q", "--network", "none", *flags, "-t", "bench-docker", str(ctx)]
+
+    def stop(self) -> None:
+        pass
+
+
 class BuildahSide:
     def __init__(self, root: Path) -> None:
         self.root = root / "buildah"
@@ -222,7 +244,18 @@ def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="hafen-bench-build-"))
     ns = Netns()
-    sides: dict[str, HafenSide | BuildahSide | DockerdSide] = {"hafen": HafenSide(tmp, ns)}
+    # hafen's CLI ships compiled like any installed package: with PYTHONDONTWRITEBYTECODE
+    # set (as on these VMs) every call would otherwise compile its modules again (~40 ms)
+    import hafen
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(hafen.__file__).parent)],
+                   check=False, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})  # fmt: skip
+    hafen_side = HafenSide(tmp, ns)
+    sides: dict[str, HafenSide | BuildahSide | DockerdSide | DockerCliOnHafenSide] = {
+        "hafen": hafen_side
+    }
+    if Path(DOCKER).exists():
+        sides["docker>hafen"] = DockerCliOnHafenSide(hafen_side)
     if shutil.which("dockerd") and Path(DOCKER).exists():
         sides["buildkit"] = DockerdSide(tmp, ns, buildkit=True)
         sides["classic"] = DockerdSide(tmp, ns, buildkit=False)
@@ -252,9 +285,9 @@ def main() -> int:
     print(f"8-step Dockerfile, 2,000-file ~20 MB context, {args.runs} runs each, median (min-max)")
     for kind in ("cold", "cached"):
         for name in sides:
-            print(f"  {kind:7s} {name:9s} {summary(results[(name, kind)])}")
+            print(f"  {kind:7s} {name:12s} {summary(results[(name, kind)])}")
         for peer in sides:
-            if peer != "hafen":
+            if peer not in ("hafen", "docker>hafen"):
                 ratio = statistics.median(results[("hafen", kind)]) / statistics.median(
                     results[(peer, kind)]
                 )
