@@ -5,6 +5,7 @@ Requests are validated field by field: a wrong type gets a 400 naming the field.
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import time
 from typing import Any
@@ -151,6 +152,11 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
         name, sep, ip = spec.partition(":")
         if not sep or not name or not ip:
             raise InvalidArgument(f"invalid IP address in add-host: {spec!r} (expected host:ip)")
+        if ip != "host-gateway":
+            try:
+                ipaddress.ip_address(ip.strip("[]"))
+            except ValueError:
+                raise InvalidArgument(f"invalid IP address in add-host: {ip!r}")
     # refuse bad specs now: nothing is created for a request that cannot run
     for spec in host_config.binds:
         parse_bind(spec)

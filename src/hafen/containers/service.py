@@ -426,9 +426,27 @@ class ContainerService:
                 "published ports need bridge networking, which is off on this daemon (it shares "
                 f"the machine's network namespace; {BRIDGE_ON_HOST_HINT} to turn it on)"
             )
+        if any(h.partition(":")[2] == "host-gateway" for h in hc.extra_hosts) and not (
+            self.host_gateway()
+        ):
+            raise InvalidArgument(
+                "unable to derive the IP value for host-gateway: this daemon has no default "
+                "bridge network"
+            )
         if self.networks is None:
             return {}
         return self.networks.requests_for(mode, endpoints)
+
+    def host_gateway(self) -> str:
+        """What ``--add-host NAME:host-gateway`` maps to: the default bridge's gateway
+        (dockerd's default host-gateway-ip); "" where there is no bridge."""
+        networks = self.networks
+        if networks is None or not networks.enabled or not networks.default_bridge_enabled:
+            return ""
+        try:
+            return networks.get("bridge").gateway
+        except HafenError:
+            return ""
 
     def _network_up(self, c: Container) -> None:
         """Make and wire the container's namespace before its start (worker thread)."""
@@ -533,7 +551,7 @@ class ContainerService:
                 continue
             if any(e.network_id in network_ids for e in other.endpoints):
                 try:
-                    _write_hosts(other, self._peers(other))
+                    _write_hosts(other, self._peers(other), self.host_gateway())
                 except OSError as e:
                     log.warning("updating hosts of %s: %s", other.short_id, e)
 
@@ -591,7 +609,7 @@ class ContainerService:
             await self._save(c)
             await asyncio.to_thread(self._refresh_peers, {network.id})
             if c.state.running:
-                await asyncio.to_thread(_write_hosts, c, self._peers(c))
+                await asyncio.to_thread(_write_hosts, c, self._peers(c), self.host_gateway())
 
     # ------------------------------------------------------------------ mounts
 
@@ -856,7 +874,7 @@ class ContainerService:
                 traversable(rootfs, self.options.exec_root)
             mounts = self._mount_all(c, rootfs)
             spec = build_spec(self._spec_options(c, rootfs, mounts))
-            _write_etc_files(c, self._peers(c))
+            _write_etc_files(c, self._peers(c), self.host_gateway())
             if remap is not None:
                 # As dockerd: the files bound over /etc belong to the container's root.
                 for path in (c.hostname_path, c.hosts_path, c.resolv_conf_path):
@@ -1446,15 +1464,15 @@ def _make_bind_source(source: str, remap: Remap | None) -> None:
             os.chown(created, remap.uid_start, remap.gid_start)
 
 
-def _write_hosts(c: Container, peers: list[HostEntry]) -> None:
+def _write_hosts(c: Container, peers: list[HostEntry], host_gateway: str) -> None:
     own_ip = c.endpoints[0].ip if c.endpoints else ""
-    text = hosts_file(c.config.hostname, own_ip, c.host_config.extra_hosts, peers)
+    text = hosts_file(c.config.hostname, own_ip, c.host_config.extra_hosts, peers, host_gateway)
     Path(c.hosts_path).write_text(text)  # in place: a running container sees the change
 
 
-def _write_etc_files(c: Container, peers: list[HostEntry]) -> None:
+def _write_etc_files(c: Container, peers: list[HostEntry], host_gateway: str) -> None:
     Path(c.hostname_path).write_text(c.config.hostname + "\n")
-    _write_hosts(c, peers)
+    _write_hosts(c, peers, host_gateway)
     _write_resolv_conf(c)
 
 

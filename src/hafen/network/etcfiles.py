@@ -24,14 +24,23 @@ class HostEntry:
 
 
 def hosts_file(
-    hostname: str, own_ip: str, extra_hosts: Sequence[str], peers: Sequence[HostEntry]
+    hostname: str,
+    own_ip: str,
+    extra_hosts: Sequence[str],
+    peers: Sequence[HostEntry],
+    host_gateway: str = "",
 ) -> str:
+    """``host_gateway``: the address ``--add-host NAME:host-gateway`` stands for (the
+    default bridge's gateway, as dockerd's); the daemon refuses that spec at create
+    when it has none, so an entry is never silently left out."""
     lines = [_HOSTS_HEAD.rstrip("\n")]
     for spec in extra_hosts:
         name, sep, ip = spec.partition(":")
         if sep and name and ip:
             if ip == "host-gateway":
-                continue  # needs a gateway address; skipped rather than guessed
+                if not host_gateway:
+                    continue
+                ip = host_gateway
             lines.append(f"{ip.strip('[]')}\t{name}")
     lines.append(f"{own_ip or '127.0.1.1'}\t{hostname}")
     for peer in peers:

@@ -23,3 +23,8 @@ def test_publishing_is_refused_where_bridge_networking_is_off(hafend: Hafend) ->
         and "hafend with --bridge-on-host" in out.stderr
     )
     assert "nope" not in hafend.cli("network", "ls").stdout
+
+
+def test_host_gateway_is_refused_without_a_bridge(hafend: Hafend) -> None:
+    out = hafend.cli("create", "--add-host", "gw:host-gateway", "busybox", "true", check=False)
+    assert out.returncode == 125 and "unable to derive the IP value for host-gateway" in out.stderr

@@ -203,10 +203,14 @@ def test_network_commands_and_their_errors(net_hafend: NetHafend) -> None:
 def test_generated_hosts_and_resolv_conf(net_hafend: NetHafend) -> None:
     out = net_hafend.cli(
         "run", "--rm", "--hostname", "kiel", "--add-host", "db.local:10.1.2.3",
+        "--add-host", "gw.local:host-gateway",
         "--dns", "10.0.0.53", "--dns-search", "example.org", "--dns-option", "ndots:2",
         "busybox", "sh", "-c", "cat /etc/hosts /etc/resolv.conf /etc/hostname; ip -o -4 addr show eth0",
     ).stdout  # fmt: skip
     assert "10.1.2.3\tdb.local" in out
+    assert "172.17.0.1\tgw.local" in out  # the default bridge's gateway, as dockerd's
+    bad = net_hafend.cli("create", "--add-host", "db:not-an-ip", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "invalid IP address in add-host" in bad.stderr
     assert out.count("kiel\n") >= 2  # /etc/hosts and /etc/hostname
     assert out.split("options ndots:2\n")[1].startswith("kiel\n")  # /etc/hostname itself
     assert "nameserver 10.0.0.53\nsearch example.org\noptions ndots:2\n" in out

@@ -19,3 +19,8 @@ def test_resolv_conf_drops_loopback_servers_and_applies_flags() -> None:
     out = resolv_conf(host, ["9.9.9.9"], ["a.org", "b.org"], ["ndots:3"])
     assert out == "nameserver 9.9.9.9\nsearch a.org b.org\noptions ndots:3\n"
     assert resolv_conf("nameserver 127.0.0.1\n", [], [], []).startswith("nameserver 8.8.8.8")
+
+
+def test_host_gateway_maps_to_the_given_address() -> None:
+    text = hosts_file("h", "10.0.0.2", ["gw:host-gateway", "db:10.1.1.1"], [], "172.17.0.1")
+    assert "172.17.0.1\tgw\n" in text and "10.1.1.1\tdb\n" in text
