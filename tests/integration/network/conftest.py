@@ -101,3 +101,25 @@ def net_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetHafend]:
         yield daemon
     finally:
         daemon.cleanup()
+
+
+def other_host(d: NetHafend) -> subprocess.Popen[bytes]:
+    """Another "host": a network namespace of its own (held by a ``sleep``) joined to the
+    daemon's by a veth pair, 192.0.2.1 on the daemon's side, 192.0.2.2 on its own. The
+    caller kills the returned holder; the veth goes with the namespace."""
+    outside = subprocess.Popen(
+        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 600"]
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{outside.pid}/comm").read_text().strip() == "sleep":
+            break
+        time.sleep(0.02)
+    d.in_netns("ip", "link", "add", "ext0", "type", "veth", "peer", "name", "ext1")
+    d.in_netns("ip", "link", "set", "ext1", "netns", str(outside.pid))
+    d.in_netns("ip", "addr", "add", "192.0.2.1/24", "dev", "ext0")
+    d.in_netns("ip", "link", "set", "ext0", "up")
+    enter = ["nsenter", f"--net=/proc/{outside.pid}/ns/net", "--"]
+    subprocess.run([*enter, "ip", "addr", "add", "192.0.2.2/24", "dev", "ext1"], check=True)
+    subprocess.run([*enter, "ip", "link", "set", "ext1", "up"], check=True)
+    return outside

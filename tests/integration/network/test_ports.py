@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.network.conftest import NetHafend
+from tests.integration.network.conftest import NetHafend, other_host
 
 HERE = Path(__file__).resolve().parent
 HTTPD = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"
@@ -82,24 +82,17 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
     root = tmp_path_factory.mktemp("hafend-ports")
     (root / "daemon.json").write_text(json.dumps({"port-range": f"{RANGE[0]}-{RANGE[1]}"}))
     d = NetHafend(root)
-    outside = subprocess.Popen(
-        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep 600"]
-    )
+    outside: subprocess.Popen[bytes] | None = None
     try:
         d.start()
         d.bootstrap()
-        d.in_netns("ip", "link", "add", "ext0", "type", "veth", "peer", "name", "ext1")
-        d.in_netns("ip", "link", "set", "ext1", "netns", str(outside.pid))
-        d.in_netns("ip", "addr", "add", "192.0.2.1/24", "dev", "ext0")
-        d.in_netns("ip", "link", "set", "ext0", "up")
-        enter = ["nsenter", f"--net=/proc/{outside.pid}/ns/net", "--"]
-        subprocess.run([*enter, "ip", "addr", "add", "192.0.2.2/24", "dev", "ext1"], check=True)
-        subprocess.run([*enter, "ip", "link", "set", "ext1", "up"], check=True)
+        outside = other_host(d)
         yield Ports(d, outside)
     finally:
         d.cleanup()
-        outside.kill()
-        outside.wait(timeout=10)
+        if outside is not None:
+            outside.kill()
+            outside.wait(timeout=10)
 
 
 def test_a_port_on_all_addresses_serves_loopback_and_another_host(ports: Ports) -> None:
