@@ -9,7 +9,10 @@ removing one is a single element operation and never needs rule handles:
 
 ``masq`` holds the subnets of bridge networks that masquerade when leaving them. The
 ``forward`` chain isolates bridges from each other (and internal ones from everything),
-rebuilt whole by ``set_isolation`` whenever the set of networks changes.
+and the ``hairpin`` chain masquerades a container's connection to a published port that
+DNAT sends back into its own bridge (else the answer would come straight from the peer,
+not from the address asked, and be dropped); both are rebuilt whole by
+``set_isolation`` whenever the set of networks changes.
 Rules are fed to ``nft -f -``; nothing parses nft's output.
 """
 
@@ -39,6 +42,9 @@ table ip hafen {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr @masq ip daddr != @masq masquerade
+  }
+  chain hairpin {
+    type nat hook postrouting priority srcnat; policy accept;
   }
 }
 """
@@ -92,14 +98,23 @@ def set_masquerade(subnets: list[str]) -> None:
     _run(script)
 
 
-def set_isolation(bridges: list[tuple[str, bool]]) -> None:
-    """Forwarding rules for (bridge device, internal) pairs: no bridge reaches another;
-    an internal bridge reaches nothing outside itself."""
-    script = f"flush chain ip {TABLE} forward\nflush set ip {TABLE} bridges\n"
+def set_isolation(bridges: list[tuple[str, bool, str]]) -> None:
+    """Rules for (bridge device, internal, subnet) triples: no bridge reaches another; an
+    internal bridge reaches nothing outside itself; hairpin traffic is masqueraded (the
+    input interface is unknown at postrouting, so "from the subnet, DNATed, back out of
+    the bridge" is how it is told apart)."""
+    script = (
+        f"flush chain ip {TABLE} forward\nflush chain ip {TABLE} hairpin\n"
+        f"flush set ip {TABLE} bridges\n"
+    )
     if bridges:
-        names = ", ".join(f'"{name}"' for name, _ in bridges)
+        names = ", ".join(f'"{name}"' for name, _, _ in bridges)
         script += f"add element ip {TABLE} bridges {{ {names} }}\n"
-    for name, internal in bridges:
+    for name, internal, subnet in bridges:
+        script += (
+            f'add rule ip {TABLE} hairpin oifname "{name}" ip saddr {subnet} '
+            "ct status dnat masquerade\n"
+        )
         if internal:
             script += f'add rule ip {TABLE} forward iifname "{name}" oifname != "{name}" drop\n'
             script += f'add rule ip {TABLE} forward oifname "{name}" iifname != "{name}" drop\n'

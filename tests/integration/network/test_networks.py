@@ -509,3 +509,25 @@ def test_network_ls_filters_inspect_containers_and_prune(net_hafend: NetHafend) 
     finally:
         d.cli("rm", "-f", cid)
         d.cli("network", "rm", "used1", "unused2", check=False)
+
+
+def test_concurrent_starts_never_share_an_address(two_networks: NetHafend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = two_networks
+
+    def start(_: int) -> str:
+        return d.cli("run", "-d", "--network", "back", "busybox", "sleep", "60").stdout.strip()
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(start, range(8)))
+    try:
+        ips = [_inspect(d, i)["NetworkSettings"]["Networks"]["back"]["IPAddress"] for i in ids]
+        assert len(set(ips)) == 8 and all(ip.startswith("10.78.0.") for ip in ips)
+        inside = [
+            d.cli("exec", i, "ip", "-o", "-4", "addr", "show", "eth0").stdout.split()[3]
+            for i in ids
+        ]
+        assert sorted(inside) == sorted(f"{ip}/24" for ip in ips)
+    finally:
+        d.cli("rm", "-f", *ids)

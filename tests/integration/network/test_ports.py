@@ -248,3 +248,31 @@ def test_stop_removes_everything_and_start_brings_it_back(ports: Ports) -> None:
     finally:
         d.cli("rm", "-f", "stopper", check=False)
         d.cli("network", "rm", "stopnet", check=False)
+
+
+def test_a_container_reaches_a_published_port_through_the_hosts_address(ports: Ports) -> None:
+    """Hairpin: a container on the same bridge asks the host's address (the gateway, as
+    host-gateway gives it) for a published port and gets the other container."""
+    d = ports.d
+    cid = d.cli("run", "-d", "-p", "42158:80", "-p", "42159:81", "busybox", "sh", "-c",
+                HTTPD).stdout.strip()  # fmt: skip
+    try:
+        assert ports.ask("here", "tcp", "127.0.0.1", 42158, "GET / HTTP/1.0\r\n\r\n")
+        for target in ("172.17.0.1", "192.0.2.1", "host.docker.internal"):
+            get = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {target} 42158 | tail -1"
+            out = d.cli("run", "--rm", "--add-host", "host.docker.internal:host-gateway",
+                        "busybox", "sh", "-c", get, check=False)  # fmt: skip
+            assert out.stdout == "hello\n", (target, out.stderr)
+        # masqueraded to the gateway: otherwise the peer would answer the client directly
+        # (from its own address), which works only where br_netfilter un-NATs bridged
+        # frames
+        server = ports.serve(cid, "tcp", 81)
+        try:
+            out = d.cli("run", "--rm", "busybox", "sh", "-c",
+                        "echo hi | nc -w 3 172.17.0.1 42159")  # fmt: skip
+            assert out.stdout == "172.17.0.1 hi\n"
+        finally:
+            server.kill()
+            server.wait(timeout=10)
+    finally:
+        d.cli("rm", "-f", cid)
