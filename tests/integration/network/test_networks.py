@@ -182,8 +182,19 @@ def test_network_commands_and_their_errors(net_hafend: NetHafend) -> None:
                     "ip -o -4 addr show eth0; ip route")  # fmt: skip
         assert "inet 10.80.5." in out.stdout
         assert "default" not in out.stdout  # internal: no way out
+        links = d.in_netns("ip", "-o", "link").stdout
         overlap = d.cli("network", "create", "--subnet", "10.80.1.0/24", "clash", check=False)
         assert overlap.returncode == 1 and "overlaps" in overlap.stderr
+        for args, message in (
+            (["--subnet", "banana"], "invalid subnet"),
+            (["--subnet", "10.84.0.0/24", "--gateway", "10.85.0.1"], "gateway"),
+            (["--subnet", "10.84.0.0/24", "--ip-range", "10.84.1.0/28"], "ip-range"),
+            (["--gateway", "10.84.0.1"], "--subnet"),
+            (["--driver", "overlayish"], "not found"),
+        ):
+            bad = d.cli("network", "create", *args, "clash", check=False)
+            assert bad.returncode != 0 and message in bad.stderr, (args, bad.stderr)
+        assert d.in_netns("ip", "-o", "link").stdout == links  # no bridge was made
         dup = d.cli("network", "create", "ranged", check=False)
         assert dup.returncode == 1 and "already exists" in dup.stderr
         names = d.cli("network", "ls", "--format", "{{.Name}}").stdout.split()

@@ -178,6 +178,13 @@ def test_port_ranges(ports: Ports) -> None:
             assert d.cli("port", other.stdout.strip(), "80").stdout == "0.0.0.0:42163\n"
         finally:
             d.cli("rm", "-f", other.stdout.strip())
+        # a container port alone: a free host port from the configured range
+        alone = d.cli("run", "-d", "-p", "80", "busybox", "sleep", "60").stdout.strip()
+        try:
+            port = int(d.cli("port", alone, "80").stdout.strip().rpartition(":")[2])
+            assert RANGE[0] <= port <= RANGE[1]
+        finally:
+            d.cli("rm", "-f", alone)
         bad = d.cli("create", "-p", "42170-42171:80-82", "busybox", "true", check=False)
         assert bad.returncode == 125 and "invalid ranges" in bad.stderr
     finally:
