@@ -35,6 +35,7 @@ DNS_ADDRESS = "127.0.0.11"
 _TYPE_A, _TYPE_AAAA, _CLASS_IN = 1, 28, 1
 _RCODE_NXDOMAIN, _RCODE_SERVFAIL, _RCODE_FORMERR = 3, 2, 1
 UPSTREAM_TIMEOUT = 2.0
+TCP_IDLE_SECONDS = 10.0
 UDP_LIMIT = 512  # RFC 1035: the largest answer a client without EDNS0 takes over UDP
 _FLAG_TC = 0x0200
 
@@ -145,8 +146,9 @@ class EmbeddedDNS:
 
         async def on_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
-                while True:
-                    size = struct.unpack(">H", await reader.readexactly(2))[0]
+                while True:  # an idle client is dropped (RFC 7766 allows it)
+                    head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_SECONDS)
+                    size = struct.unpack(">H", head)[0]
                     query = await asyncio.wait_for(reader.readexactly(size), 10)
                     reply = await self.resolve(container_id, query, tcp=True)
                     if not reply:
