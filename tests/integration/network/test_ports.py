@@ -283,3 +283,25 @@ def test_a_container_reaches_a_published_port_through_the_hosts_address(ports: P
             server.wait(timeout=10)
     finally:
         d.cli("rm", "-f", cid)
+
+
+def test_a_port_another_container_holds_is_refused_cleanly(ports: Ports) -> None:
+    d = ports.d
+    first = d.cli("run", "-d", "-p", "42180:80", "-p", "42180:80/udp", "busybox", "sh", "-c",
+                  HTTPD).stdout.strip()  # fmt: skip
+    try:
+        links, table = ports.links(), ports.nft()
+        for spec in ("42180:80", "42180:80/udp"):
+            out = d.cli("run", "-d", "--name", "second", "-p", "42181:81", "-p", spec,
+                        "busybox", "sleep", "60", check=False)  # fmt: skip
+            assert out.returncode == 125 and "port is already allocated" in out.stderr, spec
+            state = ports.inspect("second")
+            assert state["State"]["Running"] is False
+            assert state["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
+            assert ports.links() == links and ports.nft() == table  # 42181 was undone too
+            assert ports.refused("here", "127.0.0.1", 42181)
+            d.cli("rm", "second")
+        got = ports.ask("here", "tcp", "127.0.0.1", 42180, "GET / HTTP/1.0\r\n\r\n")
+        assert got.endswith("hello\n")  # the holder is untouched
+    finally:
+        d.cli("rm", "-f", first)
