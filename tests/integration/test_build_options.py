@@ -149,7 +149,9 @@ def test_resources_apply_to_run_containers(api: Any, tmp_path: Path) -> None:
         ({"outputs": "type=local,dest=out"}, "BuildKit feature"),
         ({"version": "3"}, "unknown builder version"),
         ({"extrahosts": "nocolon"}, "invalid extra host"),
-        ({"shmsize": "0"}, "shmsize: must be greater than 0"),
+        ({"shmsize": "-1"}, "shmsize: must not be negative"),
+        ({"cgroupparent": "/custom"}, "cgroupparent is not supported"),
+        ({"ulimits": '[{"Name":"nofile","Soft":1,"Hard":2}]'}, "ulimits is not supported"),
         ({"memory": "lots"}, "is not an integer"),
     ],
 )
@@ -168,6 +170,29 @@ def test_unsupported_or_bad_parameters_are_refused(
                         headers={"Content-Type": "application/x-tar"})  # fmt: skip
     assert response.status_code == 400, response.text
     assert message in json.loads(response.text)["message"]
+
+
+def test_zero_values_mean_not_set(api: Any, tmp_path: Path) -> None:
+    """Debian's docker 20.10 CLI sends shmsize=0, memory=0, cpushares=0… on every build."""
+    ctx = ctx_dir(tmp_path / "c", "FROM busybox\nRUN df -k /dev/shm | tail -1\n")
+    params = {"shmsize": "0", "memory": "0", "memswap": "0", "cpushares": "0", "cpuquota": "0",
+              "cpuperiod": "0", "cpusetcpus": "", "extrahosts": "", "nocache": "1",
+              "cgroupparent": "", "cpusetmems": "", "ulimits": "null"}  # fmt: skip
+    text = "".join(m.get("stream", "") + m.get("error", "")
+                   for m in api._stream_helper(api.post(api._url("/build"), params=params,
+                        data=_tar_of(ctx), headers={"Content-Type": "application/x-tar"},
+                        stream=True), decode=True))  # fmt: skip
+    assert " 65536 " in text and "Successfully built" in text  # the default 64 MiB /dev/shm
+
+
+def _tar_of(ctx: Path) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        archive.add(str(ctx / "Dockerfile"), arcname="Dockerfile")
+    return buf.getvalue()
 
 
 def test_platform_of_this_host_is_accepted(api: Any, tmp_path: Path) -> None:

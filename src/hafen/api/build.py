@@ -81,9 +81,7 @@ def _resources(request: web.Request) -> RunResources:
             raise InvalidArgument(f"invalid value for query parameter {name}: must not be negative")
         return value
 
-    shm = number("shmsize")
-    if "shmsize" in request.query and request.query["shmsize"] != "" and shm <= 0:
-        raise InvalidArgument("invalid value for query parameter shmsize: must be greater than 0")
+    shm = number("shmsize")  # 0 is "not set" (the 20.10 docker CLI always sends shmsize=0)
     hosts_raw = request.query.get("extrahosts", "")
     hosts = [h for h in hosts_raw.replace(",", " ").split() if h]
     for host in hosts:
@@ -149,6 +147,11 @@ def build_options(request: web.Request) -> BuildOptions:
         value = request.query.get(name, "")
         if value and (name == "outputs" or query_bool(request, name)):
             raise InvalidArgument(why)
+    # what older docker CLIs send beyond the documented list: accepted when empty
+    for name in ("cgroupparent", "cpusetmems", "ulimits", "isolation"):
+        value = request.query.get(name, "")
+        if value not in ("", "null", "[]", "default"):
+            raise InvalidArgument(f"the build parameter {name} is not supported by hafend")
     network = request.query.get("networkmode", "") or "default"
     if network not in ("default", "none", "bridge"):
         raise InvalidArgument(f"network mode {network!r} is not supported for builds")
