@@ -55,6 +55,7 @@ REQUEST_LIMIT = 1024 * 1024  # one request line (an exec carries its whole proce
 OUTPUT_DRAIN_TIMEOUT = 2.0  # after the init exits: orphans outside a pid ns may hold pipes
 CLIENT_FLUSH_TIMEOUT = 5.0  # after the exit: attached clients get this long to take output
 VERB_TIMEOUT = 30.0
+ABORT_REAP_TIMEOUT = 5.0  # a failed create's SIGKILLed children die within ms
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NAME = 15
 
@@ -228,7 +229,7 @@ class Shim:
             os.close(fd)
         self.outputs.clear()
         self.stdin_fd = None
-        self._reap()
+        self._reap_all(ABORT_REAP_TIMEOUT)
         for path in self._created_files:
             _unlink(path)
         _unlink(self._path(SOCKET_NAME))
@@ -237,6 +238,20 @@ class Shim:
             os.rmdir(self.state_dir)  # only when nothing else (e.g. a bundle) is in it
         except OSError:
             pass
+
+    def _reap_all(self, timeout: float) -> None:
+        """Reap every child, waiting (bounded) for those still dying: the killed init of a
+        failed create must not outlive the shim as a zombie left to pid 1."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.001)
 
     # ------------------------------------------------------------------ loop
 

@@ -118,7 +118,7 @@ class Shims:
         tty: bool = False,
         edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[str, Path]:
-        cid = f"shimtest-{uuid.uuid4().hex[:12]}"
+        cid = f"st{uuid.uuid4().hex[:12]}"  # unique within the 10 chars of shim-<id>
         bundle = self.root / "bundles" / cid
         bundle.mkdir(parents=True)
         spec = copy.deepcopy(self.spec)
@@ -182,7 +182,7 @@ class Shims:
             pid = launched.info.shim_pid
             while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if pid_alive(pid) and _is_shim(pid):
+            if pid_alive(pid) and is_shim_of(pid, launched.id):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -210,10 +210,20 @@ def ppid_of(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-def _is_shim(pid: int) -> bool:
+def is_shim_of(pid: int, cid: str) -> bool:
+    """Whether ``pid`` is still the shim of container ``cid`` (not a reused pid).
+
+    Zygote-forked shims, and every process forked from them, share the zygote's command
+    line: the shim's own name (``shim-<id>``, set at its start) or an exec'd launcher's
+    ``--id`` tell them apart, so that cleanup never kills another test's process.
+    """
     try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            if f.read().strip() == f"shim-{cid[:10]}".encode():
+                return True
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"hafen.shim" in f.read()
+            argv = f.read().split(b"\0")
+        return b"hafen.shim" in b" ".join(argv) and cid.encode() in argv
     except OSError:
         return False
 

@@ -15,23 +15,28 @@ from .conftest import RUNTIME, SHIM_COMMAND, SHIM_ENV, Shims, run, runtime_has_s
 
 
 def _processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line or name (zygote-forked shims: ``shim-<id>``) has it."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    pids.append(int(entry))
+                cmdline = f.read()
+            with open(f"/proc/{entry}/comm", "rb") as f:
+                comm = f.read().strip()
         except OSError:
             continue
+        if text.encode() in cmdline or comm == f"shim-{text[:10]}".encode():
+            pids.append(int(entry))
     return pids
 
 
 def _assert_nothing_left(shims: Shims, state_dir: Path) -> None:
     cid = shims.ids[-1]
     assert not state_dir.exists(), sorted(p.name for p in state_dir.iterdir())
-    assert _processes_mentioning(cid) == []
+    left = _processes_mentioning(cid)
+    assert left == [], [(p, Path(f"/proc/{p}/stat").read_text()) for p in left]
     assert not runtime_has_state(shims, cid)
 
 
