@@ -157,7 +157,7 @@ class Daemon:
         bridges = [n for n in self.networks.list() if n.driver == "bridge"]
         subnets = [n.subnet for n in bridges if n.masquerade] if self.config.ip_masq else []
         nft.set_masquerade(subnets)
-        nft.set_isolation([(n.bridge, n.internal, n.subnet) for n in bridges])
+        nft.set_isolation([(n.bridge, n.internal) for n in bridges])
         if self.config.ip_forward:
             try:
                 Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")

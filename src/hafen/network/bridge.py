@@ -53,6 +53,10 @@ class BridgeDriver:
                     ipr.link("add", ifname=network.bridge, kind="bridge", **extra)
                     found = ipr.link_lookup(ifname=network.bridge)
                 index = found[0]
+                # a fixed MAC: a bridge without one takes the lowest of its ports' MACs
+                # and changes it as veths come and go, which leaves every container's
+                # ARP entry for the gateway stale (connections stall until it is probed)
+                ipr.link("set", index=index, address=mac_for(network.gateway))
                 have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
                 if network.gateway not in have:
                     ipr.addr(

@@ -7,12 +7,15 @@ removing one is a single element operation and never needs rule handles:
     ports      proto . port            → container ip . port   (host ip 0.0.0.0)
     hostports  host ip . proto . port  → container ip . port   (a specific host ip)
 
+Traffic that comes from a bridge is never DNATed: a container asking the host's address
+for a published port (through host-gateway, say) is served by the userland proxy, as
+dockerd's rules (``! -i docker0``) leave it to docker-proxy. DNAT back into the bridge
+the packet came from would be answered by the peer straight from its own address (or,
+where br_netfilter re-bridges it, not delivered at all to a container asking itself).
+
 ``masq`` holds the subnets of bridge networks that masquerade when leaving them. The
 ``forward`` chain isolates bridges from each other (and internal ones from everything),
-and the ``hairpin`` chain masquerades a container's connection to a published port that
-DNAT sends back into its own bridge (else the answer would come straight from the peer,
-not from the address asked, and be dropped); both are rebuilt whole by
-``set_isolation`` whenever the set of networks changes.
+rebuilt whole by ``set_isolation`` whenever the set of networks changes.
 Rules are fed to ``nft -f -``; nothing parses nft's output.
 """
 
@@ -36,15 +39,12 @@ table ip hafen {
   }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
-    fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @hostports
-    fib daddr type local dnat ip to meta l4proto . th dport map @ports
+    iifname != @bridges fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @hostports
+    iifname != @bridges fib daddr type local dnat ip to meta l4proto . th dport map @ports
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr @masq ip daddr != @masq masquerade
-  }
-  chain hairpin {
-    type nat hook postrouting priority srcnat; policy accept;
   }
 }
 """
@@ -98,23 +98,15 @@ def set_masquerade(subnets: list[str]) -> None:
     _run(script)
 
 
-def set_isolation(bridges: list[tuple[str, bool, str]]) -> None:
-    """Rules for (bridge device, internal, subnet) triples: no bridge reaches another; an
-    internal bridge reaches nothing outside itself; hairpin traffic is masqueraded (the
-    input interface is unknown at postrouting, so "from the subnet, DNATed, back out of
-    the bridge" is how it is told apart)."""
-    script = (
-        f"flush chain ip {TABLE} forward\nflush chain ip {TABLE} hairpin\n"
-        f"flush set ip {TABLE} bridges\n"
-    )
+def set_isolation(bridges: list[tuple[str, bool]]) -> None:
+    """Forwarding rules for (bridge device, internal) pairs: no bridge reaches another;
+    an internal bridge reaches nothing outside itself. The ``bridges`` set also keeps
+    their traffic away from DNAT."""
+    script = f"flush chain ip {TABLE} forward\nflush set ip {TABLE} bridges\n"
     if bridges:
-        names = ", ".join(f'"{name}"' for name, _, _ in bridges)
+        names = ", ".join(f'"{name}"' for name, _ in bridges)
         script += f"add element ip {TABLE} bridges {{ {names} }}\n"
-    for name, internal, subnet in bridges:
-        script += (
-            f'add rule ip {TABLE} hairpin oifname "{name}" ip saddr {subnet} '
-            "ct status dnat masquerade\n"
-        )
+    for name, internal in bridges:
         if internal:
             script += f'add rule ip {TABLE} forward iifname "{name}" oifname != "{name}" drop\n'
             script += f'add rule ip {TABLE} forward oifname "{name}" iifname != "{name}" drop\n'

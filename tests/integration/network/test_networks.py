@@ -542,3 +542,28 @@ def test_concurrent_starts_never_share_an_address(two_networks: NetHafend) -> No
         assert sorted(inside) == sorted(f"{ip}/24" for ip in ips)
     finally:
         d.cli("rm", "-f", *ids)
+
+
+def test_bridge_mac_is_fixed_while_veths_come_and_go(two_networks: NetHafend) -> None:
+    """A bridge left to itself takes its ports' lowest MAC and changes it as veths come
+    and go, so running containers would hold a stale ARP entry for their gateway."""
+    d = two_networks
+    bridge = json.loads(d.cli("network", "inspect", "back").stdout)[0]["Options"]
+    name = bridge.get("com.docker.network.bridge.name") or (
+        "br-" + json.loads(d.cli("network", "inspect", "back").stdout)[0]["Id"][:12]
+    )
+
+    def mac() -> str:
+        return d.in_netns("ip", "-o", "link", "show", name).stdout.split("link/ether ")[1][:17]
+
+    before = mac()
+    assert before == "02:42:0a:4e:00:01"  # from the gateway's address, stable across restarts
+    keep = d.cli("run", "-d", "--network", "back", "busybox", "sleep", "60").stdout.strip()
+    try:
+        for _ in range(3):
+            d.cli("run", "--rm", "--network", "back", "busybox", "true")
+            assert mac() == before
+        out = d.cli("exec", keep, "sh", "-c", "ping -c 1 -W 1 10.78.0.1 >/dev/null; ip neigh")
+        assert f"10.78.0.1 dev eth0 lladdr {before}" in out.stdout
+    finally:
+        d.cli("rm", "-f", keep)
