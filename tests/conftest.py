@@ -93,10 +93,14 @@ class Hafend:
         return out.strip().splitlines()[-1]
 
     def shim_pids(self) -> list[int]:
+        """Shims of this daemon's containers that still run (a shim.json may outlive its
+        shim, and its pid may be anybody's by now: only live shims of ours count)."""
         pids = []
         for info in self.exec_root.glob("containers/*/shim.json"):
             with contextlib.suppress(ValueError, OSError):
-                pids.append(int(json.loads(info.read_text())["shim_pid"]))
+                pid = int(json.loads(info.read_text())["shim_pid"])
+                if _is_shim_of(pid, info.parent.name):
+                    pids.append(pid)
         return pids
 
     def cleanup(self) -> None:
@@ -111,6 +115,19 @@ class Hafend:
                 os.killpg(pid, signal.SIGKILL)
         unmount_under(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_shim_of(pid: int, container_id: str) -> bool:
+    """Whether ``pid`` is the shim of ``container_id``: its name is ``shim-<id[:10]>``
+    (zygote-forked shims share one command line), or an exec'd one's argv has the id."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            if f.read().strip() == f"shim-{container_id[:10]}".encode():
+                return True
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return container_id.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def unmount_under(root: Path) -> None:
