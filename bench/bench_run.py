@@ -19,22 +19,27 @@ Measures, each over N runs (default 15), median and min-max wall time of:
 Prints a table, the ratios and the machine's load. Run as root:
 `.venv/bin/python bench/bench_run.py [-n N] [--engine]`.
 
-Where the time goes (2 vCPUs, shared; strace -f -ttt and timestamps, before → after the
-fast paths; absolute numbers move with the load, the shape does not):
-  hafen-runtime run (one process, ~45 ms → ~35 ms unloaded): interpreter start with -S
-  ~7 ms; imports ~10 ms → ~5 ms (runpy for -m ~2 ms; json/re/enum/signal no longer
-  imported: C _json and _signal used directly); config + cgroup mkdir/apply ~1 ms;
-  intermediate: joining the v1 cgroups ~2-15 ms (the first cgroup.procs write waits
-  for an RCU grace period; runc and crun pay it too); unshare + init fork ~2 ms; init:
-  mounts, pivot_root, caps ~3 ms; exec + exit of true ~1 ms; delete ~1-3 ms; teardown
-  of the interpreter ~3-5 ms → 0 (os._exit).
-  shim path (daemon → shim → create → start → exit recorded): before, four interpreters
-  per container (the launcher, then `hafen-runtime create`, `start`, `delete`, each
-  ~20-40 ms) and two fsyncs (shim.json, exit.json); after, none: the daemon's zygote
-  forks the launcher, the shim forks each runtime verb (hafen.runtime.main in-process),
-  no fsync in the exec root. Measured under load ~4: 128 ms → 40 ms (runc: 89 ms).
-  exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter
-  (~20-40 ms less per `docker exec`).
+Where the time goes (2 vCPUs, shared; strace -f -ttt --seccomp-bpf, -X importtime and
+timestamps; before -> after the fast paths; absolute numbers move with the load):
+  hafen-runtime run (one process; 46 -> 34 ms at load ~2, runc 25-34, crun ~11):
+  interpreter start with -S ~7 ms; runpy for -m ~3 ms; imports ~8 -> ~4 ms (json, re,
+  enum, signal no longer imported: the C _json scanner/encoder and _signal directly);
+  config + cgroup mkdir/apply ~1 ms; intermediate: the first cgroup.procs write waits
+  for an RCU grace period, ~5 ms on this kernel (runc and crun pay it too); unshare +
+  init fork ~2 ms; init: mounts, pivot_root, caps ~3-5 ms; exec + exit of true ~1 ms;
+  delete ~1-3 ms (cgroup rmdir's EBUSY retry slept 10 ms, now 0.5 ms doubling);
+  interpreter teardown ~3-5 ms -> 0 (os._exit after flushing).
+  shim path, daemon -> shim -> create -> start -> exit recorded (101 -> 27 ms median
+  at load ~2; runc under the same shim 42 ms): before, four interpreters per container
+  (the launcher, then `hafen-runtime create`, `start`, `delete`, ~15-25 ms each) and
+  two fsyncs (shim.json, exit.json); after, none: the daemon's zygote forks the launcher,
+  the shim forks each runtime verb (hafen.runtime.main in-process), no fsync in the
+  exec root. Of the 27 ms: launch 19 (5 of them the cgroup RCU wait), start 3, exit 4.
+  exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter: ~15 ms
+  per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 35 ms (dockerd 56).
+  docker run --rm against hafend (83 ms, dockerd 150): docker CLI start and requests,
+  create, bundle and overlay mount ~30 ms before the shim; shim ~30 ms; the exit
+  handling and removal in the daemon after the shim reports make up the rest.
 """
 
 from __future__ import annotations
