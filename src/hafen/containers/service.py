@@ -602,10 +602,19 @@ class ContainerService:
                 if force:
                     return
                 raise Forbidden(f"container {c.id} is not connected to network {network.name}")
+            ports_target = c.endpoints[0].network_id if c.endpoints else ""
             for endpoint in [e for e in c.endpoints if e.network_id == network.id]:
                 await asyncio.to_thread(networks.disconnect, endpoint)
                 c.endpoints.remove(endpoint)
             del c.networks[network.id]
+            if ports_target == network.id and c.ports and self.ports is not None:
+                # published ports point at the address just released (another container
+                # may get it): they move to the next network's address, or close
+                fixed = list(c.ports)
+                await self.ports.unpublish(c.id)
+                c.ports = []
+                if c.endpoints:
+                    c.ports = await self.ports.publish(c.id, c.endpoints[0].ip, [], fixed=fixed)
             await self._save(c)
             await asyncio.to_thread(self._refresh_peers, {network.id})
             if c.state.running:

@@ -574,3 +574,36 @@ def test_bridge_mac_is_fixed_while_veths_come_and_go(two_networks: NetHafend) ->
         assert f"10.78.0.1 dev eth0 lladdr {before}" in out.stdout
     finally:
         d.cli("rm", "-f", keep)
+
+
+def test_disconnecting_the_published_network_moves_or_closes_the_ports(
+    two_networks: NetHafend,
+) -> None:
+    d = two_networks
+    cid = d.cli("run", "-d", "--network", "front", "-p", "8686:80", "busybox", "sh", "-c",
+                HTTPD).stdout.strip()  # fmt: skip
+    try:
+        assert _http_get_retry(d, "http://127.0.0.1:8686/") == "hello\n"
+        d.cli("network", "connect", "back", cid)
+        d.cli("network", "disconnect", "front", cid)
+        back_ip = _inspect(d, cid)["NetworkSettings"]["Networks"]["back"]["IPAddress"]
+        assert _http_get_retry(d, "http://127.0.0.1:8686/") == "hello\n"
+        if shutil.which("nft"):
+            assert f"tcp . 8686 : {back_ip} . 80" in _nft_ports(d)
+        d.cli("network", "disconnect", "back", cid)
+        assert d.cli("port", cid).stdout == ""
+        with pytest.raises(subprocess.CalledProcessError):
+            _http_get(d, "http://127.0.0.1:8686/")
+        if shutil.which("nft"):
+            assert "8686" not in _nft_ports(d)
+    finally:
+        d.cli("rm", "-f", cid)
+
+
+def _http_get_retry(d: NetHafend, url: str) -> str:
+    for _ in range(50):
+        try:
+            return _http_get(d, url)
+        except subprocess.CalledProcessError:
+            time.sleep(0.1)
+    return ""
