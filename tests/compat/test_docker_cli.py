@@ -44,6 +44,21 @@ def test_docker_run_exit_code_and_stderr(hafend: Hafend, tmp_path: Path) -> None
     assert result.stderr == "oops\n"
 
 
+@pytest.mark.parametrize("flags", [(), ("-i",), ("-t",)], ids=["plain", "stdin", "tty"])
+def test_docker_run_rm_of_a_missing_command_exits_127_and_removes_the_container(
+    hafend: Hafend, tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    name = f"missing-cmd-{len(flags)}-{flags[0][1] if flags else 'p'}"
+    result = docker(
+        hafend, tmp_path, "run", "--rm", "--name", name, *flags, "busybox", "/nonexistent",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 127
+    assert '"/nonexistent"' in result.stderr and "no such file or directory" in result.stderr
+    listed = docker(hafend, tmp_path, "ps", "-aq", "--filter", f"name=^{name}$").stdout
+    assert listed.strip() == ""
+
+
 def test_docker_detached_ps_logs_inspect_rm(hafend: Hafend, tmp_path: Path) -> None:
     cid = docker(
         hafend,

@@ -757,10 +757,23 @@ class ContainerService:
             if c.state.status == ContainerStatus.REMOVING:
                 raise Conflict(f"container {c.id} is marked for removal and cannot be started")
             self._starting.add(c.id)
+            failure: HafenError | None = None
             try:
                 await self._start_locked(c)
+            except HafenError as e:
+                if not c.host_config.auto_remove:
+                    raise
+                failure = e
             finally:
                 self._starting.discard(c.id)
+        if failure is not None:
+            # as dockerd: an --rm container that cannot start is removed with its anonymous
+            # volumes (a client waiting for condition=removed would otherwise wait forever)
+            try:
+                await self.remove(c.id, force=True, volumes=True)
+            except HafenError as e:
+                log.warning("auto-removing %s after a failed start: %s", c.short_id, e)
+            raise failure
         return c
 
     async def _start_locked(self, c: Container) -> None:
