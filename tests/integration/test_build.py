@@ -107,7 +107,7 @@ def test_run_mounts_cache_bind_tmpfs(hafend: Hafend, tmp_path: Path) -> None:
         """FROM busybox
 RUN --mount=type=cache,target=/cache echo x >> /cache/count && wc -l < /cache/count > /seen
 RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/file > /from-bind
-RUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/file && ls /scratch > /tmpfs-ls
+RUN --mount=type=tmpfs,target=/scratch,size=1m echo gone > /scratch/file && ls /scratch > /tmpfs-ls && awk '$2 == "/scratch" {print $3}' /proc/mounts > /tmpfs-type && df -k /scratch | awk 'NR == 2 {print $2}' > /tmpfs-kb
 """,
         {"data/file": "bound"},
     )
@@ -118,6 +118,8 @@ RUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/file && ls /scratch 
     # the mount points the runtime created are not part of the image
     script = "cat /from-bind; cat /tmpfs-ls; test -e /scratch || echo no-scratch; ls -A /mnt || :"
     assert run_in(hafend, again, script) == "boundfile\nno-scratch\n"
+    # the tmpfs mount is a real tmpfs of the asked size, never on the build's disk
+    assert run_in(hafend, again, "cat /tmpfs-type /tmpfs-kb") == "tmpfs\n1024\n"
 
 
 def test_independent_stages_run_in_parallel(hafend: Hafend, tmp_path: Path) -> None:

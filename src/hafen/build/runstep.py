@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import posixpath
+import re
 import secrets
 import shutil
 import tempfile
@@ -122,8 +123,8 @@ def run_mounts(
     """``--mount`` flags → bind specs (and what to undo after the step).
 
     cache: a directory under ``work_dir/cache-mounts`` kept across builds, by id; bind: a
-    context (or stage) path, read-only unless ``rw`` (then a throw-away copy); tmpfs: an
-    empty scratch directory; secret: the secret's bytes in a file on a private tmpfs,
+    context (or stage) path, read-only unless ``rw`` (then a throw-away copy); tmpfs: a
+    fresh tmpfs (``size`` honoured) for this step only; secret: the secret's bytes in a file on a private tmpfs,
     bound read-only for this step only (never on disk, never in a layer, and not in the
     cache key: only the mount flag is). Blocking.
     """
@@ -172,9 +173,12 @@ def run_mounts(
             path.mkdir(parents=True, exist_ok=True)
             binds.append(f"{path}:{target}" + (":ro" if readonly else ""))
         elif kind == "tmpfs":
-            # an empty scratch directory that never reaches the layer
-            path = Path(tempfile.mkdtemp(dir=work_dir, prefix="tmpfs-"))
-            cleanups.append(functools.partial(shutil.rmtree, path, True))
+            size = opts_map.get("size", "")
+            if size and not re.fullmatch(r"[0-9]+[kmgKMG]?", size):
+                raise InvalidArgument(f"--mount=type=tmpfs: bad size {size!r} ({raw})")
+            path, cleanup = _private_tmpfs(work_dir, "tmpfs", f"mode=1777,size={size}" if size
+                                           else "mode=1777", _MS_NOSUID | _MS_NODEV)  # fmt: skip
+            cleanups.append(cleanup)
             binds.append(f"{path}:{target}")
         elif kind == "bind":
             source = opts_map.get("source") or opts_map.get("src") or "."
@@ -202,25 +206,11 @@ def run_mounts(
 def _secret_file(
     work_dir: Path, content: bytes, mode: int, uid: int, gid: int
 ) -> tuple[Path, Callable[[], None]]:
-    """The secret in a file on a tmpfs of its own (``mnt-`` so a restart's sweep unmounts
-    it); and how to unmount and remove it."""
-    from hafen.store._mount import mount, unmount
-
-    directory = Path(tempfile.mkdtemp(dir=work_dir, prefix="mnt-secret-"))
-    size = max(4096, len(content) * 2)
-    try:
-        mount("tmpfs", str(directory), "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-              f"size={size},mode=0700")  # fmt: skip
-    except BaseException:
-        os.rmdir(directory)
-        raise
-
-    def cleanup() -> None:
-        with contextlib.suppress(OSError):
-            unmount(str(directory), detach=True)
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
-
+    """The secret in a file on a tmpfs of its own; and how to unmount and remove it."""
+    directory, cleanup = _private_tmpfs(
+        work_dir, "secret", f"size={max(4096, len(content) * 2)},mode=0700",
+        _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+    )  # fmt: skip
     try:
         path = directory / "secret"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -232,6 +222,29 @@ def _secret_file(
         cleanup()
         raise
     return path, cleanup
+
+
+def _private_tmpfs(
+    work_dir: Path, purpose: str, options: str, flags: int
+) -> tuple[Path, Callable[[], None]]:
+    """A fresh tmpfs mounted on a directory of ``work_dir`` (``mnt-`` so a restart's sweep
+    unmounts it); and how to unmount and remove it."""
+    from hafen.store._mount import mount, unmount
+
+    directory = Path(tempfile.mkdtemp(dir=work_dir, prefix=f"mnt-{purpose}-"))
+    try:
+        mount("tmpfs", str(directory), "tmpfs", flags, options)
+    except BaseException:
+        os.rmdir(directory)
+        raise
+
+    def cleanup() -> None:
+        with contextlib.suppress(OSError):
+            unmount(str(directory), detach=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+    return directory, cleanup
 
 
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
