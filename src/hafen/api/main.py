@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import grp
 import logging
 import os
@@ -144,6 +145,34 @@ def _unix_path(host: str) -> str:
     raise InvalidConfig(f"invalid host address {host!r}: expected unix:///path")
 
 
+def _lock_roots(config: DaemonConfig) -> None:
+    """Hold an exclusive lock on the data root and the exec root for the daemon's life.
+
+    Two daemons on one root would each restore, remove and write the same containers,
+    images and snapshots; a second one (or a restart while the first is still shutting
+    down) is refused until the first has exited. The kernel drops the lock with the
+    process however it ends (the fd is close-on-exec, so no shim or zygote inherits it).
+    """
+    for root in (config.data_root, config.exec_root):
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / "hafend.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise InvalidConfig(
+                f"another hafend{f' (pid {holder})' if holder else ''} is using {root}: "
+                "stop it first, or give this one its own --data-root and --exec-root"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held_locks.append(fd)
+
+
+_held_locks: list[int] = []
+
+
 def _claim_socket(path: str) -> None:
     """Refuse to start when another daemon answers on ``path``; clear a stale socket."""
     if not os.path.exists(path):
@@ -200,6 +229,7 @@ async def serve(config: DaemonConfig, tls: TLSOptions | None = None) -> None:
                 "refusing to serve tcp:// without --tlsverify: anyone who can reach the port "
                 "would be root on this host (--insecure-tcp forces it)"
             )
+    _lock_roots(config)
     for path in paths:
         _claim_socket(path)
     daemon = Daemon(config)
@@ -210,9 +240,11 @@ async def serve(config: DaemonConfig, tls: TLSOptions | None = None) -> None:
                            max_field_size=2 * 1024 * 1024)  # fmt: skip
     await runner.setup()
     gid = ensure_group(config.group) if paths else 0
+    ours: dict[str, int] = {}
     for path in paths:
         await web.UnixSite(runner, path).start()
         _secure_socket(path, gid)
+        ours[path] = os.stat(path).st_ino
         log.info("API listening on unix://%s", path)
     for address, port in tcp:
         await web.TCPSite(runner, address, port, ssl_context=context).start()
@@ -234,9 +266,10 @@ async def serve(config: DaemonConfig, tls: TLSOptions | None = None) -> None:
         await daemon.close()
         with contextlib.suppress(FileNotFoundError):
             pidfile.unlink()
-        for path in paths:
+        for path, inode in ours.items():
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                if os.stat(path).st_ino == inode:  # never another daemon's socket
+                    os.unlink(path)
 
 
 def main(argv: list[str] | None = None) -> None:
