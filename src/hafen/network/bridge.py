@@ -14,6 +14,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from hafen.errors import RuntimeFailure
+from hafen.network.linkdel import delete_link
 from hafen.network.model import Endpoint, Network
 from hafen.network.netns import run_in
 
@@ -124,9 +125,13 @@ class BridgeDriver:
             raise RuntimeFailure(f"configuring {endpoint.ifname} on network {network.name}: {e}")
 
     def leave(self, network: Network, endpoint: Endpoint) -> None:
+        """Remove the veth pair (the peer in the container goes with the host end);
+        returns once the kernel has unlisted it, without waiting out its RCU barrier."""
         IPRoute, _ = netlink()
         with IPRoute() as ipr:
-            self._remove_host_side(ipr, endpoint)
+            found = ipr.link_lookup(ifname=endpoint.host_ifname)
+        if found:
+            delete_link(found[0], endpoint.host_ifname)
 
     @staticmethod
     def _remove_host_side(ipr: Any, endpoint: Endpoint) -> None:

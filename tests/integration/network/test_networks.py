@@ -607,3 +607,29 @@ def _http_get_retry(d: NetHafend, url: str) -> str:
         except subprocess.CalledProcessError:
             time.sleep(0.1)
     return ""
+
+
+def test_endpoint_wiring_and_its_removal_at_stop(two_networks: NetHafend) -> None:
+    """The container's end of the veth is made in its namespace as eth0 with the
+    endpoint's MAC, address and default route; the host end is an up port of the
+    network's bridge; stop returns only once that veth is gone from the bridge."""
+    d = two_networks
+    net_id = json.loads(d.cli("network", "inspect", "back").stdout)[0]["Id"]
+    bridge = "br-" + net_id[:12]
+    cid = d.cli("run", "-d", "--network", "back", "busybox", "sleep", "60").stdout.strip()
+    try:
+        ep = _inspect(d, cid)["NetworkSettings"]["Networks"]["back"]
+        inside = d.cli("exec", cid, "sh", "-c", "cat /sys/class/net/eth0/address; "
+                       "ip -o -4 addr show eth0; ip route").stdout  # fmt: skip
+        last = int(ep["IPAddress"].split(".")[3])
+        assert inside.splitlines()[0] == ep["MacAddress"] == f"02:42:0a:4e:00:{last:02x}"
+        assert f"inet {ep['IPAddress']}/24" in inside
+        assert "default via 10.78.0.1 dev eth0" in inside
+        ports = d.in_netns("ip", "-o", "link", "show", "master", bridge).stdout.splitlines()
+        veth = ports[0].split(":")[1].strip().split("@")[0]
+        assert len(ports) == 1 and "state UP" in ports[0] and veth.startswith("veth")
+        d.cli("stop", "-t", "0", cid)
+        assert d.in_netns("ip", "-o", "link", "show", "master", bridge).stdout == ""
+        assert veth not in d.in_netns("ip", "-o", "link").stdout
+    finally:
+        d.cli("rm", "-f", cid)
