@@ -16,17 +16,27 @@ where br_netfilter re-bridges it, not delivered at all to a container asking its
 ``masq`` holds the subnets of bridge networks that masquerade when leaving them. The
 ``forward`` chain isolates bridges from each other (and internal ones from everything),
 rebuilt whole by ``set_isolation`` whenever the set of networks changes.
-Rules are fed to ``nft -f -``; nothing parses nft's output.
+Scripts go to libnftables in the daemon (ctypes, one context and so one netlink socket
+for the daemon's life), or to ``nft -f -`` where the library cannot be loaded; nothing
+parses nft's output. Not a process per change: besides its fork and exec, an ``nft``
+process that deleted anything waits at exit, in close(2) of its netlink socket, for the
+kernel to free the deleted objects (NETLINK_URELEASE flushes nf_tables' destroy work, a
+whole RCU grace period: ~15 ms per unpublished port). A socket that stays open never
+waits for it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import subprocess
+import threading
 
 from hafen.errors import RuntimeFailure
 
 TABLE = "hafen"
+_NETLINK_NETFILTER = 12
 
 _SKELETON = """
 table ip hafen {
@@ -54,20 +64,89 @@ def available() -> bool:
     return shutil.which("nft") is not None
 
 
-def _run(script: str) -> None:
+class _Library:
+    """One libnftables context. Its netlink socket belongs to the network namespace of
+    the thread that makes it: the daemon's worker threads (never one in ``run_in``)."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL("libnftables.so.1", use_errno=True)
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT
+        if not ctx:
+            raise OSError(ctypes.get_errno(), "nft_ctx_new failed")
+        lib.nft_ctx_buffer_output(ctx)
+        lib.nft_ctx_buffer_error(ctx)
+        self.lib, self.ctx = lib, ctx
+        self.run("list tables ip\n")  # the library opens its socket at the first command
+        _not_inherited_netfilter_sockets()
+
+    def run(self, script: str) -> tuple[bool, str]:
+        ok = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode()) == 0
+        error = self.lib.nft_ctx_get_error_buffer(self.ctx) or b""
+        return ok, error.decode(errors="replace")
+
+
+def _not_inherited_netfilter_sockets() -> None:
+    """The library's socket is inheritable (libmnl opens it without SOCK_CLOEXEC), and
+    no child of the daemon may get a socket that edits its firewall: every
+    NETLINK_NETFILTER socket of the daemon gets close-on-exec (the daemon's own
+    descriptors have it anyway)."""
+    inodes = set()
+    with open("/proc/net/netlink") as f:  # sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 10 and fields[1] == str(_NETLINK_NETFILTER):
+                inodes.add(fields[9])
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                os.set_inheritable(int(fd), False)
+        except OSError:  # the descriptor listdir itself used, closed since
+            continue
+
+
+_lock = threading.Lock()
+_library: _Library | None = None
+_library_tried = False
+
+
+def _execute(script: str) -> tuple[bool, str]:
+    """Run ``script`` as one nft transaction: (succeeded, nft's error text)."""
+    global _library, _library_tried
+    with _lock:  # one context, one script at a time
+        if not _library_tried:
+            _library_tried = True
+            try:
+                _library = _Library()
+            except (OSError, AttributeError):
+                _library = None  # no libnftables.so.1: the nft command does it
+        if _library is not None:
+            return _library.run(script)
     result = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeFailure(f"nftables: {result.stderr.strip() or 'nft failed'}")
+    return result.returncode == 0, result.stderr
+
+
+def _run(script: str) -> None:
+    ok, error = _execute(script)
+    if not ok:
+        raise RuntimeFailure(f"nftables: {error.strip() or 'nft failed'}")
 
 
 def reset() -> None:
     """Drop whatever a previous daemon left and start from the empty skeleton."""
-    subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True)
+    _execute(f"delete table ip {TABLE}\n")  # absent on a fresh machine: no error
     _run(_SKELETON)
 
 
 def remove_table() -> None:
-    subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True)
+    _execute(f"delete table ip {TABLE}\n")
 
 
 def _key(proto: str, host_ip: str, host_port: int) -> tuple[str, str]:
@@ -83,12 +162,7 @@ def add_port(proto: str, host_ip: str, host_port: int, ip: str, port: int) -> No
 
 def delete_port(proto: str, host_ip: str, host_port: int) -> None:
     table_map, key = _key(proto, host_ip, host_port)
-    subprocess.run(
-        ["nft", "-f", "-"],
-        input=f"delete element ip {TABLE} {table_map} {{ {key} }}\n",
-        capture_output=True,
-        text=True,
-    )
+    _execute(f"delete element ip {TABLE} {table_map} {{ {key} }}\n")  # gone already: fine
 
 
 def set_masquerade(subnets: list[str]) -> None:
