@@ -100,11 +100,11 @@ async def commit(request: web.Request) -> web.Response:
     parent = await asyncio.to_thread(d.images.resolve, c.image_id)
 
     def make() -> str:
-        layer = write_layer(
+        with write_layer(
             d.images,
             lambda out: export_changes(d.snapshotter, c.snapshot_key, out, _exclude),
-        )
-        return commit_layer(d.images, parent, layer, options).id
+        ) as layer:
+            return commit_layer(d.images, parent, layer, options).id
 
     # Docker's default: freeze a running container so its files hold still while read.
     paused = False

@@ -97,7 +97,7 @@ class Builder(CopySteps):
         self.runner = runner
         self.snapshotter = snapshotter
         self.content = content
-        self.layers = LayerWriter(snapshotter, content, images.metadata, work_dir)
+        self.layers = LayerWriter(snapshotter, content, images, work_dir)
         self.cache = cache
         self.work_dir = work_dir
         work_dir.mkdir(parents=True, exist_ok=True)

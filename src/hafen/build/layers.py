@@ -3,7 +3,9 @@
 ``LayerWriter`` prepares a writable snapshot on a chain, lets a step change it (COPY,
 ADD, WORKDIR) or takes a finished RUN container's, and turns the changes into an
 uncompressed layer blob (its digest is the DiffID) whose snapshot becomes the layer
-itself: storing the image then unpacks nothing. Mount points the runtime created for
+itself: storing the image then unpacks nothing. Blob and snapshot are flushed by one
+``syncfs`` per layer before either is renamed into place; the image record that points
+at them follows store_image's flush of the renames. Mount points the runtime created for
 ``RUN --mount`` targets are left out of the layer, as BuildKit leaves them out.
 Everything here blocks: callers run it in worker threads.
 """
@@ -23,9 +25,10 @@ from pathlib import Path
 
 from hafen.build.copy import _clean, resolve_in_root
 from hafen.build.runstep import MOUNT_POINTS
+from hafen.images.service import ImageService
+from hafen.store import durability
 from hafen.store.changes import export_changes
 from hafen.store.content import ContentStore
-from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots.protocol import Snapshotter
 
 
@@ -36,19 +39,27 @@ class LayerWriter:
         self,
         snapshotter: Snapshotter,
         content: ContentStore,
-        metadata: MetadataStore,
+        images: ImageService,
         work_dir: Path,
     ) -> None:
         self.snapshotter = snapshotter
         self.content = content
-        self.metadata = metadata
+        self.images = images
         self.work_dir = work_dir
 
-    def export(self, snapshot_key: str, mount_targets: list[str] | None = None) -> tuple[str, int]:
+    def export(
+        self,
+        snapshot_key: str,
+        mount_targets: list[str] | None = None,
+        commit_snapshot: Callable[[str, int], None] | None = None,
+    ) -> tuple[str, int]:
         """The snapshot's changes as an uncompressed layer blob: (digest = DiffID, size).
 
         Mount points the runtime had to create for ``--mount`` targets (and directories
         made only to hold them) are left out, as BuildKit leaves them out.
+        ``commit_snapshot(diff_id, size)``: called before the blob is committed, to make
+        the snapshot the layer itself; its flush then covers the blob's data too, so a
+        step costs one ``syncfs``.
         """
         skip = set(MOUNT_POINTS)
         if mount_targets:
@@ -71,8 +82,17 @@ class LayerWriter:
         with self.content.writer() as writer:
             stats = export_changes(self.snapshotter, snapshot_key, writer,  # type: ignore[arg-type]
                                    exclude=exclude)  # fmt: skip
-            digest = writer.commit()
-        assert digest == stats.diff_id
+            digest = writer.verify(durable=False)
+            assert digest == stats.diff_id
+            if commit_snapshot is None:
+                # one syncfs for the blob's data (not an fsync apiece); the image record
+                # that will point at it comes after store_image's own flush
+                self.content.sync()
+            else:
+                commit_snapshot(digest, stats.size)  # flushes the snapshot, blob with it
+                if not durability.same_filesystem(self.content.root, self.snapshotter.root):
+                    self.content.sync()
+            writer.commit(durable=False)
         return digest, stats.size
 
     def mount_chain(self, chain: str | None) -> tuple[Path, Callable[[], None]]:
@@ -128,9 +148,12 @@ class LayerWriter:
                 detach()
             if not self.changed(key):
                 return None
-            layer = self.export(key)
-            self.commit_snapshot(key, chain, layer)
-            return layer
+            return self.export(
+                key,
+                commit_snapshot=lambda diff_id, size: self.commit_snapshot(
+                    key, chain, (diff_id, size)
+                ),
+            )
         finally:
             self.snapshotter.remove(key)
             with contextlib.suppress(OSError):
@@ -149,9 +172,9 @@ class LayerWriter:
     def commit_snapshot(self, key: str, parent_chain: str | None, layer: tuple[str, int]) -> None:
         """Make the written snapshot the layer itself, so storing the image unpacks nothing.
 
-        The layer's row goes in first (as the image store would write it), so the image
-        records the layer's real size; an image that never comes leaves a row that layer GC
-        collects.
+        The snapshotter flushes the snapshot (one ``syncfs``) before renaming it into
+        place. Nothing is recorded here: the image store learns the layer's size and
+        records the layer with the image, after its flush of the renames.
         """
         diff_id, size = layer
         chain = (
@@ -161,13 +184,8 @@ class LayerWriter:
         )
         if self.snapshotter.has_layer(chain):
             return
-        with self.metadata.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO layers(chain_id, diff_id, parent, blob, size) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (chain, diff_id, parent_chain, diff_id, size),
-            )
         self.snapshotter.commit(key, chain)
+        self.images.note_unrecorded_layer(chain, size)
 
     def empty_layer(self) -> tuple[str, int]:
         buf = io.BytesIO()

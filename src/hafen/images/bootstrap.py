@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 from hafen.errors import HafenError, NotFound
-from hafen.images.reference import parse_reference
+from hafen.images.reference import Reference, parse_reference
 from hafen.images.service import ImageService, LayerBlob, manifest_for
 from hafen.store.archive import tar_directory
+from hafen.store.content import BlobWriter, sha256_digest
 
 BUSYBOX_PACKAGE = "busybox-static"
 BUSYBOX_BINARY = Path("/bin/busybox")
@@ -105,19 +106,34 @@ def bootstrap_busybox(images: ImageService, tag: str = "busybox:latest") -> Boot
         rootfs = Path(scratch) / "rootfs"
         mtime = int(binary.stat().st_mtime)
         _make_rootfs(binary, rootfs, mtime)
-        writer = images.content.writer()
-        with writer:
+        # the layer blob is written without an fsync: store_image flushes it with the
+        # layer it unpacks (one syncfs) before either is renamed into place or recorded
+        with images.content.writer() as writer:
             with gzip.GzipFile(fileobj=writer, mode="wb", mtime=0, compresslevel=6) as gz:  # type: ignore[call-overload]
                 stats = tar_directory(rootfs, gz, mtime=mtime, owner=(0, 0))
-            layer_digest = writer.commit()
+            layer_digest = writer.verify(durable=False)
             layer_size = writer.size
+            return _store(images, reference, writer, layer_digest, layer_size, stats.diff_id,
+                          mtime, version)  # fmt: skip
+
+
+def _store(
+    images: ImageService,
+    reference: Reference,
+    writer: BlobWriter,
+    layer_digest: str,
+    layer_size: int,
+    diff_id: str,
+    mtime: int,
+    version: str,
+) -> BootstrapResult:
     created = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     config = {
         "architecture": _architecture(),
         "os": "linux",
         "created": created,
         "config": {"Env": [f"PATH={IMAGE_PATH}"], "Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [stats.diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [
             {
                 "created": created,
@@ -132,13 +148,17 @@ def bootstrap_busybox(images: ImageService, tag: str = "busybox:latest") -> Boot
     }
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
     existing = images.find(str(reference))
-    image_id = images.content.put_bytes(config_bytes)
+    image_id = sha256_digest(config_bytes)
     if existing is not None and existing.id == image_id:
         return BootstrapResult(image_id=image_id, created=False)
     manifest = manifest_for(config_bytes, [(layer_digest, layer_size)])
     already_stored = images.exists(image_id)
     image = images.store_image(
-        config_bytes, [LayerBlob(layer_digest)], manifest_bytes=manifest, tags=[str(reference)]
+        config_bytes,
+        [LayerBlob(layer_digest)],
+        manifest_bytes=manifest,
+        tags=[str(reference)],
+        pending=[writer],
     )
     return BootstrapResult(image_id=image.id, created=not already_stored)
 

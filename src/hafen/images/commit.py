@@ -3,8 +3,8 @@
 Both make one gzip layer in the content store (compressed as it streams, the DiffID
 hashed on the way), write an image config (the parent's with the container's config and
 ``--change`` directives applied, a history entry, the new DiffID) and record the image
-through ``ImageService.store_image`` — which unpacks and verifies the layer before
-anything is recorded.
+through ``ImageService.store_image`` — which unpacks and verifies the layer, and flushes
+blob and layer (one ``syncfs``) before either is renamed into place or recorded.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -23,6 +24,7 @@ from hafen.images.directives import apply_changes
 from hafen.images.model import Image
 from hafen.images.service import ImageService, LayerBlob
 from hafen.store.archive import open_layer_stream
+from hafen.store.content import BlobWriter
 
 _CHUNK = 1024 * 1024
 
@@ -64,23 +66,36 @@ class _Gzipper:
         self._gzip.close()
 
 
-def write_layer(images: ImageService, produce: Callable[[BinaryIO], object]) -> tuple[str, str]:
-    """Store the gzip of what ``produce(out)`` writes; return (blob digest, DiffID)."""
+@dataclass(frozen=True)
+class NewLayer:
+    """A layer blob written and verified but not yet committed: ``store_image`` flushes
+    and commits it with the image (see ``write_layer``)."""
+
+    digest: str
+    diff_id: str
+    writer: BlobWriter
+
+
+@contextmanager
+def write_layer(images: ImageService, produce: Callable[[BinaryIO], object]) -> Iterator[NewLayer]:
+    """Write the gzip of what ``produce(out)`` writes to the content store, without an
+    fsync: ``commit_layer`` flushes it with the layer it unpacks (one ``syncfs``) before
+    anything is renamed into place. Leaving the block without that drops the blob."""
     with images.content.writer() as writer:
         gz = _Gzipper(writer)
         produce(gz)  # type: ignore[arg-type]
         gz.close()
-        digest = writer.commit()
-    return digest, "sha256:" + gz.diff.hexdigest()
+        digest = writer.verify(durable=False)
+        yield NewLayer(digest, "sha256:" + gz.diff.hexdigest(), writer)
 
 
 def commit_layer(
     images: ImageService,
     parent: Image | None,
-    layer: tuple[str, str],
+    layer: NewLayer,
     options: CommitOptions,
 ) -> Image:
-    blob, diff_id = layer
+    blob, diff_id = layer.digest, layer.diff_id
     created = _now()
     if parent is not None:
         base = dict(parent.config.raw)
@@ -123,7 +138,7 @@ def commit_layer(
     else:
         config.pop("comment", None)
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
-    return images.store_image(config_bytes, layers, tags=options.tags)
+    return images.store_image(config_bytes, layers, tags=options.tags, pending=[layer.writer])
 
 
 def import_tarball(images: ImageService, source: BinaryIO, options: CommitOptions) -> Image:
@@ -134,5 +149,5 @@ def import_tarball(images: ImageService, source: BinaryIO, options: CommitOption
         while chunk := stream.read(_CHUNK):
             out.write(chunk)
 
-    layer = write_layer(images, produce)
-    return commit_layer(images, None, layer, options)
+    with write_layer(images, produce) as layer:
+        return commit_layer(images, None, layer, options)

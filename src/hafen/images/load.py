@@ -6,7 +6,9 @@ with random access: ``manifest.json`` (docker-archive, either Docker's legacy
 ``index.json`` (OCI layout; nested indexes resolved to the host platform). Every
 layer goes into the content store verified, then ``store_image`` checks the DiffIDs —
 so a bad or hostile archive is refused with nothing recorded. Member names are only
-looked up, never extracted to the filesystem.
+looked up, never extracted to the filesystem. The layer blobs are written without an
+fsync apiece and handed to ``store_image`` uncommitted: it flushes them with the layers
+it unpacks (one ``syncfs``) before anything is renamed into place or recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import gzip
 import hashlib
 import json
 import tarfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from hafen.errors import InvalidArgument
 from hafen.images.reference import parse_reference
 from hafen.images.service import ImageService, LayerBlob
 from hafen.store.archive import GZIP_MAGIC, ZSTD_MAGIC
+from hafen.store.content import BlobWriter
 
 _CHUNK = 1024 * 1024
 _MAX_JSON = 16 * 1024 * 1024
@@ -98,14 +102,21 @@ class _Archive:
         except ValueError as e:
             raise InvalidArgument(f"invalid archive: {name} is not valid JSON: {e}")
 
-    def blob_to_store(self, images: ImageService, name: str, expected: str | None = None) -> str:
+    def blob_to_store(
+        self, images: ImageService, blobs: ExitStack, name: str, expected: str | None = None
+    ) -> tuple[str, BlobWriter | None]:
+        """Write a member to the content store, verified but not committed (``store_image``
+        commits it after its flush; ``blobs`` aborts it otherwise). No writer when the
+        expected blob is already there."""
+        if expected is not None and images.content.exists(expected):
+            return expected, None
         member = self.member(name)
         f = self.tar.extractfile(member)
         assert f is not None
-        with images.content.writer(expected) as writer:
-            while chunk := f.read(_CHUNK):
-                writer.write(chunk)
-            return writer.commit()
+        writer = blobs.enter_context(images.content.writer(expected))
+        while chunk := f.read(_CHUNK):
+            writer.write(chunk)
+        return writer.verify(durable=False), writer
 
 
 def load_archive(images: ImageService, path: Path) -> list[Loaded]:
@@ -142,9 +153,15 @@ def _load_docker(images: ImageService, archive: _Archive) -> list[Loaded]:
         layers = entry.get("Layers") or []
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise InvalidArgument(f"invalid archive: manifest.json[{i}].Layers must list paths")
-        blobs = [LayerBlob(archive.blob_to_store(images, name)) for name in layers]
         tags = [str(parse_reference(t)) for t in entry.get("RepoTags") or []]
-        image = images.store_image(config, blobs, tags=tags)
+        with ExitStack() as pending:
+            written = [archive.blob_to_store(images, pending, name) for name in layers]
+            image = images.store_image(
+                config,
+                [LayerBlob(digest) for digest, _ in written],
+                tags=tags,
+                pending=[w for _, w in written if w is not None],
+            )
         loaded.append(Loaded(image.id, [parse_reference(t).familiar() for t in tags]))
     return loaded
 
@@ -165,20 +182,27 @@ def _load_oci(images: ImageService, archive: _Archive) -> list[Loaded]:
             raise InvalidArgument(f"invalid archive: {desc.digest} is not an image manifest")
         manifest = parse_manifest(data, media_type)
         config = _blob(archive, manifest.config.digest)
-        blobs = [
-            LayerBlob(
-                archive.blob_to_store(images, _blob_path(layer.digest), layer.digest),
-                layer.media_type,
-            )
-            for layer in manifest.layers
-        ]
         tags = []
         name = desc.annotations.get("io.containerd.image.name") or desc.annotations.get(
             "org.opencontainers.image.ref.name", ""
         )
         if name and ("/" in name or ":" in name):
             tags = [str(parse_reference(name))]
-        image = images.store_image(config, blobs, manifest_bytes=data, tags=tags)
+        with ExitStack() as pending:
+            written = [
+                archive.blob_to_store(images, pending, _blob_path(layer.digest), layer.digest)
+                for layer in manifest.layers
+            ]
+            image = images.store_image(
+                config,
+                [
+                    LayerBlob(digest, layer.media_type)
+                    for (digest, _), layer in zip(written, manifest.layers, strict=True)
+                ],
+                manifest_bytes=data,
+                tags=tags,
+                pending=[w for _, w in written if w is not None],
+            )
         loaded.append(Loaded(image.id, [parse_reference(t).familiar() for t in tags]))
     return loaded
 

@@ -193,6 +193,7 @@ async def _stream_layers(
         desc = manifest.layers[i]
         ident = short_digest(desc.digest)
         layer = LayerBlob(desc.digest, desc.media_type)
+        parent = chains[i - 1] if i else None
         if semaphore.locked():
             emit(ProgressEvent("Waiting", id=ident))
         async with semaphore:
@@ -200,7 +201,7 @@ async def _stream_layers(
                 emit(ProgressEvent("Download complete", id=ident))
                 emit(ProgressEvent("Extracting", id=ident, current=desc.size, total=desc.size))
                 work = asyncio.ensure_future(
-                    asyncio.to_thread(images.stage_layer, diff_ids[i], layer)
+                    asyncio.to_thread(images.stage_layer, diff_ids[i], layer, parent)
                 )
                 stage_work.append(work)
                 return await asyncio.shield(work)
@@ -208,7 +209,9 @@ async def _stream_layers(
 
             def consume() -> StagedLayer:
                 try:
-                    return images.stage_layer_stream(diff_ids[i], layer, cast(BinaryIO, pipe))
+                    return images.stage_layer_stream(
+                        diff_ids[i], layer, cast(BinaryIO, pipe), parent
+                    )
                 finally:
                     pipe.abandon()  # a download still running stops at its next chunk
 
@@ -232,8 +235,7 @@ async def _stream_layers(
         staged = await asyncio.gather(*tasks)
         await asyncio.to_thread(images.sync)  # data first ...
         for i, layer in zip(todo, staged, strict=True):
-            parent = chains[i - 1] if i else None
-            await asyncio.to_thread(images.publish_layer, chains[i], parent, layer)
+            await asyncio.to_thread(images.publish_layer, chains[i], layer, flushed=True)
             emit(ProgressEvent("Pull complete", id=short_digest(manifest.layers[i].digest)))
         await asyncio.to_thread(images.sync)  # ... then the renames, before the record
     except BaseException:

@@ -18,8 +18,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -34,9 +34,9 @@ from hafen.errors import (
 )
 from hafen.images.model import Image, ImageConfig
 from hafen.images.reference import Reference, looks_like_image_id, parse_reference
+from hafen.store import durability
 from hafen.store.archive import open_layer_stream
 from hafen.store.content import BlobWriter, ContentStore, sha256_digest
-from hafen.store.durability import syncfs
 from hafen.store.layers import chain_ids
 from hafen.store.metadata import MetadataStore
 from hafen.store.snapshots.protocol import Snapshotter
@@ -206,11 +206,18 @@ class ImageService:
         *,
         manifest_bytes: bytes | None = None,
         tags: Iterable[str] = (),
+        pending: Sequence[BlobWriter] = (),
     ) -> Image:
         """Record an image whose config and layer blobs are in the content store.
 
         Every layer is unpacked (unless already present) and its DiffID checked against
-        the config before anything is recorded.
+        the config before anything is recorded. ``pending``: layer blobs the caller wrote
+        and verified but did not commit (``verify(durable=False)``: a load, an import, a
+        commit); their layers are unpacked from where they were written.
+
+        Durability (``store/durability.py``): the new blobs and unpacked layers are
+        flushed at once, then renamed into place, flushed again, and only then recorded —
+        two ``syncfs`` per image on overlay (vfs flushes each layer it unpacks too).
         """
         config = ImageConfig.from_json(config_bytes)
         diff_ids = config.diff_ids
@@ -219,13 +226,41 @@ class ImageService:
                 f"image config lists {len(diff_ids)} layers but {len(layers)} were given"
             )
         references = [parse_reference(t) for t in tags]
-        image_id = self.content.put_bytes(config_bytes)
-        manifest_digest = self.content.put_bytes(manifest_bytes) if manifest_bytes else None
+        image_id = sha256_digest(config_bytes)
+        manifest_digest = sha256_digest(manifest_bytes) if manifest_bytes else None
+        by_digest = {w.verify(durable=False): w for w in pending}
         chains = chain_ids(diff_ids)
-        sizes: builtins.list[int] = []
-        for index, (layer, chain) in enumerate(zip(layers, chains, strict=True)):
-            parent = chains[index - 1] if index else None
-            sizes.append(self._ensure_layer(chain, parent, diff_ids[index], layer))
+        with ExitStack() as own_blobs:
+            blobs = list(pending)
+            for data in (config_bytes, manifest_bytes):
+                if data is None:
+                    continue
+                digest = sha256_digest(data)
+                if digest in by_digest or self.content.exists(digest):
+                    continue
+                writer = own_blobs.enter_context(self.content.writer(digest))
+                writer.write(data)
+                writer.verify(durable=False)
+                by_digest[digest] = writer
+                blobs.append(writer)
+            staged: builtins.list[tuple[str, StagedLayer]] = []
+            try:
+                sizes, unpacked, all_recorded = self._place_layers(
+                    layers, chains, diff_ids, by_digest, staged
+                )
+                if blobs or staged:
+                    self.sync()  # the data first ...
+                for writer in blobs:
+                    writer.commit(durable=False)
+                while staged:
+                    chain, placed = staged.pop(0)
+                    self.publish_layer(chain, placed, flushed=True)
+                if blobs or unpacked or not all_recorded:
+                    self.sync()  # ... then the renames, before the record points at them
+            except BaseException:
+                for _, left in staged:
+                    self.discard_staged(left)
+                raise
         with self.metadata.transaction() as db:
             for index, (layer, chain) in enumerate(zip(layers, chains, strict=True)):
                 db.execute(
@@ -252,11 +287,56 @@ class ImageService:
         assert image is not None
         return image
 
+    def _place_layers(
+        self,
+        layers: builtins.list[LayerBlob],
+        chains: builtins.list[str],
+        diff_ids: builtins.list[str],
+        pending: dict[str, BlobWriter],
+        staged: builtins.list[tuple[str, StagedLayer]],
+    ) -> tuple[builtins.list[int], bool, bool]:
+        """Unpack the layers not yet there: staged aside (overlay; appended to
+        ``staged`` for the caller to publish after its flush) or applied in order (vfs,
+        which flushes each). Returns (sizes, whether any was unpacked, whether every layer
+        was already recorded)."""
+        sizes: builtins.list[int] = []
+        unpacked = False
+        all_recorded = True
+        staging = self.can_stage_layers()
+        for index, (layer, chain) in enumerate(zip(layers, chains, strict=True)):
+            parent = chains[index - 1] if index else None
+            if self.snapshotter.has_layer(chain):
+                rows = self.metadata.query("SELECT size FROM layers WHERE chain_id = ?", (chain,))
+                if rows:
+                    sizes.append(int(rows[0]["size"]))
+                    continue
+                all_recorded = False  # published by an operation that has not recorded it
+            if staging and not self.snapshotter.has_layer(chain):
+                with self._open_blob(layer.digest, pending) as blob:
+                    layer_staged = self._stage(diff_ids[index], layer, blob, parent)
+                staged.append((chain, layer_staged))
+                sizes.append(layer_staged.size)
+                continue
+            unpacked = unpacked or not self.snapshotter.has_layer(chain)
+            sizes.append(self._ensure_layer(chain, parent, diff_ids[index], layer, pending))
+        return sizes, unpacked, all_recorded
+
+    def _open_blob(self, digest: str, pending: dict[str, BlobWriter]) -> BinaryIO:
+        writer = pending.get(digest)
+        return writer.open_verified() if writer is not None else self.content.open(digest)
+
     def _layer_lock(self, chain_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._layer_locks.setdefault(chain_id, threading.Lock())
 
-    def _ensure_layer(self, chain: str, parent: str | None, diff_id: str, layer: LayerBlob) -> int:
+    def _ensure_layer(
+        self,
+        chain: str,
+        parent: str | None,
+        diff_id: str,
+        layer: LayerBlob,
+        pending: dict[str, BlobWriter] | None = None,
+    ) -> int:
         with self._layer_lock(chain):
             if self.snapshotter.has_layer(chain):
                 rows = self.metadata.query("SELECT size FROM layers WHERE chain_id = ?", (chain,))
@@ -266,7 +346,8 @@ class ImageService:
                     return self._unrecorded_sizes[chain]
                 # unpacked by an earlier store that crashed before recording it: reuse
                 return 0
-            with self.content.open(layer.digest) as blob:
+            # apply_layer flushes the layer before it becomes visible
+            with self._open_blob(layer.digest, pending or {}) as blob:
                 stats = self.snapshotter.apply_layer(chain, parent, open_layer_stream(blob))
             if stats.diff_id != diff_id:
                 self.snapshotter.remove_layer(chain)
@@ -287,11 +368,17 @@ class ImageService:
         only its own diff), i.e. in parallel."""
         return hasattr(self.snapshotter, "stage_layer")
 
-    def stage_layer(self, diff_id: str, layer: LayerBlob) -> StagedLayer:
-        """Unpack a layer aside and check its DiffID (blocking; see ``can_stage_layers``)."""
-        snapshotter: Any = self.snapshotter
+    def stage_layer(self, diff_id: str, layer: LayerBlob, parent: str | None) -> StagedLayer:
+        """Unpack a layer aside and check its DiffID (blocking; see ``can_stage_layers``);
+        ``parent``: the ChainID it will be published on."""
         with self.content.open(layer.digest) as blob:
-            staging, stats = snapshotter.stage_layer(open_layer_stream(blob))
+            return self._stage(diff_id, layer, blob, parent)
+
+    def _stage(
+        self, diff_id: str, layer: LayerBlob, blob: BinaryIO, parent: str | None
+    ) -> StagedLayer:
+        snapshotter: Any = self.snapshotter
+        staging, stats = snapshotter.stage_layer(open_layer_stream(blob), parent)
         if stats.diff_id != diff_id:
             snapshotter.discard_staged(staging)
             raise DigestMismatch(
@@ -300,7 +387,9 @@ class ImageService:
             )
         return StagedLayer(staging, stats.size)
 
-    def stage_layer_stream(self, diff_id: str, layer: LayerBlob, source: BinaryIO) -> StagedLayer:
+    def stage_layer_stream(
+        self, diff_id: str, layer: LayerBlob, source: BinaryIO, parent: str | None
+    ) -> StagedLayer:
         """Unpack a layer aside straight from its blob's bytes as they arrive (``source``,
         read once), writing the blob to the content store on the way; both the blob's
         digest and the DiffID are checked. The blob is committed by ``publish_layer``,
@@ -309,7 +398,7 @@ class ImageService:
         writer = self.content.writer(layer.digest)
         try:
             tee = _Tee(source, writer)
-            staging, stats = snapshotter.stage_layer(open_layer_stream(cast(BinaryIO, tee)))
+            staging, stats = snapshotter.stage_layer(open_layer_stream(cast(BinaryIO, tee)), parent)
             try:
                 tee.drain()  # what the decompressor did not need: gzip trailer, padding
                 writer.verify(durable=False)
@@ -327,12 +416,9 @@ class ImageService:
         return StagedLayer(staging, stats.size, writer)
 
     def sync(self) -> None:
-        """Make everything written to the content store and the layers durable (syncfs of
-        each; one filesystem is flushed once in practice)."""
-        self.content.sync()
-        root = getattr(self.snapshotter, "root", None)
-        if isinstance(root, Path):
-            syncfs(root)
+        """Make everything written to the content store and the layers durable (one
+        ``syncfs`` per filesystem: the two share one in practice)."""
+        durability.flush(self.content.root, self.snapshotter.root)
 
     def acquire_lease(self, chains: Iterable[str], blobs: Iterable[str]) -> Lease:
         """Protect layers and blobs an operation is about to use or is writing (a pull):
@@ -363,19 +449,27 @@ class ImageService:
         finally:
             self.release_lease(held)
 
-    def publish_layer(self, chain: str, parent: str | None, staged: StagedLayer) -> int:
+    def publish_layer(self, chain: str, staged: StagedLayer, *, flushed: bool) -> int:
         """Put a staged layer in place (its parent must be); returns its size. A streamed
-        blob is committed first (the caller synced its data)."""
+        blob is committed first. ``flushed``: the caller flushed (``sync``) since the
+        layer was staged; otherwise it is flushed here."""
         snapshotter: Any = self.snapshotter
+        if not flushed:
+            self.sync()
         if staged.blob is not None:
             staged.blob.commit(durable=False)
         with self._layer_lock(chain):
             if self.snapshotter.has_layer(chain):
                 snapshotter.discard_staged(staged.path)
             else:
-                snapshotter.publish_staged(chain, parent, staged.path)
+                snapshotter.publish_staged(chain, staged.path, flushed=True)
                 self._unrecorded_sizes[chain] = staged.size
         return staged.size
+
+    def note_unrecorded_layer(self, chain: str, size: int) -> None:
+        """A layer someone else put in place (a build step's committed snapshot), to be
+        recorded with its size by the ``store_image`` that uses it."""
+        self._unrecorded_sizes[chain] = size
 
     def discard_staged(self, staged: StagedLayer) -> None:
         snapshotter: Any = self.snapshotter

@@ -5,6 +5,11 @@ Lifecycle (as containerd's content store): a writer ingests bytes into a temp fi
 fsyncs, checks the digest against the expected one, and renames the file to
 ``blobs/sha256/<hex>``. A reader therefore never sees a partial or wrong blob, and an
 interrupted write leaves only a temp file that the next start sweeps away.
+
+Many blobs at once (a load, a build, a pull) skip the fsync apiece: each is verified
+with ``durable=False``, the caller flushes the store once (``sync``: one ``syncfs``),
+then commits them with ``durable=False`` and flushes again before it records anything
+(see ``store/durability.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from types import TracebackType
 from typing import BinaryIO, Protocol
 
 from hafen.errors import DigestMismatch, InvalidArgument, NotFound
-from hafen.store.durability import start_writeback, syncfs
+from hafen.store import durability
+from hafen.store.durability import start_writeback
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -45,6 +51,10 @@ class BlobWriter(Protocol):
 
     def commit(self, *, durable: bool = True) -> str: ...
 
+    def open_verified(self) -> BinaryIO:
+        """Read the verified, not yet committed bytes (a layer unpacked before its blob
+        is published)."""
+
     def abort(self) -> None: ...
 
     def reset(self) -> None:
@@ -64,8 +74,11 @@ class ContentStore(Protocol):
     """Blobs by digest. ``writer`` ingests; nothing is visible before ``commit``.
 
     ``open``/``read_bytes`` of a missing digest raise ``NotFound``; ``delete`` of a
-    missing one is a no-op (garbage collection may race with itself).
+    missing one is a no-op (garbage collection may race with itself). ``sync`` flushes
+    everything written under ``root`` (one ``syncfs``).
     """
+
+    root: Path
 
     def writer(self, expected: str | None = None) -> BlobWriter: ...
 
@@ -152,6 +165,11 @@ class _FileBlobWriter:
         self._done = True
         return digest
 
+    def open_verified(self) -> BinaryIO:
+        if self._digest is None or self._done:
+            raise InvalidArgument("only a verified, uncommitted blob can be read back")
+        return open(self._tmp, "rb")
+
     def abort(self) -> None:
         """Drop the ingestion (a no-op once committed)."""
         if not self._done:
@@ -218,7 +236,7 @@ class FileContentStore:
 
     def sync(self) -> None:
         """Flush everything written under the store to disk (one ``syncfs``)."""
-        syncfs(self.root)
+        durability.syncfs(self.root)
 
     def list(self) -> Iterator[str]:
         for entry in (self.root / "blobs" / "sha256").iterdir():

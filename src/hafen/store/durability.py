@@ -5,6 +5,15 @@ Instead the writers leave their data in the page cache, one ``syncfs`` flushes i
 and only then are the results renamed into place (and synced once more) — so after a
 machine crash nothing visible is ever partially written. Large files start their
 writeback as soon as they are written, so that final flush has little left to do.
+
+The rule every path that publishes a blob, a layer or an image record follows (pull,
+load, import, commit, bootstrap, build, both snapshotters):
+
+1. write (no fsync), 2. ``flush`` what was written, 3. rename it into place,
+4. ``flush`` again (the renames), 5. record it in the metadata database.
+
+Callers reach ``syncfs`` through this module (``durability.syncfs``/``flush``), so one
+spy on ``syncfs`` sees every flush.
 """
 
 from __future__ import annotations
@@ -26,6 +35,22 @@ def syncfs(path: Path) -> None:
             raise OSError(err, f"syncfs {path}: {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+def flush(*paths: Path) -> None:
+    """``syncfs`` each filesystem that holds one of ``paths``, once per filesystem (the
+    content store and the snapshots share one in practice)."""
+    seen: set[int] = set()
+    for path in paths:
+        dev = os.stat(path).st_dev
+        if dev not in seen:
+            seen.add(dev)
+            syncfs(path)
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
+    """Whether one ``syncfs`` of ``a`` flushes ``b`` too."""
+    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def start_writeback(fd: int) -> None:

@@ -242,17 +242,17 @@ def test_streamed_layer_is_unpacked_and_its_blob_committed_only_when_published(
     blob = gzip.compress(raw, mtime=0)
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-    staged = service.stage_layer_stream(diff_id, LayerBlob(digest), io.BytesIO(blob))
+    staged = service.stage_layer_stream(diff_id, LayerBlob(digest), io.BytesIO(blob), None)
     assert (staged.path / "diff" / "etc" / "hello").read_bytes() == b"world"
     assert not service.content.exists(digest)  # verified, not yet visible
     service.sync()
-    service.publish_layer(diff_id, None, staged)
+    service.publish_layer(diff_id, staged, flushed=True)
     assert service.content.read_bytes(digest) == blob
     assert service.snapshotter.has_layer(diff_id)
     # a blob whose bytes are not its digest: nothing staged, nothing kept
     wrong = "sha256:" + "1" * 64
     with pytest.raises(DigestMismatch):
-        service.stage_layer_stream(diff_id, LayerBlob(wrong), io.BytesIO(blob))
+        service.stage_layer_stream(diff_id, LayerBlob(wrong), io.BytesIO(blob), None)
     assert not service.content.exists(wrong)
     assert list((tmp_path / "content" / "ingest").iterdir()) == []
     assert [p for p in (tmp_path / "ov" / "layers").iterdir() if p.name.startswith(".")] == []

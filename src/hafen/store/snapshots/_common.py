@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from hafen.errors import InvalidArgument
+from hafen.store import durability
 
 
 def key_dir_name(key: str) -> str:
@@ -23,8 +24,17 @@ def staging_dir(parent: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=parent, prefix=".staging-"))
 
 
-def publish(staging: Path, final: Path) -> None:
-    """Rename a fully written directory into place (atomic on one filesystem)."""
+def publish(staging: Path, final: Path, *, flush: bool) -> None:
+    """Rename a fully written directory into place (atomic on one filesystem).
+
+    ``flush``: one ``syncfs`` first, so that a directory that becomes visible is never
+    partially written after a machine crash. Only a caller that flushed the filesystem
+    itself since writing everything in ``staging`` (a pull: one flush for all its layers),
+    or whose directory need not survive a crash (a container's writable copy), passes
+    False. The rename itself is made durable by the caller's next flush, before it
+    records anything."""
+    if flush:
+        durability.syncfs(staging)
     try:
         os.rename(staging, final)
     except OSError:

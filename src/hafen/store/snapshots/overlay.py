@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hafen.errors import HafenError, InvalidArgument, NotFound
-from hafen.store import _mount
+from hafen.store import _mount, durability
 from hafen.store.archive import LayerStats, unpack_layer
 from hafen.store.snapshots._common import (
     disk_usage,
@@ -49,29 +49,40 @@ class OverlaySnapshotter:
     def _short_link(self, chain_id: str) -> Path:
         return self.root / "l" / key_dir_name(chain_id)[:16]
 
-    def stage_layer(self, stream: BinaryIO) -> tuple[Path, LayerStats]:
-        """Unpack a layer into a staging dir without needing its parent yet (an overlay
-        layer holds only its own diff), so a pull can unpack its layers in parallel;
-        ``publish_staged`` then puts each in place in chain order. A crash leaves only
-        a staging dir, swept at the next start."""
+    def stage_layer(self, stream: BinaryIO, parent: str | None) -> tuple[Path, LayerStats]:
+        """Unpack a layer (whose parent will be ``parent``) into a staging dir without
+        needing that parent yet (an overlay layer holds only its own diff), so a pull can
+        unpack its layers in parallel; the caller flushes them all at once (``sync``) and
+        ``publish_staged`` then puts each in place in chain order. A crash leaves only a
+        staging dir, swept at the next start."""
         staging = staging_dir(self.root / "layers")
         try:
             stats = unpack_layer(stream, staging / "diff", whiteouts="overlay")
+            if parent is not None:  # written now, so that the caller's flush covers it
+                (staging / "parent").write_text(parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return staging, stats
 
-    def publish_staged(self, chain_id: str, parent: str | None, staging: Path) -> None:
+    def publish_staged(self, chain_id: str, staging: Path, *, flushed: bool) -> None:
+        """Put a staged layer in place (its parent must be). ``flushed``: the caller
+        flushed this filesystem since staging it; otherwise it is flushed here first."""
+        parent_file = staging / "parent"
+        parent = parent_file.read_text().strip() if parent_file.exists() else None
         try:
             if parent is not None and not self.has_layer(parent):
                 raise NotFound(f"parent layer {parent} is not unpacked")
-            if parent is not None:
-                (staging / "parent").write_text(parent)
-            publish(staging, self._layer(chain_id))
+            self._link(chain_id)
+            publish(staging, self._layer(chain_id), flush=not flushed)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def _link(self, chain_id: str) -> None:
+        """The short ``l/`` link to a layer's diff, made before the layer is renamed into
+        place: a symlink is metadata only, which the journal keeps with (and before) the
+        rename, so a layer that survives a crash has its link."""
         link = self._short_link(chain_id)
         if not link.is_symlink():
             os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
@@ -80,6 +91,7 @@ class OverlaySnapshotter:
         shutil.rmtree(staging, ignore_errors=True)
 
     def apply_layer(self, chain_id: str, parent: str | None, stream: BinaryIO) -> LayerStats:
+        """Unpack a layer, flush it (one ``syncfs``) and rename it into place."""
         if parent is not None and not self.has_layer(parent):
             raise NotFound(f"parent layer {parent} is not unpacked")
         staging = staging_dir(self.root / "layers")
@@ -87,13 +99,11 @@ class OverlaySnapshotter:
             stats = unpack_layer(stream, staging / "diff", whiteouts="overlay")
             if parent is not None:
                 (staging / "parent").write_text(parent)
-            publish(staging, self._layer(chain_id))
+            self._link(chain_id)
+            publish(staging, self._layer(chain_id), flush=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        link = self._short_link(chain_id)
-        if not link.is_symlink():
-            os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
         return stats
 
     def active_keys(self) -> list[str]:
@@ -120,13 +130,17 @@ class OverlaySnapshotter:
             parent = self.parent(key)
             if parent is not None:
                 (staging / "parent").write_text(parent)
-            publish(staging, self._layer(chain_id))
+            self._link(chain_id)
+            # what was written into the upper dir (through the mount or straight into
+            # it) is flushed before the layer becomes visible
+            publish(staging, self._layer(chain_id), flush=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        link = self._short_link(chain_id)
-        if not link.is_symlink():
-            os.symlink(f"../layers/{key_dir_name(chain_id)}/diff", link)
+
+    def sync(self) -> None:
+        """Flush everything written under ``root`` (one ``syncfs``)."""
+        durability.syncfs(self.root)
 
     def remove_layer(self, chain_id: str) -> None:
         self._short_link(chain_id).unlink(missing_ok=True)

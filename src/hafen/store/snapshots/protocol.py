@@ -16,6 +16,11 @@ Lifecycle:
    caller exported its changes and knows their DiffID); the snapshot is used up.
 5. ``remove(key)`` deletes an unmounted snapshot; ``remove_layer(chain_id)`` a layer
    that no image and no snapshot uses any more (the caller tracks references).
+
+Durability: ``apply_layer`` and ``commit`` flush what they wrote (one ``syncfs`` of
+``root``) before the rename, so a committed layer that is visible after a machine crash
+is whole; ``sync()`` flushes ``root``, and a caller flushes once more after the renames
+before it records anything that points at them (see ``store/durability.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from hafen.store.archive import LayerStats
 
 class Snapshotter(Protocol):
     name: str
+    root: Path
+
+    def sync(self) -> None: ...
 
     def has_layer(self, chain_id: str) -> bool: ...
 

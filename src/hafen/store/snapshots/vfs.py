@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hafen.errors import HafenError, InvalidArgument, NotFound
-from hafen.store import _mount
+from hafen.store import _mount, durability
 from hafen.store.archive import LayerStats, unpack_layer
 from hafen.store.snapshots._common import (
     disk_usage,
@@ -51,6 +51,8 @@ class VfsSnapshotter:
         return (self._layer(chain_id) / "fs").is_dir()
 
     def apply_layer(self, chain_id: str, parent: str | None, stream: BinaryIO) -> LayerStats:
+        """Copy the parent's tree, unpack the layer over it, flush (one ``syncfs``) and
+        rename it into place."""
         if parent is not None and not self.has_layer(parent):
             raise NotFound(f"parent layer {parent} is not unpacked")
         staging = staging_dir(self.root / "layers")
@@ -59,7 +61,7 @@ class VfsSnapshotter:
             if parent is not None:
                 _copy_tree(self._layer(parent) / "fs", staging / "fs")
             stats = unpack_layer(stream, staging / "fs", whiteouts="vfs")
-            publish(staging, self._layer(chain_id))
+            publish(staging, self._layer(chain_id), flush=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -75,7 +77,8 @@ class VfsSnapshotter:
         """Turn an unmounted writable snapshot into the committed layer ``chain_id``.
 
         The caller vouches that ``chain_id`` is its parent's chain plus the DiffID of this
-        snapshot's changes. A vfs snapshot already holds the whole tree: a rename.
+        snapshot's changes. A vfs snapshot already holds the whole tree: a rename, after
+        one ``syncfs`` (what the container or build step wrote is still in the page cache).
         """
         fs = self._active(key) / "fs"
         if not fs.is_dir():
@@ -85,10 +88,14 @@ class VfsSnapshotter:
         staging = staging_dir(self.root / "layers")
         try:
             os.rename(fs, staging / "fs")
-            publish(staging, self._layer(chain_id))
+            publish(staging, self._layer(chain_id), flush=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def sync(self) -> None:
+        """Flush everything written under ``root`` (one ``syncfs``)."""
+        durability.syncfs(self.root)
 
     def remove_layer(self, chain_id: str) -> None:
         shutil.rmtree(self._layer(chain_id), ignore_errors=True)
@@ -107,7 +114,10 @@ class VfsSnapshotter:
             if parent_chain_id is not None:
                 _copy_tree(self._layer(parent_chain_id) / "fs", staging / "fs")
                 (staging / "parent").write_text(parent_chain_id)
-            publish(staging, self._active(key))
+            # a container's writable copy is not flushed: what the container writes into
+            # it is never synced either (as with any snapshotter), and no record points
+            # at it until it is committed, which flushes
+            publish(staging, self._active(key), flush=False)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
