@@ -4,6 +4,7 @@ error and leaves the store as it was — no image, no partial or corrupt blob.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -201,9 +202,16 @@ def test_daemon_killed_mid_pull_leaves_no_partial_image(
         pull = subprocess.Popen([HAFEN, "-H", d.host, "pull", ref], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
         assert registry.stalled.wait(30)
+        # the registry has sent its part; wait (bounded) until the daemon has written some
+        ingest = d.data_root / "content" / "ingest"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+            f.stat().st_size for f in ingest.glob("*") if f.is_file()
+        ):
+            time.sleep(0.05)
         d.kill(signal.SIGKILL)  # the daemon dies with a layer half-downloaded
         pull.wait(timeout=30)
-        assert list((d.data_root / "content" / "ingest").iterdir())  # the partial write
+        assert list(ingest.iterdir())  # the partial write
         d.start()
         assert_store_clean(d, registry)  # swept at start; no image recorded
         registry.faults.stall_after = {}
