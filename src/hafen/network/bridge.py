@@ -1,6 +1,8 @@
 """The ``bridge`` driver: a Linux bridge per network, a veth pair per endpoint (netlink).
 
-Everything goes through pyroute2's netlink sockets; no ``ip`` command is run or parsed.
+Everything goes through netlink; no ``ip`` command is run or parsed. Bridges (made at
+network create and daemon start) through pyroute2; endpoints, on every container's start
+and exit, through ``rtnl``'s few hand-built requests.
 The container end of a veth is made in the container's namespace (by file descriptor of
 the bind-mounted netns file) as ``ethN`` with its MAC, then given its address and, for
 the first non-internal network, the default route through the bridge's gateway.
@@ -8,15 +10,17 @@ the first non-internal network, the default route through the bridge's gateway.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hafen.errors import RuntimeFailure
 from hafen.network.linkdel import delete_link
 from hafen.network.model import Endpoint, Network
 from hafen.network.netns import run_in
+from hafen.network.rtnl import Rtnl
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -78,11 +82,10 @@ class BridgeDriver:
                     raise RuntimeFailure(f"removing bridge {network.bridge}: {e}")
 
     def join(self, network: Network, endpoint: Endpoint, netns: str, default_route: bool) -> None:
-        IPRoute, NetlinkError = netlink()
-        with IPRoute() as ipr:
+        with Rtnl() as rtnl:
             try:
-                bridge = ipr.link_lookup(ifname=network.bridge)
-                if not bridge:
+                bridge = rtnl.link_index(network.bridge)
+                if bridge is None:
                     raise RuntimeFailure(f"bridge {network.bridge} of {network.name} is missing")
                 # one request: the host end enslaved to the bridge and up, its peer made
                 # straight in the container's namespace under its final name and MAC.
@@ -91,57 +94,51 @@ class BridgeDriver:
                 # making it there costs nothing extra.
                 fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
                 try:
-                    peer: dict[str, Any] = {
-                        "ifname": endpoint.ifname, "address": endpoint.mac, "net_ns_fd": fd,
-                    }  # fmt: skip
-                    extra: dict[str, Any] = {}
-                    if network.mtu:
-                        peer["mtu"] = extra["mtu"] = network.mtu
-                    ipr.link(
-                        "add", ifname=endpoint.host_ifname, kind="veth", peer=peer,
-                        master=bridge[0], state="up", **extra,
-                    )  # fmt: skip
+                    rtnl.add_veth(endpoint.host_ifname, bridge, endpoint.ifname, endpoint.mac,
+                                  fd, network.mtu)  # fmt: skip
                 finally:
                     os.close(fd)
-            except NetlinkError as e:
-                self._remove_host_side(ipr, endpoint)
-                raise RuntimeFailure(f"connecting to network {network.name}: {e}")
+            except OSError as e:
+                self._remove_host_side(rtnl, endpoint)
+                raise RuntimeFailure(f"connecting to network {network.name}: {e.strerror or e}")
             except BaseException:
-                self._remove_host_side(ipr, endpoint)
+                self._remove_host_side(rtnl, endpoint)
                 raise
 
         def configure() -> None:
-            with IPRoute() as ns:
-                index = ns.link_lookup(ifname=endpoint.ifname)[0]
-                ns.addr("add", index=index, address=endpoint.ip, prefixlen=endpoint.prefixlen)
-                ns.link("set", index=index, state="up")
+            with Rtnl() as ns:  # opened on a thread in the container's namespace
+                index = ns.link_index(endpoint.ifname)
+                if index is None:
+                    raise OSError(errno.ENODEV, f"{endpoint.ifname} did not arrive")
+                ns.add_address(index, endpoint.ip, endpoint.prefixlen)
+                ns.set_up(index)
                 if default_route:
-                    ns.route("add", dst="0.0.0.0/0", gateway=endpoint.gateway)
+                    ns.add_default_route(endpoint.gateway)
 
         try:
             run_in(netns, configure)
-        except (NetlinkError, IndexError, OSError) as e:
+        except OSError as e:
             self.leave(network, endpoint)
-            raise RuntimeFailure(f"configuring {endpoint.ifname} on network {network.name}: {e}")
+            raise RuntimeFailure(
+                f"configuring {endpoint.ifname} on network {network.name}: {e.strerror or e}"
+            )
 
     def leave(self, network: Network, endpoint: Endpoint) -> None:
         """Remove the veth pair (the peer in the container goes with the host end);
         returns once the kernel has unlisted it, without waiting out its RCU barrier."""
-        IPRoute, _ = netlink()
-        with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=endpoint.host_ifname)
-        if found:
-            delete_link(found[0], endpoint.host_ifname)
+        with Rtnl() as rtnl:
+            index = rtnl.link_index(endpoint.host_ifname)
+        if index is not None:
+            delete_link(index, endpoint.host_ifname)
 
     @staticmethod
-    def _remove_host_side(ipr: Any, endpoint: Endpoint) -> None:
-        _, NetlinkError = netlink()
-        found = ipr.link_lookup(ifname=endpoint.host_ifname)
-        if found:
-            try:
-                ipr.link("del", index=found[0])  # the peer in the container goes with it
-            except NetlinkError:
-                pass
+    def _remove_host_side(rtnl: Rtnl, endpoint: Endpoint) -> None:
+        try:
+            index = rtnl.link_index(endpoint.host_ifname)
+            if index is not None:
+                rtnl.delete_link(index)  # the peer in the container goes with it
+        except OSError:
+            pass
 
 
 def mac_for(ip: str) -> str:

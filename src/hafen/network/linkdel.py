@@ -21,6 +21,7 @@ import threading
 import time
 
 from hafen.errors import RuntimeFailure
+from hafen.network.rtnl import Rtnl
 
 RTMGRP_LINK = 0x1
 RTM_DELLINK = 17
@@ -48,9 +49,6 @@ def deleted_indexes(data: bytes) -> list[int]:
 def delete_link(index: int, ifname: str) -> None:
     """Delete link ``index`` (``ifname``, for messages) of this thread's namespace; return
     once the kernel has announced it gone. A link already gone is no error."""
-    from pyroute2 import IPRoute  # lazily: see bridge.netlink
-    from pyroute2.netlink.exceptions import NetlinkError
-
     monitor = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC)
     error: list[BaseException] = []
@@ -60,10 +58,10 @@ def delete_link(index: int, ifname: str) -> None:
 
         def request() -> None:  # a new thread starts in its creator's network namespace
             try:
-                with IPRoute() as ipr:
-                    ipr.link("del", index=index)
-            except NetlinkError as e:
-                if e.code != errno.ENODEV:
+                with Rtnl() as rtnl:
+                    rtnl.delete_link(index)
+            except OSError as e:
+                if e.errno != errno.ENODEV:
                     error.append(e)
             except BaseException as e:
                 error.append(e)
@@ -95,7 +93,9 @@ def delete_link(index: int, ifname: str) -> None:
                 return
         thread.join()
         if error:
-            raise RuntimeFailure(f"removing {ifname}: {error[0]}")
+            failed = error[0]
+            reason = getattr(failed, "strerror", None) or failed
+            raise RuntimeFailure(f"removing {ifname}: {reason}")
     finally:
         monitor.close()
         os.close(wake_r)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from hafen.errors import RuntimeFailure
+from hafen.network.rtnl import Rtnl
 from hafen.store._mount import MS_BIND, is_mount_point, mount, unmount
 
 T = TypeVar("T")
@@ -82,12 +83,10 @@ def create(path: Path) -> None:
             err = ctypes.get_errno()
             raise OSError(err, f"unshare: {os.strerror(err)}")
         mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", str(path), None, MS_BIND)
-        from pyroute2 import IPRoute  # lazily: see bridge.netlink
-
-        with IPRoute() as ns:
-            lo = ns.link_lookup(ifname="lo")
-            if lo:
-                ns.link("set", index=lo[0], state="up")
+        with Rtnl() as ns:
+            lo = ns.link_index("lo")
+            if lo is not None:
+                ns.set_up(lo)
 
     try:
         _on_own_thread(body)
