@@ -58,7 +58,8 @@ def test_bad_log_attribute_options_are_refused(hafend: Hafend, tmp_path: Path) -
         ("tag={{.Nope}}", "unknown field 'Nope'"),
         ("tag={{json .Name}}", "renders only"),
         ("env-regex=(", "invalid regular expression"),
-        ("mode=non-blocking", "not supported by hafen"),
+        ("mode=async", "logging mode not supported"),
+        ("max-buffer-size=4m", "only supported with 'mode=non-blocking'"),
         ("compress=maybe", "invalid boolean"),
     ]:
         r = docker(hafend, tmp_path, "create", "--log-opt", opt, "busybox", check=False)
@@ -105,3 +106,26 @@ def test_docker_local_log_driver_with_every_logs_option(hafend: Hafend, tmp_path
         assert hafend.cli("logs", "--tail", "1", cid).stdout == "last\n"
     finally:
         docker(hafend, tmp_path, "rm", "-f", cid)
+
+
+def test_docker_run_with_non_blocking_log_mode_and_a_buffer_size(
+    hafend: Hafend, tmp_path: Path
+) -> None:
+    """`docker run --log-opt mode=non-blocking --log-opt max-buffer-size=4m` runs, keeps
+    the options, and its log reads back through `docker logs`."""
+    result = docker(
+        hafend, tmp_path, "run", "--name", "nonblocking", "--log-opt", "mode=non-blocking",
+        "--log-opt", "max-buffer-size=4m", "busybox", "sh", "-c", "seq 1 3; echo err >&2",
+    )  # fmt: skip
+    try:
+        assert result.stdout == "1\n2\n3\n" and result.stderr == "err\n"
+        config = json.loads(docker(hafend, tmp_path, "inspect", "-f",
+                                   "{{json .HostConfig.LogConfig}}", "nonblocking").stdout)  # fmt: skip
+        assert config == {
+            "Type": "json-file",
+            "Config": {"mode": "non-blocking", "max-buffer-size": "4m"},
+        }
+        logs = docker(hafend, tmp_path, "logs", "nonblocking")
+        assert (logs.stdout, logs.stderr) == ("1\n2\n3\n", "err\n")
+    finally:
+        docker(hafend, tmp_path, "rm", "-f", "nonblocking")

@@ -102,8 +102,10 @@ def test_bad_log_options_and_the_none_driver(hafend: Hafend) -> None:
     assert r.returncode == 125 and "invalid size" in r.stderr
     r = hafend.cli("run", "--log-opt", "colour=blue", "busybox", "true", check=False)
     assert r.returncode == 125 and "unknown log opt 'colour'" in r.stderr
-    r = hafend.cli("run", "--log-opt", "mode=non-blocking", "busybox", "true", check=False)
-    assert r.returncode == 125 and "not supported by hafen" in r.stderr
+    r = hafend.cli("run", "--log-opt", "mode=async", "busybox", "true", check=False)
+    assert r.returncode == 125 and "logging mode not supported: async" in r.stderr
+    r = hafend.cli("run", "--log-opt", "max-buffer-size=1m", "busybox", "true", check=False)
+    assert r.returncode == 125 and "only supported with 'mode=non-blocking'" in r.stderr
     r = hafend.cli("run", "--log-opt", "compress=true", "busybox", "true", check=False)
     assert r.returncode == 125 and "compress cannot be true when max-file" in r.stderr
     r = hafend.cli("run", "--log-driver", "syslog", "busybox", "true", check=False)

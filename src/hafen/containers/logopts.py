@@ -6,7 +6,11 @@ record carries (``labels``/``labels-regex``/``env``/``env-regex`` pick the conta
 labels and environment variables, ``tag`` renders a template: dockerd's
 ``ExtraAttributes`` and ``ParseLogTag``; ``logs --details`` shows them). A container
 that names no options of its own gets the daemon's defaults when it uses the daemon's
-driver.
+driver. ``mode``/``max-buffer-size`` (dockerd's options common to every driver):
+``mode=non-blocking`` puts a buffer of ``max-buffer-size`` bytes (default 1m) between the
+container's output and its log file, dropping whole records when it is full, so a slow
+file never blocks the container (``shim/logbuffer.py``); ``blocking`` (the default) writes
+as the output comes.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from hafen.errors import InvalidArgument
 DRIVERS = ("json-file", "local", "none")
 # the json-file options hafen implements; dockerd's others are refused by name rather
 # than accepted and ignored
+_COMMON_OPTS = {"mode", "max-buffer-size"}  # dockerd's builtInLogOpts: every driver's
 JSON_FILE_OPTS = {
     "max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag",
-}  # fmt: skip
-LOCAL_OPTS = {"max-size", "max-file", "compress"}
+} | _COMMON_OPTS  # fmt: skip
+LOCAL_OPTS = {"max-size", "max-file", "compress"} | _COMMON_OPTS
+MODES = ("blocking", "non-blocking")
+DEFAULT_MAX_BUFFER_SIZE = 1024 * 1024  # dockerd's ring buffer default (1m)
 # dockerd's local driver keeps 5 files of 20 MB, compressed, unless told otherwise
 LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
-_NOT_IMPLEMENTED = {"mode", "max-buffer-size"}
 _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
 # ``tag`` templates: dockerd's logger.Info fields (a Go template; hafen renders the fields)
 _TAG_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
@@ -53,11 +59,8 @@ def validate(driver: str, options: dict[str, str]) -> None:
             raise InvalidArgument("the none log driver takes no options")
         return
     known = LOCAL_OPTS if driver == "local" else JSON_FILE_OPTS
+    _check_mode(options)
     for key, value in options.items():
-        if key in _NOT_IMPLEMENTED:
-            raise InvalidArgument(
-                f"log opt '{key}' of the {driver} driver is not supported by hafen"
-            )
         if key not in known:
             raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
         if key == "max-size":
@@ -80,6 +83,33 @@ def validate(driver: str, options: dict[str, str]) -> None:
         and options.get("max-file", "5" if driver == "local" else "1") == "1"
     ):
         raise InvalidArgument("compress cannot be true when max-file is less than 2")
+
+
+def _check_mode(options: dict[str, str]) -> None:
+    """dockerd's checks (ValidateLogOpts), in its words."""
+    mode = options.get("mode", "")
+    if mode and mode not in MODES:
+        raise InvalidArgument(
+            f"logger: logging mode not supported: {mode} (expected blocking or non-blocking)"
+        )
+    if "max-buffer-size" in options:
+        if mode != "non-blocking":
+            raise InvalidArgument(
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
+            )
+        try:
+            parse_size(options["max-buffer-size"])
+        except InvalidArgument as e:
+            raise InvalidArgument(f"error parsing option max-buffer-size: {e.message}") from e
+
+
+def buffer_size(options: dict[str, str]) -> int | None:
+    """``mode=non-blocking``: how many bytes of records may wait for the log file (the
+    shim's ring buffer); None in blocking mode."""
+    if options.get("mode") != "non-blocking":
+        return None
+    text = options.get("max-buffer-size")
+    return parse_size(text) if text else DEFAULT_MAX_BUFFER_SIZE
 
 
 def _check_tag(template: str) -> None:
@@ -173,6 +203,7 @@ __all__ = [
     "DRIVERS",
     "LogInfo",
     "attributes",
+    "buffer_size",
     "compressed",
     "effective",
     "parse_size",

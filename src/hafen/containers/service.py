@@ -806,6 +806,7 @@ class ContainerService:
                 log_max_files=max_files,
                 log_format="local" if log_type == "local" else "json-file",
                 log_compress=logopts.compressed(c.host_config.log_config, log_type),
+                log_buffer_size=logopts.buffer_size(c.host_config.log_config),
                 log_attrs=logopts.attributes(
                     c.host_config.log_config,
                     logopts.LogInfo(

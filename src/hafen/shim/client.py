@@ -96,6 +96,7 @@ async def launch_shim(
     log_attrs: dict[str, str] | None = None,
     log_format: str = "json-file",
     log_compress: bool = False,
+    log_buffer_size: int | None = None,
 ) -> ShimInfo:
     """Run the shim's launcher and return once the container is created (not started).
 
@@ -133,6 +134,8 @@ async def launch_shim(
         argv += ["--log-format", log_format]
     if log_compress:
         argv.append("--log-compress")
+    if log_buffer_size is not None:  # non-blocking: a bounded buffer before the file
+        argv += ["--log-mode", "non-blocking", "--log-max-buffer-size", str(log_buffer_size)]
     zygote = await _zygote_for(argv_prefix, env)
     out = await zygote.launch(argv[len(argv_prefix) :]) if zygote is not None else None
     if out is not None:

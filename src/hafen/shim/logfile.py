@@ -17,6 +17,10 @@ gzipped (``<path>.1.gz`` …, as dockerd), its gzip header's extra field holding
 ``{"LastTime": ..., "Inode": N}`` — the inode the file had while it was written, so a
 follower holding it open can still tell where it sits among the rotated files.
 
+With ``buffer_size`` (``--log-opt mode=non-blocking``) the records go to a ``LogRing``
+(``logbuffer.py``) instead, and a writer thread does the file work (writes, rotation,
+gzip): the caller never waits on the file; records that do not fit are dropped whole.
+
 ``LocalLogWriter`` writes the same records in dockerd's ``local`` driver framing: per
 record ``[u32 size][protobuf LogEntry][u32 size]`` (big endian; ``source``,
 ``time_nano``, ``line`` without its newline, ``partial``), readable backwards as forwards.
@@ -29,8 +33,12 @@ import os
 import struct
 import time
 import zlib
+from typing import TYPE_CHECKING
 
 from hafen.shim.proto import STREAM_NAMES, rfc3339_nano
+
+if TYPE_CHECKING:
+    from hafen.shim.logbuffer import LogRing
 
 MAX_PARTIAL = 16 * 1024
 
@@ -104,6 +112,7 @@ class JsonLogWriter:
         max_files: int = 1,
         attrs: dict[str, str] | None = None,
         compress: bool = False,
+        buffer_size: int | None = None,
     ) -> None:
         parent = os.path.dirname(path)
         if parent:
@@ -122,6 +131,13 @@ class JsonLogWriter:
         self._size = os.fstat(self._fd).st_size
         self._partial: dict[int, bytearray] = {}
         self.failed = False
+        # non-blocking mode: records queue for a writer thread (None: written here)
+        self.ring: LogRing | None = None
+        if buffer_size is not None:
+            # imported only here: threading is not on every container's start path
+            from hafen.shim.logbuffer import LogRing
+
+            self.ring = LogRing(self._write_records, buffer_size, path)
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -198,11 +214,21 @@ class JsonLogWriter:
     def close(self) -> None:
         for stream in list(self._partial):
             self.end(stream)
+        if self.ring is not None and not self.ring.close():
+            return  # the thread is stuck in a write: leave it the fd, the shim is leaving
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     def _emit(self, records: list[bytes]) -> None:
+        if self.ring is not None:
+            self.ring.put(records)
+        else:
+            self._write_records(records)
+
+    def _write_records(self, records: list[bytes]) -> None:
+        """Write records to the file (rotating as needed): on the caller's thread in
+        blocking mode, on the ring's writer thread in non-blocking mode."""
         if not records or self._fd < 0:
             return
         try:

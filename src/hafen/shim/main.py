@@ -29,7 +29,8 @@ from hafen.shim.runtime import is_hafen_runtime, preload
 USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                   [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
                   [--log-max-size BYTES] [--log-max-file N] [--log-attrs JSON]
-                  [--log-format json-file|local] [--log-compress]"""
+                  [--log-format json-file|local] [--log-compress]
+                  [--log-mode blocking|non-blocking] [--log-max-buffer-size BYTES]"""
 
 _VALUE_FLAGS = {
     "id": "id",
@@ -42,6 +43,8 @@ _VALUE_FLAGS = {
     "log-max-file": "log_max_files",
     "log-attrs": "log_attrs",
     "log-format": "log_format",
+    "log-mode": "log_mode",
+    "log-max-buffer-size": "log_max_buffer_size",
 }
 _BOOL_FLAGS = {
     "tty": "tty",
@@ -106,7 +109,23 @@ def parse_args(argv: list[str]) -> ShimOptions:
         log_attrs=_attrs(values.get("log-attrs")),
         log_format=_log_format(values.get("log-format")),
         log_compress=flags.get("log-compress", False),
+        log_buffer_size=_log_buffer(values),
     )
+
+
+def _log_buffer(values: dict[str, str]) -> int | None:
+    """``--log-mode non-blocking`` [``--log-max-buffer-size``]: the ring's size in bytes;
+    None in blocking mode (the default)."""
+    mode = values.get("log-mode") or "blocking"
+    if mode not in ("blocking", "non-blocking"):
+        raise UsageError(f"--log-mode takes blocking or non-blocking, not {mode!r}")
+    if mode == "blocking":
+        if values.get("log-max-buffer-size"):
+            raise UsageError("--log-max-buffer-size needs --log-mode non-blocking")
+        return None
+    from hafen.shim.logbuffer import DEFAULT_MAX_BYTES
+
+    return _count(values, "log-max-buffer-size", DEFAULT_MAX_BYTES)
 
 
 def _log_format(text: str | None) -> str:

@@ -78,6 +78,9 @@ class ShimOptions:
     log_attrs: dict[str, str] | None = None  # --log-opt labels/env/tag: in every record
     log_format: str = "json-file"  # or "local": dockerd's compact framing
     log_compress: bool = False  # gzip rotated files
+    # --log-opt mode=non-blocking: bytes of records that may wait for the file (a writer
+    # thread writes them, the loop never waits on the file); None: blocking, as before
+    log_buffer_size: int | None = None
 
 
 class _Conn:
@@ -217,6 +220,7 @@ class Shim:
             opts.log_max_files,
             opts.log_attrs,
             compress=opts.log_compress,
+            buffer_size=opts.log_buffer_size,
         )
         info = self._path(INFO_FILE_NAME)
         self._created_files.append(info)

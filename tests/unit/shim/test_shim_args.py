@@ -59,3 +59,24 @@ def test_log_format_compress_and_attrs() -> None:
         parse_args([*BASE, "--runtime", "runc", "--log-format", "syslog"])
     with pytest.raises(UsageError, match="JSON object of strings"):
         parse_args([*BASE, "--runtime", "runc", "--log-attrs", '{"a": 1}'])
+
+
+def test_log_mode_and_buffer_size() -> None:
+    opts = parse_args([*BASE, "--runtime", "runc"])
+    assert opts.log_buffer_size is None  # blocking unless told
+    opts = parse_args([*BASE, "--runtime", "runc", "--log-mode", "non-blocking"])
+    assert opts.log_buffer_size == 1024 * 1024
+    opts = parse_args(
+        [*BASE, "--runtime", "runc", "--log-mode=non-blocking", "--log-max-buffer-size=4096"]
+    )
+    assert opts.log_buffer_size == 4096
+    assert (
+        parse_args([*BASE, "--runtime", "runc", "--log-mode", "blocking"]).log_buffer_size is None
+    )
+    with pytest.raises(UsageError, match="blocking or non-blocking"):
+        parse_args([*BASE, "--runtime", "runc", "--log-mode", "async"])
+    with pytest.raises(UsageError, match="needs --log-mode non-blocking"):
+        parse_args([*BASE, "--runtime", "runc", "--log-max-buffer-size", "4096"])
+    with pytest.raises(UsageError, match="non-negative integer"):
+        parse_args([*BASE, "--runtime", "runc", "--log-mode", "non-blocking",
+                    "--log-max-buffer-size", "4k"])  # fmt: skip
