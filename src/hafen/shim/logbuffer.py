@@ -81,7 +81,11 @@ class LogRing:
                 batch = list(self._queue)
                 self._queue.clear()
                 self._bytes = 0
-            self._write(batch)
+            try:
+                self._write(batch)  # OSError (a full disk) is the writer's own to report
+            except Exception as e:  # a bug must not end the thread and drop all that follows
+                _say(f"writing {self._path} failed: {e!r}; {len(batch)} log records lost")
+                continue
             self.written += len(batch)
 
     def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
