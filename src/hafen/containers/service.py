@@ -545,13 +545,20 @@ class ContainerService:
         return entries
 
     def _refresh_peers(self, network_ids: set[str], exclude: str = "") -> None:
-        """Rewrite the hosts files of running containers on these networks (in place)."""
+        """Rewrite the hosts files of running containers on these networks (in place).
+
+        Only user-defined networks put peers in hosts files: a container coming or going
+        on the default bridge rewrites none (each start and exit rewrote every running
+        container's on it)."""
+        gateway: str | None = None  # looked up once (it reads the networks table)
         for other in builtins.list(self._containers.values()):
             if other.id == exclude or not other.endpoints:
                 continue
-            if any(e.network_id in network_ids for e in other.endpoints):
+            if any(e.network_id in network_ids and _user_network(e) for e in other.endpoints):
+                if gateway is None:
+                    gateway = self.host_gateway()
                 try:
-                    _write_hosts(other, self._peers(other), self.host_gateway())
+                    _write_hosts(other, self._peers(other), gateway)
                 except OSError as e:
                     log.warning("updating hosts of %s: %s", other.short_id, e)
 
@@ -783,8 +790,9 @@ class ContainerService:
         try:
             if c.networks:  # none with networking off or --network none/host: no thread trips
                 await asyncio.to_thread(self._network_up, c)
-                peers = {e.network_id for e in c.endpoints}
-                await asyncio.to_thread(self._refresh_peers, peers, c.id)
+                peers = {e.network_id for e in c.endpoints if _user_network(e)}
+                if peers:  # the default bridge puts no peers in hosts files
+                    await asyncio.to_thread(self._refresh_peers, peers, c.id)
                 await self._dns_up(c)
                 await self._ports_up(c)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)

@@ -633,3 +633,25 @@ def test_endpoint_wiring_and_its_removal_at_stop(two_networks: NetHafend) -> Non
         assert veth not in d.in_netns("ip", "-o", "link").stdout
     finally:
         d.cli("rm", "-f", cid)
+
+
+def test_hosts_files_are_rewritten_for_user_network_peers_only(two_networks: NetHafend) -> None:
+    """A container coming or going on the default bridge leaves other containers' hosts
+    files alone (the default bridge puts no peers there); on a user network each peer's
+    hosts file gains the newcomer's names and loses them when it goes."""
+    d = two_networks
+    on_bridge = d.cli("run", "-d", "busybox", "sleep", "60").stdout.strip()
+    try:
+        hosts = Path(_inspect(d, on_bridge)["HostsPath"])
+        before = (hosts.stat().st_mtime_ns, hosts.read_text())
+        d.cli("run", "--rm", "busybox", "true")
+        assert (hosts.stat().st_mtime_ns, hosts.read_text()) == before
+        web_hosts = Path(_inspect(d, "web")["HostsPath"])
+        d.cli("run", "-d", "--name", "newpeer", "--network", "front", "busybox", "sleep", "60")
+        ip = _inspect(d, "newpeer")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+        assert f"{ip}\tnewpeer " in web_hosts.read_text()
+        assert f"{ip}\tnewpeer " in d.cli("exec", "web", "cat", "/etc/hosts").stdout
+        d.cli("rm", "-f", "newpeer")
+        assert "newpeer" not in web_hosts.read_text()
+    finally:
+        d.cli("rm", "-f", on_bridge, "newpeer", check=False)
