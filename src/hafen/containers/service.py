@@ -1498,7 +1498,22 @@ def _make_bind_source(source: str, remap: Remap | None) -> None:
 def _write_hosts(c: Container, peers: list[HostEntry], host_gateway: str) -> None:
     own_ip = c.endpoints[0].ip if c.endpoints else ""
     text = hosts_file(c.config.hostname, own_ip, c.host_config.extra_hosts, peers, host_gateway)
-    Path(c.hosts_path).write_text(text)  # in place: a running container sees the change
+    _rewrite_in_place(c.hosts_path, text.encode())  # a running container sees the change
+
+
+def _rewrite_in_place(path: str, data: bytes) -> None:
+    """Overwrite the file's content, keeping its inode (it is bind-mounted into the
+    container). Written over the old bytes and then cut to length, not truncated to
+    zero first: on ext4 a file truncated to zero and rewritten is flushed at close
+    (auto_da_alloc), ~0.1-0.2 ms a file — paid for every peer on every start and exit."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def _write_etc_files(c: Container, peers: list[HostEntry], host_gateway: str) -> None:
