@@ -1,8 +1,7 @@
 """The ``bridge`` driver: a Linux bridge per network, a veth pair per endpoint (netlink).
 
-Everything goes through netlink; no ``ip`` command is run or parsed. Bridges (made at
-network create and daemon start) through pyroute2; endpoints, on every container's start
-and exit, through ``rtnl``'s few hand-built requests.
+Everything goes through netlink (``rtnl``'s few hand-built requests); no ``ip`` command
+is run or parsed.
 The container end of a veth is made in the container's namespace (by file descriptor of
 the bind-mounted netns file) as ``ethN`` with its MAC, then given its address and, for
 the first non-internal network, the default route through the bridge's gateway.
@@ -14,26 +13,12 @@ import errno
 import ipaddress
 import os
 import secrets
-from typing import TYPE_CHECKING
 
 from hafen.errors import RuntimeFailure
 from hafen.network.linkdel import delete_link
 from hafen.network.model import Endpoint, Network
 from hafen.network.netns import run_in
 from hafen.network.rtnl import Rtnl
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
-
-def netlink() -> tuple[type[IPRoute], type[Exception]]:
-    """pyroute2's ``IPRoute`` and ``NetlinkError``, imported at the first netlink call:
-    pyroute2 costs ~9 MB and ~80 ms of imports, which a daemon without bridges (the
-    usual case on a host, and ``--bridge=none``) never needs."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    return IPRoute, NetlinkError
 
 
 def _prefix(network: Network) -> int:
@@ -48,38 +33,31 @@ class BridgeDriver:
     name = "bridge"
 
     def create(self, network: Network) -> None:
-        # the classes under their own names, so the code reads as pyroute2's documentation
-        IPRoute, NetlinkError = netlink()
-        with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=network.bridge)
+        with Rtnl() as rtnl:
             try:
-                if not found:
-                    extra = {"mtu": network.mtu} if network.mtu else {}
-                    ipr.link("add", ifname=network.bridge, kind="bridge", **extra)
-                    found = ipr.link_lookup(ifname=network.bridge)
-                index = found[0]
+                index = rtnl.link_index(network.bridge)
+                if index is None:
+                    rtnl.add_bridge(network.bridge, network.mtu)
+                    index = rtnl.link_index(network.bridge)
+                    if index is None:
+                        raise OSError(errno.ENODEV, "the new bridge is not there")
                 # a fixed MAC: a bridge without one takes the lowest of its ports' MACs
                 # and changes it as veths come and go, which leaves every container's
                 # ARP entry for the gateway stale (connections stall until it is probed)
-                ipr.link("set", index=index, address=mac_for(network.gateway))
-                have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
-                if network.gateway not in have:
-                    ipr.addr(
-                        "add", index=index, address=network.gateway, prefixlen=_prefix(network)
-                    )
-                ipr.link("set", index=index, state="up")
-            except NetlinkError as e:
-                raise RuntimeFailure(f"creating bridge {network.bridge} for {network.name}: {e}")
+                rtnl.set_mac(index, mac_for(network.gateway))
+                if network.gateway not in rtnl.addresses(index):
+                    rtnl.add_address(index, network.gateway, _prefix(network))
+                rtnl.set_up(index)
+            except OSError as e:
+                raise RuntimeFailure(
+                    f"creating bridge {network.bridge} for {network.name}: {e.strerror or e}"
+                )
 
     def delete(self, network: Network) -> None:
-        IPRoute, NetlinkError = netlink()
-        with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=network.bridge)
-            if found:
-                try:
-                    ipr.link("del", index=found[0])
-                except NetlinkError as e:
-                    raise RuntimeFailure(f"removing bridge {network.bridge}: {e}")
+        with Rtnl() as rtnl:
+            index = rtnl.link_index(network.bridge)
+        if index is not None:
+            delete_link(index, network.bridge)  # RuntimeFailure: "removing <bridge>: ..."
 
     def join(self, network: Network, endpoint: Endpoint, netns: str, default_route: bool) -> None:
         with Rtnl() as rtnl:

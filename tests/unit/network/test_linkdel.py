@@ -30,19 +30,20 @@ def test_deleted_indexes_stops_at_a_truncated_message() -> None:
 # runs in a private network namespace (unshare --net): the machine's own is never touched
 _IN_NETNS = r"""
 import subprocess, sys
-from pyroute2 import IPRoute
 from hafen.network.linkdel import delete_link
+from hafen.network.rtnl import Rtnl
 from hafen.errors import RuntimeFailure
-with IPRoute() as ipr:
+for i in range(5):
+    subprocess.run(["ip", "link", "add", f"vt{i}", "type", "veth", "peer", "name", f"vp{i}"],
+                   check=True)
+with Rtnl() as rtnl:
     for i in range(5):
-        ipr.link("add", ifname=f"vt{i}", kind="veth", peer=f"vp{i}")
-    for i in range(5):
-        index = ipr.link_lookup(ifname=f"vt{i}")[0]
+        index = rtnl.link_index(f"vt{i}")
         delete_link(index, f"vt{i}")
-        assert not ipr.link_lookup(ifname=f"vt{i}"), "still listed"
-        assert not ipr.link_lookup(ifname=f"vp{i}"), "peer still listed"
+        assert rtnl.link_index(f"vt{i}") is None, "still listed"
+        assert rtnl.link_index(f"vp{i}") is None, "peer still listed"
     delete_link(index, "vt4")  # already gone: no error
-    lo = ipr.link_lookup(ifname="lo")[0]
+    lo = rtnl.link_index("lo")
 try:
     delete_link(lo, "lo")  # the kernel refuses: the error is the caller's
 except RuntimeFailure as e:

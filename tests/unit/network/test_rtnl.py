@@ -20,7 +20,18 @@ def ip(*argv, ns=None):
     pre = ["nsenter", f"--net={ns}", "--"] if ns else []
     return subprocess.run([*pre, "ip", *argv], capture_output=True, text=True, check=True).stdout
 
-subprocess.run(["ip", "link", "add", "br9", "type", "bridge"], check=True)
+with Rtnl() as rtnl:
+    rtnl.add_bridge("br9", mtu=1400)
+    br = rtnl.link_index("br9")
+    rtnl.set_mac(br, "02:42:0a:05:00:01")
+    assert rtnl.addresses(br) == []
+    rtnl.add_address(br, "10.5.0.1", 24)
+    rtnl.set_up(br)
+    assert rtnl.addresses(br) == ["10.5.0.1"]
+    assert rtnl.addresses(rtnl.link_index("lo")) == []  # lo is down: 127.0.0.1 not there
+bridge = ip("-o", "link", "show", "br9")
+assert "02:42:0a:05:00:01" in bridge and "mtu 1400" in bridge, bridge
+assert "inet 10.5.0.1/24 brd 10.5.0.255" in ip("-o", "-4", "addr", "show", "br9")
 tmp = Path(tempfile.mkdtemp())
 path = tmp / "ns"
 netns.create(path)
