@@ -175,8 +175,16 @@ def snapshot(path: str, local: bool = False) -> list[OpenLog]:
                 continue
             opened.append((name, f, os.fstat(f.fd).st_ino))
         files = [f for _n, f, _i in opened]
-        if not opened and not os.path.exists(path) and len(names) == 1:
-            return []  # no log at all (yet)
+        # no log at all (yet) — unless a first rotation renamed the file between the
+        # listing and the open: then a second listing finds its ``.1``
+        if (
+            not opened
+            and len(names) == 1
+            and not os.path.exists(path)
+            and _log_files(path) == names
+            and not os.path.exists(path)
+        ):
+            return []
         if (
             len(opened) == len(names)
             and _log_files(path) == names

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,37 @@ def test_compressed_and_local_files_read_back_with_tail_and_times(
         f"r{i}\n".encode() for i in range(numbers[0], 120) if i % 10 == 0
     ]
     assert any(p.name.endswith(".gz") for p in tmp_path.iterdir())
+
+
+def test_snapshot_across_a_first_rotation_finds_the_renamed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the race: the directory was listed before the writer renamed "l" to "l.1", the open
+    # of "l" came after the rename and before the new "l" was made — that is not "no log"
+    import threading
+
+    import hafen.containers.logfiles as logfiles
+
+    path = tmp_path / "l"
+    (tmp_path / "l.1").write_text('{"log":"first\\n","stream":"stdout","time":"x"}\n')
+    real = logfiles._log_files
+    calls = []
+
+    def stale_first_listing(p: str) -> list[str]:
+        calls.append(p)
+        return [p] if len(calls) == 1 else real(p)
+
+    monkeypatch.setattr(logfiles, "_log_files", stale_first_listing)
+    maker = threading.Timer(0.05, path.write_text, ("",))
+    maker.start()
+    try:
+        files = logfiles.snapshot(str(path))
+    finally:
+        maker.join()
+    try:
+        assert [os.readlink(f"/proc/self/fd/{f.fd}") for f in files] == [
+            str(tmp_path / "l.1"),
+            str(path),
+        ]
+    finally:
+        logfiles.close_all(files)
