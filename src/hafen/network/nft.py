@@ -76,6 +76,8 @@ class _Library:
         lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
         lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         ctx = lib.nft_ctx_new(0)  # NFT_CTX_DEFAULT
         if not ctx:
@@ -83,33 +85,47 @@ class _Library:
         lib.nft_ctx_buffer_output(ctx)
         lib.nft_ctx_buffer_error(ctx)
         self.lib, self.ctx = lib, ctx
+        self.sockets: dict[str, str] = {}
         self.run("list tables ip\n")  # the library opens its socket at the first command
-        _not_inherited_netfilter_sockets()
 
     def run(self, script: str) -> tuple[bool, str]:
         ok = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode()) == 0
+        self.lib.nft_ctx_get_output_buffer(self.ctx)  # read (and so emptied): unused
         error = self.lib.nft_ctx_get_error_buffer(self.ctx) or b""
+        if not self.sockets or not all(map(_is, self.sockets.items())):
+            self.sockets = _not_inherited_netfilter_sockets()  # opened (or reopened) since
         return ok, error.decode(errors="replace")
 
 
-def _not_inherited_netfilter_sockets() -> None:
+def _is(fd_target: tuple[str, str]) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd_target[0]}") == fd_target[1]
+    except OSError:
+        return False
+
+
+def _not_inherited_netfilter_sockets() -> dict[str, str]:
     """The library's socket is inheritable (libmnl opens it without SOCK_CLOEXEC), and
     no child of the daemon may get a socket that edits its firewall: every
     NETLINK_NETFILTER socket of the daemon gets close-on-exec (the daemon's own
-    descriptors have it anyway)."""
+    descriptors have it anyway). Returns them (descriptor → link target), so that a
+    socket the library reopens later is noticed and treated too."""
     inodes = set()
     with open("/proc/net/netlink") as f:  # sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
         for line in f.readlines()[1:]:
             fields = line.split()
             if len(fields) >= 10 and fields[1] == str(_NETLINK_NETFILTER):
                 inodes.add(fields[9])
+    found = {}
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
             if target.startswith("socket:[") and target[8:-1] in inodes:
                 os.set_inheritable(int(fd), False)
+                found[fd] = target
         except OSError:  # the descriptor listdir itself used, closed since
             continue
+    return found
 
 
 _lock = threading.Lock()

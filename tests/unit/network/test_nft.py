@@ -51,6 +51,14 @@ if sys.argv[1] == "library":
             if os.path.exists(f"/proc/self/fd/{fd}")
             and os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")]
     assert mine, "no socket kept open"
+    # a socket the library opens again later (after an error, say) is noticed and treated
+    import socket
+    again = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+    again.bind((0, 0))  # as libmnl does (an unbound one is not listed in /proc/net/netlink)
+    again.set_inheritable(True)
+    nft._library.sockets = {"99999": "socket:[1]"}  # the one it had is gone
+    nft.delete_port("tcp", "", 8003)
+    assert not again.get_inheritable()
 print("ok")
 """
 
