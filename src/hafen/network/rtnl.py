@@ -1,4 +1,4 @@
-"""A minimal rtnetlink client for the container start and exit path.
+"""A minimal rtnetlink client: the bridge driver's every request (bridges and endpoints).
 
 The few requests a network's bridge and a container's endpoint need (look a link up by
 name, make a bridge, make a veth pair whose peer lands in the container's namespace,
