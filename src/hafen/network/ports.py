@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import random
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -229,12 +231,13 @@ class PortPublisher:
 
     def _bind(self, req: PortRequest) -> tuple[socket.socket, int]:
         kind = socket.SOCK_STREAM if req.proto == "tcp" else socket.SOCK_DGRAM
+        candidates: Iterable[int]
         if req.lo:
-            candidates = list(range(req.lo, req.hi + 1))
-        else:
+            candidates = range(req.lo, req.hi + 1)
+        else:  # from a random port on, wrapping around (not listed: ~0.3 ms for the range)
             lo, hi = self.port_range
             start = random.randint(lo, hi)
-            candidates = list(range(start, hi + 1)) + list(range(lo, start))
+            candidates = itertools.chain(range(start, hi + 1), range(lo, start))
         last_error: OSError | None = None
         for port in candidates:
             sock = socket.socket(socket.AF_INET, kind)
