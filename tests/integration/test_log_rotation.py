@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -134,3 +135,37 @@ def test_daemon_json_log_opts_are_the_default(fresh_hafend: Hafend) -> None:
     assert config["Config"] == {"max-size": "1k"}
     log_path = Path(d.cli("inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
     assert os.path.getsize(log_path) <= 1024
+
+
+def test_daemon_log_driver_is_the_default_and_its_opts_merge_key_by_key(
+    fresh_hafend: Hafend, tmp_path: Path
+) -> None:
+    d = fresh_hafend
+    d.kill()
+    (d.root / "daemon.json").write_text(
+        json.dumps({"log-driver": "local", "log-opts": {"max-size": "2k", "max-file": "3"}})
+    )
+    d.start()
+
+    def log_config(*flags: str) -> dict[str, object]:
+        cid = d.cli("create", *flags, "busybox", "true").stdout.strip()
+        out = d.cli("inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout
+        return dict(json.loads(out))
+
+    # no driver named (the docker CLI sends an empty Type): the daemon's, with its options
+    assert log_config() == {"Type": "local", "Config": {"max-size": "2k", "max-file": "3"}}
+    # the daemon's driver with an option of the container's: the rest from daemon.json
+    assert log_config("--log-opt", "max-file=5") == {
+        "Type": "local",
+        "Config": {"max-size": "2k", "max-file": "5"},
+    }
+    # another driver: none of the daemon's options
+    assert log_config("--log-driver", "json-file") == {"Type": "json-file", "Config": {}}
+    # and through the docker CLI, which always sends LogConfig
+    env = {**d.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    out = subprocess.run(
+        ["docker", "create", "busybox", "true"], capture_output=True, text=True, env=env,
+        check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    got = json.loads(d.cli("inspect", "-f", "{{json .HostConfig.LogConfig}}", out).stdout)
+    assert got == {"Type": "local", "Config": {"max-size": "2k", "max-file": "3"}}

@@ -118,7 +118,8 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
         binds=_str_list(hc_raw, "Binds", w, split_string=False) or [],
         extra_hosts=_str_list(hc_raw, "ExtraHosts", w, split_string=False) or [],
         group_add=_str_list(hc_raw, "GroupAdd", w, split_string=False) or [],
-        log_type=_get(log_config, "Type", str, "json-file", w + "LogConfig.") or "json-file",
+        # empty: the daemon's log-driver (daemon.json), chosen at create
+        log_type=_get(log_config, "Type", str, "", w + "LogConfig.") or "",
         log_config={
             str(k): str(v)
             for k, v in (_get(log_config, "Config", dict, {}, w + "LogConfig.")).items()
@@ -166,7 +167,7 @@ def container_config_from_api(body: dict[str, Any]) -> tuple[ContainerConfig, Ho
         volumes_from_spec(spec)
     from hafen.containers.logopts import DRIVERS
 
-    if host_config.log_type not in DRIVERS:
+    if host_config.log_type and host_config.log_type not in DRIVERS:
         raise InvalidArgument(
             f"HostConfig.LogConfig.Type: unsupported log driver {host_config.log_type!r}"
         )

@@ -175,9 +175,12 @@ def attributes(options: dict[str, str], info: LogInfo) -> dict[str, str]:
 def effective(
     driver: str, options: dict[str, str], default_driver: str, default_opts: dict[str, str]
 ) -> tuple[str, dict[str, str]]:
-    """The driver and options a container runs with."""
-    if driver == default_driver and not options:
-        return default_driver, dict(default_opts)
+    """The driver and options a container runs with: no driver given means the daemon's;
+    with the daemon's driver, each daemon option the container does not set is added
+    (dockerd's merge: ``--log-opt max-size=1m`` keeps daemon.json's ``max-file``)."""
+    driver = driver or default_driver
+    if driver == default_driver:
+        return driver, {**default_opts, **options}
     return driver, dict(options)
 
 

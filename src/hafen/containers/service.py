@@ -343,7 +343,7 @@ class ContainerService:
         if warnings is not None:
             warnings.extend(dropped)
         host_config.log_type, host_config.log_config = logopts.effective(
-            host_config.log_type or "json-file",
+            host_config.log_type,
             host_config.log_config,
             self.options.log_driver,
             self.options.log_opts,

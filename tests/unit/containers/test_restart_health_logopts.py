@@ -65,10 +65,17 @@ def test_log_options() -> None:
         "json-file",
         {"max-size": "1m"},
     )
+    # dockerd's merge: with the daemon's driver, its options fill what the container left out
     assert logopts.effective("json-file", {"max-file": "2"}, "json-file", {"max-size": "1m"}) == (
         "json-file",
-        {"max-file": "2"},
+        {"max-size": "1m", "max-file": "2"},
     )
+    assert logopts.effective("", {"max-file": "2"}, "local", {"max-size": "1m"}) == (
+        "local",
+        {"max-size": "1m", "max-file": "2"},
+    )
+    # another driver than the daemon's takes none of the daemon's options
+    assert logopts.effective("local", {}, "json-file", {"max-size": "1m"}) == ("local", {})
     with pytest.raises(InvalidArgument, match="max-file cannot be less than 1"):
         logopts.validate("json-file", {"max-file": "0"})
     with pytest.raises(InvalidArgument, match="takes no options"):
