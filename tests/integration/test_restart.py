@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
-from tests.conftest import Hafend
+from tests.conftest import HAFEN, Hafend
 
 
 def test_daemon_sigkill_leaves_containers_running_and_restart_readopts_them(
@@ -46,3 +47,38 @@ def test_daemon_sigkill_leaves_containers_running_and_restart_readopts_them(
     d.cli("stop", "-t", "5", "survivor")
     assert d.cli("wait", "survivor").stdout.strip() == "7"
     assert d.cli("logs", "--tail", "1", "survivor").stdout == "bye\n"
+
+
+def test_sigterm_with_streaming_clients_attached_exits_at_once_and_containers_run_on(
+    fresh_hafend: Hafend,
+) -> None:
+    d = fresh_hafend
+    cid = d.cli("run", "-d", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.2; done")
+    cid_s = cid.stdout.strip()
+    pid = int(d.cli("inspect", "-f", "{{.State.Pid}}", cid_s).stdout)
+    followers = [
+        subprocess.Popen([HAFEN, "-H", d.host, *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=d.env)
+        for args in (["events"], ["logs", "-f", cid_s], ["stats"])
+    ]  # fmt: skip
+    try:
+        time.sleep(1.0)  # every stream is open and being fed
+        assert all(p.poll() is None for p in followers)
+        started = time.monotonic()
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(timeout=30)
+        took = time.monotonic() - started
+        d.proc = None
+        # aiohttp's default grace kept the daemon up two minutes per open stream
+        assert took < 10, f"hafend took {took:.1f}s to exit with streams attached"
+        for p in followers:  # their streams ended with the daemon
+            p.wait(timeout=10)
+        os.kill(pid, 0)  # the container outlives its daemon
+    finally:
+        for p in followers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    d.start()
+    assert d.cli("inspect", "-f", "{{.State.Running}}", cid_s).stdout.strip() == "true"

@@ -171,6 +171,7 @@ def _lock_roots(config: DaemonConfig) -> None:
 
 
 _held_locks: list[int] = []
+_SHUTDOWN_GRACE_SECONDS = 1.0
 
 
 def _claim_socket(path: str) -> None:
@@ -235,9 +236,13 @@ async def serve(config: DaemonConfig, tls: TLSOptions | None = None) -> None:
     daemon = Daemon(config)
     await daemon.start()
     # a header may hold up to 2 MiB: X-Hafen-Build-Secrets carries build secrets (≤ 500 KiB
-    # each, as BuildKit allows), X-Registry-Config every registry's credentials
+    # each, as BuildKit allows), X-Registry-Config every registry's credentials.
+    # At shutdown, streaming clients (events, logs -f, attach, exec, stats) get a moment
+    # to finish and are then cut off: containers run on (live restore), while aiohttp's
+    # default grace kept the daemon up for two minutes with such a client attached
     runner = web.AppRunner(build_app(daemon), access_log=None, handle_signals=False,
-                           max_field_size=2 * 1024 * 1024)  # fmt: skip
+                           max_field_size=2 * 1024 * 1024,
+                           shutdown_timeout=_SHUTDOWN_GRACE_SECONDS)  # fmt: skip
     await runner.setup()
     gid = ensure_group(config.group) if paths else 0
     ours: dict[str, int] = {}
