@@ -27,6 +27,19 @@ def test_exec_output_and_exit_code(hafend: Hafend, running: str) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (7, "out\n", "err\n")
 
 
+def test_exec_keeps_its_output_and_exit_code_while_the_client_still_sends_input(
+    hafend: Hafend, running: str
+) -> None:
+    # the client writes stdin until the very end: the stream's close must not turn into a
+    # failed write that takes the exit frame (and the output) with it (was 137, no output)
+    for _ in range(10):
+        r = subprocess.run(
+            f"yes | {HAFEN} -H {hafend.host} exec -i {running} sh -c 'echo out; exit 3'",
+            shell=True, capture_output=True, text=True, timeout=60, env=hafend.env,
+        )  # fmt: skip
+        assert (r.returncode, r.stdout) == (3, "out\n"), r.stderr
+
+
 def test_exec_stdin_env_user_workdir(hafend: Hafend, running: str) -> None:
     r = hafend.cli("exec", "-i", running, "sh", "-c", "read x; echo got $x", input="hello\n")
     assert r.stdout == "got hello\n"

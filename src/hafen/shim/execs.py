@@ -13,7 +13,8 @@ Lifecycle of one exec, all inside the shim's single-threaded loop:
    tty) go to the daemon, bytes from the daemon go to its stdin (EOF closes it);
 3. once the process is reaped and its output drained (bounded by a grace period:
    a background child may keep the pipes open), a last frame on stream ``EXIT_STREAM``
-   carries ``{"exit_code": N}`` and the connection is closed.
+   carries ``{"exit_code": N}`` and the shim half-closes the connection (input still
+   arriving is discarded until the daemon closes its end).
 
 A daemon that goes away only loses the exec's output; the process runs on. The runtime's
 failure (no such executable, …) is the reply's ``error``. ``{"op": "kill_exec"}`` signals

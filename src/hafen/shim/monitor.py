@@ -94,6 +94,10 @@ class _Conn:
         self.kind = "request"  # request | attach | exec | wait | reply
         self.reading = True
         self.close_after_flush = False
+        self.peer_eof = False
+        # a stream that has ended on our side: half-closed, its input read and discarded
+        # until the client closes too
+        self.draining = False
         self.want_stdin = False
         self.want_stdout = False
         self.want_stderr = False
@@ -465,8 +469,29 @@ class Shim:
             self._drop(conn)
             return
         if not conn.outbuf and conn.close_after_flush:
+            if conn.kind in ("attach", "exec") and not conn.peer_eof:
+                self._half_close(conn)
+            else:
+                self._drop(conn)
+            return
+        self._update(conn)
+
+    def _half_close(self, conn: _Conn) -> None:
+        """End a stream with EOF but keep reading until the client closes.
+
+        A client may still be sending input when its stream ends; closing the socket then
+        makes its write fail (EPIPE), and asyncio hands that error to the client's reader
+        before the frames still buffered there: an exec's exit frame was lost that way.
+        """
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
             self._drop(conn)
             return
+        conn.close_after_flush = False
+        conn.draining = True
+        conn.reading = True
+        conn.want_stdin = False
         self._update(conn)
 
     def _reply(self, conn: _Conn, obj: dict[str, Any], close: bool = True) -> None:
@@ -492,6 +517,8 @@ class Shim:
         if not data:
             self._on_client_eof(conn)
             return
+        if conn.draining:
+            return
         if conn.kind == "attach":
             if conn.want_stdin:
                 self._feed_stdin(data)
@@ -513,7 +540,11 @@ class Shim:
         self._dispatch(conn, line, rest)
 
     def _on_client_eof(self, conn: _Conn) -> None:
+        conn.peer_eof = True
         conn.reading = False
+        if conn.draining:
+            self._drop(conn)
+            return
         if conn.kind == "attach":
             if conn.want_stdin and self.opts.stdin_once and not self.opts.tty:
                 self.stdin_close_pending = True
