@@ -307,3 +307,43 @@ def test_cli_context_stream_dockerignore_links_and_long_names(
     assert "./logs/drop.log" not in lines and "./logs/keep.log" in lines
     assert "./" + long_name in lines and "751 app/main.sh" in lines
     assert "app/main.sh" in lines and lines[-3:] == ["echo hi", "kept", "long"]
+
+
+def test_a_rebuild_sends_only_what_changed_and_sees_every_change(
+    hafend: Hafend, tmp_path: Path
+) -> None:
+    """hafen's CLI syncs a context directory incrementally (its own /hafen/build/context):
+    changed, added, removed and retyped paths all reach COPY, and a rebuild of an
+    unchanged directory sends nothing."""
+    from hafen.cli.commands.build import _ContextStream
+    from hafen.client import APIClient
+
+    script = "cd /c && find . | sort && cat a sub/c/x 2>/dev/null; readlink ln; cat hard"
+    ctx = ctx_dir(tmp_path / "c", f'FROM busybox\nCOPY . /c\nCMD ["sh", "-c", "{script}"]\n',
+                  {"a": "first a\n", "b": "bee\n", "sub/c": "a file\n"})  # fmt: skip
+    os.symlink("a", ctx / "ln")
+    os.link(ctx / "a", ctx / "hard")
+    hafend.cli("build", "-q", "-t", "sync-test", str(ctx))
+    assert hafend.cli("run", "--rm", "sync-test").stdout.splitlines() == [
+        ".", "./Dockerfile", "./a", "./b", "./hard", "./ln", "./sub", "./sub/c",
+        "first a", "a", "first a",
+    ]  # fmt: skip
+
+    (ctx / "a").write_text("second a\n")  # the hard link sees it too
+    (ctx / "b").unlink()
+    (ctx / "sub/c").unlink()
+    (ctx / "sub/c").mkdir()
+    (ctx / "sub/c/x").write_text("now a directory\n")
+    hafend.cli("build", "-q", "-t", "sync-test", str(ctx))
+    assert hafend.cli("run", "--rm", "sync-test").stdout.splitlines() == [
+        ".", "./Dockerfile", "./a", "./hard", "./ln", "./sub", "./sub/c", "./sub/c/x",
+        "second a", "now a directory", "a", "second a",
+    ]  # fmt: skip
+
+    stream = _ContextStream(ctx, None, None)
+    entries = [m.manifest_entry() for m in stream.members()]
+    answer = APIClient(hafend.host).build_context_session(stream.key, entries)
+    assert answer["Need"] == []  # nothing changed since the last build
+    (ctx / "b").write_text("back")  # the cached context is held by that session now:
+    hafend.cli("build", "-q", "-t", "sync-test", str(ctx))  # this build sends it all
+    assert "./b" in hafend.cli("run", "--rm", "sync-test").stdout.splitlines()

@@ -15,6 +15,11 @@ run natively) and is checked against each base image; ``X-Registry-Config`` supp
 credentials for FROM images that must be pulled. ``remote``, ``squash``, ``outputs`` and
 ``version=2`` (BuildKit) are refused. ``X-Hafen-Build-Secrets`` (hafen's own header)
 carries ``RUN --mount=type=secret`` secrets.
+
+``POST /hafen/build/context`` (hafen's own) starts an incremental context transfer: the
+body is the client's manifest, the answer a session and the members to send; the
+``/build`` that names the session (``X-Hafen-Context-Session``) then carries only those
+(``hafen.build.contextsync``).
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import base64
 import binascii
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from hafen.api.app import Routes, daemon_of, query_bool, query_int
-from hafen.build.context import ContextReceiver
+from hafen.api.app import Routes, daemon_of, json_body, query_bool, query_int
+from hafen.build.context import BuildContext, ContextEntry, ContextReceiver, SyncBase
+from hafen.build.contextsync import CachedContext, ContextCache, SyncPlan, parse_manifest
 from hafen.build.executor import BuildFailed
 from hafen.build.plan import BuildOptions
 from hafen.build.runstep import RunResources
@@ -201,19 +208,38 @@ async def _receive_context(request: web.Request, receiver: ContextReceiver) -> N
         raise
 
 
+async def context_session(request: web.Request) -> web.Response:
+    """Compare the client's manifest with its cached context: what must be sent."""
+    d = daemon_of(request)
+    key, manifest = parse_manifest(await json_body(request))
+    plan = await asyncio.to_thread(d.builder.contexts.plan, key, manifest)
+    return web.json_response({"Session": plan.token, "Need": plan.need})
+
+
 async def build(request: web.Request) -> web.StreamResponse:
     d = daemon_of(request)
     opts = build_options(request)
     quiet = query_bool(request, "q")
     dockerfile_name = request.query.get("dockerfile") or "Dockerfile"
     work = d.config.data_root / "build"
-    receiver = await asyncio.to_thread(ContextReceiver, work)
+    token = request.headers.get("X-Hafen-Context-Session")
+    plan = d.builder.contexts.take(token) if token else None
+    base = _sync_base(plan) if plan is not None else None
+    try:
+        receiver = await asyncio.to_thread(ContextReceiver, work, base)
+    except BaseException:
+        if plan is not None and plan.base is not None:
+            plan.base.discard()
+        raise
     try:
         await _receive_context(request, receiver)
     except BaseException:
         await asyncio.to_thread(receiver.abort)
         raise
-    ctx = await asyncio.to_thread(receiver.finish, dockerfile_name)
+    expected = [plan.manifest[i].path for i in plan.need] if plan is not None else []
+    ctx = await asyncio.to_thread(receiver.finish, dockerfile_name, None, expected)
+    if plan is not None:
+        ctx.release = _releaser(d.builder.contexts, plan, receiver, ctx)
 
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
@@ -258,6 +284,36 @@ async def prune(request: web.Request) -> web.Response:
     )
 
 
+def _sync_base(plan: SyncPlan) -> SyncBase | None:
+    if plan.base is None:
+        return None
+    needed = {plan.manifest[i].path for i in plan.need}
+    unchanged = [e.path for e in plan.manifest if e.path not in needed]
+    return SyncBase(plan.base.tar_path, plan.base.size, plan.base.index, unchanged)
+
+
+def _releaser(
+    cache: ContextCache, plan: SyncPlan, receiver: ContextReceiver, ctx: BuildContext
+) -> Callable[[], None]:
+    """What ``ctx.close`` does instead of removing the spool: it becomes the key's."""
+    index = receiver.raw_index
+    facts = {e.path: e for e in plan.manifest if e.ino >= 0}
+
+    def release() -> None:
+        if ctx.tar_path is None:
+            return
+        cached = CachedContext(ctx.tar_path, receiver.size, index, facts, _live_bytes(index))
+        cache.store(plan.key, cached)
+
+    return release
+
+
+def _live_bytes(index: dict[str, ContextEntry]) -> int:
+    """About how many bytes of the spool the index still points at (headers included)."""
+    return sum(512 + (-e.size % 512) + e.size if e.offset else 512 for e in index.values())
+
+
 def register(routes: Routes) -> None:
+    routes.add("POST", "/hafen/build/context", context_session)
     routes.add("POST", "/build", build)
     routes.add("POST", "/build/prune", prune)

@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -59,18 +59,23 @@ class _PaddedTar:
 
 
 def extract_context(
-    stream: BinaryIO, root: Path, keep: Callable[[str], bool] | None = None
+    stream: BinaryIO,
+    root: Path,
+    keep: Callable[[str], bool] | None = None,
+    appended: bool = False,
 ) -> None:
     """Unpack a context tar into the fresh directory ``root``, confined to it.
 
     Faster than a layer unpack (a context has no whiteouts, owners or xattrs that matter:
     COPY sets its own owner): paths are joined directly unless they pass through a
     symlink the archive itself created, which is then resolved inside ``root``.
+    ``appended``: the tar is a synced spool, tars one after another (each with its
+    end-of-archive blocks), where a later member replaces an earlier one of its path.
     """
     symlinks: set[str] = set()
     dir_times: list[tuple[Path, int]] = []
     try:
-        archive = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115
+        archive = tarfile.open(fileobj=stream, mode="r|", ignore_zeros=appended)  # noqa: SIM115
     except tarfile.TarError as e:
         raise InvalidArgument(f"invalid build context archive: {e}")
     try:
@@ -158,6 +163,9 @@ class BuildContext:
         self.dockerfile_name = dockerfile_name
         self.ignore = ignore
         self.index = index
+        self.appended = False  # a synced spool (see ``hafen.build.contextsync``)
+        # called at close instead of removing the spool: a synced one goes back to its cache
+        self.release: Callable[[], None] | None = None
         self._root: Path | None = None
         self._lock = threading.Lock()
 
@@ -171,7 +179,10 @@ class BuildContext:
                     if self.tar_path is not None:
                         with open(self.tar_path, "rb") as f:
                             extract_context(
-                                cast(BinaryIO, _PaddedTar(f)), root, keep=self.index.__contains__
+                                cast(BinaryIO, _PaddedTar(f)),
+                                root,
+                                keep=self.index.__contains__,
+                                appended=self.appended,
                             )
                 except BaseException:
                     shutil.rmtree(root, ignore_errors=True)
@@ -192,7 +203,9 @@ class BuildContext:
     def close(self) -> None:
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
-        if self.tar_path is not None:
+        if self.release is not None:
+            self.release()
+        elif self.tar_path is not None:
             self.tar_path.unlink(missing_ok=True)
 
 
@@ -255,26 +268,43 @@ class ContextReceiver:
     ``abort`` removes what was written.
     """
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, base: SyncBase | None = None) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
-        fd, name = tempfile.mkstemp(dir=work_dir, prefix="context-", suffix=".tar")
-        self.tar_path = Path(name)
+        self._base_size = 0
+        self._index: dict[str, ContextEntry] = {}
+        self._delivered: set[str] = set()  # paths the stream itself carried
+        if base is None:
+            fd, name = tempfile.mkstemp(dir=work_dir, prefix="context-", suffix=".tar")
+            self.tar_path = Path(name)
+        else:
+            # the delta goes after the spool's members: theirs keep their offsets
+            self.tar_path = base.tar_path
+            fd = os.open(base.tar_path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, base.size)
+                os.lseek(fd, base.size, os.SEEK_SET)
+            except OSError:
+                os.close(fd)
+                raise
+            self._base_size = base.size
+            self._index = _seed_index(base.index, base.unchanged)
         self._out = os.fdopen(fd, "wb", buffering=0)
         self._head = b""
         self._decompress: Callable[[bytes], bytes] | None = None
         self._started = False
-        self._size = 0
+        self._size = self._base_size
         self._parser = TarParser(self._member)
         self._files: dict[str, tuple[int, Any, int, int, int]] = {}  # rel → mode, hash, …
         self._links: dict[str, tuple[int, str, int]] = {}  # hard link → mode, target, mtime
-        self._index: dict[str, ContextEntry] = {}
+        self.raw_index: dict[str, ContextEntry] = {}  # the index before .dockerignore
 
     def _member(self, member: Member) -> DataSink | None:
         parts = _clean_parts(member.name)
         if not parts:
             return None
         rel = "/".join(parts)
+        self._delivered.add(rel)
         index = self._index
         for i in range(1, len(parts)):  # parents the tar left implicit
             parent = "/".join(parts[:i])
@@ -290,7 +320,8 @@ class ContextReceiver:
             index[rel] = ContextEntry(stat.S_IFLNK, mode, member.linkname, 0, 0, member.mtime)
         elif kind == REGTYPE:
             h = hashlib.sha256()
-            self._files[rel] = (mode, h, member.offset_data, member.size, member.mtime)
+            offset = self._base_size + member.offset_data
+            self._files[rel] = (mode, h, offset, member.size, member.mtime)
             index[rel] = _PENDING
             return h.update
         elif kind == LNKTYPE:
@@ -335,10 +366,21 @@ class ContextReceiver:
         except (ValueError, UnicodeError) as e:
             raise InvalidArgument(f"invalid build context archive: {e}") from None
 
+    @property
+    def size(self) -> int:
+        """Bytes written to the spool (with what it held before an append)."""
+        return self._size
+
     def finish(
-        self, dockerfile_name: str = "Dockerfile", dockerfile_text: str | None = None
+        self,
+        dockerfile_name: str = "Dockerfile",
+        dockerfile_text: str | None = None,
+        expected: Collection[str] = (),
     ) -> BuildContext:
-        """The stream is complete: the context, its Dockerfile read (blocking)."""
+        """The stream is complete: the context, its Dockerfile read (blocking).
+
+        ``expected``: paths a synced stream had to carry; one missing is an error.
+        """
         try:
             if not self._started and self._head:
                 head, self._head = self._head, b""
@@ -346,7 +388,17 @@ class ContextReceiver:
                 self._plain(self._inflate(head))
             if isinstance(self._decompress, _Multi):
                 self._decompress.check_complete()
+            if self._base_size and self._size % 512:  # the next append starts on a block
+                pad = 512 - self._size % 512
+                self._out.write(b"\0" * pad)
+                self._size += pad
             self._out.close()
+            missing = [rel for rel in expected if rel not in self._delivered]
+            if missing:
+                raise InvalidArgument(
+                    f"the build context stream lacks {missing[0]!r}, which the context "
+                    f"sync asked for ({len(missing)} missing)"
+                )
             if self._size:
                 try:
                     self._parser.close()
@@ -365,16 +417,48 @@ class ContextReceiver:
             tar_path = self.tar_path if self._size else None
             if tar_path is None:
                 self.tar_path.unlink(missing_ok=True)
-            return _make_context(tar_path, self.work_dir, index, dockerfile_name, dockerfile_text)
+            self.raw_index = dict(index)
+            ctx = _make_context(tar_path, self.work_dir, index, dockerfile_name, dockerfile_text)
+            ctx.appended = bool(self._base_size)
+            return ctx
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
-        """Give up: the spool file goes."""
+        """Give up: the spool file goes (a synced one too: the next build sends all)."""
         with contextlib.suppress(OSError):
             self._out.close()
         self.tar_path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class SyncBase:
+    """A cached spool a synced stream is appended to: its members' end, their index,
+    and the paths of it that are still the client's."""
+
+    tar_path: Path
+    size: int
+    index: dict[str, ContextEntry]
+    unchanged: Collection[str]
+
+
+def _seed_index(
+    base: dict[str, ContextEntry], unchanged: Collection[str]
+) -> dict[str, ContextEntry]:
+    """The entries an append starts from: the unchanged paths and the parents they need."""
+    index: dict[str, ContextEntry] = {}
+    for rel in unchanged:
+        entry = base.get(rel)
+        if entry is None:
+            continue
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent not in index:
+                index[parent] = base.get(parent) or ContextEntry(stat.S_IFDIR, 0o755, "", 0, 0, -1)
+        index[rel] = entry
+    return index
 
 
 _PENDING = ContextEntry(stat.S_IFREG, 0, "", 0, 0)

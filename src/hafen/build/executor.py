@@ -31,6 +31,7 @@ from typing import Any
 
 from hafen.build.cache import BuildCache, PruneResult, cache_key
 from hafen.build.context import BuildContext
+from hafen.build.contextsync import ContextCache
 from hafen.build.copystep import CopySteps
 from hafen.build.dockerfile import Node, parse, process_word
 from hafen.build.dockerfile.parser import DockerfileSyntaxError
@@ -99,6 +100,7 @@ class Builder(CopySteps):
         self.content = content
         self.layers = LayerWriter(snapshotter, content, images, work_dir)
         self.cache = cache
+        self.contexts = ContextCache()  # incremental build contexts, by client directory
         self.work_dir = work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "cache-mounts").mkdir(exist_ok=True)
@@ -149,7 +151,8 @@ class Builder(CopySteps):
                     continue
                 deleted.append(image_id)
             after = metadata.query("SELECT COALESCE(SUM(size), 0) AS s FROM layers")[0]["s"]
-            return PruneResult(entries, deleted, int(before) - int(after))
+            freed = self.contexts.clear()
+            return PruneResult(entries, deleted, int(before) - int(after) + freed)
 
         return await asyncio.to_thread(work)
 

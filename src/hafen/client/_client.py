@@ -778,6 +778,12 @@ class APIClient:
         finally:
             stream.close()
 
+    def build_context_session(self, key: str, entries: list[list[Any]]) -> dict[str, Any]:
+        """``POST /hafen/build/context``: the session and the members the daemon needs."""
+        return dict(
+            self._call("POST", "/hafen/build/context", body={"Key": key, "Entries": entries}) or {}
+        )
+
     def prune_builder(self) -> dict[str, Any]:
         return dict(self._call("POST", "/build/prune") or {})
 

@@ -17,6 +17,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,33 @@ _WINDOW = 6  # lines of a running step's output shown in tty mode
 
 
 _BATCH = 1024 * 1024  # bytes per chunk of the request body
+
+
+@dataclass
+class _Member:
+    """One member of the context tar: a file, directory, symlink or hard link ("f", "d",
+    "l", "h") as the walk found it, or a file the CLI makes (``data``, no ``stat``)."""
+
+    rel: str
+    kind: str
+    mode: int
+    stat: os.stat_result | None
+    path: str | None = None
+    data: bytes | None = None
+    linkname: str = ""
+
+    @property
+    def mtime(self) -> int:
+        return int(self.stat.st_mtime) if self.stat is not None else 0
+
+    def manifest_entry(self) -> list[Any]:
+        """Its line of the context manifest (``hafen.build.contextsync.ManifestEntry``)."""
+        st = self.stat
+        if st is None or self.data is not None:  # made here: always sent
+            return [self.rel, self.kind, self.mode, len(self.data or b""), 0, 0, -1, ""]
+        size = st.st_size if self.kind == "f" else 0
+        return [self.rel, self.kind, self.mode, size, st.st_mtime_ns, st.st_ctime_ns,
+                st.st_ino, self.linkname]  # fmt: skip
 
 
 class _ContextStream:
@@ -64,6 +92,26 @@ class _ContextStream:
         if dockerfile_text is not None:
             self.name = f".dockerfile.{os.urandom(10).hex()}"  # (secrets costs 4 ms to import)
             self.extra = dockerfile_text.encode()
+        self.selected: set[int] | None = None  # members to send (None: all of them)
+        self._members: list[_Member] | None = None
+
+    @property
+    def key(self) -> str:
+        """This context directory's name for the daemon's context cache."""
+        import hashlib
+
+        assert self.root is not None
+        where = f"{os.uname().nodename}\0{os.path.realpath(self.root)}"
+        return hashlib.sha256(where.encode()).hexdigest()[:32]
+
+    def members(self) -> list[_Member]:
+        """What the tar holds, in order, from one walk (``lstat`` only: no file is read)."""
+        if self._members is None:
+            try:
+                self._members = list(self._list())
+            except OSError as e:
+                raise CLIError(f"error checking context: {e}", 1) from None
+        return self._members
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -71,64 +119,77 @@ class _ContextStream:
         except OSError as e:
             raise CLIError(f"error checking context: {e}", 1) from None
 
-    def _chunks(self) -> Iterator[bytes]:
-        from hafen.store import ustar
-
-        buf = bytearray()
+    def _list(self) -> Iterator[_Member]:
         links: dict[tuple[int, int], str] = {}
         ignore_sent = False
         if self.root is not None:
             for path, rel, st in self._walk(str(self.root), ""):
                 mode = stat.S_IMODE(st.st_mode)
-                mtime = int(st.st_mtime)
                 if rel == ".dockerignore" and self.extra is not None and stat.S_ISREG(st.st_mode):
                     ignore = Path(path).read_bytes().rstrip(b"\n") + b"\n" + self.name.encode()
-                    buf += ustar.header(rel, mode=mode, size=len(ignore), mtime=mtime)
-                    buf += ignore + ustar.padding(len(ignore))
+                    yield _Member(rel, "f", mode, st, data=ignore)
                     ignore_sent = True
-                    continue
-                if stat.S_ISREG(st.st_mode):
+                elif stat.S_ISREG(st.st_mode):
                     if st.st_nlink > 1:
                         first = links.setdefault((st.st_dev, st.st_ino), rel)
                         if first != rel:
-                            buf += ustar.header(rel, mode=mode, mtime=mtime, kind=ustar.LNKTYPE,
-                                                linkname=first)  # fmt: skip
+                            yield _Member(rel, "h", mode, st, linkname=first)
                             continue
-                    size = st.st_size  # the walk's lstat: no fstat per file
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-                    try:
-                        buf += ustar.header(rel, mode=mode, size=size, mtime=mtime)
-                        left = size
-                        while left > 0:
-                            data = os.read(fd, min(left, _BATCH))
-                            if not data:
-                                raise CLIError(f"error checking context: {path} shrank while "
-                                               "being read", 1)  # fmt: skip
-                            buf += data
-                            left -= len(data)
-                            if len(buf) >= _BATCH:
-                                yield bytes(buf)
-                                buf.clear()
-                    finally:
-                        os.close(fd)
-                    buf += ustar.padding(size)
+                    yield _Member(rel, "f", mode, st, path=path)
                 elif stat.S_ISDIR(st.st_mode):
-                    buf += ustar.header(rel + "/", mode=mode, mtime=mtime, kind=ustar.DIRTYPE)
+                    yield _Member(rel, "d", mode, st)
                 elif stat.S_ISLNK(st.st_mode):
-                    buf += ustar.header(rel, mode=mode, mtime=mtime, kind=ustar.SYMTYPE,
-                                        linkname=os.readlink(path))  # fmt: skip
-                else:
-                    continue  # sockets, fifos, devices: nothing a build can use
-                if len(buf) >= _BATCH:
-                    yield bytes(buf)
-                    buf.clear()
+                    yield _Member(rel, "l", mode, st, linkname=os.readlink(path))
+                # sockets, fifos, devices: nothing a build can use
         if self.extra is not None:
-            buf += ustar.header(self.name, mode=0o600, size=len(self.extra))
-            buf += self.extra + ustar.padding(len(self.extra))
+            yield _Member(self.name, "f", 0o600, None, data=self.extra)
             if not ignore_sent:  # as the docker CLI: COPY must not see the added Dockerfile
-                ignore = self.name.encode()
-                buf += ustar.header(".dockerignore", mode=0o644, size=len(ignore))
-                buf += ignore + ustar.padding(len(ignore))
+                yield _Member(".dockerignore", "f", 0o644, None, data=self.name.encode())
+
+    def _chunks(self) -> Iterator[bytes]:
+        from hafen.store import ustar
+
+        buf = bytearray()
+        selected = self.selected
+        for i, m in enumerate(self.members()):
+            if selected is not None and i not in selected:
+                continue
+            rel, mode, mtime = m.rel, m.mode, m.mtime
+            if m.kind == "f" and m.path is None:
+                data = m.data or b""
+                buf += ustar.header(rel, mode=mode, size=len(data), mtime=mtime)
+                buf += data + ustar.padding(len(data))
+            elif m.kind == "f":
+                assert m.stat is not None and m.path is not None
+                size = m.stat.st_size  # the walk's lstat: no fstat per file
+                fd = os.open(m.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                try:
+                    buf += ustar.header(rel, mode=mode, size=size, mtime=mtime)
+                    left = size
+                    while left > 0:
+                        data = os.read(fd, min(left, _BATCH))
+                        if not data:
+                            raise CLIError(f"error checking context: {m.path} shrank while "
+                                           "being read", 1)  # fmt: skip
+                        buf += data
+                        left -= len(data)
+                        if len(buf) >= _BATCH:
+                            yield bytes(buf)
+                            buf.clear()
+                finally:
+                    os.close(fd)
+                buf += ustar.padding(size)
+            elif m.kind == "h":
+                buf += ustar.header(rel, mode=mode, mtime=mtime, kind=ustar.LNKTYPE,
+                                    linkname=m.linkname)  # fmt: skip
+            elif m.kind == "d":
+                buf += ustar.header(rel + "/", mode=mode, mtime=mtime, kind=ustar.DIRTYPE)
+            else:
+                buf += ustar.header(rel, mode=mode, mtime=mtime, kind=ustar.SYMTYPE,
+                                    linkname=m.linkname)  # fmt: skip
+            if len(buf) >= _BATCH:
+                yield bytes(buf)
+                buf.clear()
         buf += ustar.END
         yield bytes(buf)
 
@@ -151,6 +212,20 @@ class _ContextStream:
             if included:
                 yield entry.path, rel, entry.stat(follow_symlinks=False)
             yield from self._walk(entry.path, rel + "/")
+
+
+def _sync_context(client: Any, stream: _ContextStream, headers: dict[str, str]) -> None:
+    """Send only what the daemon's copy of this context lacks (hafen's context sync); a
+    daemon without it (dockerd) gets the whole context."""
+    from hafen import errors
+
+    entries = [m.manifest_entry() for m in stream.members()]
+    try:
+        answer = client.build_context_session(stream.key, entries)
+    except errors.NotFound:
+        return
+    stream.selected = {int(i) for i in answer["Need"]}
+    headers["X-Hafen-Context-Session"] = str(answer["Session"])
 
 
 def _secrets_header(specs: tuple[str, ...]) -> str:
@@ -373,9 +448,12 @@ def build(
                            "cannot be found", 1)  # fmt: skip
         stream = _ContextStream(root, None if dockerfile == "-" else dockerfile, text)
         body, params["dockerfile"] = stream, stream.name
+    client = get_client(ctx)
+    if isinstance(body, _ContextStream) and body.root is not None:
+        _sync_context(client, body, headers)
     display = BuildDisplay(progress)
     image_id = ""
-    for message in get_client(ctx).build(body, params, headers):
+    for message in client.build(body, params, headers):
         if message.get("error") or message.get("errorDetail"):
             display.failed()
             detail = message.get("errorDetail") or {}
