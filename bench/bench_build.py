@@ -10,7 +10,8 @@ ratios hafen / each peer.
 
 hafen: `hafen build` against a hafend this script starts on temporary roots, with busybox
 from `hafen image bootstrap busybox` (hafen's modules compiled first, as an installed
-package has them); "docker>hafen" is Debian's docker CLI with DOCKER_BUILDKIT=0 against
+package has them; its CLI syncs the context incrementally, so a cached rebuild sends no
+file that did not change); "docker>hafen" is Debian's docker CLI with DOCKER_BUILDKIT=0 against
 that same hafend. buildah (Debian's `buildah`, `apt-get install
 buildah`) runs with private --root/--runroot under the same temporary directory and
 `--runtime runc`: its default runtime crun refuses this host's hybrid cgroup layout
