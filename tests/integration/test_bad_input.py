@@ -81,3 +81,27 @@ def test_ambiguous_prefix_is_refused(hafend: Hafend) -> None:
         assert status == 400 and "multiple IDs found" in body["message"]
     finally:
         hafend.cli("rm", "-f", *ids)
+
+
+def test_a_bad_context_manifest_or_session_is_refused_by_name(hafend: Hafend) -> None:
+    status, body, _ = call(hafend, "POST", "/hafen/build/context", {"Key": "k", "Entries": [
+        ["a", "f", 420, 3, 1, 1, 7, ""], ["b", "q", 420, 3, 1, 1, 7, ""]]})  # fmt: skip
+    assert status == 400 and "bad path or kind" in body["message"] and "'q'" in body["message"]
+    s = raw_request(
+        hafend,
+        "POST /v1.45/hafen/build/context HTTP/1.1\r\nHost: d\r\n"
+        "Content-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+        b'{"Key',
+    )
+    reply = s.recv(65536)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 400") and b"invalid JSON in the context manifest" in reply
+    s = raw_request(
+        hafend,
+        "POST /v1.45/build HTTP/1.1\r\nHost: d\r\nX-Hafen-Context-Session: 00ff\r\n"
+        "Content-Type: application/x-tar\r\nContent-Length: 1024\r\nConnection: close\r\n\r\n",
+        b"\0" * 1024,
+    )
+    reply = s.recv(65536)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 404") and b"unknown or expired" in reply

@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hafen.api.app import Routes, daemon_of, json_body, query_bool, query_int
+from hafen.api.app import Routes, daemon_of, query_bool, query_int
 from hafen.build.context import BuildContext, ContextEntry, ContextReceiver, SyncBase
 from hafen.build.contextsync import CachedContext, ContextCache, SyncPlan, parse_manifest
 from hafen.build.executor import BuildFailed
@@ -211,8 +211,17 @@ async def _receive_context(request: web.Request, receiver: ContextReceiver) -> N
 async def context_session(request: web.Request) -> web.Response:
     """Compare the client's manifest with its cached context: what must be sent."""
     d = daemon_of(request)
-    key, manifest = parse_manifest(await json_body(request))
-    plan = await asyncio.to_thread(d.builder.contexts.plan, key, manifest)
+    raw = await request.read()
+
+    def work() -> SyncPlan:  # a manifest of a big context takes a while to parse
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid JSON in the context manifest: {e}") from None
+        key, manifest = parse_manifest(body)
+        return d.builder.contexts.plan(key, manifest)
+
+    plan = await asyncio.to_thread(work)
     return web.json_response({"Session": plan.token, "Need": plan.need})
 
 
