@@ -18,15 +18,22 @@ def raw_request(d: Hafend, head: str, body: bytes = b"") -> socket.socket:
     return s
 
 
-def test_malformed_bodies_and_filters_get_400(hafend: Hafend) -> None:
+def post_raw(d: Hafend, path: str, body: bytes, headers: str = "") -> bytes:
+    """The start of the reply to a POST of ``body`` as it is (no JSON encoding)."""
     s = raw_request(
-        hafend,
-        "POST /v1.45/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n"
-        "Content-Length: 9\r\nConnection: close\r\n\r\n",
-        b'{"Image":',
+        d,
+        f"POST {path} HTTP/1.1\r\nHost: d\r\n{headers}Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n",
+        body,
     )
-    reply = s.recv(65536)
-    s.close()
+    try:
+        return s.recv(65536)
+    finally:
+        s.close()
+
+
+def test_malformed_bodies_and_filters_get_400(hafend: Hafend) -> None:
+    reply = post_raw(hafend, "/v1.45/containers/create", b'{"Image":')
     assert reply.startswith(b"HTTP/1.1 400") and b"invalid JSON" in reply
     status, body, _ = call(hafend, "GET", "/containers/json?filters={bad")
     assert status == 400 and "invalid filters" in body["message"]
@@ -87,21 +94,7 @@ def test_a_bad_context_manifest_or_session_is_refused_by_name(hafend: Hafend) ->
     status, body, _ = call(hafend, "POST", "/hafen/build/context", {"Key": "k", "Entries": [
         ["a", "f", 420, 3, 1, 1, 7, ""], ["b", "q", 420, 3, 1, 1, 7, ""]]})  # fmt: skip
     assert status == 400 and "bad path or kind" in body["message"] and "'q'" in body["message"]
-    s = raw_request(
-        hafend,
-        "POST /v1.45/hafen/build/context HTTP/1.1\r\nHost: d\r\n"
-        "Content-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
-        b'{"Key',
-    )
-    reply = s.recv(65536)
-    s.close()
+    reply = post_raw(hafend, "/v1.45/hafen/build/context", b'{"Key')
     assert reply.startswith(b"HTTP/1.1 400") and b"invalid JSON in the context manifest" in reply
-    s = raw_request(
-        hafend,
-        "POST /v1.45/build HTTP/1.1\r\nHost: d\r\nX-Hafen-Context-Session: 00ff\r\n"
-        "Content-Type: application/x-tar\r\nContent-Length: 1024\r\nConnection: close\r\n\r\n",
-        b"\0" * 1024,
-    )
-    reply = s.recv(65536)
-    s.close()
+    reply = post_raw(hafend, "/v1.45/build", b"\0" * 1024, "X-Hafen-Context-Session: 00ff\r\n")
     assert reply.startswith(b"HTTP/1.1 404") and b"unknown or expired" in reply
