@@ -29,14 +29,13 @@ import base64
 import binascii
 import contextlib
 import json
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from hafen.api.app import Routes, daemon_of, query_bool, query_int
-from hafen.build.context import BuildContext, ContextEntry, ContextReceiver, SyncBase
-from hafen.build.contextsync import CachedContext, ContextCache, SyncPlan, parse_manifest
+from hafen.build.context import ContextReceiver
+from hafen.build.contextsync import SyncPlan, parse_manifest
 from hafen.build.executor import BuildFailed
 from hafen.build.plan import BuildOptions
 from hafen.build.runstep import RunResources
@@ -232,23 +231,21 @@ async def build(request: web.Request) -> web.StreamResponse:
     dockerfile_name = request.query.get("dockerfile") or "Dockerfile"
     work = d.config.data_root / "build"
     token = request.headers.get("X-Hafen-Context-Session")
-    plan = d.builder.contexts.take(token) if token else None
-    base = _sync_base(plan) if plan is not None else None
-    try:
-        receiver = await asyncio.to_thread(ContextReceiver, work, base)
-    except BaseException:
-        if plan is not None and plan.base is not None:
-            plan.base.discard()
-        raise
+    contexts = d.builder.contexts
+    plan = contexts.take(token) if token else None
+    if plan is not None:
+        receiver = await asyncio.to_thread(contexts.receiver, plan, work)
+    else:
+        receiver = await asyncio.to_thread(ContextReceiver, work)
     try:
         await _receive_context(request, receiver)
     except BaseException:
         await asyncio.to_thread(receiver.abort)
         raise
-    expected = [plan.manifest[i].path for i in plan.need] if plan is not None else []
+    expected = plan.needed_paths() if plan is not None else []
     ctx = await asyncio.to_thread(receiver.finish, dockerfile_name, None, expected)
     if plan is not None:
-        ctx.release = _releaser(d.builder.contexts, plan, receiver, ctx)
+        contexts.keep(plan, receiver, ctx)
 
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     await response.prepare(request)
@@ -291,35 +288,6 @@ async def prune(request: web.Request) -> web.Response:
     return web.json_response(
         {"CachesDeleted": result.image_ids, "SpaceReclaimed": result.space_reclaimed}
     )
-
-
-def _sync_base(plan: SyncPlan) -> SyncBase | None:
-    if plan.base is None:
-        return None
-    needed = {plan.manifest[i].path for i in plan.need}
-    unchanged = [e.path for e in plan.manifest if e.path not in needed]
-    return SyncBase(plan.base.tar_path, plan.base.size, plan.base.index, unchanged)
-
-
-def _releaser(
-    cache: ContextCache, plan: SyncPlan, receiver: ContextReceiver, ctx: BuildContext
-) -> Callable[[], None]:
-    """What ``ctx.close`` does instead of removing the spool: it becomes the key's."""
-    index = receiver.raw_index
-    facts = {e.path: e for e in plan.manifest if e.ino >= 0}
-
-    def release() -> None:
-        if ctx.tar_path is None:
-            return
-        cached = CachedContext(ctx.tar_path, receiver.size, index, facts, _live_bytes(index))
-        cache.store(plan.key, cached)
-
-    return release
-
-
-def _live_bytes(index: dict[str, ContextEntry]) -> int:
-    """About how many bytes of the spool the index still points at (headers included)."""
-    return sum(512 + (-e.size % 512) + e.size if e.offset else 512 for e in index.values())
 
 
 def register(routes: Routes) -> None:

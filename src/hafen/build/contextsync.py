@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hafen.build.context import BuildContext, ContextEntry, ContextReceiver, SyncBase
 from hafen.errors import InvalidArgument, NotFound
 
 PLAN_TTL = 120.0
@@ -83,7 +84,7 @@ class CachedContext:
 
     tar_path: Path
     size: int  # bytes of the spool that hold members; an append starts here
-    index: dict[str, Any]  # path → ContextEntry
+    index: dict[str, ContextEntry]
     facts: dict[str, ManifestEntry]
     live_bytes: int
 
@@ -102,6 +103,9 @@ class SyncPlan:
     base: CachedContext | None
     need: list[int]
     made: float = field(default_factory=time.monotonic)
+
+    def needed_paths(self) -> list[str]:
+        return [self.manifest[i].path for i in self.need]
 
 
 class ContextCache:
@@ -167,6 +171,34 @@ class ContextCache:
         for item in evicted:
             item.discard()
 
+    def receiver(self, plan: SyncPlan, work_dir: Path) -> ContextReceiver:
+        """The receiver of a synced build's stream: it appends to the plan's base (or
+        starts a fresh spool); the base is dropped if that fails (blocking)."""
+        if plan.base is None:
+            return ContextReceiver(work_dir)
+        needed = set(plan.needed_paths())
+        unchanged = [e.path for e in plan.manifest if e.path not in needed]
+        base = SyncBase(plan.base.tar_path, plan.base.size, plan.base.index, unchanged)
+        try:
+            return ContextReceiver(work_dir, base)
+        except BaseException:
+            plan.base.discard()
+            raise
+
+    def keep(self, plan: SyncPlan, receiver: ContextReceiver, ctx: BuildContext) -> None:
+        """Closing ``ctx`` makes its spool the plan's key's cached context (instead of
+        removing it)."""
+        index = receiver.raw_index
+        facts = {e.path: e for e in plan.manifest if e.ino >= 0}
+        size = receiver.size
+
+        def release() -> None:
+            if ctx.tar_path is not None:
+                live = _live_bytes(index)
+                self.store(plan.key, CachedContext(ctx.tar_path, size, index, facts, live))
+
+        ctx.release = release
+
     def clear(self) -> int:
         """Drop every cached context not in use (``builder prune``); the bytes freed."""
         with self._lock:
@@ -185,6 +217,11 @@ class ContextCache:
             plan = self._plans.pop(token)
             if plan.base is not None:
                 plan.base.discard()
+
+
+def _live_bytes(index: dict[str, ContextEntry]) -> int:
+    """About how many bytes of the spool the index still points at (headers included)."""
+    return sum(512 + (-e.size % 512) + e.size if e.offset else 512 for e in index.values())
 
 
 def parse_manifest(body: Any) -> tuple[str, list[ManifestEntry]]:
