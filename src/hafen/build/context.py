@@ -388,7 +388,7 @@ class ContextReceiver:
                 self._plain(self._inflate(head))
             if isinstance(self._decompress, _Multi):
                 self._decompress.check_complete()
-            if self._base_size and self._size % 512:  # the next append starts on a block
+            if self._size % 512:  # a synced spool's next append starts on a block
                 pad = 512 - self._size % 512
                 self._out.write(b"\0" * pad)
                 self._size += pad
