@@ -53,6 +53,15 @@ def test_the_manifest_lists_every_member_with_its_lstat_facts(tmp_path: Path) ->
                                      ["f", 0o644, len(outside[-2].rel), 0, 0, -1, ""]]  # fmt: skip
 
 
+def test_a_member_changed_within_the_racy_window_is_always_sent(tmp_path: Path) -> None:
+    root = _context(tmp_path)
+    member = next(m for m in _ContextStream(root, None, None).members() if m.rel == "d/a")
+    assert member.stat is not None
+    changed = max(member.stat.st_mtime_ns, member.stat.st_ctime_ns)
+    assert member.manifest_entry(changed)[6] == -1  # changed at the window's start: racy
+    assert member.manifest_entry(changed + 1)[6] == member.stat.st_ino
+
+
 def test_only_the_members_the_daemon_needs_are_sent(tmp_path: Path) -> None:
     stream = _ContextStream(_context(tmp_path), None, None)
     headers: dict[str, str] = {}

@@ -49,14 +49,20 @@ class _Member:
     def mtime(self) -> int:
         return int(self.stat.st_mtime) if self.stat is not None else 0
 
-    def manifest_entry(self) -> list[Any]:
-        """Its line of the context manifest (``hafen.build.contextsync.ManifestEntry``)."""
+    def manifest_entry(self, racy_after_ns: int | None = None) -> list[Any]:
+        """Its line of the context manifest (``hafen.build.contextsync.ManifestEntry``).
+
+        A member changed at or after ``racy_after_ns`` is sent every time (inode -1) until
+        it is older: a second write within the file system's timestamp granularity would
+        leave every fact as it was (git calls such entries racily clean).
+        """
         st = self.stat
         if st is None or self.data is not None:  # made here: always sent
             return [self.rel, self.kind, self.mode, len(self.data or b""), 0, 0, -1, ""]
         size = st.st_size if self.kind == "f" else 0
+        racy = racy_after_ns is not None and max(st.st_mtime_ns, st.st_ctime_ns) >= racy_after_ns
         return [self.rel, self.kind, self.mode, size, st.st_mtime_ns, st.st_ctime_ns,
-                st.st_ino, self.linkname]  # fmt: skip
+                -1 if racy else st.st_ino, self.linkname]  # fmt: skip
 
 
 class _ContextStream:
@@ -217,9 +223,14 @@ class _ContextStream:
 def _sync_context(client: Any, stream: _ContextStream, headers: dict[str, str]) -> None:
     """Send only what the daemon's copy of this context lacks (hafen's context sync); a
     daemon without it (dockerd) gets the whole context."""
+    import time
+
     from hafen import errors
 
-    entries = [m.manifest_entry() for m in stream.members()]
+    # what changed in the last two seconds is not trusted to its timestamps (FAT keeps
+    # mtimes in 2 s steps; ext4 in clock ticks)
+    racy_after = time.time_ns() - 2_000_000_000
+    entries = [m.manifest_entry(racy_after) for m in stream.members()]
     try:
         answer = client.build_context_session(stream.key, entries)
     except errors.NotFound:
