@@ -5,8 +5,6 @@ had been sent whole."""
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from hafen.build.contextsync import (
     parse_manifest,
 )
 from hafen.errors import InvalidArgument, NotFound
+from tests.unit.layer_fixtures import tar_of
 
 
 def _entry(path: str, mtime: int = 1, kind: str = "f", ino: int = 7) -> ManifestEntry:
@@ -112,17 +111,7 @@ def test_store_replaces_and_clear_frees(tmp_path: Path) -> None:
 
 
 def _tar(members: list[tuple[str, bytes | None]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                archive.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                archive.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_of(*members)
 
 
 def test_a_delta_appended_to_a_spool_makes_the_whole_context(tmp_path: Path) -> None:

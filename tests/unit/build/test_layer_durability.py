@@ -13,9 +13,7 @@ import pytest
 
 from hafen.build.layers import LayerWriter
 from hafen.images.service import ImageService, LayerBlob
-from hafen.store.content import FileContentStore
-from hafen.store.metadata import MetadataStore
-from hafen.store.snapshots import OverlaySnapshotter, VfsSnapshotter, overlay_supported
+from tests.unit.layer_fixtures import image_service
 from tests.unit.store.durability_spy import DurabilitySpy
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="build steps mount snapshots")
@@ -23,18 +21,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="build steps mount sna
 
 @pytest.fixture(params=["overlay", "vfs"])
 def images(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImageService]:
-    (tmp_path / "snapshots").mkdir()
-    if request.param == "overlay":
-        if not overlay_supported(tmp_path / "snapshots"):
-            pytest.skip("overlayfs cannot be mounted here")
-        snapshotter: OverlaySnapshotter | VfsSnapshotter = OverlaySnapshotter(
-            tmp_path / "snapshots" / "overlay"
-        )
-    else:
-        snapshotter = VfsSnapshotter(tmp_path / "snapshots" / "vfs")
-    metadata = MetadataStore(tmp_path / "metadata.db")
-    yield ImageService(FileContentStore(tmp_path / "content"), metadata, snapshotter)
-    metadata.close()
+    yield from image_service(request.param, tmp_path)
 
 
 def _config(diff_ids: list[str]) -> bytes:

@@ -15,27 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.unit.layer_fixtures import image_service, tar_of
 from tests.unit.store.durability_spy import DurabilitySpy
 
 from hafen.images.bootstrap import BUSYBOX_BINARY, _is_static, bootstrap_busybox
 from hafen.images.commit import CommitOptions, commit_layer, import_tarball, write_layer
 from hafen.images.load import load_archive
 from hafen.images.service import ImageService, LayerBlob
-from hafen.store.content import FileContentStore
-from hafen.store.metadata import MetadataStore
-from hafen.store.snapshots import OverlaySnapshotter, VfsSnapshotter, overlay_supported
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers keep owners: needs root")
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
-            archive.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_of(*files.items())
 
 
 LAYERS = [_tar({f"l{i}/file": bytes([65 + i]) * (30_000 * (i + 1))}) for i in range(3)]
@@ -79,18 +71,7 @@ def _docker_archive(path: Path) -> Path:
 
 @pytest.fixture(params=["overlay", "vfs"])
 def images(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImageService]:
-    (tmp_path / "snapshots").mkdir()
-    if request.param == "overlay":
-        if not overlay_supported(tmp_path / "snapshots"):
-            pytest.skip("overlayfs cannot be mounted here")
-        snapshotter: OverlaySnapshotter | VfsSnapshotter = OverlaySnapshotter(
-            tmp_path / "snapshots" / "overlay"
-        )
-    else:
-        snapshotter = VfsSnapshotter(tmp_path / "snapshots" / "vfs")
-    metadata = MetadataStore(tmp_path / "metadata.db")
-    yield ImageService(FileContentStore(tmp_path / "content"), metadata, snapshotter)
-    metadata.close()
+    yield from image_service(request.param, tmp_path)
 
 
 def _spy(images: ImageService, monkeypatch: pytest.MonkeyPatch) -> DurabilitySpy:

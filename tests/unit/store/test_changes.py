@@ -14,25 +14,14 @@ import pytest
 from hafen.store.changes import Change, changes, export_changes
 from hafen.store.layers import chain_ids
 from hafen.store.snapshots import OverlaySnapshotter, VfsSnapshotter, overlay_supported
+from tests.unit.layer_fixtures import tar_of
 
 Snap = OverlaySnapshotter | VfsSnapshotter
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting snapshots needs root")
 
 
-def _tar(*entries: tuple[str, bytes | None]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1_600_000_000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                archive.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                archive.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+_tar = tar_of
 
 
 BASE_LAYER = _tar(

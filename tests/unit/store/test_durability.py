@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from hafen.store.content import FileContentStore
 from hafen.store.layers import chain_ids
 from hafen.store.snapshots import OverlaySnapshotter, VfsSnapshotter, overlay_supported
 from hafen.store.snapshots._common import publish, staging_dir
+from tests.unit.layer_fixtures import tar_of
 from tests.unit.store.durability_spy import DurabilitySpy
 
 Snap = OverlaySnapshotter | VfsSnapshotter
@@ -24,13 +24,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="snapshots keep owners
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
-            archive.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_of(*files.items())
 
 
 LAYERS = [_tar({"a": b"1" * 5000}), _tar({"b": b"2" * 70000, "c/d": b"3"})]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from hafen.store.snapshots import (
     overlay_supported,
     select_snapshotter,
 )
+from tests.unit.layer_fixtures import tar_of
 
 Snap = OverlaySnapshotter | VfsSnapshotter
 Mount = Callable[[str], Path]
@@ -26,20 +26,7 @@ Mount = Callable[[str], Path]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting snapshots needs root")
 
 
-def _tar(*entries: tuple[str, bytes | None]) -> bytes:
-    """Entries as (name, data): data None makes a directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1_600_000_000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                archive.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                archive.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+_tar = tar_of
 
 
 # The base layer, and a second one that deletes etc/a (whiteout), replaces everything
