@@ -32,18 +32,22 @@ def tar_of(*entries: tuple[str, bytes | None]) -> bytes:
     return buf.getvalue()
 
 
-def image_service(kind: str, tmp_path: Path) -> Iterator[ImageService]:
-    """An ImageService on the ``kind`` ("overlay" or "vfs") snapshotter, for a fixture to
-    yield from; skips where overlayfs cannot be mounted."""
-    (tmp_path / "snapshots").mkdir()
+def snapshotter_on(kind: str, tmp_path: Path) -> OverlaySnapshotter | VfsSnapshotter:
+    """The ``kind`` ("overlay" or "vfs") snapshotter under ``tmp_path/snapshots``; skips
+    where overlayfs cannot be mounted."""
+    root = tmp_path / "snapshots"
+    root.mkdir()
     if kind == "overlay":
-        if not overlay_supported(tmp_path / "snapshots"):
-            pytest.skip("overlayfs cannot be mounted here")
-        snapshotter: OverlaySnapshotter | VfsSnapshotter = OverlaySnapshotter(
-            tmp_path / "snapshots" / "overlay"
-        )
-    else:
-        snapshotter = VfsSnapshotter(tmp_path / "snapshots" / "vfs")
+        if not overlay_supported(root):
+            pytest.skip(f"overlayfs cannot be mounted under {root}")
+        return OverlaySnapshotter(root / "overlay")
+    return VfsSnapshotter(root / "vfs")
+
+
+def image_service(kind: str, tmp_path: Path) -> Iterator[ImageService]:
+    """An ImageService on the ``kind`` snapshotter (``snapshotter_on``), for a fixture to
+    yield from."""
+    snapshotter = snapshotter_on(kind, tmp_path)
     metadata = MetadataStore(tmp_path / "metadata.db")
     yield ImageService(FileContentStore(tmp_path / "content"), metadata, snapshotter)
     metadata.close()

@@ -15,7 +15,7 @@ from hafen.store.content import FileContentStore
 from hafen.store.layers import chain_ids
 from hafen.store.snapshots import OverlaySnapshotter, VfsSnapshotter, overlay_supported
 from hafen.store.snapshots._common import publish, staging_dir
-from tests.unit.layer_fixtures import tar_of
+from tests.unit.layer_fixtures import snapshotter_on, tar_of
 from tests.unit.store.durability_spy import DurabilitySpy
 
 Snap = OverlaySnapshotter | VfsSnapshotter
@@ -34,13 +34,7 @@ BASE, TOP = chain_ids(DIFF_IDS)
 
 @pytest.fixture(params=["overlay", "vfs"])
 def snapshotter(request: pytest.FixtureRequest, tmp_path: Path) -> Snap:
-    root = tmp_path / "snapshots"
-    root.mkdir()
-    if request.param == "overlay":
-        if not overlay_supported(root):
-            pytest.skip(f"overlayfs cannot be mounted under {root}")
-        return OverlaySnapshotter(root / "overlay")
-    return VfsSnapshotter(root / "vfs")
+    return snapshotter_on(request.param, tmp_path)
 
 
 def test_the_spy_catches_a_directory_published_without_a_flush(

@@ -18,7 +18,7 @@ from hafen.store.snapshots import (
     overlay_supported,
     select_snapshotter,
 )
-from tests.unit.layer_fixtures import tar_of
+from tests.unit.layer_fixtures import snapshotter_on, tar_of
 
 Snap = OverlaySnapshotter | VfsSnapshotter
 Mount = Callable[[str], Path]
@@ -60,13 +60,7 @@ def _is_mounted(path: Path) -> bool:
 
 @pytest.fixture(params=["overlay", "vfs"])
 def snapshotter(request: pytest.FixtureRequest, tmp_path: Path) -> Snap:
-    root = tmp_path / "snapshots"
-    root.mkdir()
-    if request.param == "overlay":
-        if not overlay_supported(root):
-            pytest.skip(f"overlayfs cannot be mounted under {root}")
-        return OverlaySnapshotter(root / "overlay")
-    return VfsSnapshotter(root / "vfs")
+    return snapshotter_on(request.param, tmp_path)
 
 
 @pytest.fixture
