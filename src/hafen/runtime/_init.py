@@ -47,7 +47,7 @@ class InitArgs:
     state_dir_fd: int
     fifo_name: str
     cgroup_paths: dict[str, str]
-    cgroup_procs: list[str]
+    cgroup_join: list[str]
     console: socket.socket | None = None  # connected --console-socket
     no_pivot: bool = False
     preserve_fds: int = 0
@@ -128,9 +128,9 @@ def _intermediate(args: InitArgs) -> None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(spec.process.oom_score_adj))
     # Join the cgroup first: everything forked from here on is accounted and limited.
-    for procs in args.cgroup_procs:
-        with open(procs, "w") as f:
-            f.write(str(os.getpid()))
+    for path in args.cgroup_join:
+        with open(path, "w") as f:
+            f.write("0")  # this process, which has one thread (see join_files)
     # Open every namespace path before joining any: joining a mount ns changes lookups.
     joins = []
     for ns in spec.namespaces:

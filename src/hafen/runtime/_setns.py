@@ -47,7 +47,7 @@ class ExecArgs:
     channel: _init.Channel
     init_pid: int
     namespaces: list[str]
-    cgroup_procs: list[str]
+    cgroup_join: list[str]
     seccomp_filter: bytes | None = None
     console: socket.socket | None = None
     preserve_fds: int = 0
@@ -79,10 +79,10 @@ def _intermediate(args: ExecArgs) -> None:
         # Before joining a user namespace, where /proc/self is no longer ours to write.
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(args.process.oom_score_adj))
-    for procs in args.cgroup_procs:
+    for path in args.cgroup_join:
         try:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+            with open(path, "w") as f:
+                f.write("0")  # this process, which has one thread (see join_files)
         except FileNotFoundError:
             continue
     # Open every namespace before joining any (joining mnt changes what /proc means).

@@ -6,7 +6,8 @@ implementations. Lifecycle, as runc without systemd:
     manager = open_manager(cgroups_path, container_id)   # nothing touched yet
     manager.create()          # mkdir the container's cgroup(s); v2: enable controllers
     manager.apply(resources)  # write linux.resources into the files
-    manager.add_proc(pid)     # move a process in (the init joins itself before forking)
+    manager.add_proc(pid)     # move a process in
+    manager.join_files()      # or: the files a one-thread child writes "0" to, to join
     ... container runs ...
     manager.pids()            # every process inside (kill --all, delete --force)
     manager.destroy()         # rmdir the container's cgroup(s); parents stay
@@ -51,6 +52,11 @@ class CgroupManager:
         raise NotImplementedError
 
     def add_proc(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def join_files(self) -> list[str]:
+        """The files a process with a single thread writes ``0`` to, to move itself in
+        (the runtime's forked intermediates: a container's init and an exec'd process)."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:
@@ -358,6 +364,14 @@ class CgroupV1(CgroupManager):
         for d in self.paths().values():
             _write(d, "cgroup.procs", str(pid))
 
+    def join_files(self) -> list[str]:
+        # ``tasks``, not ``cgroup.procs``: moving a whole process takes the kernel's global
+        # threadgroup lock, whose first taking after a quiet spell waits for an RCU grace
+        # period (5-15 ms here, on every container start); moving the calling thread
+        # alone does not (the kernel skips that lock for it), and a process with one
+        # thread moves whole.
+        return [os.path.join(d, "tasks") for d in self.paths().values()]
+
     def pids(self) -> list[int]:
         seen: set[int] = set()
         for d in self.paths().values():
@@ -582,6 +596,11 @@ class CgroupV2(CgroupManager):
 
     def add_proc(self, pid: int) -> None:
         _write(self.dir, "cgroup.procs", str(pid))
+
+    def join_files(self) -> list[str]:
+        # v2 moves a thread alone only within one threaded subtree (cgroup.threads), so
+        # the process moves as a whole, grace period and all.
+        return [os.path.join(self.dir, "cgroup.procs")]
 
     def kill_all(self) -> bool:
         if not os.path.exists(os.path.join(self.dir, "cgroup.kill")):

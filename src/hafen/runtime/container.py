@@ -246,7 +246,7 @@ def _spawn(
     child_chan = _init.Channel(to_child_r, to_parent_w)
     parent_chan = _init.Channel(to_parent_r, to_child_w)
     state_fd = os.open(sd.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    procs = [os.path.join(d, "cgroup.procs") for d in manager.paths().values()]
+    joins = manager.join_files()
     hooks_sync = any(
         spec.hooks.get(k)
         for k in ("prestart", "createRuntime", "createContainer", "startContainer")
@@ -257,7 +257,7 @@ def _spawn(
         state_dir_fd=state_fd,
         fifo_name=os.path.basename(sd.fifo),
         cgroup_paths=manager.paths(),
-        cgroup_procs=procs,
+        cgroup_join=joins,
         console=console,
         no_pivot=no_pivot,
         preserve_fds=preserve_fds,

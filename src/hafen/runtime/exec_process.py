@@ -129,7 +129,7 @@ def exec_process(
 
         apparmor.require(process.apparmor_profile)
     manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
-    procs = [os.path.join(d, "cgroup.procs") for d in manager.paths().values()]
+    joins = manager.join_files()
     seccomp_filter = _read_filter(sd)
     console: socket.socket | None = None
     proxy_end: socket.socket | None = None
@@ -153,7 +153,7 @@ def exec_process(
         # The process is re-parented to us when the intermediate exits: we wait on it.
         _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
     try:
-        pid = _spawn(st.pid, st.namespaces, procs, process, console, seccomp_filter, preserve_fds)
+        pid = _spawn(st.pid, st.namespaces, joins, process, console, seccomp_filter, preserve_fds)
     finally:
         if console is not None:
             console.close()
@@ -183,7 +183,7 @@ def _read_filter(sd: StateDir) -> bytes | None:
 def _spawn(
     init_pid: int,
     namespaces: list[str],
-    procs: list[str],
+    joins: list[str],
     process: Process,
     console: socket.socket | None,
     seccomp_filter: bytes | None,
@@ -200,7 +200,7 @@ def _spawn(
         channel=child_chan,
         init_pid=init_pid,
         namespaces=namespaces,
-        cgroup_procs=procs,
+        cgroup_join=joins,
         seccomp_filter=seccomp_filter,
         console=console,
         preserve_fds=preserve_fds,

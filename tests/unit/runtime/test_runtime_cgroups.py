@@ -133,6 +133,17 @@ def test_v1_add_proc_pids_and_destroy(v1_root: Path) -> None:
     assert (v1_root / "memory" / "hafen").is_dir()  # parents stay, as with runc
 
 
+def test_a_forked_child_joins_v1_by_thread_and_v2_by_process(v1_root: Path, v2_root: Path) -> None:
+    # v1: each hierarchy's tasks file (moving the one thread skips the kernel's global
+    # threadgroup lock and its RCU grace period); v2 refuses a thread move across
+    # domains, so cgroup.procs.
+    v1 = CgroupV1("/hafen/c1", str(v1_root))
+    assert v1.join_files() == [f"{d}/tasks" for d in v1.paths().values()]
+    assert len(v1.join_files()) == len(V1_CONTROLLERS)
+    v2 = CgroupV2("/hafen/c1", str(v2_root))
+    assert v2.join_files() == [f"{v2_root}/hafen/c1/cgroup.procs"]
+
+
 def test_v2_enables_controllers_down_the_tree(v2_root: Path) -> None:
     mgr = CgroupV2("/hafen/c1", str(v2_root))
     mgr.create()
