@@ -96,6 +96,31 @@ def test_create_start_wait_inspect_delete_through_the_api(hafend: Hafend) -> Non
     assert status == 404 and "No such container" in body["message"]
 
 
+def test_a_wait_whose_client_left_ends_quietly(hafend: Hafend) -> None:
+    # docker run interrupted while it waits: the exit has nobody to go to, and that is
+    # no error of the daemon's (it used to log a traceback per abandoned wait)
+    status, created, _ = call(
+        hafend,
+        "POST",
+        "/containers/create?name=api-left",
+        {"Image": "busybox", "Cmd": ["sleep", "1"]},
+    )
+    assert status == 201, created
+    try:
+        before = hafend.log_path.read_text()
+        conn = UnixHTTPConnection(str(hafend.socket))
+        conn.request("POST", "/containers/api-left/wait?condition=next-exit")
+        assert conn.getresponse().status == 200  # headers only, until the exit
+        conn.close()
+        assert call(hafend, "POST", "/containers/api-left/start")[0] == 204
+        assert call(hafend, "POST", "/containers/api-left/wait")[1]["StatusCode"] == 0
+        assert call(hafend, "GET", "/_ping")[0] == 200
+        logged = hafend.log_path.read_text()[len(before) :]
+        assert "Error handling request" not in logged and "Traceback" not in logged, logged
+    finally:
+        call(hafend, "DELETE", "/containers/api-left?force=1")
+
+
 def test_images_list_inspect_and_tag_through_the_api(hafend: Hafend) -> None:
     images = call(hafend, "GET", "/images/json")[1]
     busybox = next(i for i in images if "busybox:latest" in i["RepoTags"])

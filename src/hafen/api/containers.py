@@ -243,10 +243,13 @@ async def wait(request: web.Request) -> web.StreamResponse:
         waiter.cancel()
         raise
     error = {"Message": state.error} if state.error else None
-    await response.write(
-        json.dumps({"StatusCode": state.exit_code, "Error": error}).encode() + b"\n"
-    )
-    await response.write_eof()
+    try:
+        await response.write(
+            json.dumps({"StatusCode": state.exit_code, "Error": error}).encode() + b"\n"
+        )
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped waiting (an interrupted CLI): nobody to tell
     return response
 
 
