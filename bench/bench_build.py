@@ -136,7 +136,10 @@ class DockerdSide:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         for _ in range(300):
-            if subprocess.run([DOCKER, "version"], env=self.env, capture_output=True).returncode == 0:
+            if (
+                subprocess.run([DOCKER, "version"], env=self.env, capture_output=True).returncode
+                == 0
+            ):
                 break
             time.sleep(0.2)
         subprocess.run([DOCKER, "import", str(busybox_tar(self.root.parent)), "busybox:latest"],
@@ -170,7 +173,10 @@ class HafenSide:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         for _ in range(200):
-            if subprocess.run([HAFEN, "version"], env=self.env, capture_output=True).returncode == 0:
+            if (
+                subprocess.run([HAFEN, "version"], env=self.env, capture_output=True).returncode
+                == 0
+            ):
                 break
             time.sleep(0.1)
         subprocess.run([HAFEN, "image", "bootstrap", "busybox"], env=self.env, check=True,

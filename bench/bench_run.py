@@ -2,9 +2,10 @@
 
 Measures, each over N runs (default 15), median and min-max wall time of:
   - `<runtime> run` of /bin/true on one busybox bundle (create + start + wait + delete),
-    for hafen-runtime (`python3 -S -m hafen.runtime`), runc and crun (crun 1.8 refuses
-    hybrid cgroups: it runs in a private mount namespace with /sys/fs/cgroup/unified
-    unmounted there);
+    for hafen-runtime (`python3 -S -c "import hafen.runtime.__main__"`, how hafen runs
+    it), runc and crun (crun 1.8 refuses hybrid cgroups: it runs in a private mount
+    namespace with /sys/fs/cgroup/unified unmounted there, so its figures include an
+    `unshare` and a `sh`, ~2 ms);
   - the same with Docker's default seccomp profile in config.json (what hafend writes),
     so the filter's compile/cache/load cost is on the table;
   - `<runtime> exec <id> true` into a running container;
@@ -59,6 +60,9 @@ from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
 HAFEN_PYTHONPATH = str(Path(__file__).resolve().parent.parent / "src")
+sys.path.insert(0, HAFEN_PYTHONPATH)
+
+from hafen.runtime import command as hafen_runtime_command  # noqa: E402
 
 
 def make_bundle(root: Path, name: str = "bundle", seccomp: bool = False) -> Path:
@@ -76,7 +80,6 @@ def make_bundle(root: Path, name: str = "bundle", seccomp: bool = False) -> Path
     spec["process"]["args"] = ["/bin/true"]
     spec["root"]["readonly"] = False
     if seccomp:
-        sys.path.insert(0, HAFEN_PYTHONPATH)
         from hafen.oci.seccomp import default_profile, to_oci
 
         caps = spec["process"]["capabilities"]["bounding"]
@@ -113,7 +116,7 @@ def runtime_commands(bundle: Path, state: Path, *verb: str) -> dict[str, list[st
     )
     tail = ["true"] if verb[:1] == ("exec",) else []
     return {
-        "hafen-runtime": [sys.executable, "-S", "-m", "hafen.runtime", "--root", str(state / "hafen"),
+        "hafen-runtime": [*hafen_runtime_command(sys.executable), "--root", str(state / "hafen"),
                           *args, "bench-hafen", *tail],
         "runc": ["runc", "--root", str(state / "runc"), *args, "bench-runc", *tail],
         "crun": ["unshare", "--mount", "--propagation", "private", "sh", "-c", crun_ns],
@@ -159,9 +162,9 @@ def shim_bench(root: Path, bundle: Path, runs: int) -> dict[str, list[float]]:
     spec["root"] = {"path": str(bundle / "rootfs"), "readonly": True}
     variants = {
         # hafend's default: zygote-forked launcher, runtime verbs in forks of the shim
-        "hafen-runtime in shim + zygote": ([python, "-S", "-m", "hafen.runtime"], True),
+        "hafen-runtime in shim + zygote": (hafen_runtime_command(python), True),
         # the path before: an exec'd launcher and one interpreter per runtime verb
-        "hafen-runtime exec'd, no zygote": (["env", python, "-S", "-m", "hafen.runtime"], False),
+        "hafen-runtime exec'd, no zygote": (["env", *hafen_runtime_command(python)], False),
         "runc (zygote)": (["runc"], True),
     }
     parts: dict[str, list[float]] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hafen.errors import InvalidConfig
+from hafen.runtime import command as hafen_runtime_command
 
 DEFAULT_DATA_ROOT = "/var/lib/hafen"
 DEFAULT_EXEC_ROOT = "/run/hafen"
@@ -72,7 +73,7 @@ class DaemonConfig:
         if name in self.runtimes:
             return list(self.runtimes[name])
         if name == "hafen":
-            return python_module_command("hafen.runtime")
+            return hafen_runtime_command(sys.executable)
         if name in ("runc", "crun"):
             return [name]
         raise InvalidConfig(

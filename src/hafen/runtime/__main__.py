@@ -1,4 +1,5 @@
-"""``python -m hafen.runtime``: the same entry point as the ``hafen-runtime`` script.
+"""``python -S -c "import hafen.runtime.__main__"`` (what hafen runs: see ``command``) or
+``python -m hafen.runtime``: the same entry point as the ``hafen-runtime`` script.
 
 Leaves with ``os._exit`` once stdout and stderr are flushed: every file the runtime
 writes is closed by then, and the interpreter's own teardown (module and object

@@ -1,7 +1,7 @@
 """``OCIRuntimeCLI``: the ``Runtime`` protocol over any runc-compatible binary.
 
-Owns running the binary (``runc``, ``crun``, or hafen's own
-``[sys.executable, "-S", "-m", "hafen.runtime"]``) with ``--root`` and turning its exit
+Owns running the binary (``runc``, ``crun``, or hafen's own, ``hafen.runtime.command``)
+with ``--root`` and turning its exit
 status and stderr into ``hafen.errors``. Blocking (subprocess): the daemon calls it from a
 worker thread.
 """
@@ -15,12 +15,13 @@ import sys
 from typing import Any
 
 from hafen.errors import Conflict, ContainerNotFound, RuntimeFailure
+from hafen.runtime import command, is_cli
 from hafen.runtime.protocol import RuntimeState
 
 
 def hafen_runtime_argv() -> list[str]:
     """The argv prefix that runs hafen-runtime with no site-packages (fast start-up)."""
-    return [sys.executable, "-S", "-m", "hafen.runtime"]
+    return command(sys.executable)
 
 
 def hafen_runtime_env() -> dict[str, str]:
@@ -48,7 +49,7 @@ class OCIRuntimeCLI:
         self.root = root
         self.log = log
         self.env = env
-        if env is None and self.argv[1:4] == ["-S", "-m", "hafen.runtime"]:
+        if env is None and is_cli(self.argv):
             self.env = hafen_runtime_env()
         self.timeout = timeout
 

@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import hafen.runtime as runtime_package
 from hafen.shim.proto import RUNTIME_LOG_NAME
 
 # every catchable signal back to its default action in the runtime and the container
@@ -47,14 +48,9 @@ _RUNTIME_MODULES = (
 
 
 def is_hafen_runtime(prefix: list[str]) -> bool:
-    """Whether ``prefix`` runs hafen's own runtime CLI (``<python> [-X...] -m hafen.runtime``),
-    which the shim can run in a forked child of itself instead of a new interpreter."""
-    return (
-        len(prefix) >= 3
-        and prefix[-2:] == ["-m", "hafen.runtime"]
-        and os.path.basename(prefix[0]).startswith("python")
-        and all(arg.startswith("-") and arg != "-m" for arg in prefix[1:-2])
-    )
+    """Whether ``prefix`` runs hafen's own runtime CLI (``hafen.runtime.is_cli``), which
+    the shim can run in a forked child of itself instead of a new interpreter."""
+    return runtime_package.is_cli(prefix)
 
 
 def preload() -> None:

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from hafen.runtime import command as hafen_runtime_command
+
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 BUSYBOX = "/bin/busybox"
 CGROUP_PARENT = "hafen-test"
@@ -258,7 +260,7 @@ def hafen_runtime_env() -> dict[str, str]:
 # (the container keeps that namespace's view; its v1 cgroups are the host's).
 _CRUN_IN_PRIVATE_MOUNTS = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec /usr/bin/crun "$@"'
 PEERS = {
-    "hafen": [sys.executable, "-S", "-m", "hafen.runtime"],
+    "hafen": hafen_runtime_command(sys.executable),
     "runc": ["/usr/sbin/runc"],
     "crun": ["/usr/bin/crun"],
 }

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from hafen.errors import RuntimeFailure
+from hafen.runtime import ENTRY
+from hafen.runtime import command as hafen_runtime_command
 from hafen.shim import client as shim_client
 from hafen.shim.client import ShimClient, ShimZygote
 from hafen.shim.runtime import RuntimeCommand, is_hafen_runtime
@@ -27,8 +29,8 @@ from hafen.shim.runtime import RuntimeCommand, is_hafen_runtime
 from .conftest import SHIM_COMMAND, SHIM_ENV, SRC, Shims, pid_alive, ppid_of, run, wait_gone
 
 PYTHON = os.path.realpath(sys.executable)
-IN_PROCESS = [PYTHON, "-S", "-m", "hafen.runtime"]
-EXECED = ["env", PYTHON, "-S", "-m", "hafen.runtime"]  # same CLI, not recognized: exec'd
+IN_PROCESS = hafen_runtime_command(PYTHON)
+EXECED = ["env", *IN_PROCESS]  # same CLI, not recognized: exec'd
 
 
 def _state(shims: Shims, cid: str) -> dict[str, object]:
@@ -46,7 +48,16 @@ def _state(shims: Shims, cid: str) -> dict[str, object]:
 def test_only_hafens_own_runtime_runs_in_process(tmp_path: Path) -> None:
     assert is_hafen_runtime(IN_PROCESS)
     assert is_hafen_runtime(["python3", "-m", "hafen.runtime"])
-    for other in (["runc"], ["crun", "--debug"], EXECED, [PYTHON, "-m", "other.runtime"]):
+    assert is_hafen_runtime(["/usr/bin/python3", "-S", "-Xdev", "-c", ENTRY])
+    others = (
+        ["runc"],
+        ["crun", "--debug"],
+        EXECED,
+        [PYTHON, "-m", "other.runtime"],
+        [PYTHON, "-c", "import os"],
+        [PYTHON, "-c", "-m", "hafen.runtime"],
+    )
+    for other in others:
         assert not is_hafen_runtime(other), other
     r, w = os.pipe()
     try:
