@@ -1,7 +1,7 @@
 """Thin ctypes wrappers for the Linux syscalls the runtime needs and ``os`` lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, sethostname/setdomainname, prctl,
-capget/capset and the numeric constants they use. Every wrapper raises ``OSError``
+capget/capset, clone3 into a cgroup and the numeric constants they use. Every wrapper raises ``OSError``
 with errno and a message naming the call and its arguments, so that the init can
 report "mount proc on /proc: Operation not permitted" to ``create``.
 
@@ -14,6 +14,8 @@ import ctypes
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+_pylibc.syscall.restype = ctypes.c_long
 
 # clone(2) namespace flags.
 CLONE_NEWTIME = 0x00000080
@@ -61,6 +63,10 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17  # the same on x86_64 and aarch64
+_SYS_CLONE3 = 435  # one number on every architecture (the unified syscall table)
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 _SYS_SETNS = {"x86_64": 308, "aarch64": 268}.get(os.uname().machine, 308)
@@ -196,3 +202,47 @@ def seccomp_set_filter(program: bytes) -> None:
     if ret < 0 and ctypes.get_errno() == 38:  # ENOSYS: kernels before 3.17
         ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0)
     _check(ret, "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+class _CloneArgs(ctypes.Structure):
+    """``struct clone_args`` up to ``cgroup`` (CLONE_ARGS_SIZE_VER2, 88 bytes)."""
+
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "flags",
+            "pidfd",
+            "child_tid",
+            "parent_tid",
+            "exit_signal",
+            "stack",
+            "stack_size",
+            "tls",
+            "set_tid",
+            "set_tid_size",
+            "cgroup",
+        )
+    ]
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """``os.fork()`` whose child is born in the cgroup v2 directory ``cgroup_fd``
+    (clone3 with CLONE_INTO_CGROUP, Linux 5.7): it never migrates there afterwards, so
+    it never waits on the kernel's global threadgroup lock, whose first taking after a
+    quiet spell waits for an RCU grace period (5-15 ms). Python's own fork bookkeeping
+    runs around the call as ``os.fork`` runs it (before/after-fork hooks, the child's
+    interpreter state). Raises ``OSError`` (ENOSYS on older kernels) with no child made.
+    """
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    # PyDLL keeps the GIL across the call, as os.fork does around fork().
+    pid = _pylibc.syscall(_SYS_CLONE3, ctypes.byref(args), ctypes.sizeof(args))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone3 into a cgroup: {os.strerror(err)}")
+    return int(pid)

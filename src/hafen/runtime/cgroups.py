@@ -59,6 +59,12 @@ class CgroupManager:
         (the runtime's forked intermediates: a container's init and an exec'd process)."""
         raise NotImplementedError
 
+    def fork_inside(self) -> int | None:
+        """Fork a child born inside the container's cgroup, as ``os.fork`` returns (0 in
+        the child); ``None`` (nothing forked) where the kernel cannot, and the caller
+        forks and the child joins through ``join_files``."""
+        return None
+
     def pids(self) -> list[int]:
         raise NotImplementedError
 
@@ -599,8 +605,22 @@ class CgroupV2(CgroupManager):
 
     def join_files(self) -> list[str]:
         # v2 moves a thread alone only within one threaded subtree (cgroup.threads), so
-        # the process moves as a whole, grace period and all.
+        # the process moves as a whole, grace period and all: fork_inside avoids it.
         return [os.path.join(self.dir, "cgroup.procs")]
+
+    def fork_inside(self) -> int | None:
+        from hafen.runtime import _sys
+
+        try:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None  # the migration path reports what is wrong
+        try:
+            return _sys.fork_into_cgroup(fd)
+        except OSError:
+            return None  # ENOSYS (Linux < 5.7), or refused: join by migration instead
+        finally:
+            os.close(fd)
 
     def kill_all(self) -> bool:
         if not os.path.exists(os.path.join(self.dir, "cgroup.kill")):

@@ -246,7 +246,6 @@ def _spawn(
     child_chan = _init.Channel(to_child_r, to_parent_w)
     parent_chan = _init.Channel(to_parent_r, to_child_w)
     state_fd = os.open(sd.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    joins = manager.join_files()
     hooks_sync = any(
         spec.hooks.get(k)
         for k in ("prestart", "createRuntime", "createContainer", "startContainer")
@@ -257,7 +256,7 @@ def _spawn(
         state_dir_fd=state_fd,
         fifo_name=os.path.basename(sd.fifo),
         cgroup_paths=manager.paths(),
-        cgroup_join=joins,
+        cgroup_join=[],  # born inside, or set below
         console=console,
         no_pivot=no_pivot,
         preserve_fds=preserve_fds,
@@ -266,7 +265,10 @@ def _spawn(
         container_id=sd.id,
         hooks_sync=hooks_sync,
     )
-    child = os.fork()
+    child = manager.fork_inside()
+    if child is None:
+        args.cgroup_join = manager.join_files()
+        child = os.fork()
     if child == 0:
         parent_chan.close()
         _init.run_intermediate(args)

@@ -129,7 +129,6 @@ def exec_process(
 
         apparmor.require(process.apparmor_profile)
     manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
-    joins = manager.join_files()
     seccomp_filter = _read_filter(sd)
     console: socket.socket | None = None
     proxy_end: socket.socket | None = None
@@ -153,7 +152,7 @@ def exec_process(
         # The process is re-parented to us when the intermediate exits: we wait on it.
         _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
     try:
-        pid = _spawn(st.pid, st.namespaces, joins, process, console, seccomp_filter, preserve_fds)
+        pid = _spawn(st.pid, st.namespaces, manager, process, console, seccomp_filter, preserve_fds)
     finally:
         if console is not None:
             console.close()
@@ -183,7 +182,7 @@ def _read_filter(sd: StateDir) -> bytes | None:
 def _spawn(
     init_pid: int,
     namespaces: list[str],
-    joins: list[str],
+    manager: cgroups.CgroupManager,
     process: Process,
     console: socket.socket | None,
     seccomp_filter: bytes | None,
@@ -200,12 +199,15 @@ def _spawn(
         channel=child_chan,
         init_pid=init_pid,
         namespaces=namespaces,
-        cgroup_join=joins,
+        cgroup_join=[],  # born inside, or set below
         seccomp_filter=seccomp_filter,
         console=console,
         preserve_fds=preserve_fds,
     )
-    child = os.fork()
+    child = manager.fork_inside()
+    if child is None:
+        args.cgroup_join = manager.join_files()
+        child = os.fork()
     if child == 0:
         parent_chan.close()
         _setns.run_intermediate(args)

@@ -215,3 +215,44 @@ def test_kill_all_reaches_every_process_even_frozen(v2_rt: Runtime, tmp_path: Pa
     assert (d / "cgroup.procs").read_text().split() == []
     v2_rt("delete", "--force", "ka", check=True)
     assert not d.exists()
+
+
+def test_the_init_is_born_in_its_v2_cgroup_and_python_works_in_it(tmp_path: Path) -> None:
+    # clone3 CLONE_INTO_CGROUP: the child starts in the cgroup (no migration, so no wait
+    # on the kernel's threadgroup lock), and the interpreter in it is a proper fork's
+    name = f"hafen-clone3-{os.getpid()}"
+    code = f"""
+import os, threading
+from hafen.runtime import _sys
+os.mkdir("/sys/fs/cgroup/{name}")
+fd = os.open("/sys/fs/cgroup/{name}", os.O_RDONLY | os.O_DIRECTORY)
+r, w = os.pipe()
+def unified():
+    return next(l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::"))
+pid = _sys.fork_into_cgroup(fd)
+if pid == 0:
+    t = threading.Thread(target=lambda: None)  # the child's threading state is sound
+    t.start(); t.join()
+    os.write(w, unified().encode())
+    os._exit(7)
+os.close(w)
+born_in = os.read(r, 4096).decode().strip()
+_, status = os.waitpid(pid, 0)
+print(born_in, os.waitstatus_to_exitcode(status), unified())
+os.rmdir("/sys/fs/cgroup/{name}")
+"""
+    try:
+        out = subprocess.run(
+            [*V2_WRAPPER, sys.executable, "-S", "-c", code],
+            capture_output=True,
+            text=True,
+            env=hafen_runtime_env(),
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        child, code_, parent = out.stdout.split()
+        assert child == f"0::/{name}" and code_ == "7"
+        assert parent != child  # only the child moved
+    finally:
+        if (UNIFIED / name).exists():
+            (UNIFIED / name).rmdir()
