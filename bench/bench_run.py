@@ -22,25 +22,36 @@ Prints a table, the ratios and the machine's load. Run as root:
 
 Where the time goes (2 vCPUs, shared; strace -f -ttt --seccomp-bpf, -X importtime and
 timestamps; before -> after the fast paths; absolute numbers move with the load):
-  hafen-runtime run (one process; 46 -> 34 ms at load ~2, runc 25-34, crun ~11):
-  interpreter start with -S ~7 ms; runpy for -m ~3 ms; imports ~8 -> ~4 ms (json, re,
-  enum, signal no longer imported: the C _json scanner/encoder and _signal directly);
-  config + cgroup mkdir/apply ~1 ms; intermediate: the first cgroup.procs write waits
-  for an RCU grace period, ~5 ms on this kernel (runc and crun pay it too); unshare +
-  init fork ~2 ms; init: mounts, pivot_root, caps ~3-5 ms; exec + exit of true ~1 ms;
+  hafen-runtime run (one process; 46 -> 34 -> 24 ms at load ~0.5, runc 19-27, crun
+  11-13): interpreter start with -S ~8 ms; runpy for -m ~4 ms -> 0 (hafen runs the CLI
+  as `-S -c "import hafen.runtime.__main__"`); imports ~8 -> ~4 ms (json, re, enum,
+  signal no longer imported: the C _json scanner/encoder and _signal directly; ctypes
+  ~1.5 ms remains); config + cgroup mkdir/apply ~1 ms; intermediate: joining the
+  cgroup by pid (cgroup.procs) took the kernel's global threadgroup lock, whose first
+  taking after a quiet spell waits for an RCU grace period (13.5 ms here under perf
+  trace; runc and crun pay it) -> 0: the one-thread intermediate writes 0 to each v1
+  `tasks` file (a thread moves without that lock), and on v2 is born in the cgroup
+  (clone3 CLONE_INTO_CGROUP; on a v2 view of this host 64 -> 40 ms); unshare + init
+  fork ~2 ms; init: mounts, pivot_root, caps ~3-5 ms; exec + exit of true ~1 ms;
   delete ~1-3 ms (cgroup rmdir's EBUSY retry slept 10 ms, now 0.5 ms doubling);
-  interpreter teardown ~3-5 ms -> 0 (os._exit after flushing).
-  shim path, daemon -> shim -> create -> start -> exit recorded (101 -> 27 ms median
-  at load ~2; runc under the same shim 42 ms): before, four interpreters per container
+  interpreter teardown ~3-5 ms -> 0 (os._exit after flushing). The runs alternate, so
+  runc's and crun's cgroup writes often find the lock's grace period already passed by
+  the run before (crun's 11 ms is such a run; alone, crun waits 17 ms on its write).
+  shim path, daemon -> shim -> create -> start -> exit recorded (101 -> 27 -> 23 ms
+  median; runc under the same shim 42 ms): before, four interpreters per container
   (the launcher, then `hafen-runtime create`, `start`, `delete`, ~15-25 ms each) and
   two fsyncs (shim.json, exit.json); after, none: the daemon's zygote forks the launcher,
   the shim forks each runtime verb (hafen.runtime.main in-process), no fsync in the
-  exec root. Of the 27 ms: launch 19 (5 of them the cgroup RCU wait), start 3, exit 4.
+  exec root, no wait for the cgroup lock. Of the 23 ms: launch 14.5, start 3.5, exit 4.
   exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter: ~15 ms
-  per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 35 ms (dockerd 56).
-  docker run --rm against hafend (83 ms, dockerd 150): docker CLI start and requests,
-  create, bundle and overlay mount ~30 ms before the shim; shim ~30 ms; the exit
-  handling and removal in the daemon after the shim reports make up the rest.
+  per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 23 ms (dockerd 50).
+  docker run --rm against hafend (83 -> 47 ms, dockerd 107; perf trace of one run):
+  docker CLI start ~10 ms; ping, create, attach and wait requests ~9 ms; start: overlay
+  mount, bundle and config.json ~3 ms, zygote -> launcher -> shim forks ~4 ms, runtime
+  create ~17 ms (its Python work ~6, the intermediate and init ~10), the shim's report
+  and the attach and start round trips ~5 ms, start verb ~2 ms; then the exit: reaped,
+  recorded and the runtime's state released by the shim ~6 ms, the daemon's unmount and
+  removal ~4 ms before the wait answers.
 """
 
 from __future__ import annotations
