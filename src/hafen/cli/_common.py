@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -104,3 +104,46 @@ def local_error(err: Exception) -> Exception:
 def write_out(text: str) -> None:
     """Write to stdout without click's newline handling."""
     click.echo(text, nl=False)
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands in ``lazy`` (name -> module, attribute, one-line
+    help) are imported on first use. ``--help`` lists them in the table's order, then the
+    others; ``sort_help`` lists them all by name instead."""
+
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, tuple[str, str, str]],
+        sort_help: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+        self.sort_help = sort_help
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.lazy) + [n for n in super().list_commands(ctx) if n not in self.lazy]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, attr, _help = self.lazy[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][2]) for name in self.lazy]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in self.commands.items()
+            if name not in self.lazy
+        ]
+        if self.sort_help:
+            rows.sort()
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
-from hafen.cli._common import CLIError, CLIState, daemon_error_text
+from hafen.cli._common import CLIError, CLIState, LazyGroup, daemon_error_text
 
 # name -> (module, attribute, one-line help). Order is the order of ``--help``.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -117,38 +116,6 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "system": ("hafen.cli.commands.disk", "system_group", "Manage hafen"),
     "network": ("hafen.cli.commands.network", "network_group", "Manage networks"),
 }
-
-
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.lazy) + [n for n in super().list_commands(ctx) if n not in self.lazy]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy:
-            import importlib
-
-            module, attr, _help = self.lazy[cmd_name]
-            command = getattr(importlib.import_module(module), attr)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, self.lazy[name][2]) for name in self.lazy]
-        rows += [
-            (name, cmd.get_short_help_str())
-            for name, cmd in self.commands.items()
-            if name not in self.lazy
-        ]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
 
 
 CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 120}

@@ -392,6 +392,28 @@ def test_help_does_not_import_rich_or_verbs() -> None:
     assert out.decode().splitlines()[-1] == "[]"
 
 
+def test_run_imports_only_its_own_verbs_module() -> None:
+    # `hafen container` lists exec, stats, prune... but `hafen run` loads none of them
+    code = (
+        "import sys\n"
+        "import hafen.cli.commands.container\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hafen.cli.commands.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    assert out.decode().splitlines()[-1] == "['hafen.cli.commands.container']"
+
+
+def test_every_lazy_container_subcommand_resolves() -> None:
+    import click
+
+    from hafen.cli.commands.container import _CONTAINER_LAZY, container_group
+
+    ctx = click.Context(container_group)
+    for name in _CONTAINER_LAZY:
+        assert isinstance(container_group.get_command(ctx, name), click.Command), name
+    assert "exec" in container_group.list_commands(ctx)
+
+
 def test_start_attach_streams_output_and_exits_with_status(fake: FakeDaemon) -> None:
     Container(fake, exit_code=4)
     fake.route(

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from hafen.cli._common import CLIError, daemon_error_text, get_client, write_out
+from hafen.cli._common import CLIError, LazyGroup, daemon_error_text, get_client, write_out
 from hafen.client import APIClient
 from hafen.errors import HafenError, InvalidArgument, NotFound
 
@@ -649,7 +649,45 @@ def wait(ctx: click.Context, containers: tuple[str, ...]) -> None:
 # ----------------------------------------------------------------------------- aliases
 
 
-@click.group(context_settings=_CTX)
+# Subcommands that live in other modules load when used: ``hafen run`` imports this one.
+_CONTAINER_LAZY: dict[str, tuple[str, str, str]] = {
+    "attach": (
+        "hafen.cli.commands.attach",
+        "attach",
+        "Attach local standard input, output, and error streams to a running container",
+    ),
+    "exec": ("hafen.cli.commands.exec", "exec_", "Execute a command in a running container"),
+    "pause": (
+        "hafen.cli.commands.resources",
+        "pause",
+        "Pause all processes within one or more containers",
+    ),
+    "port": (
+        "hafen.cli.commands.attach",
+        "port",
+        "List port mappings or a specific mapping for the container",
+    ),
+    "prune": ("hafen.cli.commands.disk", "container_prune", "Remove all stopped containers"),
+    "stats": (
+        "hafen.cli.commands.resources",
+        "stats",
+        "Display a live stream of container(s) resource usage statistics",
+    ),
+    "top": ("hafen.cli.commands.resources", "top", "Display the running processes of a container"),
+    "unpause": (
+        "hafen.cli.commands.resources",
+        "unpause",
+        "Unpause all processes within one or more containers",
+    ),
+    "update": (
+        "hafen.cli.commands.resources",
+        "update",
+        "Update configuration of one or more containers",
+    ),
+}
+
+
+@click.group(cls=LazyGroup, lazy=_CONTAINER_LAZY, sort_help=True, context_settings=_CTX)
 def container_group() -> None:
     """Manage containers."""
 
@@ -668,32 +706,6 @@ container_group.add_command(rm)
 container_group.add_command(rm, "remove")
 container_group.add_command(wait)
 container_group.add_command(rename)
-
-
-def _add_exec() -> None:
-    from hafen.cli.commands.exec import exec_
-
-    container_group.add_command(exec_, "exec")
-    from hafen.cli.commands.disk import container_prune
-
-    container_group.add_command(container_prune)
-    from hafen.cli.commands.attach import attach, port
-
-    container_group.add_command(attach)
-    container_group.add_command(port)
-
-
-_add_exec()
-
-
-def _add_resources() -> None:
-    from hafen.cli.commands import resources
-
-    for name in ("pause", "unpause", "update", "top", "stats"):
-        container_group.add_command(getattr(resources, name), name)
-
-
-_add_resources()
 
 
 @click.command("inspect", context_settings=_CTX)
