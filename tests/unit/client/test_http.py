@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from hafen.client._http import Connection, HTTPException
+from hafen.errors import InvalidArgument
 
 
 def exchange(
@@ -111,3 +112,36 @@ def test_malformed_or_cut_responses_raise(reply: bytes) -> None:
     with pytest.raises(HTTPException):
         conn.getresponse().read()
     conn.close()
+
+
+def test_query_and_path_escaping_match_urllib() -> None:
+    # the client escapes by itself (urllib.parse costs CLI start-up); same bytes out
+    from urllib.parse import quote, urlencode
+
+    from hafen.client._client import _encode_params, _q
+
+    for text in ["abc", "a b/c", "ünï", '{"label":["a=b"]}', "x:y@z/w", "~._-", "", "a+b&c=%"]:
+        assert _q(text) == quote(text, safe=":@"), text
+    params = {"filters": {"label": ["a=b c"]}, "all": True, "names": ("a b", "c/d"), "q": "é&="}
+    expected = urlencode(
+        [
+            ("filters", '{"label":["a=b c"]}'),
+            ("all", "1"),
+            ("names", "a b"),
+            ("names", "c/d"),
+            ("q", "é&="),
+        ]
+    )
+    assert _encode_params(params) == expected
+
+
+def test_unix_hosts_parse_without_urllib() -> None:
+    from hafen.client._transport import parse_host
+
+    assert parse_host("unix:///run/hafen/hafen.sock").address == "/run/hafen/hafen.sock"
+    assert parse_host("unix://rel.sock").address == "rel.sock"
+    assert parse_host("/abs.sock").url == "unix:///abs.sock"
+    tcp = parse_host("tcp://127.0.0.1:2376")
+    assert (tcp.scheme, tcp.address, tcp.port) == ("tcp", "127.0.0.1", 2376)
+    with pytest.raises(InvalidArgument, match="no socket path"):
+        parse_host("unix://")
