@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from hafen.cli._common import CLIError, LazyGroup, daemon_error_text, get_client, write_out
+from hafen.cli.verbs import VERBS
 from hafen.client import APIClient
 from hafen.errors import HafenError, InvalidArgument, NotFound
 
@@ -651,39 +652,11 @@ def wait(ctx: click.Context, containers: tuple[str, ...]) -> None:
 
 # Subcommands that live in other modules load when used: ``hafen run`` imports this one.
 _CONTAINER_LAZY: dict[str, tuple[str, str, str]] = {
-    "attach": (
-        "hafen.cli.commands.attach",
-        "attach",
-        "Attach local standard input, output, and error streams to a running container",
-    ),
-    "exec": ("hafen.cli.commands.exec", "exec_", "Execute a command in a running container"),
-    "pause": (
-        "hafen.cli.commands.resources",
-        "pause",
-        "Pause all processes within one or more containers",
-    ),
-    "port": (
-        "hafen.cli.commands.attach",
-        "port",
-        "List port mappings or a specific mapping for the container",
-    ),
+    **{
+        name: VERBS[name]
+        for name in ("attach", "exec", "pause", "port", "stats", "top", "unpause", "update")
+    },
     "prune": ("hafen.cli.commands.disk", "container_prune", "Remove all stopped containers"),
-    "stats": (
-        "hafen.cli.commands.resources",
-        "stats",
-        "Display a live stream of container(s) resource usage statistics",
-    ),
-    "top": ("hafen.cli.commands.resources", "top", "Display the running processes of a container"),
-    "unpause": (
-        "hafen.cli.commands.resources",
-        "unpause",
-        "Unpause all processes within one or more containers",
-    ),
-    "update": (
-        "hafen.cli.commands.resources",
-        "update",
-        "Update configuration of one or more containers",
-    ),
 }
 
 
