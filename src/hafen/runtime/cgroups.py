@@ -7,7 +7,8 @@ implementations. Lifecycle, as runc without systemd:
     manager.create()          # mkdir the container's cgroup(s); v2: enable controllers
     manager.apply(resources)  # write linux.resources into the files
     manager.add_proc(pid)     # move a process in
-    manager.join_files()      # or: the files a one-thread child writes "0" to, to join
+    manager.fork_inside()     # or: fork a child born inside (v2), else
+    manager.join_files()      # the files a one-thread child writes "0" to, to join
     ... container runs ...
     manager.pids()            # every process inside (kill --all, delete --force)
     manager.destroy()         # rmdir the container's cgroup(s); parents stay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,12 @@ def test_a_forked_child_joins_v1_by_thread_and_v2_by_process(v1_root: Path, v2_r
     assert len(v1.join_files()) == len(V1_CONTROLLERS)
     v2 = CgroupV2("/hafen/c1", str(v2_root))
     assert v2.join_files() == [f"{v2_root}/hafen/c1/cgroup.procs"]
+    assert v1.fork_inside() is None  # v1 joins by thread: nothing to fork into
+    v2.create()
+    pid = v2.fork_inside()
+    if pid == 0:  # a plain directory was taken for a cgroup: leave at once
+        os._exit(0)
+    assert pid is None  # the kernel refused it: nothing forked, the caller migrates
 
 
 def test_v2_enables_controllers_down_the_tree(v2_root: Path) -> None:
