@@ -1,9 +1,9 @@
 """Thin ctypes wrappers for the Linux syscalls the runtime needs and ``os`` lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, sethostname/setdomainname, prctl,
-capget/capset, clone3 into a cgroup and the numeric constants they use. Every wrapper raises ``OSError``
-with errno and a message naming the call and its arguments, so that the init can
-report "mount proc on /proc: Operation not permitted" to ``create``.
+capget/capset, clone3 into a cgroup and the numeric constants they use. Every wrapper
+raises ``OSError`` with errno and a message naming the call and its arguments, so that
+the init can report "mount proc on /proc: Operation not permitted" to ``create``.
 
 Loaded only by the process that sets up a container (import cost of ctypes ~2 ms).
 """
