@@ -7,8 +7,7 @@ implementations. Lifecycle, as runc without systemd:
     manager.create()          # mkdir the container's cgroup(s); v2: enable controllers
     manager.apply(resources)  # write linux.resources into the files
     manager.add_proc(pid)     # move a process in
-    manager.fork_inside()     # or: fork a child born inside (v2), else
-    manager.join_files()      # the files a one-thread child writes "0" to, to join
+    manager.fork_child()      # or: fork a one-thread child that joins (born inside on v2)
     ... container runs ...
     manager.pids()            # every process inside (kill --all, delete --force)
     manager.destroy()         # rmdir the container's cgroup(s); parents stay
@@ -62,9 +61,16 @@ class CgroupManager:
 
     def fork_inside(self) -> int | None:
         """Fork a child born inside the container's cgroup, as ``os.fork`` returns (0 in
-        the child); ``None`` (nothing forked) where the kernel cannot, and the caller
-        forks and the child joins through ``join_files``."""
+        the child); ``None`` (nothing forked) where the kernel cannot."""
         return None
+
+    def fork_child(self) -> tuple[int, list[str]]:
+        """``os.fork()`` for one of the runtime's one-thread intermediates, and the files
+        the child still writes ``0`` to, to join (none when it was born inside)."""
+        pid = self.fork_inside()
+        if pid is not None:
+            return pid, []
+        return os.fork(), self.join_files()
 
     def pids(self) -> list[int]:
         raise NotImplementedError

@@ -1,9 +1,8 @@
 """``OCIRuntimeCLI``: the ``Runtime`` protocol over any runc-compatible binary.
 
 Owns running the binary (``runc``, ``crun``, or hafen's own, ``hafen.runtime.command``)
-with ``--root`` and turning its exit
-status and stderr into ``hafen.errors``. Blocking (subprocess): the daemon calls it from a
-worker thread.
+with ``--root`` and turning its exit status and stderr into ``hafen.errors``. Blocking
+(subprocess): the daemon calls it from a worker thread.
 """
 
 from __future__ import annotations
@@ -11,21 +10,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from typing import Any
 
 from hafen.errors import Conflict, ContainerNotFound, RuntimeFailure
-from hafen.runtime import command, is_cli
+from hafen.runtime import is_cli
 from hafen.runtime.protocol import RuntimeState
 
 
-def hafen_runtime_argv() -> list[str]:
-    """The argv prefix that runs hafen-runtime with no site-packages (fast start-up)."""
-    return command(sys.executable)
-
-
 def hafen_runtime_env() -> dict[str, str]:
-    """Environment for ``hafen_runtime_argv``: ``-S`` skips site, so put hafen on PYTHONPATH."""
+    """Environment for ``hafen.runtime.command``: ``-S`` skips site, so put hafen on
+    PYTHONPATH."""
     import hafen
 
     src = os.path.dirname(os.path.dirname(os.path.abspath(hafen.__file__)))

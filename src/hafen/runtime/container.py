@@ -256,7 +256,7 @@ def _spawn(
         state_dir_fd=state_fd,
         fifo_name=os.path.basename(sd.fifo),
         cgroup_paths=manager.paths(),
-        cgroup_join=[],  # born inside, or set below
+        cgroup_join=[],  # the child's own, set after the fork
         console=console,
         no_pivot=no_pivot,
         preserve_fds=preserve_fds,
@@ -265,11 +265,9 @@ def _spawn(
         container_id=sd.id,
         hooks_sync=hooks_sync,
     )
-    child = manager.fork_inside()
-    if child is None:
-        args.cgroup_join = manager.join_files()
-        child = os.fork()
+    child, joins = manager.fork_child()
     if child == 0:
+        args.cgroup_join = joins
         parent_chan.close()
         _init.run_intermediate(args)
     child_chan.close()

@@ -199,16 +199,14 @@ def _spawn(
         channel=child_chan,
         init_pid=init_pid,
         namespaces=namespaces,
-        cgroup_join=[],  # born inside, or set below
+        cgroup_join=[],  # the child's own, set after the fork
         seccomp_filter=seccomp_filter,
         console=console,
         preserve_fds=preserve_fds,
     )
-    child = manager.fork_inside()
-    if child is None:
-        args.cgroup_join = manager.join_files()
-        child = os.fork()
+    child, joins = manager.fork_child()
     if child == 0:
+        args.cgroup_join = joins
         parent_chan.close()
         _setns.run_intermediate(args)
     child_chan.close()

@@ -22,9 +22,10 @@ import shlex
 import socket
 import sys
 
+from hafen.runtime import is_cli
 from hafen.shim.monitor import ShimOptions, run_shim
 from hafen.shim.proto import SOCKET_NAME, reachable_path
-from hafen.shim.runtime import is_hafen_runtime, preload
+from hafen.shim.runtime import preload
 
 USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                   [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
@@ -252,6 +253,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hafen-shim: {e}\n{USAGE}", file=sys.stderr)
         _emit({"error": f"hafen-shim: {e}"})
         return 2
-    if is_hafen_runtime(opts.runtime):
+    if is_cli(opts.runtime):
         preload()  # before the fork: the shim runs each runtime verb in a fork of itself
     return launch(opts)

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-import hafen.runtime as runtime_package
+from hafen.runtime import is_cli
 from hafen.shim.proto import RUNTIME_LOG_NAME
 
 # every catchable signal back to its default action in the runtime and the container
@@ -45,12 +45,6 @@ _RUNTIME_MODULES = (
     "hafen.runtime.console",
     "hafen.runtime.seccomp",
 )
-
-
-def is_hafen_runtime(prefix: list[str]) -> bool:
-    """Whether ``prefix`` runs hafen's own runtime CLI (``hafen.runtime.is_cli``), which
-    the shim can run in a forked child of itself instead of a new interpreter."""
-    return runtime_package.is_cli(prefix)
 
 
 def preload() -> None:
@@ -118,7 +112,7 @@ class RuntimeCommand:
             raise ValueError("empty runtime command")
         self.prefix = prefix
         # hafen's own runtime runs in a forked child of the shim (no new interpreter)
-        self.in_process = is_hafen_runtime(prefix)
+        self.in_process = is_cli(prefix)
         self.root = root
         self.log_path = os.path.join(state_dir, RUNTIME_LOG_NAME)
         # the shim's SIGCHLD wake-up pipe: readable when a child (the runtime) exits

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from hafen.errors import RuntimeFailure
-from hafen.runtime import ENTRY
+from hafen.runtime import ENTRY, is_cli
 from hafen.runtime import command as hafen_runtime_command
 from hafen.shim import client as shim_client
 from hafen.shim.client import ShimClient, ShimZygote
-from hafen.shim.runtime import RuntimeCommand, is_hafen_runtime
+from hafen.shim.runtime import RuntimeCommand
 
 from .conftest import SHIM_COMMAND, SHIM_ENV, SRC, Shims, pid_alive, ppid_of, run, wait_gone
 
@@ -46,9 +46,9 @@ def _state(shims: Shims, cid: str) -> dict[str, object]:
 
 
 def test_only_hafens_own_runtime_runs_in_process(tmp_path: Path) -> None:
-    assert is_hafen_runtime(IN_PROCESS)
-    assert is_hafen_runtime(["python3", "-m", "hafen.runtime"])
-    assert is_hafen_runtime(["/usr/bin/python3", "-S", "-Xdev", "-c", ENTRY])
+    assert is_cli(IN_PROCESS)
+    assert is_cli(["python3", "-m", "hafen.runtime"])
+    assert is_cli(["/usr/bin/python3", "-S", "-Xdev", "-c", ENTRY])
     others = (
         ["runc"],
         ["crun", "--debug"],
@@ -58,7 +58,7 @@ def test_only_hafens_own_runtime_runs_in_process(tmp_path: Path) -> None:
         [PYTHON, "-c", "-m", "hafen.runtime"],
     )
     for other in others:
-        assert not is_hafen_runtime(other), other
+        assert not is_cli(other), other
     r, w = os.pipe()
     try:
         assert RuntimeCommand(IN_PROCESS, None, str(tmp_path), r).in_process
