@@ -32,6 +32,8 @@ import time
 from hafen.errors import RuntimeFailure
 from hafen.runtime.config import Hook
 
+_CATCHABLE = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -42,6 +44,15 @@ def run_hook(hook: Hook, state: dict[str, object], kind: str) -> None:
     pid = os.fork()
     if pid == 0:
         try:
+            # a hook starts with every signal at its default, as an exec'd runtime's would
+            # (whatever runs this, an interpreter ignores SIGPIPE and SIGXFSZ, and the
+            # shim SIGINT and SIGHUP: ignored dispositions survive execve)
+            for sig in _CATCHABLE:
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass  # glibc's own real-time signals
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
             os.close(w)
             os.dup2(r, 0)
             if r != 0:

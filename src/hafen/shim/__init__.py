@@ -13,7 +13,7 @@ Modules:
     logfile   Docker's json-file log writer (line splitting, 16 KiB partial records)
     runtime   invoking the OCI runtime (create/start/kill/delete/exec) and its errors;
               hafen's own runtime runs in a fork of the shim instead of a new interpreter
-    zygote    the daemon's pre-imported launcher: forks launchers on request
+    zygote    the daemon's pre-imported shim: forks shims on request
     oom       whether the OOM killer struck in the container's memory cgroup
     proto     names and wire formats shared by the shim and its client
     client    the daemon side: ``launch_shim`` (through a zygote), ``ShimClient``,

@@ -17,7 +17,7 @@ Failures raise ``hafen.errors.RuntimeFailure`` with the shim's (or runtime's) me
 Standard library only.
 
 Launches go through a zygote (``hafen.shim.zygote``) when the shim command is
-``... -m hafen.shim``: one pre-imported launcher per shim command line and environment,
+``... -m hafen.shim``: one pre-imported shim per shim command line and environment,
 started on first use and alive as long as this process holds its socket; the exec'd
 launcher is the fallback (zygote disabled with ``HAFEN_SHIM_ZYGOTE=0``, not startable,
 or gone).
@@ -165,7 +165,8 @@ async def launch_shim(
     detail = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
     if zygote is not None and out is not None:
         raise RuntimeFailure(
-            f"shim for {container_id} ended without a report: {detail or 'no output'}"
+            f"shim for {container_id} ended without a report: "
+            f"{detail or 'no output (see shim.log in ' + state_dir + ')'}"
         )
     raise RuntimeFailure(
         f"shim for {container_id} exited with status {returncode}: {detail or 'no output'}"
@@ -218,7 +219,7 @@ class ShimZygote:
         return self.proc.poll() is None
 
     async def launch(self, shim_args: list[str]) -> bytes | None:
-        """Run one launcher in a fork of the zygote; its output (report line), or None
+        """Run one shim in a fork of the zygote; its report line, or None
         when the zygote could not take the request (the caller execs a launcher)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

@@ -9,7 +9,9 @@ before forking (so the daemon can connect as soon as the launcher exits), forks 
 shim and waits on a pipe for its readiness report, then prints exactly one JSON line —
 ``{"pid": <container init>, "shim_pid": <shim>}`` and exits 0, or ``{"error": "..."}``
 and exits 1 (the shim is then gone and has cleaned up after itself). The shim is not
-the launcher's child for long: the launcher exits, so the shim is reparented.
+the launcher's child for long: the launcher exits, so the shim is reparented. Through
+the daemon's zygote there is no launcher: the zygote's child becomes the shim
+(``become_shim``) and writes the same report line to the daemon itself.
 
 Arguments are hand-parsed (argparse costs start-up time on every container start).
 """
@@ -187,14 +189,47 @@ def _emit(obj: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-def launch(opts: ShimOptions) -> int:
-    """Fork the shim, relay its readiness report; the launcher's exit status."""
+def _prepare(opts: ShimOptions) -> tuple[bool, socket.socket]:
+    """Make the state dir and listen on its socket: (whether the dir is new, listener).
+
+    Raises OSError with a message naming the dir."""
     try:
         made_dir = not os.path.isdir(opts.state_dir)
         os.makedirs(opts.state_dir, mode=0o711, exist_ok=True)
-        listener = _listen(os.path.join(opts.state_dir, SOCKET_NAME))
+        return made_dir, _listen(os.path.join(opts.state_dir, SOCKET_NAME))
     except OSError as e:
-        _emit({"error": f"shim: cannot listen in {opts.state_dir}: {e}"})
+        raise OSError(f"shim: cannot listen in {opts.state_dir}: {e}") from e
+
+
+def become_shim(args: list[str], report_fd: int) -> int:
+    """The zygote's launch: this process becomes the shim itself (no launcher, no second
+    fork) and writes the launcher's report line to ``report_fd``: it closes that fd
+    after reporting success, and leaves it to its exit after a failure."""
+    try:
+        opts = parse_args(args)
+        _made_dir, listener = _prepare(opts)
+    except (UsageError, OSError) as e:
+        _report_line(
+            report_fd, {"error": f"hafen-shim: {e}" if isinstance(e, UsageError) else str(e)}
+        )
+        return 2 if isinstance(e, UsageError) else 1
+    return run_shim(opts, listener, report_fd)
+
+
+def _report_line(fd: int, obj: dict[str, object]) -> None:
+    """Write a failure's report; the fd closes when this process exits, so the daemon's
+    EOF means the shim is gone (as after an exec'd launcher's answer)."""
+    data = json.dumps(obj).encode() + b"\n"
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def launch(opts: ShimOptions) -> int:
+    """Fork the shim, relay its readiness report; the launcher's exit status."""
+    try:
+        made_dir, listener = _prepare(opts)
+    except OSError as e:
+        _emit({"error": str(e)})
         return 1
     r, w = os.pipe()
     sys.stdout.flush()

@@ -1,17 +1,19 @@
 """The shim proper: one container's parent, stdio holder, log writer and exit recorder.
 
-Lifecycle (``run_shim``, in the forked child of the launcher):
+Lifecycle (``run_shim``, in the forked child of the launcher, or of the zygote):
 
 1. become a session leader and a child subreaper (orphans of the container are
    reparented here and reaped), move stdio to ``<state-dir>/shim.log``;
 2. ``create``: wire the container's stdio (pipes, or a pty received over the console
    socket), run ``<runtime> create``, read the init pid, write ``shim.json``, report
-   readiness to the launcher through a pipe — the container is NOT started;
+   readiness to the launcher through a pipe (to the daemon, when forked by the
+   zygote) — the container is NOT started;
 3. ``serve``: a single-threaded ``selectors`` loop over the listening socket, client
    connections, the output fds, the stdin fd and the SIGCHLD wake-up pipe, until the
    init has been reaped and its output drained;
-4. ``finish``: write ``exit.json`` atomically, ``<runtime> delete``, answer every
-   ``wait``, flush attached clients (bounded), unlink ``shim.sock``, exit 0.
+4. ``finish``: end attached clients' streams, write ``exit.json`` atomically,
+   ``<runtime> delete``, answer every ``wait``, flush what clients still have to take
+   (bounded), unlink ``shim.sock``, exit 0.
 
 A slow attached client never blocks the loop: its buffer is bounded and it is dropped
 when the buffer overflows. The container's output is always read, so the container
@@ -673,6 +675,13 @@ class Shim:
         if self.log is not None:
             self.log.close()
         self._close_stdin()
+        # every byte of output is read: attached clients get their EOF now, not after the
+        # runtime's delete (a `docker run` waits for both its attach and its wait)
+        for conn in list(self.conns.values()):
+            if conn.kind == "attach":
+                conn.close_after_flush = True
+                conn.reading = False
+                self._flush_conn(conn)
         # read before delete: the cgroup goes with the runtime's state
         self.oom_killed = oom_kill_count(self.oom_file) > self.oom_baseline
         _write_json_atomic(self._path(EXIT_FILE_NAME), self.exit_record())
@@ -757,8 +766,9 @@ def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
             shim.abort()
         finally:
             listener.close()
+            # ready_fd stays open until this process exits: the reader's EOF then means
+            # the shim is gone, with everything it made
             _report(ready_fd, {"error": message})
-            os.close(ready_fd)
         return 1
     _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid()})
     os.close(ready_fd)

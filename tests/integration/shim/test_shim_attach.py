@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import time
 
 import pytest
@@ -223,3 +224,29 @@ def test_unknown_op_and_bad_json_get_errors(shims: Shims) -> None:
         s.close()
         assert expected in reply["error"]
     assert run(c.client.state())["status"] == "created"
+
+
+def test_attach_ends_with_the_output_not_after_the_runtimes_delete(shims: Shims) -> None:
+    """A `docker run` waits for its attach and its wait: the stream must not also wait for
+    the runtime to release the container (here a runtime whose delete takes a second)."""
+    from hafen.runtime import command as hafen_runtime_command
+
+    slow_delete = [
+        "sh", "-c", 'case " $* " in *" delete "*) sleep 1;; esac; exec "$0" "$@"',
+        *hafen_runtime_command(sys.executable),
+    ]  # fmt: skip
+    c = shims.launch(["echo", "bye"], runtime=slow_delete)
+
+    async def scenario() -> tuple[bytes, float, float]:
+        reader, writer = await c.client.attach(stdin=False, stdout=True, stderr=True)
+        waiting = asyncio.ensure_future(c.client.wait())
+        await c.client.start()
+        frames = await read_frames(reader)
+        ended = time.monotonic()
+        writer.close()
+        await waiting
+        return joined(frames, 1), ended, time.monotonic()
+
+    out, ended, answered = run(scenario())
+    assert out == b"bye\n"
+    assert answered - ended > 0.5

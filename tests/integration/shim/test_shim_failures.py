@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,13 @@ import pytest
 from hafen.errors import RuntimeFailure
 
 from .conftest import RUNTIME, SHIM_COMMAND, SHIM_ENV, Shims, run, runtime_has_state
+
+
+def _stat(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -35,8 +43,12 @@ def _processes_mentioning(text: str) -> list[int]:
 def _assert_nothing_left(shims: Shims, state_dir: Path) -> None:
     cid = shims.ids[-1]
     assert not state_dir.exists(), sorted(p.name for p in state_dir.iterdir())
-    left = _processes_mentioning(cid)
-    assert left == [], [(p, Path(f"/proc/{p}/stat").read_text()) for p in left]
+    # A zygote-forked shim answers as its last act; its exit may still be under way
+    # (no memory, no files, only the task) when the answer arrives: give it a moment.
+    deadline = time.monotonic() + 2
+    while (left := _processes_mentioning(cid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert left == [], [(p, _stat(p)) for p in left]
     assert not runtime_has_state(shims, cid)
 
 

@@ -123,12 +123,12 @@ def test_in_process_exec_and_kill(shims: Shims) -> None:
     assert run(c.client.wait()).exit_code == 137
 
 
-def test_zygote_shims_are_nobodys_children_and_outlive_the_zygote(shims: Shims) -> None:
+def test_zygote_shims_are_forked_once_and_outlive_the_zygote(shims: Shims) -> None:
     c = shims.launch(["sleep", "100"])
     zygote = shim_client._zygotes.get(shim_client._zygote_key(SHIM_COMMAND, SHIM_ENV))
     assert isinstance(zygote, ShimZygote) and zygote.alive()
-    # the launcher the zygote forked has exited: the shim is not the zygote's child
-    assert ppid_of(c.info.shim_pid) not in (zygote.proc.pid, os.getpid())
+    # no launcher in between: the zygote's child is the shim, and the daemon's is neither
+    assert ppid_of(c.info.shim_pid) == zygote.proc.pid
     assert os.getsid(c.info.shim_pid) == c.info.shim_pid  # its own session
     # one command line for all of them: the process name tells which container
     assert Path(f"/proc/{c.info.shim_pid}/comm").read_text().strip() == f"shim-{c.id[:10]}"
@@ -137,6 +137,7 @@ def test_zygote_shims_are_nobodys_children_and_outlive_the_zygote(shims: Shims) 
     shim_client.close_zygotes()  # what a daemon's exit does: the zygote leaves on EOF
     assert not zygote.alive()
     assert pid_alive(c.info.shim_pid) and pid_alive(c.info.pid)
+    assert ppid_of(c.info.shim_pid) not in (zygote.proc.pid, os.getpid())
     assert run(c.client.state())["status"] == "running"
     # the next launch starts a new zygote
     d = shims.launch(["true"])
@@ -196,3 +197,29 @@ def test_launch_without_the_zygote_still_works(
     c = shims.launch(["sh", "-c", "exit 5"])
     run(c.client.start())
     assert run(c.client.wait()).exit_code == 5
+
+
+def test_start_kill_and_delete_run_in_the_shim_without_a_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SHIM_ENV.items():
+        monkeypatch.setenv(name, value)  # the exec'd CLI finds hafen
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        execed = RuntimeCommand(EXECED, str(tmp_path / "root"), str(tmp_path), r)
+        expected = [execed.run(args) for args in (["start", "nosuch"], ["kill", "nosuch", "9"])]
+        in_process = RuntimeCommand(IN_PROCESS, str(tmp_path / "root"), str(tmp_path), r)
+
+        def no_fork() -> int:
+            raise AssertionError("forked")
+
+        monkeypatch.setattr(os, "fork", no_fork)
+        for args, cli in zip((["start", "nosuch"], ["kill", "nosuch", "9"]), expected, strict=True):
+            here = in_process.run(args)
+            assert (here.status, here.message) == (cli.status, cli.message)
+            assert here.status == 1 and 'container "nosuch" does not exist' in here.message
+        assert in_process.run(["delete", "--force", "nosuch"]).ok
+    finally:
+        os.close(r)
+        os.close(w)

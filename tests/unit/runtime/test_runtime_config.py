@@ -152,3 +152,23 @@ def test_hook_runs_with_state_on_stdin_and_timeout(tmp_path: Path) -> None:
         run_hook(Hook("/bin/sh", ["sh", "-c", "exit 3"]), {}, "prestart")
     with pytest.raises(RuntimeFailure, match="timed out"):
         run_hook(Hook("/bin/sleep", ["sleep", "5"], timeout=1), {}, "prestart")
+
+
+def test_hook_starts_with_no_signal_ignored(tmp_path: Path) -> None:
+    """Whoever runs a hook (an interpreter ignores SIGPIPE, the shim SIGINT), the hook gets
+    every disposition at its default: ignored ones would survive its execve."""
+    import signal
+
+    from hafen.runtime.config import Hook
+    from hafen.runtime.hooks import run_hook
+
+    out = tmp_path / "status"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN  # as in every CPython
+        run_hook(Hook("/bin/sh", ["sh", "-c", f"cat /proc/self/status > {out}"]), {}, "t")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    fields = dict(line.split(":\t", 1) for line in out.read_text().splitlines())
+    assert int(fields["SigIgn"], 16) == 0
+    assert int(fields["SigBlk"], 16) == 0
