@@ -10,6 +10,11 @@ Owns the child side of create. The process tree, as runc builds it:
                                              blocks opening exec.fifo, then execve()
     the intermediate exits at once, so the init is re-parented to the caller's subreaper.
 
+Where no namespace is joined by path and there is no user namespace, the init is
+instead born in its new namespaces by one clone3 (``direct_namespaces``, ``run_direct``,
+as crun does): it joins its cgroup and makes its cgroup namespace itself, and is the
+caller's own child until the caller exits. One process fewer per start (~1.5 ms).
+
 Both children talk to the parent over a pair of pipes (a ``Channel``; pipes rather than
 a socketpair because ``socket`` costs start-up time), one JSON object per line:
 {"type": "userns"} (parent writes uid/gid maps, answers {"type": "ack"}),
@@ -120,7 +125,39 @@ def describe(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def _intermediate(args: InitArgs) -> None:
+def direct_namespaces(spec: Spec) -> int | None:
+    """The CLONE_NEW* flags the init can be born in (clone3, no intermediate), or None
+    when it needs the intermediate: for a user namespace (the parent writes its id maps
+    between the unshare and the fork) or a namespace joined by path (joining a pid
+    namespace only takes effect for children). The cgroup namespace is left out: it is
+    made after the cgroup is joined, so that its root is the container's cgroup."""
+    flags = 0
+    for ns in spec.namespaces:
+        if ns.path or ns.type == "user":
+            return None
+        flags |= NAMESPACE_FLAGS[ns.type]
+    return flags & ~_sys.CLONE_NEWCGROUP
+
+
+def run_direct(args: InitArgs) -> None:
+    """The container init, born in the namespaces ``direct_namespaces`` gave: what the
+    intermediate does before its fork, then the init. Never returns."""
+    try:
+        _enter_cgroup(args)
+        if args.spec.has_namespace("cgroup"):
+            _sys.unshare(_sys.CLONE_NEWCGROUP)
+        if args.spec.has_namespace("network"):
+            _loopback_up()
+    except BaseException as e:
+        try:
+            args.channel.send({"type": "error", "msg": describe(e)})
+        except BaseException:
+            pass
+        os._exit(1)
+    run_init(args)
+
+
+def _enter_cgroup(args: InitArgs) -> None:
     spec = args.spec
     if spec.process is not None and spec.process.oom_score_adj is not None:
         # Before any user namespace: inside one, /proc/self is no longer ours to write.
@@ -131,6 +168,11 @@ def _intermediate(args: InitArgs) -> None:
     for path in args.cgroup_join:
         with open(path, "w") as f:
             f.write("0")  # this process, which has one thread (see join_files)
+
+
+def _intermediate(args: InitArgs) -> None:
+    spec = args.spec
+    _enter_cgroup(args)
     # Open every namespace path before joining any: joining a mount ns changes lookups.
     joins = []
     for ns in spec.namespaces:

@@ -225,15 +225,19 @@ class _CloneArgs(ctypes.Structure):
     ]
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
-    """``os.fork()`` whose child is born in the cgroup v2 directory ``cgroup_fd``
-    (clone3 with CLONE_INTO_CGROUP, Linux 5.7): it never migrates there afterwards, so
-    it never waits on the kernel's global threadgroup lock, whose first taking after a
-    quiet spell waits for an RCU grace period (5-15 ms). Python's own fork bookkeeping
-    runs around the call as ``os.fork`` runs it (before/after-fork hooks, the child's
-    interpreter state). Raises ``OSError`` (ENOSYS on older kernels) with no child made.
+def clone_fork(namespaces: int = 0, cgroup_fd: int | None = None) -> int:
+    """``os.fork()`` whose child is born in new ``namespaces`` (CLONE_NEW* flags) and, with
+    ``cgroup_fd``, in that cgroup v2 directory (CLONE_INTO_CGROUP, Linux 5.7): clone3,
+    as crun does. Born in its cgroup, the child never migrates there, so it never waits
+    on the kernel's global threadgroup lock, whose first taking after a quiet spell waits
+    for an RCU grace period (5-15 ms); born in its namespaces (a new pid namespace makes
+    it pid 1), it needs no intermediate process that unshares and forks again. Python's
+    own fork bookkeeping runs around the call as ``os.fork`` runs it (before/after-fork
+    hooks, the child's interpreter state). Raises ``OSError`` (ENOSYS on older kernels,
+    EPERM, EINVAL) with no child made.
     """
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    flags = namespaces | (CLONE_INTO_CGROUP if cgroup_fd is not None else 0)
+    args = _CloneArgs(flags=flags, exit_signal=_SIGCHLD, cgroup=cgroup_fd or 0)
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
     # PyDLL keeps the GIL across the call, as os.fork does around fork().
@@ -244,5 +248,5 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     err = ctypes.get_errno()
     api.PyOS_AfterFork_Parent()
     if pid < 0:
-        raise OSError(err, f"clone3 into a cgroup: {os.strerror(err)}")
+        raise OSError(err, f"clone3: {os.strerror(err)}")
     return int(pid)

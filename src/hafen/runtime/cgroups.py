@@ -59,17 +59,26 @@ class CgroupManager:
         (the runtime's forked intermediates: a container's init and an exec'd process)."""
         raise NotImplementedError
 
-    def fork_inside(self) -> int | None:
-        """Fork a child born inside the container's cgroup, as ``os.fork`` returns (0 in
-        the child); ``None`` (nothing forked) where the kernel cannot."""
+    def fork_inside(self, namespaces: int = 0) -> int | None:
+        """Fork a child born inside the container's cgroup (and in new ``namespaces``), as
+        ``os.fork`` returns (0 in the child); ``None`` (nothing forked) where the kernel
+        cannot."""
         return None
 
-    def fork_child(self) -> tuple[int, list[str]]:
-        """``os.fork()`` for one of the runtime's one-thread intermediates, and the files
-        the child still writes ``0`` to, to join (none when it was born inside)."""
-        pid = self.fork_inside()
+    def fork_child(self, namespaces: int = 0) -> tuple[int, list[str]]:
+        """``os.fork()`` for one of the runtime's one-thread children, and the files the
+        child still writes ``0`` to, to join (none when it was born inside).
+
+        With ``namespaces`` (CLONE_NEW* flags) the child is born in new namespaces too
+        (clone3); raises ``OSError``, with nothing forked, where the kernel refuses that.
+        """
+        pid = self.fork_inside(namespaces)
         if pid is not None:
             return pid, []
+        if namespaces:
+            from hafen.runtime import _sys
+
+            return _sys.clone_fork(namespaces), self.join_files()
         return os.fork(), self.join_files()
 
     def pids(self) -> list[int]:
@@ -615,7 +624,7 @@ class CgroupV2(CgroupManager):
         # the process moves as a whole, grace period and all: fork_inside avoids it.
         return [os.path.join(self.dir, "cgroup.procs")]
 
-    def fork_inside(self) -> int | None:
+    def fork_inside(self, namespaces: int = 0) -> int | None:
         from hafen.runtime import _sys
 
         try:
@@ -623,7 +632,7 @@ class CgroupV2(CgroupManager):
         except OSError:
             return None  # the migration path reports what is wrong
         try:
-            return _sys.fork_into_cgroup(fd)
+            return _sys.clone_fork(namespaces, fd)
         except OSError:
             return None  # ENOSYS (Linux < 5.7), or refused: join by migration instead
         finally:

@@ -265,14 +265,27 @@ def _spawn(
         container_id=sd.id,
         hooks_sync=hooks_sync,
     )
-    child, joins = manager.fork_child()
+    # Born in its namespaces where it can be (one clone3, as crun); else through an
+    # intermediate that joins or unshares them and forks the init.
+    namespaces = _init.direct_namespaces(spec)
+    child = -1
+    if namespaces is not None:
+        try:
+            child, joins = manager.fork_child(namespaces)
+        except OSError:
+            namespaces = None  # clone3 refused (Linux < 5.3, a seccomp profile)
+    if namespaces is None:
+        child, joins = manager.fork_child()
     if child == 0:
         args.cgroup_join = joins
         parent_chan.close()
+        if namespaces is not None:
+            _init.run_direct(args)
         _init.run_intermediate(args)
+    direct = namespaces is not None
     child_chan.close()
     os.close(state_fd)
-    pid = 0
+    pid = child if direct else 0
     error = ""
     ready = False
     try:
@@ -299,13 +312,21 @@ def _spawn(
             elif kind == "error":
                 error = str(msg.get("msg"))
                 break
+    except BaseException:
+        if direct:
+            _kill_quietly(child)
+            _reap(child)
+        raise
     finally:
         parent_chan.close()
-        _reap(child)
+        if not direct:
+            _reap(child)  # the intermediate (the init is re-parented)
     if ready and pid:
         return pid
     if pid:
         _kill_quietly(pid)
+    if direct:
+        _reap(child)
     raise RuntimeFailure(
         "unable to start container process: " + (error or "container init exited during setup")
     )

@@ -229,7 +229,7 @@ fd = os.open("/sys/fs/cgroup/{name}", os.O_RDONLY | os.O_DIRECTORY)
 r, w = os.pipe()
 def unified():
     return next(l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::"))
-pid = _sys.fork_into_cgroup(fd)
+pid = _sys.clone_fork(0, fd)
 if pid == 0:
     t = threading.Thread(target=lambda: None)  # the child's threading state is sound
     t.start(); t.join()

@@ -343,3 +343,26 @@ def test_no_pivot_uses_move_and_chroot(any_rt: Runtime, tmp_path: Path) -> None:
     result = any_rt("run", "--no-pivot", "--bundle", str(bundle), "np1", timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["/bin/busybox", "1"]
+
+
+def test_private_cgroup_namespace_is_rooted_at_the_containers_cgroup(
+    any_rt: Runtime, tmp_path: Path
+) -> None:
+    # the namespace is made after the cgroup is joined: its root is the container's own
+    bundle = make_busybox_bundle(
+        tmp_path, ["cat", "/proc/self/cgroup"], linux={"namespaces": [
+            {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
+            {"type": "mount"}, {"type": "cgroup"},
+        ]},
+    )  # fmt: skip
+    code, out, err = run_in(any_rt, bundle)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines and all(line.endswith(":/") for line in lines), out
+
+
+def test_loopback_is_up_in_a_new_network_namespace(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["cat", "/sys/class/net/lo/flags"])
+    code, out, err = run_in(any_rt, bundle)
+    assert code == 0, err
+    assert int(out, 16) & 0x1, out  # IFF_UP

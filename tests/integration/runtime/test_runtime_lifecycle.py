@@ -342,3 +342,69 @@ def test_oci_runtime_cli_drives_state_kill_delete(any_rt: Runtime, tmp_path: Pat
     cli.delete("cli1")
     with pytest.raises(ContainerNotFound):
         cli.state("cli1")
+
+
+_CREATE_ONE = """
+import errno, os, sys
+from hafen.runtime import _init, _sys, container
+root, bundle, mode = sys.argv[1:4]
+if mode == "direct":
+    def no_intermediate(args):
+        os._exit(99)  # the direct path must not get here
+    _init.run_intermediate = no_intermediate
+else:
+    def refused(*args, **kwargs):
+        raise OSError(errno.ENOSYS, "clone3 refused")
+    _sys.clone_fork = refused
+_sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, either way
+pid = container.create(root, "c1", bundle)
+container.start(root, "c1")
+_, status = os.waitpid(pid, 0)
+container.delete(root, "c1")
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.parametrize("mode", ["direct", "refused"])
+def test_init_is_born_in_its_namespaces_or_made_by_an_intermediate(
+    hafen_rt: Runtime, tmp_path: Path, mode: str
+) -> None:
+    """clone3 makes the init in its namespaces at once (no intermediate process); where the
+    kernel refuses clone3, the intermediate unshares and forks as before."""
+    import subprocess
+    import sys
+
+    bundle = make_busybox_bundle(tmp_path, ["sh", "-c", "test $$ = 1 && exit 7"])
+    done = subprocess.run(
+        [sys.executable, "-c", _CREATE_ONE, str(tmp_path / "root"), str(bundle), mode],
+        capture_output=True, text=True, env=hafen_rt.env, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "7"), done.stderr
+
+
+def test_direct_namespaces_leave_user_and_joined_namespaces_to_the_intermediate(
+    tmp_path: Path,
+) -> None:
+    from hafen.runtime import _sys
+    from hafen.runtime._init import direct_namespaces
+    from hafen.runtime.config import Spec, parse_spec
+
+    (tmp_path / "rootfs").mkdir()
+
+    def spec(*namespaces: dict[str, str]) -> Spec:
+        linux: dict[str, object] = {"namespaces": list(namespaces)}
+        if any(ns["type"] == "user" for ns in namespaces):
+            one = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            linux.update(uidMappings=one, gidMappings=one)
+        config = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                  "process": {"args": ["true"], "cwd": "/"}, "linux": linux}  # fmt: skip
+        return parse_spec(config, str(tmp_path))
+
+    assert direct_namespaces(spec({"type": "mount"}, {"type": "pid"}, {"type": "cgroup"})) == (
+        _sys.CLONE_NEWNS | _sys.CLONE_NEWPID
+    )  # the cgroup namespace comes after the cgroup is joined
+    assert direct_namespaces(spec({"type": "mount"}, {"type": "user"})) is None
+    assert (
+        direct_namespaces(spec({"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}))
+        is None
+    )
