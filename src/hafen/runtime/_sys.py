@@ -1,21 +1,23 @@
-"""Thin ctypes wrappers for the Linux syscalls the runtime needs and ``os`` lacks.
+"""Thin foreign-call wrappers for the Linux syscalls the runtime needs and ``os`` lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, sethostname/setdomainname, prctl,
 capget/capset, clone3 into a cgroup and the numeric constants they use. Every wrapper
 raises ``OSError`` with errno and a message naming the call and its arguments, so that
 the init can report "mount proc on /proc: Operation not permitted" to ``create``.
 
-Loaded only by the process that sets up a container (import cost of ctypes ~2 ms).
+Loaded only by the process that sets up a container; calls go through ``_ffi`` (the C
+module of ctypes, without ctypes' ~3 ms of import).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_pylibc = ctypes.PyDLL(None, use_errno=True)
-_pylibc.syscall.restype = ctypes.c_long
+from hafen.runtime import _ffi
+
+_libc = _ffi.Library()
+_pylibc = _ffi.Library(python_api=True)
+_pylibc.syscall.restype = _ffi.c_long
 
 # clone(2) namespace flags.
 CLONE_NEWTIME = 0x00000080
@@ -72,28 +74,28 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 _SYS_SETNS = {"x86_64": 308, "aarch64": 268}.get(os.uname().machine, 308)
 
 _libc.mount.argtypes = [
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_ulong,
-    ctypes.c_char_p,
+    _ffi.c_char_p,
+    _ffi.c_char_p,
+    _ffi.c_char_p,
+    _ffi.c_ulong,
+    _ffi.c_char_p,
 ]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.umount2.argtypes = [_ffi.c_char_p, _ffi.c_int]
+_libc.unshare.argtypes = [_ffi.c_int]
+_libc.sethostname.argtypes = [_ffi.c_char_p, _ffi.c_size_t]
+_libc.setdomainname.argtypes = [_ffi.c_char_p, _ffi.c_size_t]
 _libc.prctl.argtypes = [
-    ctypes.c_int,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
-    ctypes.c_ulong,
+    _ffi.c_int,
+    _ffi.c_ulong,
+    _ffi.c_ulong,
+    _ffi.c_ulong,
+    _ffi.c_ulong,
 ]
 
 
 def _check(ret: int, what: str) -> int:
     if ret < 0:
-        err = ctypes.get_errno()
+        err = _ffi.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
 
@@ -148,15 +150,15 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option}, {arg2})")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(_ffi.Structure):
+    _fields_ = [("version", _ffi.c_uint32), ("pid", _ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
+class _CapData(_ffi.Structure):
     _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", _ffi.c_uint32),
+        ("permitted", _ffi.c_uint32),
+        ("inheritable", _ffi.c_uint32),
     ]
 
 
@@ -172,7 +174,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.capset(ctypes.byref(hdr), data), "capset")
+    _check(_libc.capset(_ffi.byref(hdr), data), "capset")
 
 
 def last_cap() -> int:
@@ -190,25 +192,25 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+class _SockFprog(_ffi.Structure):
+    _fields_ = [("len", _ffi.c_ushort), ("filter", _ffi.c_void_p)]
 
 
 def seccomp_set_filter(program: bytes) -> None:
     """Install a classic BPF program (8 bytes per instruction) as this thread's filter."""
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    ret = _libc.syscall(_SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog))
-    if ret < 0 and ctypes.get_errno() == 38:  # ENOSYS: kernels before 3.17
-        ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0)
+    buf = _ffi.string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, _ffi.addressof(buf))
+    ret = _libc.syscall(_SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, _ffi.byref(prog))
+    if ret < 0 and _ffi.get_errno() == 38:  # ENOSYS: kernels before 3.17
+        ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, _ffi.addressof(prog), 0, 0)
     _check(ret, "seccomp(SECCOMP_SET_MODE_FILTER)")
 
 
-class _CloneArgs(ctypes.Structure):
+class _CloneArgs(_ffi.Structure):
     """``struct clone_args`` up to ``cgroup`` (CLONE_ARGS_SIZE_VER2, 88 bytes)."""
 
     _fields_ = [
-        (name, ctypes.c_uint64)
+        (name, _ffi.c_uint64)
         for name in (
             "flags",
             "pidfd",
@@ -238,14 +240,14 @@ def clone_fork(namespaces: int = 0, cgroup_fd: int | None = None) -> int:
     """
     flags = namespaces | (CLONE_INTO_CGROUP if cgroup_fd is not None else 0)
     args = _CloneArgs(flags=flags, exit_signal=_SIGCHLD, cgroup=cgroup_fd or 0)
-    api = ctypes.pythonapi
+    api = _pylibc
     api.PyOS_BeforeFork()
     # PyDLL keeps the GIL across the call, as os.fork does around fork().
-    pid = _pylibc.syscall(_SYS_CLONE3, ctypes.byref(args), ctypes.sizeof(args))
+    pid = _pylibc.syscall(_SYS_CLONE3, _ffi.byref(args), _ffi.sizeof(args))
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
-    err = ctypes.get_errno()
+    err = _ffi.get_errno()
     api.PyOS_AfterFork_Parent()
     if pid < 0:
         raise OSError(err, f"clone3: {os.strerror(err)}")

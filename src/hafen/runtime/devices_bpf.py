@@ -15,11 +15,11 @@ u32 minor}, type 1 block / 2 char, access 1 mknod / 2 read / 4 write.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 
 from hafen.errors import RuntimeFailure
+from hafen.runtime import _ffi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,14 +109,14 @@ def build_program(rules: list[dict[str, Any]]) -> bytes:
     return b"".join(code)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = _ffi.Library()
 
 
 def _bpf(cmd: int, attr: bytes) -> int:
-    buf = ctypes.create_string_buffer(attr, len(attr))
+    buf = _ffi.string_buffer(attr, len(attr))
     ret = int(_libc.syscall(_SYS_BPF, cmd, buf, len(attr)))
     if ret < 0:
-        err = ctypes.get_errno()
+        err = _ffi.get_errno()
         raise OSError(err, os.strerror(err))
     return ret
 
@@ -124,20 +124,20 @@ def _bpf(cmd: int, attr: bytes) -> int:
 def attach(cgroup_dir: str, rules: list[dict[str, Any]]) -> None:
     """Load the program for ``rules`` and attach it to the cgroup v2 directory."""
     program = build_program(rules)
-    insns = ctypes.create_string_buffer(program, len(program))
-    license_ = ctypes.create_string_buffer(b"Apache")
-    log = ctypes.create_string_buffer(65536)
+    insns = _ffi.string_buffer(program, len(program))
+    license_ = _ffi.string_buffer(b"Apache")
+    log = _ffi.string_buffer(b"", 65536)
     # union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license,
     # log_level, log_size, log_buf (the rest zero).
     load = struct.pack(
         "<IIQQIIQ",
         _BPF_PROG_TYPE_CGROUP_DEVICE,
         len(program) // 8,
-        ctypes.addressof(insns),
-        ctypes.addressof(license_),
+        _ffi.addressof(insns),
+        _ffi.addressof(license_),
         1,
         len(log),
-        ctypes.addressof(log),
+        _ffi.addressof(log),
     ).ljust(128, b"\0")
     try:
         prog_fd = _bpf(_BPF_PROG_LOAD, load)
