@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hafen.errors import RuntimeFailure
-from hafen.shim.proto import EXIT_FILE_NAME, SOCKET_NAME, reachable_path
+from hafen.shim.proto import EXIT_FILE_NAME, SHIM_LOG_NAME, SOCKET_NAME, reachable_path
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +164,24 @@ async def launch_shim(
         raise RuntimeFailure(str(report["error"]))
     detail = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
     if zygote is not None and out is not None:
+        # a zygote-forked shim writes what went wrong to its log only
+        detail = detail or _log_tail(os.path.join(state_dir, SHIM_LOG_NAME))
         raise RuntimeFailure(
-            f"shim for {container_id} ended without a report: "
-            f"{detail or 'no output (see shim.log in ' + state_dir + ')'}"
+            f"shim for {container_id} ended without a report: {detail or 'no output'}"
         )
     raise RuntimeFailure(
         f"shim for {container_id} exited with status {returncode}: {detail or 'no output'}"
     )
+
+
+def _log_tail(path: str, limit: int = 2000) -> str:
+    """The last lines of a shim's log (the caller may remove it next), or ""."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - limit))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 class ShimZygote:

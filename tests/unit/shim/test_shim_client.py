@@ -71,6 +71,32 @@ def test_launch_without_a_report_names_the_status_and_stderr(tmp_path: Path) -> 
         asyncio.run(launch(prefix))
 
 
+def test_a_zygote_shim_that_dies_unreported_is_explained_by_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hafen.shim import client
+
+    class SilentZygote:
+        async def launch(self, _args: list[str]) -> bytes:
+            (tmp_path / "shim.log").write_text("Traceback ...\nOSError: no more pids\n")
+            return b""  # the forked shim's socket closed without a line
+
+    async def zygote_for(*_args: object) -> SilentZygote:
+        return SilentZygote()
+
+    monkeypatch.setattr(client, "_zygote_for", zygote_for)
+    with pytest.raises(
+        RuntimeFailure, match=r"(?s)ended without a report: Traceback.*no more pids"
+    ):
+        asyncio.run(
+            launch_shim(
+                [sys.executable, "-S", "-m", "hafen.shim"], container_id="c1", bundle="/b",
+                state_dir=str(tmp_path), log_path="/s/c.log", runtime=["runc"],
+                runtime_root=None, tty=False, stdin=False, stdin_once=False,
+            )
+        )  # fmt: skip
+
+
 def test_launch_of_a_missing_program_fails_cleanly() -> None:
     with pytest.raises(RuntimeFailure, match="cannot run the shim"):
         asyncio.run(launch(["/no/such/python"]))
