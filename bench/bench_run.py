@@ -21,37 +21,42 @@ Prints a table, the ratios and the machine's load. Run as root:
 `.venv/bin/python bench/bench_run.py [-n N] [--engine]`.
 
 Where the time goes (2 vCPUs, shared; strace -f -ttt --seccomp-bpf, -X importtime and
-timestamps; before -> after the fast paths; absolute numbers move with the load):
-  hafen-runtime run (one process; 46 -> 34 -> 24 ms at load ~0.5, runc 19-27, crun
-  11-13): interpreter start with -S ~8 ms; runpy for -m ~4 ms -> 0 (hafen runs the CLI
-  as `-S -c "import hafen.runtime.__main__"`); imports ~8 -> ~4 ms (json, re, enum,
-  signal no longer imported: the C _json scanner/encoder and _signal directly; ctypes
-  ~1.5 ms remains); config + cgroup mkdir/apply ~1 ms; intermediate: joining the
-  cgroup by pid (cgroup.procs) took the kernel's global threadgroup lock, whose first
-  taking after a quiet spell waits for an RCU grace period (13.5 ms here under perf
-  trace; runc and crun pay it) -> 0: the one-thread intermediate writes 0 to each v1
+CLOCK_MONOTONIC stamps written by each process of one start; before -> after the fast
+paths; absolute numbers move with the load):
+  hafen-runtime run (one process; 46 -> 34 -> 24 -> 22 ms at load ~0.5, runc 19-27,
+  crun 11-13): interpreter start with -S ~7-8 ms; runpy for -m ~4 ms -> 0 (hafen runs
+  the CLI as `-S -c "import hafen.runtime.__main__"`); imports ~8 -> ~2 ms (json, re,
+  enum, signal, ctypes no longer imported: the C modules _json, _signal and _ctypes
+  directly, runtime/_ffi.py); config ~0.7 ms, cgroup open/mkdir/apply ~1.5 ms; joining
+  the cgroup by pid (cgroup.procs) took the kernel's global threadgroup lock, whose
+  first taking after a quiet spell waits for an RCU grace period (13.5 ms here under
+  perf trace; runc and crun pay it) -> 0: the one-thread child writes 0 to each v1
   `tasks` file (a thread moves without that lock), and on v2 is born in the cgroup
-  (clone3 CLONE_INTO_CGROUP; on a v2 view of this host 64 -> 40 ms); unshare + init
-  fork ~2 ms; init: mounts, pivot_root, caps ~3-5 ms; exec + exit of true ~1 ms;
-  delete ~1-3 ms (cgroup rmdir's EBUSY retry slept 10 ms, now 0.5 ms doubling);
-  interpreter teardown ~3-5 ms -> 0 (os._exit after flushing). The runs alternate, so
-  runc's and crun's cgroup writes often find the lock's grace period already passed by
-  the run before (crun's 11 ms is such a run; alone, crun waits 17 ms on its write).
-  shim path, daemon -> shim -> create -> start -> exit recorded (101 -> 27 -> 23 ms
-  median; runc under the same shim 42 ms): before, four interpreters per container
+  (clone3 CLONE_INTO_CGROUP; on a v2 view of this host 64 -> 40 ms); the init is born
+  in its namespaces by that clone3 (no intermediate: fork + unshare + fork ~3.1 ->
+  clone3 ~1.7 ms); init: cgroup join and lo ~0.8, mounts ~1.5, devices ~0.4,
+  pivot_root, /proc masks, rlimits, caps ~1.2 ms; exec + exit of true ~1 ms; delete
+  ~1.3 ms (cgroup rmdir's EBUSY retry slept 10 ms, now 0.5 ms doubling); interpreter
+  teardown ~3-5 ms -> 0 (os._exit after flushing). The runs alternate, so runc's and
+  crun's cgroup writes often find the lock's grace period already passed by the run
+  before (crun's 11 ms is such a run; alone, crun waits 17 ms on its write).
+  shim path, daemon -> shim -> create -> start -> exit recorded (101 -> 27 -> 23 -> 17
+  ms median; runc under the same shim 43 ms): before, four interpreters per container
   (the launcher, then `hafen-runtime create`, `start`, `delete`, ~15-25 ms each) and
-  two fsyncs (shim.json, exit.json); after, none: the daemon's zygote forks the launcher,
-  the shim forks each runtime verb (hafen.runtime.main in-process), no fsync in the
-  exec root, no wait for the cgroup lock. Of the 23 ms: launch 14.5, start 3.5, exit 4.
+  two fsyncs (shim.json, exit.json); after, none: the daemon's zygote forks the shim
+  itself (no launcher), the shim forks `create` and `exec` (hafen.runtime.main in
+  process) and runs `start`, `kill` and `delete` in its own process (a fork, exit and
+  wake-up cost ~2 ms per verb), no fsync in the exec root, no wait for the cgroup lock.
+  Of the 17 ms: launch 12.8 (zygote fork and shim set-up ~2, create verb fork ~1,
+  runtime create ~9, its exit and the shim's records ~1.5), start 1.6, exit 2.
   exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter: ~15 ms
-  per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 23 ms (dockerd 50).
-  docker run --rm against hafend (83 -> 47 ms, dockerd 107; perf trace of one run):
-  docker CLI start ~10 ms; ping, create, attach and wait requests ~9 ms; start: overlay
-  mount, bundle and config.json ~3 ms, zygote -> launcher -> shim forks ~4 ms, runtime
-  create ~17 ms (its Python work ~6, the intermediate and init ~10), the shim's report
-  and the attach and start round trips ~5 ms, start verb ~2 ms; then the exit: reaped,
-  recorded and the runtime's state released by the shim ~6 ms, the daemon's unmount and
-  removal ~4 ms before the wait answers.
+  per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 23 ms (dockerd 56).
+  docker run --rm against hafend (83 -> 47 -> 42 ms, dockerd 114): the docker CLI
+  itself ~10 ms (`docker ps`); create ~3 ms; start: overlay mount, bundle and
+  config.json ~1.8 ms, the shim's launch ~13 ms as above, the attach and start round
+  trips ~1 ms, start ~1 ms; then the exit: attached streams end with the output, the
+  runtime's delete ~1.4 ms, the daemon's unmount ~1 ms and removal ~1.7 ms before the
+  wait answers; the rest is the daemon's and the CLI's own work competing for 2 vCPUs.
 """
 
 from __future__ import annotations

@@ -1344,8 +1344,8 @@ class ContainerService:
             await asyncio.to_thread(delete)
             del self._containers[c.id]
             self.execs.forget_container(c.id)
-        if volumes:
-            anonymous = [m.name for m in c.mount_points if m.type == "volume" and m.anonymous]
+        anonymous = [m.name for m in c.mount_points if m.type == "volume" and m.anonymous]
+        if volumes and anonymous:
             await asyncio.to_thread(self._remove_volumes, anonymous)
         self.event(c, "destroy")
         self._locks.pop(c.id, None)
