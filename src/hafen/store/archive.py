@@ -10,6 +10,7 @@ while it is read, so the DiffID comes for free and nothing is buffered whole.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import os
@@ -150,6 +151,15 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif os.path.lexists(path):
         path.unlink()
+
+
+def _changed(member: tarfile.TarInfo, **fields: object) -> tarfile.TarInfo:
+    """A copy of ``member`` with ``fields`` replaced (``TarInfo.replace`` needs Python
+    3.11.4; Debian 12's interpreter is 3.11.2)."""
+    copied = copy.copy(member)
+    for name, value in fields.items():
+        setattr(copied, name, value)
+    return copied
 
 
 def _apply_metadata(path: Path, member: tarfile.TarInfo) -> None:
@@ -530,12 +540,12 @@ def unpack_into(
                         f"{'directory' if member.isdir() else 'non-directory'}"
                     )
             if member.islnk():
-                member = member.replace(linkname="/".join(base + _clean_parts(member.linkname)))
+                member = _changed(member, linkname="/".join(base + _clean_parts(member.linkname)))
             _unpack_member(archive, member, path, root, allow_devices=False)
             if not os.path.lexists(path):
                 continue
             if owner is not None:
-                member = member.replace(uid=owner[0], gid=owner[1], deep=False)
+                member = _changed(member, uid=owner[0], gid=owner[1])
             _apply_metadata(path, member)
             if member.isdir():
                 dir_times.append((path, int(member.mtime)))
