@@ -6,10 +6,11 @@ daemon errors. Imports nothing heavy.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from hafen.records import record
 
 if TYPE_CHECKING:
     from hafen.client import APIClient
@@ -25,7 +26,7 @@ class CLIError(Exception):
         self.code = code
 
 
-@dataclass
+@record
 class CLIState:
     """What the global flags chose; the API client is created on first use."""
 
@@ -36,7 +37,7 @@ class CLIState:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    _client: APIClient | None = field(default=None, repr=False)
+    _client: APIClient | None = None
 
     @property
     def client(self) -> APIClient:

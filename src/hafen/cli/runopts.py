@@ -13,16 +13,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from hafen.cli.format import ram_in_bytes
 from hafen.errors import InvalidArgument
+from hafen.records import field, record
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 
 
-@dataclass
+@record
 class RunOptions:
     """Everything ``hafen run``/``hafen create`` accept, before mapping."""
 

@@ -2,7 +2,7 @@
 
 It negotiates the API version the way docker does (``/_ping``'s ``API-Version``
 header, then ``/v{min(1.45, server)}`` on every path), returns parsed JSON or small
-dataclasses, raises ``hafen.errors`` for failed requests, and exposes the three
+records (``hafen.records``), raises ``hafen.errors`` for failed requests, and exposes the three
 streaming shapes of the API: plain streamed bodies (logs), JSON-message progress
 streams (``post_stream``), and hijacked connections (attach).
 
@@ -21,7 +21,6 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hafen import errors
@@ -29,6 +28,7 @@ from hafen.client import _transport
 from hafen.client._http import Connection, HTTPException, RemoteDisconnected, Response
 from hafen.client._stream import json_messages
 from hafen.client._transport import DEFAULT_HOST, Host, parse_host
+from hafen.records import field, record
 
 if TYPE_CHECKING:
     from hafen.client._tls import TLSOptions
@@ -89,7 +89,7 @@ def _percent(text: str, safe: bytes, space_as_plus: bool) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PingResult:
     api_version: str
     os_type: str
@@ -97,19 +97,19 @@ class PingResult:
     builder_version: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CreateResult:
     id: str
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WaitResult:
     status_code: int
     error: str | None = None
 
 
-@dataclass
+@record
 class Hijacked:
     """A connection taken over for raw stdio: ``buffered`` holds bytes already read."""
 
@@ -254,10 +254,10 @@ class APIClient:
         self.host: Host = parse_host(url)
         if tls is not None and self.host.scheme == "tcp":
             # as the docker CLI: TLS on tcp:// (a unix socket ignores it), port 2376 by default
-            from dataclasses import replace
             from urllib.parse import urlsplit
 
             from hafen.client._tls import TLS_PORT
+            from hafen.records import replace
 
             port = urlsplit(url).port or TLS_PORT
             self.host = replace(self.host, port=port, ssl_context=tls.context())

@@ -16,14 +16,14 @@ import socket
 import ssl
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from hafen import errors
+from hafen.records import record
 
 TLS_PORT = 2376  # dockerd's port for tcp:// with TLS (2375 without)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TLSOptions:
     """What a connection to the daemon is secured with."""
 

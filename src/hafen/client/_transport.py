@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hafen import errors
 from hafen.client._http import Connection
+from hafen.records import record
 
 if TYPE_CHECKING:
     import ssl
@@ -32,7 +32,7 @@ _STATUS_ERRORS: dict[int, type[errors.HafenError]] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Host:
     """Where the daemon listens: ``scheme`` is "unix" (``address`` a path) or "tcp"."""
 
@@ -146,7 +146,7 @@ def is_success(status: int) -> bool:
     return 100 <= status < 400
 
 
-@dataclass
+@record
 class HijackResponse:
     """Status line and headers of a hijack reply, plus bytes read past the headers."""
 

@@ -29,13 +29,12 @@ import os
 import resource
 import struct
 
-from hafen.runtime import _sys, rootfs
-from hafen.runtime._fastjson import dumps, loads
-
 # Everything the children need is imported here, before the fork: after a uid change or
 # pivot_root the interpreter's own files may be unreadable or gone. (``console`` is
 # imported by the parent before the fork when the process wants a terminal.)
-from hafen.runtime._records import record
+from hafen.records import record
+from hafen.runtime import _sys, rootfs
+from hafen.runtime._fastjson import dumps, loads
 from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Process, Spec
 
 TYPE_CHECKING = False

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import resource
 
+from hafen.records import record
 from hafen.runtime import _init, _sys
-from hafen.runtime._records import record
 from hafen.runtime.config import NAMESPACE_FLAGS, Process
 
 TYPE_CHECKING = False

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from hafen.errors import InvalidConfig
+from hafen.records import field, record
 from hafen.runtime._fastjson import loads
-from hafen.runtime._records import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

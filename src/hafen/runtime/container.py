@@ -12,8 +12,8 @@ import os
 import time
 
 from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
+from hafen.records import as_dict
 from hafen.runtime import cgroups
-from hafen.runtime._records import as_dict
 from hafen.runtime._signals import signal
 from hafen.runtime.config import Spec, load_spec
 from hafen.runtime.state import (

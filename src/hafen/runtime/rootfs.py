@@ -17,8 +17,8 @@ import errno
 import os
 import stat
 
+from hafen.records import record
 from hafen.runtime import _sys
-from hafen.runtime._records import record
 from hafen.runtime.config import Device, Mount, Spec
 
 TYPE_CHECKING = False

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 
 from hafen.errors import ContainerNotFound, InvalidArgument
+from hafen.records import as_dict, field, record
 from hafen.runtime._fastjson import dumps, loads
-from hafen.runtime._records import as_dict, field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hafen.records import as_dict, field, record
 from hafen.runtime import _fastjson
-from hafen.runtime._records import as_dict, field, record
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 
