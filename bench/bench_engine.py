@@ -131,10 +131,12 @@ class Daemon:
                     continue
                 if "shim" not in cmdline:
                     continue
-                if "--zygote" in cmdline and _ppid(entry.name) in tree:
-                    tree.append(entry.name)
-                elif str(self.root) in cmdline or stdout.startswith(str(self.root)):
+                # a shim the zygote forked keeps the zygote's command line (and is its
+                # child until the zygote leaves): its stdout, a shim.log, tells it apart
+                if str(self.root) in cmdline or stdout.startswith(str(self.root)):
                     shims.append(entry.name)
+                elif "--zygote" in cmdline and _ppid(entry.name) in tree:
+                    tree.append(entry.name)
         daemon = [p for p in tree if "shim" not in _cmdline(p) or "--zygote" in _cmdline(p)]
         shims += [p for p in tree if "shim" in _cmdline(p) and "--zygote" not in _cmdline(p)]
         return sum(map(pss_kb, daemon)), sum(map(pss_kb, set(shims)))

@@ -19,8 +19,13 @@ from aiohttp import web
 class HijackedStream(asyncio.Protocol):
     """Both directions of a hijacked connection, with write flow control."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, http: asyncio.BaseProtocol | None = None
+    ) -> None:
         self.transport = transport
+        # aiohttp's handler of the connection before the hijack: it must hear of the end
+        # too, or the server keeps it (with its parser and task) for the daemon's life
+        self._http = http
         self._ssl_protocol: Any = None
         self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
         self._can_write = asyncio.Event()
@@ -41,6 +46,9 @@ class HijackedStream(asyncio.Protocol):
         self._incoming.put_nowait(b"")
         self.closed.set()
         self._can_write.set()
+        http, self._http = self._http, None
+        if http is not None:
+            http.connection_lost(exc)
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -94,7 +102,7 @@ async def hijack(
     await response.prepare(request)
     transport = request.transport
     assert transport is not None
-    stream = HijackedStream(transport)
+    stream = HijackedStream(transport, transport.get_protocol())
     stream.keep_half_open_over_tls()
     transport.set_protocol(stream)
     if transport.is_reading() is False:  # aiohttp may have paused reading under back-pressure
