@@ -139,13 +139,30 @@ def runtime_commands(bundle: Path, state: Path, *verb: str) -> dict[str, list[st
     }  # fmt: skip
 
 
+def stop_hafend(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to hafend itself (unshare ignores it while it waits), then wait for both."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    try:
+        for pid in children.read_text().split():
+            os.kill(int(pid), signal.SIGTERM)
+    except OSError:
+        pass
+    proc.wait(timeout=30)
+
+
 def start_hafend(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     host = f"unix://{root / 'hafen.sock'}"
     root.mkdir(parents=True, exist_ok=True)
+    (root / "none.json").write_text("{}")
     with open(root / "hafend.log", "wb") as log:
+        # in a network namespace of its own, with no default bridge and no nftables (as
+        # dockerd in bench_engine): nothing of this machine's network is touched
         proc = subprocess.Popen(
-            [str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root",
-             str(root / "exec"), "-H", host, "--config-file", str(root / "none.json")],
+            ["unshare", "--net", "--fork", "--kill-child", "--",
+             "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+             str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root",
+             str(root / "exec"), "-H", host, "--bridge=none", "--iptables=false",
+             "--config-file", str(root / "none.json")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     env = {**os.environ, "HAFEN_HOST": host}
@@ -417,8 +434,7 @@ def main() -> None:
                 )
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            stop_hafend(proc)
             subprocess.run(
                 ["sh", "-c", f"grep -o ' {root}[^ ]*' /proc/self/mounts | xargs -r -n1 umount -l"]
             )
