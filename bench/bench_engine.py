@@ -54,16 +54,16 @@ one container 5.4 / 13.0); ps -a 100: 15 / 20 ms (0.75), 1,000: 44 / 86 ms (0.50
 hafend itself ~1 and ~4 ms, the rest is the docker CLI); events replay 28,000 / 12,700
 events/s; logs of 100 MB 2.1 / 7.3 s (0.29).
 
-Figures of 2026-11-23, evening (-n 15, the machine to ourselves, load 0.7 -> 2.5), after
-the start-path work and the hijack leak fix: run --rm 53.7 / 142.3 ms (0.38; 47.2 /
-131.8 in the run before); hafen run --rm 95.2 ms (0.67; 77.4, 0.59, before); exec 29.4
-/ 62.7 ms (0.47); idle PSS daemon + shims 62.9 / 90.6 MB (daemon 50 and its shim zygote
-7, one shim 6.3 / 13.1); ps -a 100: 18.7 / 24.2 ms, 1,000: 48.9 / 96.7 ms (0.51); events
-replay 28,400 / 10,750 events/s; logs of 100 MB 2.8 / 6.7 s (0.42). PSS splits shared
-pages among every process that maps them: the 49 MB above was measured beside five
-other engineers' Python processes; alone, the commit of that morning measures ~55 MB in
-the same way, and the daemon's share grows with what it has done (bootstrap and save of
-busybox here: +8 MB of heap and modules over a fresh daemon's 42.5 MB).
+Figures of 2026-11-23, evening (-n 15, the machine to ourselves, load < 1.5), after the
+start-path work, the hijack leak fix, and hafend run with dockerd's --iptables=false
+(before, it alone loaded libnftables, ~2 MB of PSS): run --rm 45.4 / 132.2 ms (0.34);
+hafen run --rm 80.4 ms (0.61); exec 26.4 / 59.5 ms (0.44); idle PSS daemon + shims 57.3
+/ 92.2 MB (daemon 51.0 with its shim zygote, one shim 6.3 / 13.3); ps -a 100: 16.4 /
+20.8 ms, 1,000: 48.1 / 94.6 ms (0.51); events replay 29,200 / 10,450 events/s; logs of
+100 MB 2.07 / 5.99 s (0.35). PSS splits shared pages among every process that maps
+them: the 49 MB above was measured beside five other engineers' Python processes; the
+daemon's share also grows with what it has done (bootstrap and save of busybox: +8 MB
+of heap and modules over a fresh daemon's 42.5 MB).
 """
 
 from __future__ import annotations
