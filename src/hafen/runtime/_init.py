@@ -40,6 +40,7 @@ from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Process, Spec
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from typing import NoReturn
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -106,16 +107,20 @@ def cloexec_from(lowest: int) -> None:
 
 def run_intermediate(args: InitArgs) -> None:
     """The first child. Never returns."""
-    code = 1
     try:
         _intermediate(args)
-        code = 0
     except BaseException as e:
-        try:
-            args.channel.send({"type": "error", "msg": describe(e)})
-        except BaseException:
-            pass
-    os._exit(code)
+        _fail(args, e)
+    os._exit(0)
+
+
+def _fail(args: InitArgs, e: BaseException) -> NoReturn:
+    """Tell the parent what went wrong (as far as the channel still works), and leave."""
+    try:
+        args.channel.send({"type": "error", "msg": describe(e)})
+    except BaseException:
+        pass
+    os._exit(1)
 
 
 def describe(e: BaseException) -> str:
@@ -148,11 +153,7 @@ def run_direct(args: InitArgs) -> None:
         if args.spec.has_namespace("network"):
             _loopback_up()
     except BaseException as e:
-        try:
-            args.channel.send({"type": "error", "msg": describe(e)})
-        except BaseException:
-            pass
-        os._exit(1)
+        _fail(args, e)
     run_init(args)
 
 
@@ -230,11 +231,7 @@ def run_init(args: InitArgs) -> None:
     try:
         path, argv, env = _init(args)
     except BaseException as e:
-        try:
-            args.channel.send({"type": "error", "msg": describe(e)})
-        except BaseException:
-            pass
-        os._exit(1)
+        _fail(args, e)
     try:
         args.channel.send({"type": "ready"})
         args.channel.close()
