@@ -106,6 +106,17 @@ def test_delete_of_created_container_kills_its_init(any_rt: Runtime, tmp_path: P
         pytest.fail(f"init {pid} survived delete")
 
 
+def test_start_after_the_init_died_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
+    bundle = make_busybox_bundle(tmp_path, ["true"])
+    any_rt("create", "--bundle", str(bundle), "c1", check=True)
+    os.kill(any_rt.state("c1")["pid"], 9)
+    _wait_status(any_rt, "c1", "stopped")
+    started = any_rt("start", "c1")
+    assert started.returncode != 0
+    assert "stopped" in started.stderr
+    any_rt("delete", "c1", check=True)
+
+
 def test_kill_all_signals_every_process(any_rt: Runtime, tmp_path: Path) -> None:
     # The init ignores TERM, its child does not: --all must reach the child.
     bundle = make_busybox_bundle(
