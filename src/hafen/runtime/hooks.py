@@ -74,15 +74,20 @@ def run_hook(hook: Hook, state: dict[str, object], kind: str) -> None:
     finally:
         os.close(w)
     deadline = time.monotonic() + hook.timeout if hook.timeout else None
-    while True:
-        waited, status = os.waitpid(pid, os.WNOHANG if deadline else 0)
-        if waited:
-            break
-        if deadline and time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise RuntimeFailure(f"{kind} hook {hook.path} timed out after {hook.timeout}s")
-        time.sleep(0.002)
+    try:
+        while True:
+            waited, status = os.waitpid(pid, os.WNOHANG if deadline else 0)
+            if waited:
+                break
+            if deadline and time.monotonic() > deadline:
+                raise RuntimeFailure(f"{kind} hook {hook.path} timed out after {hook.timeout}s")
+            time.sleep(0.002)
+    except BaseException:
+        # its own timeout, or the caller's (an interrupt, the shim's verb timeout): the
+        # hook goes too, and is reaped
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeFailure(f"{kind} hook {hook.path} failed with exit status {code}")

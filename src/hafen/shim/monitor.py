@@ -478,6 +478,12 @@ class Shim:
             return
         self._update(conn)
 
+    def _end_stream(self, conn: _Conn) -> None:
+        """No more input taken; the connection ends once what it has buffered is sent."""
+        conn.close_after_flush = True
+        conn.reading = False
+        self._flush_conn(conn)
+
     def _half_close(self, conn: _Conn) -> None:
         """End a stream with EOF but keep reading until the client closes.
 
@@ -625,9 +631,7 @@ class Shim:
         if rest and conn.want_stdin:
             self._feed_stdin(rest)
         if self.exit_code is not None and not self.outputs:
-            conn.close_after_flush = True  # nothing will ever come: end the stream
-            conn.reading = False
-            self._flush_conn(conn)
+            self._end_stream(conn)  # nothing will ever come
 
     def _op_resize(self, conn: _Conn, req: dict[str, Any]) -> None:
         if req.get("exec_id"):
@@ -679,9 +683,7 @@ class Shim:
         # runtime's delete (a `docker run` waits for both its attach and its wait)
         for conn in list(self.conns.values()):
             if conn.kind == "attach":
-                conn.close_after_flush = True
-                conn.reading = False
-                self._flush_conn(conn)
+                self._end_stream(conn)
         # read before delete: the cgroup goes with the runtime's state
         self.oom_killed = oom_kill_count(self.oom_file) > self.oom_baseline
         _write_json_atomic(self._path(EXIT_FILE_NAME), self.exit_record())
@@ -699,11 +701,8 @@ class Shim:
             self._reply(conn, record)
         self.waiters.clear()
         for conn in list(self.conns.values()):
-            if conn.kind == "wait":
-                continue
-            conn.close_after_flush = True
-            conn.reading = False
-            self._flush_conn(conn)
+            if conn.kind != "wait":
+                self._end_stream(conn)
         deadline = time.monotonic() + CLIENT_FLUSH_TIMEOUT
         while self.conns and time.monotonic() < deadline:
             for key, mask in self.sel.select(max(0.0, deadline - time.monotonic())):

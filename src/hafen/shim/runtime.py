@@ -39,6 +39,12 @@ from hafen.shim.proto import RUNTIME_LOG_NAME
 # every catchable signal back to its default action in the runtime and the container
 _RESET_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
+
+class _VerbTimeout(BaseException):
+    """An in-process verb ran past its time (a BaseException: the CLI's ``main`` turns
+    every Exception into an exit status, and this must reach ``_run_here``)."""
+
+
 # hafen-runtime verbs the shim runs in its own process (see the module docstring); the
 # others set up processes (create, exec) or print (state, ps) and run in a fork
 _IN_PROCESS_VERBS = frozenset({"start", "kill", "delete"})
@@ -165,7 +171,7 @@ class RuntimeCommand:
         """Run a verb with stdin from /dev/null and stdout+stderr captured."""
         offset = self.log_offset()
         if self.in_process and args[0] in _IN_PROCESS_VERBS:
-            return self._run_here(args, offset)
+            return self._run_here(args, offset, timeout)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         r, w = os.pipe()
         try:
@@ -183,12 +189,24 @@ class RuntimeCommand:
             status, bytes(output), self.error_message(args[0], status, offset, output)
         )
 
-    def _run_here(self, args: list[str], offset: int) -> RuntimeResult:
+    def _run_here(self, args: list[str], offset: int, timeout: float) -> RuntimeResult:
         """Run a verb of hafen-runtime in this process; its messages go to the log as the
-        CLI's do (and to this process's stderr, the shim's log)."""
+        CLI's do (and to this process's stderr, the shim's log). Bounded by ``timeout``
+        as a forked verb is (a start or delete waits on the container's hooks)."""
         from hafen.runtime.main import main
 
-        status = main(self.argv(*args)[len(self.prefix) :])
+        def expire(_signum: int, _frame: object) -> None:
+            raise _VerbTimeout
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            status = main(self.argv(*args)[len(self.prefix) :])
+        except _VerbTimeout:
+            status = 124
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
         return RuntimeResult(status, b"", self.error_message(args[0], status, offset, b""))
 
     def wait(

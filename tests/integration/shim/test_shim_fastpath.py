@@ -223,3 +223,21 @@ def test_start_kill_and_delete_run_in_the_shim_without_a_fork(
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_an_in_process_verb_is_bounded_like_a_forked_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hafen.runtime.main
+
+    monkeypatch.setattr(hafen.runtime.main, "main", lambda _args: time.sleep(30) or 0)
+    r, w = os.pipe()
+    try:
+        rt = RuntimeCommand(IN_PROCESS, str(tmp_path / "root"), str(tmp_path), r)
+        started = time.monotonic()
+        result = rt.run(["start", "c1"], timeout=0.3)
+        assert time.monotonic() - started < 5
+        assert (result.status, result.message) == (124, "runtime start timed out")
+    finally:
+        os.close(r)
+        os.close(w)

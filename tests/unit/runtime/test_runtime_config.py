@@ -172,3 +172,29 @@ def test_hook_starts_with_no_signal_ignored(tmp_path: Path) -> None:
     fields = dict(line.split(":\t", 1) for line in out.read_text().splitlines())
     assert int(fields["SigIgn"], 16) == 0
     assert int(fields["SigBlk"], 16) == 0
+
+
+def test_an_interrupted_hook_is_killed_and_reaped(tmp_path: Path) -> None:
+    """A hook with no timeout of its own still ends with its caller's (the shim bounds
+    each runtime verb): it does not outlive the interruption."""
+    import os
+    import signal
+
+    from hafen.runtime.config import Hook
+    from hafen.runtime.hooks import run_hook
+
+    pid_file = tmp_path / "pid"
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(TimeoutError):
+            run_hook(Hook("/bin/sh", ["sh", "-c", f"echo $$ > {pid_file}; exec sleep 30"]), {}, "t")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)  # killed, and reaped (no zombie left)
