@@ -176,6 +176,28 @@ class Daemon:
         )
 
 
+def start_hafend(root: Path) -> Daemon:
+    """hafend set up as dockerd is here (no default bridge, no nftables, in a network
+    namespace of its own), with Debian's busybox bootstrapped into it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "none.json").write_text("{}")
+    sock = root / "d.sock"
+    hafen = Daemon(
+        "hafen", root,
+        [str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root",
+         str(root / "exec"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false",
+         "--config-file", str(root / "none.json")],
+        sock,
+    )  # fmt: skip
+    try:
+        subprocess.run([str(VENV_BIN / "hafen"), "-H", f"unix://{sock}", "image", "bootstrap",
+                        "busybox"], check=True, capture_output=True)  # fmt: skip
+    except BaseException:
+        hafen.stop()
+        raise
+    return hafen
+
+
 Stat = tuple[float, float, float]  # median, min, max
 
 
@@ -331,22 +353,10 @@ def main() -> None:
     results: dict[str, dict[str, Stat]] = {"hafen": {}, "docker": {}}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
         root = Path(tmp)
-        hafen_root = root / "hafen"
-        hafen_root.mkdir(parents=True)
-        (hafen_root / "none.json").write_text("{}")
-        hafen = Daemon(
-            "hafen", hafen_root,
-            [str(VENV_BIN / "hafend"), "--data-root", str(hafen_root / "data"), "--exec-root",
-             str(hafen_root / "exec"), "-H", f"unix://{hafen_root / 'd.sock'}",
-             "--bridge=none", "--iptables=false",  # dockerd's flags here: the same set-up
-             "--config-file", str(hafen_root / "none.json")],
-            hafen_root / "d.sock",
-        )  # fmt: skip
+        hafen = start_hafend(root / "hafen")
         docker_root = root / "docker"
         dockerd = None
         try:
-            subprocess.run([str(VENV_BIN / "hafen"), "-H", f"unix://{hafen_root / 'd.sock'}",
-                            "image", "bootstrap", "busybox"], check=True, capture_output=True)  # fmt: skip
             tar = root / "busybox.tar"
             hafen.docker("save", "-o", str(tar), "busybox")
             docker_root.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -139,47 +138,6 @@ def runtime_commands(bundle: Path, state: Path, *verb: str) -> dict[str, list[st
     }  # fmt: skip
 
 
-def stop_hafend(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to hafend itself (unshare ignores it while it waits), then wait for both."""
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    try:
-        for pid in children.read_text().split():
-            os.kill(int(pid), signal.SIGTERM)
-    except OSError:
-        pass
-    proc.wait(timeout=30)
-
-
-def start_hafend(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    host = f"unix://{root / 'hafen.sock'}"
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "none.json").write_text("{}")
-    with open(root / "hafend.log", "wb") as log:
-        # in a network namespace of its own, with no default bridge and no nftables (as
-        # dockerd in bench_engine): nothing of this machine's network is touched
-        proc = subprocess.Popen(
-            ["unshare", "--net", "--fork", "--kill-child", "--",
-             "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-             str(VENV_BIN / "hafend"), "--data-root", str(root / "data"), "--exec-root",
-             str(root / "exec"), "-H", host, "--bridge=none", "--iptables=false",
-             "--config-file", str(root / "none.json")],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    env = {**os.environ, "HAFEN_HOST": host}
-    for _ in range(200):
-        if (
-            subprocess.run(
-                [str(VENV_BIN / "hafen"), "version"], env=env, capture_output=True
-            ).returncode
-            == 0
-        ):
-            break
-        time.sleep(0.1)
-    subprocess.run([str(VENV_BIN / "hafen"), "image", "bootstrap", "busybox"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    return proc, host
-
-
 def shim_bench(root: Path, bundle: Path, runs: int) -> dict[str, list[float]]:
     """The shim as hafend drives it: launch (create), start, wait for the recorded exit."""
     import asyncio
@@ -238,23 +196,15 @@ def shim_bench(root: Path, bundle: Path, runs: int) -> dict[str, list[float]]:
 def engine_bench(root: Path, runs: int) -> dict[str, list[float]]:
     """docker CLI against hafend and dockerd (bench_engine's daemons), hafen run --rm."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_engine import Daemon
+    from bench_engine import Daemon, start_hafend
 
     if shutil.which("dockerd") is None:
         print("skipping the engine comparison: dockerd is not installed")
         return {}
     hafen_root, docker_root = root / "eh", root / "ed"
-    hafen = Daemon(
-        "hafen", hafen_root,
-        [str(VENV_BIN / "hafend"), "--data-root", str(hafen_root / "data"), "--exec-root",
-         str(hafen_root / "exec"), "-H", f"unix://{hafen_root / 'd.sock'}", "--bridge=none",
-         "--config-file", str(hafen_root / "none.json")],
-        hafen_root / "d.sock",
-    )  # fmt: skip
+    hafen = start_hafend(hafen_root)
     dockerd = None
     try:
-        subprocess.run([str(VENV_BIN / "hafen"), "-H", f"unix://{hafen_root / 'd.sock'}",
-                        "image", "bootstrap", "busybox"], check=True, capture_output=True)  # fmt: skip
         tar = root / "busybox.tar"
         hafen.docker("save", "-o", str(tar), "busybox")
         docker_root.mkdir(parents=True, exist_ok=True)
@@ -424,9 +374,12 @@ def main() -> None:
                 stop = runtime_commands(sleeper, root / "state", "delete", "-f")
                 subprocess.run(stop[name], env=env, capture_output=True)
         results.update(shim_bench(root, make_bundle(root, "bundle-shim"), args.runs))
-        proc, host = start_hafend(root / "hafend")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_engine import start_hafend
+
+        hafend = start_hafend(root / "hafend")
         try:
-            cli_env = {**os.environ, "HAFEN_HOST": host}
+            cli_env = {**os.environ, "HAFEN_HOST": f"unix://{hafend.sock}"}
             argv = [str(VENV_BIN / "hafen"), "run", "--rm", "busybox", "true"]
             results.update(
                 alternate(
@@ -434,10 +387,7 @@ def main() -> None:
                 )
             )
         finally:
-            stop_hafend(proc)
-            subprocess.run(
-                ["sh", "-c", f"grep -o ' {root}[^ ]*' /proc/self/mounts | xargs -r -n1 umount -l"]
-            )
+            hafend.stop()
         if args.engine:
             results.update(engine_bench(root, args.runs))
     report(results, (load_before, os.getloadavg()[0]))
