@@ -105,7 +105,7 @@ def test_rm_and_forcerm_decide_which_step_containers_stay(hafend: Hafend, tmp_pa
         return hafend.cli("container", "inspect", container, check=False).returncode == 0
 
     ok = ctx_dir(tmp_path / "ok", "FROM busybox\nRUN echo kept > /k\n")
-    out = hafend.cli("build", "--no-cache", "--no-rm", "--progress", "plain", str(ok)).stdout
+    out = hafend.cli("build", "--no-cache", "--rm=false", "--progress", "plain", str(ok)).stdout
     [kept] = _running_ids(out)
     assert "Removing intermediate container" not in out and exists(kept)
     out = hafend.cli("build", "--no-cache", "--progress", "plain", str(ok)).stdout

@@ -6,12 +6,12 @@ daemon errors. Imports nothing heavy.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+import sys
 
-import click
-
+from hafen.cli import flags
 from hafen.records import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hafen.client import APIClient
     from hafen.client._tls import TLSOptions
@@ -71,15 +71,15 @@ class CLIState:
         )
 
 
-def get_state(ctx: click.Context | None = None) -> CLIState:
-    context = ctx or click.get_current_context()
+def get_state(ctx: flags.Context | None = None) -> CLIState:
+    context = ctx or flags.get_current_context()
     root = context.find_root()
     if not isinstance(root.obj, CLIState):
         root.obj = CLIState()
     return root.obj
 
 
-def get_client(ctx: click.Context | None = None) -> APIClient:
+def get_client(ctx: flags.Context | None = None) -> APIClient:
     return get_state(ctx).client
 
 
@@ -102,49 +102,37 @@ def local_error(err: Exception) -> Exception:
     return err
 
 
+def echo(message: object = "", nl: bool = True, err: bool = False) -> None:
+    """Print a line (or ``message`` as it is, ``nl=False``) and flush, so streamed
+    output (``events``, ``logs -f``) reaches a pipe as it comes."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{message}\n" if nl else str(message))
+    stream.flush()
+
+
 def write_out(text: str) -> None:
-    """Write to stdout without click's newline handling."""
-    click.echo(text, nl=False)
+    """Write to stdout as it is."""
+    echo(text, nl=False)
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands in ``lazy`` (name -> module, attribute, one-line
-    help) are imported on first use. ``--help`` lists them in the table's order, then the
-    others; ``sort_help`` lists them all by name instead."""
+def confirm(question: str) -> bool:
+    """docker's ``PromptForConfirmation``: "<question> [y/N] "; only y or yes agree,
+    and the end of input is a no."""
+    sys.stdout.write(f"{question} [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
 
-    def __init__(
-        self,
-        *args: Any,
-        lazy: dict[str, tuple[str, str, str]],
-        sort_help: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy
-        self.sort_help = sort_help
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.lazy) + [n for n in super().list_commands(ctx) if n not in self.lazy]
+def prompt(label: str, hide_input: bool = False) -> str:
+    """Ask for one line ("<label>: "); with ``hide_input`` the terminal does not echo it."""
+    if hide_input:
+        import getpass
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy:
-            import importlib
-
-            module, attr, _help = self.lazy[cmd_name]
-            command = getattr(importlib.import_module(module), attr)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, self.lazy[name][2]) for name in self.lazy]
-        rows += [
-            (name, cmd.get_short_help_str())
-            for name, cmd in self.commands.items()
-            if name not in self.lazy
-        ]
-        if self.sort_help:
-            rows.sort()
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
+        return getpass.getpass(f"{label}: ")
+    sys.stdout.write(f"{label}: ")
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise flags.Abort()
+    return line.rstrip("\n")

@@ -10,10 +10,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from typing import IO, Any
 
 from hafen.client import STDERR, STDOUT, Hijacked, demux
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import IO, Any
 
 # ctrl-p ctrl-q, docker's default detach sequence.
 DETACH_SEQUENCE = b"\x10\x11"

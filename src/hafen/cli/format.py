@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
 
 from hafen.errors import InvalidArgument
 
@@ -143,6 +142,8 @@ def parse_timestamp(value: str, now: float | None = None) -> str:
         pass
     else:
         return _epoch_str(current - delta)
+    from datetime import datetime  # only for absolute times: not on every command's path
+
     candidate = text.replace("Z", "+00:00")
     for fmt in (None, "%Y-%m-%d"):
         try:
@@ -169,6 +170,8 @@ def _epoch_str(seconds: float) -> str:
 
 def go_time_string(unix_seconds: float) -> str:
     """Go's ``time.Unix(t, 0).String()`` in local time: "2024-01-02 15:04:05 +0000 UTC"."""
+    from datetime import UTC, datetime
+
     moment = datetime.fromtimestamp(unix_seconds, tz=UTC).astimezone()
     zone = moment.strftime("%Z") or moment.strftime("%z")
     return moment.strftime("%Y-%m-%d %H:%M:%S %z ") + zone

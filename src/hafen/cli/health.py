@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import click
-
+from hafen.cli import flags
 from hafen.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 NS = 1_000_000_000
 
 
 def health_options(func: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
-        click.option("--health-cmd", help="Command to run to check health"),
-        click.option("--health-interval", help="Time between running the check (ms|s|m|h)"),
-        click.option("--health-timeout", help="Maximum time to allow one check to run"),
-        click.option("--health-start-period", help="Start period for the container to initialize"),
-        click.option("--health-start-interval", help="Time between checks during the start period"),
-        click.option("--health-retries", type=int, help="Consecutive failures needed to report unhealthy"),
-        click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK"),
+        flags.option("--health-cmd", help="Command to run to check health"),
+        flags.option("--health-interval", help="Time between running the check (ms|s|m|h)"),
+        flags.option("--health-timeout", help="Maximum time to allow one check to run"),
+        flags.option("--health-start-period", help="Start period for the container to initialize"),
+        flags.option("--health-start-interval", help="Time between checks during the start period"),
+        flags.option("--health-retries", type=int, help="Consecutive failures needed to report unhealthy"),
+        flags.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK"),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -1,6 +1,6 @@
 """``run``/``create`` flags for isolation and resources -> HostConfig fields, as docker.
 
-Owns the click options (``--memory-swap``, ``--cpu-shares``, ``--ulimit``, ``--device``,
+Owns the flags (``--memory-swap``, ``--cpu-shares``, ``--ulimit``, ``--device``,
 ``--security-opt``, ``--pid``, ``--sysctl`` ...) and ``host_config_fields``, which maps
 their values to the Engine API's HostConfig names. ``--security-opt seccomp=<file>``
 is read here and sent as the profile's JSON, as the docker CLI does.
@@ -8,15 +8,16 @@ is read here and sent as the profile's JSON, as the docker CLI does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import click
-
+from hafen.cli import flags
 from hafen.cli.format import ram_in_bytes
 from hafen.errors import InvalidArgument
 
-# (flags, click keyword arguments) in docker's help order.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+# (spellings, flags.option keyword arguments) in docker's help order.
 _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--memory-swap",), {"help": "Swap limit equal to memory plus swap: -1 for unlimited"}),
     (("--memory-reservation",), {"help": "Memory soft limit"}),
@@ -57,13 +58,13 @@ PARAMS = (
 
 
 def isolation_flags(func: Callable[..., Any]) -> Callable[..., Any]:
-    for flags, kwargs in reversed(_OPTIONS):
-        func = click.option(*flags, **kwargs)(func)
+    for spellings, kwargs in reversed(_OPTIONS):
+        func = flags.option(*spellings, **kwargs)(func)
     return func
 
 
 def collect(params: dict[str, Any]) -> dict[str, Any]:
-    """The flags' values from click's params (only those given)."""
+    """The flags' values from the parsed params (only those given)."""
     out = {}
     for name in PARAMS:
         value = params.get(name)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import click
-
+from hafen.cli import flags
 from hafen.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def log_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--log-opt", "log_opts", multiple=True, help="Log driver options")(func)
-    return click.option("--log-driver", help="Logging driver for the container")(func)
+    func = flags.option("--log-opt", "log_opts", multiple=True, help="Log driver options")(func)
+    return flags.option("--log-driver", help="Logging driver for the container")(func)
 
 
 def log_config_from_flags(params: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,16 +12,13 @@ from __future__ import annotations
 import os
 import sys
 
-import click
-
-from hafen.cli._common import CLIError, CLIState, LazyGroup, daemon_error_text
+from hafen.cli import flags
+from hafen.cli._common import CLIError, CLIState, daemon_error_text, echo
 from hafen.cli.verbs import VERBS
 
-CONTEXT_SETTINGS = {"help_option_names": ["--help"], "max_content_width": 120}
 
-
-def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
+def _version_callback(ctx: flags.Context, _param: flags.Option, value: bool) -> None:
+    if not value:
         return
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as pkg_version
@@ -30,24 +27,19 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
         ver = pkg_version("hafen")
     except PackageNotFoundError:
         ver = "dev"
-    click.echo(f"hafen version {ver}")
+    echo(f"hafen version {ver}")
     ctx.exit(0)
 
 
-@click.group(
-    cls=LazyGroup,
-    lazy=VERBS,
-    context_settings=CONTEXT_SETTINGS,
-    invoke_without_command=False,
-)
-@click.option("-H", "--host", "host", metavar="HOST", help="Daemon socket to connect to")
-@click.option("-D", "--debug", is_flag=True, help="Enable debug mode")
-@click.option("--tls", is_flag=True, help="Use TLS; implied by --tlsverify")
-@click.option("--tlsverify", is_flag=True, help="Use TLS and verify the remote")
-@click.option("--tlscacert", metavar="FILE", help="Trust certs signed only by this CA")
-@click.option("--tlscert", metavar="FILE", help="Path to TLS certificate file")
-@click.option("--tlskey", metavar="FILE", help="Path to TLS key file")
-@click.option(
+@flags.group("hafen", cls=flags.LazyGroup, lazy=VERBS)
+@flags.option("-H", "--host", "host", metavar="HOST", help="Daemon socket to connect to")
+@flags.option("-D", "--debug", is_flag=True, help="Enable debug mode")
+@flags.option("--tls", is_flag=True, help="Use TLS; implied by --tlsverify")
+@flags.option("--tlsverify", is_flag=True, help="Use TLS and verify the remote")
+@flags.option("--tlscacert", metavar="FILE", help="Trust certs signed only by this CA")
+@flags.option("--tlscert", metavar="FILE", help="Path to TLS certificate file")
+@flags.option("--tlskey", metavar="FILE", help="Path to TLS key file")
+@flags.option(
     "-v",
     "--version",
     is_flag=True,
@@ -56,9 +48,9 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
     callback=_version_callback,
     help="Print version information and quit",
 )
-@click.pass_context
+@flags.pass_context
 def cli(
-    ctx: click.Context,
+    ctx: flags.Context,
     host: str | None,
     debug: bool,
     tls: bool,
@@ -81,38 +73,9 @@ def cli(
         os.environ["HAFEN_CLI_DEBUG"] = "1"
 
 
-def _command_path(argv: list[str]) -> str:
-    """The verb(s) for "See 'hafen X --help'." (global flags skipped)."""
-    words: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("-H", "--host", "--tlscacert", "--tlscert", "--tlskey"):
-            skip = True
-            continue
-        if arg.startswith("-"):
-            if words:
-                break
-            continue
-        words.append(arg)
-        if len(words) == 2 or arg not in ("container", "image", "volume", "network"):
-            break
-    return " ".join(["hafen", *words])
-
-
-def _usage_error_text(err: click.UsageError, path: str) -> str:
-    """docker's (cobra's) wording for a usage error."""
+def _usage_error_text(err: flags.UsageError, path: str) -> str:
+    """docker's wording: run and create report through its reportError ("docker: ...")."""
     message = err.format_message()
-    if isinstance(err, click.NoSuchOption):
-        message = f"unknown flag: {err.option_name}"
-    elif isinstance(err, click.MissingParameter) and isinstance(err.param, click.Argument):
-        wanted = 2 if path.endswith(" tag") else 1
-        noun = "argument" if wanted == 1 else "arguments"
-        qualifier = "exactly" if wanted == 2 else "at least"
-        message = f"'{path}' requires {qualifier} {wanted} {noun}."
-    # run and create report through docker's reportError, with its "docker: " prefix.
     if path.split()[-1] in ("run", "create"):
         message = "hafen: " + message
     return message
@@ -123,23 +86,19 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     code = 0
     try:
-        result = cli.main(args=args, prog_name="hafen", standalone_mode=False)
-        # Without standalone mode click returns the code of ctx.exit(code).
-        if isinstance(result, int):
-            code = result
-    except click.exceptions.Exit as exc:
+        cli.main(args, prog_name="hafen")
+    except flags.Exit as exc:
         code = exc.exit_code
-    except click.UsageError as exc:
-        path = _command_path(args)
-        if exc.format_message().startswith("No such command"):
-            # docker: "docker: 'x' is not a docker command." and exit status 1.
-            name = exc.format_message().split("'")[1]
-            parent = path.rsplit(" ", 1)[0]
-            sys.stderr.write(f"hafen: '{name}' is not a hafen command.\nSee '{parent} --help'\n")
-            sys.exit(1)
+    except flags.NoSuchCommand as exc:
+        # docker: "docker: 'x' is not a docker command." and exit status 1.
+        parent = exc.ctx.command_path if exc.ctx else "hafen"
+        sys.stderr.write(f"hafen: '{exc.name}' is not a hafen command.\nSee '{parent} --help'\n")
+        code = 1
+    except flags.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx else "hafen"
         sys.stderr.write(f"{_usage_error_text(exc, path)}\nSee '{path} --help'.\n")
         code = 125
-    except click.Abort:
+    except flags.Abort:
         code = 130
     except CLIError as exc:
         if exc.message:

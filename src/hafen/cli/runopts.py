@@ -1,6 +1,6 @@
 """``run``/``create`` flags -> the ``POST /containers/create`` JSON, as docker maps them.
 
-Owns: the ``RunOptions`` record the commands fill from click, the parsers for the
+Owns: the ``RunOptions`` record the commands fill from their flags, the parsers for the
 flag mini-languages (``-e``/``--env-file``, ``-l``, ``-p``, ``-v``, ``--restart``,
 ``--memory``), and ``build_create_body``, which produces the create body
 (``Config`` fields at the top level plus ``HostConfig``) that the daemon receives.
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from hafen.cli.format import ram_in_bytes
 from hafen.errors import InvalidArgument
 from hafen.records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 

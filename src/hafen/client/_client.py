@@ -20,8 +20,6 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hafen import errors
 from hafen.client import _transport
@@ -30,14 +28,18 @@ from hafen.client._stream import json_messages
 from hafen.client._transport import DEFAULT_HOST, Host, parse_host
 from hafen.records import field, record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any, BinaryIO
+
     from hafen.client._tls import TLSOptions
+
+    Params = Mapping[str, Any] | None
 
 CLIENT_API_VERSION = "1.45"
 # Docker's fallback when a daemon's ping carries no API-Version header.
 _FALLBACK_API_VERSION = "1.24"
-
-Params = Mapping[str, Any] | None
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

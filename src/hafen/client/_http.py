@@ -18,8 +18,11 @@ Malformed responses raise ``HTTPException``; socket errors are ``OSError`` as us
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 200

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import TYPE_CHECKING, Any
 
 from hafen import errors
 from hafen.client._http import Connection
 from hafen.records import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+    from typing import Any
 
 DEFAULT_HOST = "unix:///run/hafen/hafen.sock"
 

@@ -286,6 +286,32 @@ def test_stop_prints_names_and_collects_errors(fake: FakeDaemon) -> None:
     assert fake.find("POST", "/containers/good/stop")[0].query == {"t": "1"}
 
 
+def test_top_ends_its_table_with_a_newline_and_passes_ps_flags(fake: FakeDaemon) -> None:
+    table = {"Titles": ["PID", "COMMAND"], "Processes": [["7", "sleep"]]}
+    fake.route("GET", r"/containers/web/top", Reply(200, table))
+    code, out, _err = hafen(fake, "top", "web", "-o", "pid,comm")
+    assert (code, out) == (0, "PID   COMMAND\n7     sleep\n")
+    assert fake.find("GET", "/containers/web/top")[0].query == {"ps_args": "-o pid,comm"}
+
+
+def test_prune_asks_as_docker_does_and_a_no_removes_nothing(fake: FakeDaemon) -> None:
+    code, out, _err = hafen(fake, "volume", "prune", stdin=b"n\n")
+    assert code == 0
+    assert out == (
+        "WARNING! This will remove all anonymous local volumes not used by at least one "
+        "container.\nAre you sure you want to continue? [y/N] "
+    )
+    assert not fake.find("POST", "/volumes/prune")
+
+
+def test_docker_s_bool_flag_syntax_is_accepted(fake: FakeDaemon) -> None:
+    Container(fake, exit_code=0)
+    code, out, _err = hafen(fake, "run", "--rm=false", "--sig-proxy=false", "-i=false", "busybox")
+    assert (code, out) == (0, "hello\n")
+    body = fake.find("POST", "/containers/create")[0].body
+    assert body["HostConfig"]["AutoRemove"] is False and body["OpenStdin"] is False
+
+
 def test_start_failure_summary(fake: FakeDaemon) -> None:
     fake.route("POST", r"/containers/x/start", Reply(404, {"message": "No such container: x"}))
     code, _out, err = hafen(fake, "start", "x")
@@ -404,13 +430,12 @@ def test_run_imports_only_its_own_verbs_module() -> None:
 
 
 def test_every_lazy_container_subcommand_resolves() -> None:
-    import click
-
+    from hafen.cli import flags
     from hafen.cli.commands.container import _CONTAINER_LAZY, container_group
 
-    ctx = click.Context(container_group)
+    ctx = flags.Context(container_group)
     for name in _CONTAINER_LAZY:
-        assert isinstance(container_group.get_command(ctx, name), click.Command), name
+        assert isinstance(container_group.get_command(ctx, name), flags.Command), name
     assert "exec" in container_group.list_commands(ctx)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client
+from hafen.cli import flags
+from hafen.cli._common import CLIError, daemon_error_text, echo, get_client
 from hafen.errors import HafenError
 
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 _CTRL = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
 
 
@@ -33,16 +31,16 @@ def parse_detach_keys(spec: str) -> bytes:
     return bytes(keys)
 
 
-@click.command("attach", context_settings=_CTX)
-@click.option("--detach-keys", help="Override the key sequence for detaching a container")
-@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
-@click.option(
-    "--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process"
+@flags.command("attach")
+@flags.option("--detach-keys", help="Override the key sequence for detaching a container")
+@flags.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
+@flags.option(
+    "--sig-proxy", is_flag=True, default=True, help="Proxy all received signals to the process"
 )
-@click.argument("container")
-@click.pass_context
+@flags.argument("container")
+@flags.pass_context
 def attach(
-    ctx: click.Context, detach_keys: str | None, no_stdin: bool, sig_proxy: bool, container: str
+    ctx: flags.Context, detach_keys: str | None, no_stdin: bool, sig_proxy: bool, container: str
 ) -> None:
     """Attach local standard input, output, and error streams to a running container."""
     from hafen.cli._stdio import (
@@ -90,11 +88,11 @@ def attach(
     ctx.exit(code)
 
 
-@click.command("port", context_settings=_CTX)
-@click.argument("container")
-@click.argument("private_port", required=False)
-@click.pass_context
-def port(ctx: click.Context, container: str, private_port: str | None) -> None:
+@flags.command("port")
+@flags.argument("container")
+@flags.argument("private_port", required=False)
+@flags.pass_context
+def port(ctx: flags.Context, container: str, private_port: str | None) -> None:
     """List port mappings or a specific mapping for the container."""
     try:
         info = get_client(ctx).inspect_container(container)
@@ -108,7 +106,7 @@ def port(ctx: click.Context, container: str, private_port: str | None) -> None:
         if not bindings:
             raise CLIError(f"Error: No public port '{key}' published for {container}", 1)
         for b in bindings:
-            click.echo(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+            echo(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
         return
 
     def order(key: str) -> tuple[int, str]:
@@ -117,4 +115,4 @@ def port(ctx: click.Context, container: str, private_port: str | None) -> None:
 
     for key in sorted(ports, key=order):
         for b in ports[key] or []:
-            click.echo(f"{key} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
+            echo(f"{key} -> {b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")

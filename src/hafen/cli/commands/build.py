@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
+from hafen.cli import flags
+from hafen.cli._common import CLIError, confirm, echo, get_client
 
-from hafen.cli._common import CLIError, get_client
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 _WINDOW = 6  # lines of a running step's output shown in tty mode
 
 
@@ -324,60 +322,61 @@ class BuildDisplay:
             self.out.write(self.partial + "\n")
 
 
-@click.command(context_settings=_CTX)
-@click.option("-t", "--tag", "tags", multiple=True, help="Name and optionally a tag (name:tag)")
-@click.option(
+@flags.command()
+@flags.option("-t", "--tag", "tags", multiple=True, help="Name and optionally a tag (name:tag)")
+@flags.option(
     "-f", "--file", "dockerfile", help="Name of the Dockerfile (default: PATH/Dockerfile)"
 )
-@click.option("--build-arg", "build_args", multiple=True, help="Set build-time variables")
-@click.option("--target", default="", help="Set the target build stage to build")
-@click.option("--no-cache", is_flag=True, help="Do not use cache when building the image")
-@click.option("--pull", is_flag=True, help="Always attempt to pull a newer version of the image")
-@click.option("--label", "labels", multiple=True, help="Set metadata for an image")
-@click.option(
+@flags.option("--build-arg", "build_args", multiple=True, help="Set build-time variables")
+@flags.option("--target", default="", help="Set the target build stage to build")
+@flags.option("--no-cache", is_flag=True, help="Do not use cache when building the image")
+@flags.option("--pull", is_flag=True, help="Always attempt to pull a newer version of the image")
+@flags.option("--label", "labels", multiple=True, help="Set metadata for an image")
+@flags.option(
     "--cache-from", "cache_from", multiple=True, help="Images to consider as cache sources"
 )
-@click.option("--network", default="", help="Networking mode for the RUN instructions")
-@click.option("--platform", default="", help="Set platform if server is multi-platform capable")
-@click.option("--progress", default="auto", type=click.Choice(["auto", "plain", "tty"]),
+@flags.option("--network", default="", help="Networking mode for the RUN instructions")
+@flags.option("--platform", default="", help="Set platform if server is multi-platform capable")
+@flags.option("--progress", default="auto", type=flags.Choice(["auto", "plain", "tty"]),
               help="Type of progress output")  # fmt: skip
-@click.option("--iidfile", help="Write the image ID to the file")
-@click.option(
+@flags.option("--iidfile", help="Write the image ID to the file")
+@flags.option(
     "--secret",
     "secret_specs",
     multiple=True,
     help="Secret to expose to the build: id=mysecret[,src=/local/secret|,env=VAR]",
 )
-@click.option(
-    "--rm/--no-rm",
+@flags.option(
+    "--rm",
     "rm",
+    is_flag=True,
     default=True,
     help="Remove intermediate containers after a successful build",
 )
-@click.option("--force-rm", is_flag=True, help="Always remove intermediate containers")
-@click.option(
+@flags.option("--force-rm", is_flag=True, help="Always remove intermediate containers")
+@flags.option(
     "--add-host", "add_hosts", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"
 )
-@click.option("-m", "--memory", default="", help="Memory limit")
-@click.option(
+@flags.option("-m", "--memory", default="", help="Memory limit")
+@flags.option(
     "--memory-swap",
     default="",
     help="Swap limit equal to memory plus swap: -1 to enable unlimited swap",
 )
-@click.option("--shm-size", default="", help="Size of /dev/shm")
-@click.option("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)")
-@click.option("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)")
-@click.option(
+@flags.option("--shm-size", default="", help="Size of /dev/shm")
+@flags.option("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)")
+@flags.option("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)")
+@flags.option(
     "--cpu-period", type=int, default=0, help="Limit the CPU CFS (Completely Fair Scheduler) period"
 )
-@click.option(
+@flags.option(
     "--cpu-quota", type=int, default=0, help="Limit the CPU CFS (Completely Fair Scheduler) quota"
 )
-@click.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID")
-@click.argument("path")
-@click.pass_context
+@flags.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID")
+@flags.argument("path")
+@flags.pass_context
 def build(
-    ctx: click.Context,
+    ctx: flags.Context,
     tags: tuple[str, ...],
     dockerfile: str | None,
     build_args: tuple[str, ...],
@@ -478,25 +477,24 @@ def build(
         if text and not quiet:
             display.text(str(text))
     if quiet:
-        click.echo(image_id)
+        echo(image_id)
     if iidfile and image_id:
         Path(iidfile).write_text(image_id)
 
 
-@click.group(context_settings=_CTX)
+@flags.group()
 def builder_group() -> None:
     """Manage builds"""
 
 
-@builder_group.command("prune", context_settings=_CTX)
-@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused build cache")
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.pass_context
-def builder_prune(ctx: click.Context, all_: bool, force: bool) -> None:
+@builder_group.command("prune")
+@flags.option("-a", "--all", "all_", is_flag=True, help="Remove all unused build cache")
+@flags.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@flags.pass_context
+def builder_prune(ctx: flags.Context, all_: bool, force: bool) -> None:
     """Remove build cache"""
-    if not force and not click.confirm(
+    if not force and not confirm(
         "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue?",
-        default=False,
     ):
         return
     from hafen.cli.format import human_size
@@ -504,8 +502,8 @@ def builder_prune(ctx: click.Context, all_: bool, force: bool) -> None:
     result = get_client(ctx).prune_builder()
     deleted = result.get("CachesDeleted") or []
     if deleted:
-        click.echo("Deleted build cache objects:")
+        echo("Deleted build cache objects:")
         for item in deleted:
-            click.echo(str(item).removeprefix("sha256:")[:25])
-        click.echo()
-    click.echo(f"Total reclaimed space: {human_size(int(result.get('SpaceReclaimed') or 0))}")
+            echo(str(item).removeprefix("sha256:")[:25])
+        echo()
+    echo(f"Total reclaimed space: {human_size(int(result.get('SpaceReclaimed') or 0))}")

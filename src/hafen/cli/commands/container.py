@@ -5,20 +5,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, LazyGroup, daemon_error_text, get_client, write_out
+from hafen.cli import flags
+from hafen.cli._common import CLIError, daemon_error_text, echo, get_client, write_out
 from hafen.cli.verbs import VERBS
 from hafen.client import APIClient
 from hafen.errors import HafenError, InvalidArgument, NotFound
 
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
-# run/create/exec-like verbs stop parsing flags at the image: the rest is the command.
-_RUN_CTX = {**_CTX, "allow_interspersed_args": False}
-
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 # ----------------------------------------------------------------------------- errors
 
@@ -47,7 +44,7 @@ def start_exit_code(err: Exception) -> int:
 
 
 def _collect(
-    names: tuple[str, ...], action: Callable[[str], None], echo: bool = True
+    names: tuple[str, ...], action: Callable[[str], None], print_names: bool = True
 ) -> list[tuple[str, str]]:
     """Apply ``action`` to each name, printing the name on success (docker's multi-verb
     pattern); returns (name, error line) for each failure."""
@@ -58,8 +55,8 @@ def _collect(
         except HafenError as exc:
             failures.append((name, daemon_error_text(exc)))
             continue
-        if echo:
-            click.echo(name)
+        if print_names:
+            echo(name)
     return failures
 
 
@@ -77,84 +74,84 @@ def _finish(failures: list[tuple[str, str]], summary: str | None = None) -> None
 def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     """The flags ``run`` and ``create`` share (docker's container options)."""
     decorators = [
-        click.option("--name", help="Assign a name to the container"),
-        click.option(
+        flags.option("--name", help="Assign a name to the container"),
+        flags.option(
             "--rm",
             "auto_remove",
             is_flag=True,
             help="Automatically remove the container when it exits",
         ),
-        click.option("-e", "--env", multiple=True, help="Set environment variables"),
-        click.option("--env-file", multiple=True, help="Read in a file of environment variables"),
-        click.option("-w", "--workdir", help="Working directory inside the container"),
-        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
-        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image"),
-        click.option(
+        flags.option("-e", "--env", multiple=True, help="Set environment variables"),
+        flags.option("--env-file", multiple=True, help="Read in a file of environment variables"),
+        flags.option("-w", "--workdir", help="Working directory inside the container"),
+        flags.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+        flags.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image"),
+        flags.option(
             "-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached"
         ),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
-        click.option("-h", "--hostname", help="Container host name"),
-        click.option("-l", "--label", "labels", multiple=True, help="Set meta data on a container"),
-        click.option("--label-file", multiple=True, help="Read in a line delimited file of labels"),
-        click.option("-a", "--attach", multiple=True, help="Attach to STDIN, STDOUT or STDERR"),
-        click.option("-m", "--memory", help="Memory limit"),
-        click.option(
+        flags.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
+        flags.option("-h", "--hostname", help="Container host name"),
+        flags.option("-l", "--label", "labels", multiple=True, help="Set meta data on a container"),
+        flags.option("--label-file", multiple=True, help="Read in a line delimited file of labels"),
+        flags.option("-a", "--attach", multiple=True, help="Attach to STDIN, STDOUT or STDERR"),
+        flags.option("-m", "--memory", help="Memory limit"),
+        flags.option(
             "--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)"
         ),
-        click.option("--cpus", type=float, help="Number of CPUs"),
-        click.option(
+        flags.option("--cpus", type=float, help="Number of CPUs"),
+        flags.option(
             "--privileged", is_flag=True, help="Give extended privileges to this container"
         ),
-        click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
-        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
-        click.option(
+        flags.option("--cap-add", multiple=True, help="Add Linux capabilities"),
+        flags.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
+        flags.option(
             "--read-only", is_flag=True, help="Mount the container's root filesystem as read only"
         ),
-        click.option("--init", is_flag=True, help="Run an init inside the container"),
-        click.option("--stop-signal", help="Signal to stop the container"),
-        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container"),
-        click.option("--restart", help="Restart policy to apply when a container exits"),
-        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume"),
-        click.option(
+        flags.option("--init", is_flag=True, help="Run an init inside the container"),
+        flags.option("--stop-signal", help="Signal to stop the container"),
+        flags.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container"),
+        flags.option("--restart", help="Restart policy to apply when a container exits"),
+        flags.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume"),
+        flags.option(
             "--mount", "mounts", multiple=True, help="Attach a filesystem mount to the container"
         ),
-        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory"),
-        click.option(
+        flags.option("--tmpfs", multiple=True, help="Mount a tmpfs directory"),
+        flags.option(
             "--volumes-from", multiple=True, help="Mount volumes from the specified container(s)"
         ),
-        click.option(
+        flags.option(
             "-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"
         ),
-        click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
-        click.option(
+        flags.option("--expose", multiple=True, help="Expose a port or a range of ports"),
+        flags.option(
             "-P",
             "--publish-all",
             is_flag=True,
             help="Publish all exposed ports to random ports",
         ),
-        click.option(
+        flags.option(
             "--network",
             "--net",
             "network",
             multiple=True,
             help="Connect a container to a network (repeat for several)",
         ),
-        click.option(
+        flags.option(
             "--network-alias", multiple=True, help="Add network-scoped alias for the container"
         ),
-        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
-        click.option("--dns", multiple=True, help="Set custom DNS servers"),
-        click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
-        click.option("--dns-option", multiple=True, help="Set DNS options"),
-        click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
-        click.option("--platform", help="Set platform if server is multi-platform capable"),
-        click.option(
+        flags.option("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
+        flags.option("--dns", multiple=True, help="Set custom DNS servers"),
+        flags.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
+        flags.option("--dns-option", multiple=True, help="Set DNS options"),
+        flags.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
+        flags.option("--platform", help="Set platform if server is multi-platform capable"),
+        flags.option(
             "--pull",
             default="missing",
             help='Pull image before running ("always", "missing", "never")',
         ),
-        click.argument("image"),
-        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+        flags.argument("image"),
+        flags.argument("command", nargs=-1, type=flags.UNPROCESSED),
     ]
     from hafen.cli.health import health_options
     from hafen.cli.isolation import isolation_flags
@@ -316,17 +313,17 @@ def attach_and_wait(
     return result.status_code
 
 
-@click.command(context_settings=_RUN_CTX)
+@flags.command(interspersed=False)
 @_run_flags
-@click.option(
+@flags.option(
     "-d", "--detach", is_flag=True, help="Run container in background and print container ID"
 )
-@click.option(
-    "--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process"
+@flags.option(
+    "--sig-proxy", is_flag=True, default=True, help="Proxy received signals to the process"
 )
-@click.option("--detach-keys", help="Override the key sequence for detaching a container")
-@click.pass_context
-def run(ctx: click.Context, **params: Any) -> None:
+@flags.option("--detach-keys", help="Override the key sequence for detaching a container")
+@flags.pass_context
+def run(ctx: flags.Context, **params: Any) -> None:
     """Create and run a new container from an image."""
     from hafen.cli._stdio import stdin_is_tty
 
@@ -340,7 +337,7 @@ def run(ctx: click.Context, **params: Any) -> None:
             client.start(cid)
         except HafenError as exc:
             raise CLIError(report("run", daemon_error_text(exc)), start_exit_code(exc))
-        click.echo(cid)
+        echo(cid)
         return
     code = attach_and_wait(
         client,
@@ -357,28 +354,28 @@ def run(ctx: click.Context, **params: Any) -> None:
     ctx.exit(code)
 
 
-@click.command(context_settings=_RUN_CTX)
+@flags.command(interspersed=False)
 @_run_flags
-@click.pass_context
-def create(ctx: click.Context, **params: Any) -> None:
+@flags.pass_context
+def create(ctx: flags.Context, **params: Any) -> None:
     """Create a new container."""
     # Not detached: like docker, a created container records AttachStdout/AttachStderr.
     opts = _options(params, detach=False)
     cid, _body = create_container(get_client(ctx), opts, "create", params["platform"])
-    click.echo(cid)
+    echo(cid)
 
 
 # ----------------------------------------------------------------------------- start
 
 
-@click.command(context_settings=_CTX)
-@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
-@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
-@click.option("--detach-keys", help="Override the key sequence for detaching a container")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
+@flags.command()
+@flags.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
+@flags.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@flags.option("--detach-keys", help="Override the key sequence for detaching a container")
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
 def start(
-    ctx: click.Context,
+    ctx: flags.Context,
     attach: bool,
     interactive: bool,
     detach_keys: str | None,
@@ -428,30 +425,30 @@ def _parse_filters(values: tuple[str, ...]) -> dict[str, list[str]]:
     return filters
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running)"
 )
-@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
-@click.option(
+@flags.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
+@flags.option(
     "-n",
     "--last",
     type=int,
     default=-1,
     help="Show n last created containers (includes all states)",
 )
-@click.option(
+@flags.option(
     "-l", "--latest", is_flag=True, help="Show the latest created container (includes all states)"
 )
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
-@click.option(
+@flags.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@flags.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@flags.option(
     "-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided"
 )
-@click.option("--format", "fmt", help="Format output using a custom template")
-@click.pass_context
+@flags.option("--format", "fmt", help="Format output using a custom template")
+@flags.pass_context
 def ps(
-    ctx: click.Context,
+    ctx: flags.Context,
     show_all: bool,
     quiet: bool,
     last: int,
@@ -485,19 +482,19 @@ def ps(
 # ----------------------------------------------------------------------------- logs
 
 
-@click.command(context_settings=_CTX)
-@click.option("-f", "--follow", is_flag=True, help="Follow log output")
-@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
-@click.option(
+@flags.command()
+@flags.option("-f", "--follow", is_flag=True, help="Follow log output")
+@flags.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@flags.option(
     "-n", "--tail", default="all", help="Number of lines to show from the end of the logs"
 )
-@click.option("--since", help="Show logs since timestamp or relative (e.g. 42m for 42 minutes)")
-@click.option("--until", help="Show logs before a timestamp or relative (e.g. 42m for 42 minutes)")
-@click.option("--details", is_flag=True, help="Show extra details provided to logs")
-@click.argument("container")
-@click.pass_context
+@flags.option("--since", help="Show logs since timestamp or relative (e.g. 42m for 42 minutes)")
+@flags.option("--until", help="Show logs before a timestamp or relative (e.g. 42m for 42 minutes)")
+@flags.option("--details", is_flag=True, help="Show extra details provided to logs")
+@flags.argument("container")
+@flags.pass_context
 def logs(
-    ctx: click.Context,
+    ctx: flags.Context,
     follow: bool,
     timestamps: bool,
     tail: str,
@@ -549,8 +546,8 @@ def logs(
 # ----------------------------------------------------------------------------- stop/kill/rm/wait
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-t",
     "--time",
     "--timeout",
@@ -558,19 +555,19 @@ def logs(
     type=int,
     help="Seconds to wait before killing the container",
 )
-@click.option("-s", "--signal", "sig", help="Signal to send to the container")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
+@flags.option("-s", "--signal", "sig", help="Signal to send to the container")
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
 def stop(
-    ctx: click.Context, timeout: int | None, sig: str | None, containers: tuple[str, ...]
+    ctx: flags.Context, timeout: int | None, sig: str | None, containers: tuple[str, ...]
 ) -> None:
     """Stop one or more running containers."""
     client = get_client(ctx)
     _finish(_collect(containers, lambda c: client.stop(c, timeout=timeout, signal=sig)))
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-t",
     "--time",
     "--timeout",
@@ -578,39 +575,39 @@ def stop(
     type=int,
     help="Seconds to wait before killing the container",
 )
-@click.option("-s", "--signal", "sig", help="Signal to send to the container")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
+@flags.option("-s", "--signal", "sig", help="Signal to send to the container")
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
 def restart(
-    ctx: click.Context, timeout: int | None, sig: str | None, containers: tuple[str, ...]
+    ctx: flags.Context, timeout: int | None, sig: str | None, containers: tuple[str, ...]
 ) -> None:
     """Restart one or more containers."""
     client = get_client(ctx)
     _finish(_collect(containers, lambda c: client.restart(c, timeout=timeout, signal=sig)))
 
 
-@click.command(context_settings=_CTX)
-@click.option("-s", "--signal", "sig", help="Signal to send to the container")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def kill(ctx: click.Context, sig: str | None, containers: tuple[str, ...]) -> None:
+@flags.command()
+@flags.option("-s", "--signal", "sig", help="Signal to send to the container")
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
+def kill(ctx: flags.Context, sig: str | None, containers: tuple[str, ...]) -> None:
     """Kill one or more running containers."""
     client = get_client(ctx)
     _finish(_collect(containers, lambda c: client.kill(c, signal=sig)))
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL)"
 )
-@click.option(
+@flags.option(
     "-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container"
 )
-@click.option("-l", "--link", is_flag=True, help="Remove the specified link")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
+@flags.option("-l", "--link", is_flag=True, help="Remove the specified link")
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
 def rm(
-    ctx: click.Context, force: bool, volumes: bool, link: bool, containers: tuple[str, ...]
+    ctx: flags.Context, force: bool, volumes: bool, link: bool, containers: tuple[str, ...]
 ) -> None:
     """Remove one or more containers."""
     client = get_client(ctx)
@@ -622,11 +619,11 @@ def rm(
     )
 
 
-@click.command(context_settings=_CTX)
-@click.argument("container")
-@click.argument("new_name")
-@click.pass_context
-def rename(ctx: click.Context, container: str, new_name: str) -> None:
+@flags.command()
+@flags.argument("container")
+@flags.argument("new_name")
+@flags.pass_context
+def rename(ctx: flags.Context, container: str, new_name: str) -> None:
     """Rename a container."""
     try:
         get_client(ctx).rename(container, new_name)
@@ -634,17 +631,17 @@ def rename(ctx: click.Context, container: str, new_name: str) -> None:
         raise CLIError(daemon_error_text(exc), 1)
 
 
-@click.command(context_settings=_CTX)
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def wait(ctx: click.Context, containers: tuple[str, ...]) -> None:
+@flags.command()
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
+def wait(ctx: flags.Context, containers: tuple[str, ...]) -> None:
     """Block until one or more containers stop, then print their exit codes."""
     client = get_client(ctx)
 
     def one(name: str) -> None:
-        click.echo(str(client.wait(name).status_code))
+        echo(str(client.wait(name).status_code))
 
-    _finish(_collect(containers, one, echo=False))
+    _finish(_collect(containers, one, print_names=False))
 
 
 # ----------------------------------------------------------------------------- aliases
@@ -660,7 +657,7 @@ _CONTAINER_LAZY: dict[str, tuple[str, str, str]] = {
 }
 
 
-@click.group(cls=LazyGroup, lazy=_CONTAINER_LAZY, sort_help=True, context_settings=_CTX)
+@flags.group("container", cls=flags.LazyGroup, lazy=_CONTAINER_LAZY, sort_help=True)
 def container_group() -> None:
     """Manage containers."""
 
@@ -681,13 +678,13 @@ container_group.add_command(wait)
 container_group.add_command(rename)
 
 
-@click.command("inspect", context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
+@flags.command("inspect")
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
 def container_inspect(
-    ctx: click.Context, fmt: str | None, size: bool, names: tuple[str, ...]
+    ctx: flags.Context, fmt: str | None, size: bool, names: tuple[str, ...]
 ) -> None:
     """Display detailed information on one or more containers."""
     from hafen.cli.commands.system import inspect_objects

@@ -19,12 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
-
+from hafen.cli import flags
 from hafen.cli._common import CLIError, daemon_error_text, get_client
 from hafen.errors import HafenError, NotFound
 
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 _DIR_BIT = 1 << 31
 
 
@@ -36,15 +34,15 @@ def _split(arg: str) -> tuple[str | None, str]:
     return container, path
 
 
-@click.command("cp", context_settings=_CTX)
-@click.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information)")
-@click.option("-L", "--follow-link", is_flag=True, help="Always follow symbol link in SRC_PATH")
-@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output")
-@click.argument("src")
-@click.argument("dest")
-@click.pass_context
+@flags.command("cp")
+@flags.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information)")
+@flags.option("-L", "--follow-link", is_flag=True, help="Always follow symbol link in SRC_PATH")
+@flags.option("-q", "--quiet", is_flag=True, help="Suppress progress output")
+@flags.argument("src")
+@flags.argument("dest")
+@flags.pass_context
 def cp(
-    ctx: click.Context, archive: bool, follow_link: bool, quiet: bool, src: str, dest: str
+    ctx: flags.Context, archive: bool, follow_link: bool, quiet: bool, src: str, dest: str
 ) -> None:
     """Copy files/folders between a container and the local filesystem."""
     del quiet  # no progress output is printed

@@ -11,12 +11,9 @@ import json
 import sys
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client
+from hafen.cli import flags
+from hafen.cli._common import CLIError, confirm, daemon_error_text, echo, get_client
 from hafen.errors import HafenError
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
 
 def _filters(values: tuple[str, ...]) -> dict[str, list[str]]:
@@ -30,12 +27,7 @@ def _filters(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _confirm(warning: str, force: bool) -> bool:
-    if force:
-        return True
-    sys.stdout.write(warning + "\nAre you sure you want to continue? [y/N] ")
-    sys.stdout.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+    return force or confirm(warning + "\nAre you sure you want to continue?")
 
 
 def _size(n: int) -> str:
@@ -49,13 +41,13 @@ def _post(client: Any, path: str, filters: dict[str, list[str]]) -> Any:
     return client._call("POST", path, params)
 
 
-@click.command("prune", context_settings=_CTX)
-@click.option(
+@flags.command("prune")
+@flags.option(
     "--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<ts>')"
 )
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.pass_context
-def container_prune(ctx: click.Context, filters: tuple[str, ...], force: bool) -> None:
+@flags.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@flags.pass_context
+def container_prune(ctx: flags.Context, filters: tuple[str, ...], force: bool) -> None:
     """Remove all stopped containers."""
     parsed = _filters(filters)
     if not _confirm("WARNING! This will remove all stopped containers.", force):
@@ -66,29 +58,29 @@ def container_prune(ctx: click.Context, filters: tuple[str, ...], force: bool) -
         raise CLIError(daemon_error_text(exc), 1)
     deleted = result.get("ContainersDeleted") or []
     if deleted:
-        click.echo("Deleted Containers:")
+        echo("Deleted Containers:")
         for cid in deleted:
-            click.echo(cid)
-        click.echo()
-    click.echo(f"Total reclaimed space: {_size(int(result.get('SpaceReclaimed') or 0))}")
+            echo(cid)
+        echo()
+    echo(f"Total reclaimed space: {_size(int(result.get('SpaceReclaimed') or 0))}")
 
 
-@click.command("prune", context_settings=_CTX)
-@click.option(
+@flags.command("prune")
+@flags.option(
     "-a",
     "--all",
     "all_images",
     is_flag=True,
     help="Remove all unused images not just dangling ones",
 )
-@click.option(
+@flags.option(
     "--filter", "filters", multiple=True, help="Provide filter values (e.g. 'label=<key>=<value>')"
 )
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.option("--volumes", is_flag=True, help="Prune anonymous volumes")
-@click.pass_context
+@flags.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@flags.option("--volumes", is_flag=True, help="Prune anonymous volumes")
+@flags.pass_context
 def system_prune(
-    ctx: click.Context, all_images: bool, filters: tuple[str, ...], force: bool, volumes: bool
+    ctx: flags.Context, all_images: bool, filters: tuple[str, ...], force: bool, volumes: bool
 ) -> None:
     """Remove unused data."""
     parsed = _filters(filters)
@@ -122,23 +114,23 @@ def system_prune(
             raise CLIError(daemon_error_text(exc), 1)
         deleted = result.get(key) or []
         if deleted:
-            click.echo(title)
+            echo(title)
             for item in deleted:
                 if isinstance(item, dict):  # images: {"Untagged": ...} / {"Deleted": ...}
                     for kind, value in item.items():
-                        click.echo(f"{kind.lower()}: {value}")
+                        echo(f"{kind.lower()}: {value}")
                 else:
-                    click.echo(item)
-            click.echo()
+                    echo(item)
+            echo()
         total += int(result.get("SpaceReclaimed") or 0)
-    click.echo(f"Total reclaimed space: {_size(total)}")
+    echo(f"Total reclaimed space: {_size(total)}")
 
 
-@click.command("df", context_settings=_CTX)
-@click.option("--format", "fmt", help="Format output using a custom template")
-@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage")
-@click.pass_context
-def system_df(ctx: click.Context, fmt: str | None, verbose: bool) -> None:
+@flags.command("df")
+@flags.option("--format", "fmt", help="Format output using a custom template")
+@flags.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage")
+@flags.pass_context
+def system_df(ctx: flags.Context, fmt: str | None, verbose: bool) -> None:
     """Show docker disk usage."""
     from hafen.cli.template import TemplateError, render_rows
 
@@ -198,7 +190,7 @@ def _verbose(
 ) -> None:
     from hafen.cli.format import tabwrite, time_ago, truncate_id
 
-    click.echo("Images space usage:\n")
+    echo("Images space usage:\n")
     lines = ["REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS"]
     for i in images:
         tags = i.get("RepoTags") or ["<none>:<none>"]
@@ -208,8 +200,8 @@ def _verbose(
             f"{repo}\t{tag}\t{truncate_id(i['Id'])}\t{time_ago(i.get('Created', 0))}\t{size}\t"
             f"0B\t{size}\t{i.get('Containers', 0)}"
         )
-    click.echo(tabwrite(lines))
-    click.echo("\nContainers space usage:\n")
+    echo(tabwrite(lines))
+    echo("\nContainers space usage:\n")
     lines = ["CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES"]
     for c in containers:
         command = c.get("Command", "")
@@ -222,20 +214,20 @@ def _verbose(
             f"{_size(int(c.get('SizeRw') or 0))}\t{time_ago(c.get('Created', 0))}\t"
             f"{c.get('Status', '')}\t{name}"
         )
-    click.echo(tabwrite(lines))
-    click.echo("\nLocal Volumes space usage:\n")
+    echo(tabwrite(lines))
+    echo("\nLocal Volumes space usage:\n")
     lines = ["VOLUME NAME\tLINKS\tSIZE"]
     for v in volumes:
         usage = v.get("UsageData") or {}
         lines.append(
             f"{v['Name']}\t{usage.get('RefCount', 0)}\t{_size(int(usage.get('Size') or 0))}"
         )
-    click.echo(tabwrite(lines))
-    click.echo("\nBuild cache usage: " + _size(sum(int(b.get("Size") or 0) for b in cache)))
-    click.echo()
+    echo(tabwrite(lines))
+    echo("\nBuild cache usage: " + _size(sum(int(b.get("Size") or 0) for b in cache)))
+    echo()
 
 
-@click.group("system", context_settings=_CTX)
+@flags.group("system")
 def system_group() -> None:
     """Manage Docker."""
 

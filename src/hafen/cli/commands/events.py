@@ -6,12 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client
+from hafen.cli import flags
+from hafen.cli._common import CLIError, daemon_error_text, echo, get_client
 from hafen.errors import HafenError
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -30,14 +27,14 @@ def event_line(event: dict[str, Any]) -> str:
     return text
 
 
-@click.command("events", context_settings=_CTX)
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions")
-@click.option("--format", "fmt", help="Format the output using the given Go template")
-@click.option("--since", help="Show all events created since timestamp")
-@click.option("--until", help="Stream events until this timestamp")
-@click.pass_context
+@flags.command("events")
+@flags.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions")
+@flags.option("--format", "fmt", help="Format the output using the given Go template")
+@flags.option("--since", help="Show all events created since timestamp")
+@flags.option("--until", help="Stream events until this timestamp")
+@flags.pass_context
 def events(
-    ctx: click.Context,
+    ctx: flags.Context,
     filters: tuple[str, ...],
     fmt: str | None,
     since: str | None,
@@ -80,8 +77,8 @@ def events(
                 event = json.loads(line)
                 if template is not None:
                     try:
-                        click.echo(template.render(event))
+                        echo(template.render(event))
                     except TemplateError as exc:
                         raise CLIError(str(exc), 1)
                 else:
-                    click.echo(event_line(event))
+                    echo(event_line(event))

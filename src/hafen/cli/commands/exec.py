@@ -9,28 +9,25 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
-
+from hafen.cli import flags
 from hafen.cli._common import CLIError, daemon_error_text, get_client
 from hafen.errors import HafenError
 
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120, "allow_interspersed_args": False}
 
-
-@click.command("exec", context_settings=_CTX)
-@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
-@click.option("--detach-keys", help="Override the key sequence for detaching a container")
-@click.option("-e", "--env", multiple=True, help="Set environment variables")
-@click.option("--env-file", multiple=True, help="Read in a file of environment variables")
-@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached")
-@click.option("--privileged", is_flag=True, help="Give extended privileges to the command")
-@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
-@click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
-@click.option("-w", "--workdir", help="Working directory inside the container")
-@click.argument("container")
-@click.argument("command", nargs=-1, required=True)
-@click.pass_context
-def exec_(ctx: click.Context, **params: Any) -> None:
+@flags.command("exec", interspersed=False)
+@flags.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
+@flags.option("--detach-keys", help="Override the key sequence for detaching a container")
+@flags.option("-e", "--env", multiple=True, help="Set environment variables")
+@flags.option("--env-file", multiple=True, help="Read in a file of environment variables")
+@flags.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached")
+@flags.option("--privileged", is_flag=True, help="Give extended privileges to the command")
+@flags.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
+@flags.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+@flags.option("-w", "--workdir", help="Working directory inside the container")
+@flags.argument("container")
+@flags.argument("command", nargs=-1, required=True)
+@flags.pass_context
+def exec_(ctx: flags.Context, **params: Any) -> None:
     """Execute a command in a running container."""
     from hafen.cli._stdio import (
         AttachedSession,

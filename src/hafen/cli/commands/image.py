@@ -5,33 +5,30 @@ from __future__ import annotations
 import sys
 from typing import Any, BinaryIO
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client, write_out
+from hafen.cli import flags
+from hafen.cli._common import CLIError, confirm, daemon_error_text, echo, get_client, write_out
 from hafen.errors import HafenError
 
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
-
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-a",
     "--all",
     "show_all",
     is_flag=True,
     help="Show all images (default hides intermediate images)",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
-@click.option("--digests", is_flag=True, help="Show digests")
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
-@click.option(
+@flags.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@flags.option("--digests", is_flag=True, help="Show digests")
+@flags.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@flags.option(
     "-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided"
 )
-@click.option("--format", "fmt", help="Format output using a custom template")
-@click.argument("reference", required=False)
-@click.pass_context
+@flags.option("--format", "fmt", help="Format output using a custom template")
+@flags.argument("reference", required=False)
+@flags.pass_context
 def images(
-    ctx: click.Context,
+    ctx: flags.Context,
     show_all: bool,
     quiet: bool,
     digests: bool,
@@ -65,12 +62,12 @@ def images(
         raise CLIError(f"template parsing error: {exc}", 1)
 
 
-@click.command(context_settings=_CTX)
-@click.option("-f", "--force", is_flag=True, help="Force removal of the image")
-@click.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def rmi(ctx: click.Context, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
+@flags.command()
+@flags.option("-f", "--force", is_flag=True, help="Force removal of the image")
+@flags.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def rmi(ctx: flags.Context, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
     client = get_client(ctx)
     failures: list[str] = []
@@ -82,18 +79,18 @@ def rmi(ctx: click.Context, force: bool, no_prune: bool, names: tuple[str, ...])
             continue
         for item in deleted:
             if item.get("Untagged"):
-                click.echo(f"Untagged: {item['Untagged']}")
+                echo(f"Untagged: {item['Untagged']}")
             if item.get("Deleted"):
-                click.echo(f"Deleted: {item['Deleted']}")
+                echo(f"Deleted: {item['Deleted']}")
     if failures:
         raise CLIError("\n".join(failures), 1)
 
 
-@click.command(context_settings=_CTX)
-@click.argument("source")
-@click.argument("target")
-@click.pass_context
-def tag(ctx: click.Context, source: str, target: str) -> None:
+@flags.command()
+@flags.argument("source")
+@flags.argument("target")
+@flags.pass_context
+def tag(ctx: flags.Context, source: str, target: str) -> None:
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
     from hafen.cli.runopts import split_repo_tag
 
@@ -105,12 +102,12 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
     get_client(ctx).tag(source, repo, tag_name or "latest")
 
 
-@click.command(context_settings=_CTX)
-@click.option("-t", "--tag", "tag_name", help="Name and optionally a tag in the 'name:tag' format")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID")
-@click.argument("image")
-@click.pass_context
-def bootstrap(ctx: click.Context, tag_name: str | None, quiet: bool, image: str) -> None:
+@flags.command()
+@flags.option("-t", "--tag", "tag_name", help="Name and optionally a tag in the 'name:tag' format")
+@flags.option("-q", "--quiet", is_flag=True, help="Print only the image ID")
+@flags.argument("image")
+@flags.pass_context
+def bootstrap(ctx: flags.Context, tag_name: str | None, quiet: bool, image: str) -> None:
     """Create a base image from the host (hafen extension; e.g. "busybox")."""
     client = get_client(ctx)
     target = tag_name or (image if ":" in image else f"{image}:latest")
@@ -144,7 +141,7 @@ def bootstrap(ctx: click.Context, tag_name: str | None, quiet: bool, image: str)
     if open_line:
         sys.stdout.write("\n")
     if image_id:
-        click.echo(image_id)
+        echo(image_id)
 
 
 def _message_line(message: dict[str, object]) -> str | None:
@@ -162,16 +159,16 @@ def _message_line(message: dict[str, object]) -> str | None:
     return text
 
 
-@click.group(context_settings=_CTX)
+@flags.group()
 def image_group() -> None:
     """Manage images."""
 
 
-@click.command("inspect", context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def image_inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+@flags.command("inspect")
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def image_inspect(ctx: flags.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more images."""
     from hafen.cli.commands.system import inspect_objects
 
@@ -187,10 +184,10 @@ image_group.add_command(image_inspect)
 image_group.add_command(bootstrap)
 
 
-def _registry_command(name: str) -> click.Command:
+def _registry_command(name: str) -> flags.Command:
     from hafen.cli.commands import registry
 
-    command: click.Command = getattr(registry, name)
+    command: flags.Command = getattr(registry, name)
     return command
 
 
@@ -200,11 +197,11 @@ for _verb in ("pull", "push"):
 __all__ = ["bootstrap", "image_group", "images", "rmi", "tag"]
 
 
-@click.command(context_settings=_CTX)
-@click.option("-o", "--output", help="Write to a file, instead of STDOUT")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def save(ctx: click.Context, output: str | None, names: tuple[str, ...]) -> None:
+@flags.command()
+@flags.option("-o", "--output", help="Write to a file, instead of STDOUT")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def save(ctx: flags.Context, output: str | None, names: tuple[str, ...]) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     import os
 
@@ -225,11 +222,11 @@ def save(ctx: click.Context, output: str | None, names: tuple[str, ...]) -> None
             os.unlink(target)
 
 
-@click.command(context_settings=_CTX)
-@click.option("-i", "--input", "input_path", help="Read from tar archive file, instead of STDIN")
-@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
-@click.pass_context
-def load(ctx: click.Context, input_path: str | None, quiet: bool) -> None:
+@flags.command()
+@flags.option("-i", "--input", "input_path", help="Read from tar archive file, instead of STDIN")
+@flags.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
+@flags.pass_context
+def load(ctx: flags.Context, input_path: str | None, quiet: bool) -> None:
     """Load an image from a tar archive or STDIN."""
     source: BinaryIO
     if input_path:
@@ -248,7 +245,7 @@ def load(ctx: click.Context, input_path: str | None, quiet: bool) -> None:
             detail = message.get("errorDetail") or {}
             raise CLIError(str(detail.get("message") or message.get("error")), 1)
         if not quiet and message.get("stream"):
-            click.echo(str(message["stream"]), nl=False)
+            echo(str(message["stream"]), nl=False)
 
 
 image_group.add_command(save)
@@ -316,17 +313,17 @@ class HistoryRow:
         return str(self._entry.get("Comment") or "")
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-H", "--human", type=bool, default=True, help="Print sizes and dates in human readable format"
 )
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
-@click.option("--format", "fmt", help="Format output using a custom template")
-@click.argument("name")
-@click.pass_context
+@flags.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@flags.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@flags.option("--format", "fmt", help="Format output using a custom template")
+@flags.argument("name")
+@flags.pass_context
 def history(
-    ctx: click.Context, human: bool, no_trunc: bool, quiet: bool, fmt: str | None, name: str
+    ctx: flags.Context, human: bool, no_trunc: bool, quiet: bool, fmt: str | None, name: str
 ) -> None:
     """Show the history of an image."""
     from hafen.cli.template import TemplateError, render_rows
@@ -341,21 +338,21 @@ def history(
         raise CLIError(f"template parsing error: {exc}", 1)
 
 
-@click.command("prune", context_settings=_CTX)
-@click.option(
+@flags.command("prune")
+@flags.option(
     "-a",
     "--all",
     "all_images",
     is_flag=True,
     help="Remove all unused images, not just dangling ones",
 )
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.option(
+@flags.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@flags.option(
     "--filter", "filters", multiple=True, help='Provide filter values (e.g. "until=<timestamp>")'
 )
-@click.pass_context
+@flags.pass_context
 def image_prune(
-    ctx: click.Context, all_images: bool, force: bool, filters: tuple[str, ...]
+    ctx: flags.Context, all_images: bool, force: bool, filters: tuple[str, ...]
 ) -> None:
     """Remove unused images."""
     from hafen.cli.commands.container import _parse_filters
@@ -367,13 +364,8 @@ def image_prune(
             if all_images
             else "all dangling images"
         )
-        click.echo(f"WARNING! This will remove {what}.")
-        if not click.confirm(
-            "Are you sure you want to continue?",
-            default=False,
-            show_default=False,
-            prompt_suffix=" [y/N] ",
-        ):
+        echo(f"WARNING! This will remove {what}.")
+        if not confirm("Are you sure you want to continue?"):
             return
     parsed = _parse_filters(filters)
     if all_images:
@@ -381,37 +373,37 @@ def image_prune(
     report = get_client(ctx).prune_images(parsed)
     deleted = report.get("ImagesDeleted") or []
     if deleted:
-        click.echo("Deleted Images:")
+        echo("Deleted Images:")
         for item in deleted:
             for key in ("Untagged", "Deleted"):
                 if item.get(key):
-                    click.echo(f"{key.lower()}: {item[key]}")
-        click.echo()
-    click.echo(f"Total reclaimed space: {human_size(int(report.get('SpaceReclaimed') or 0))}")
+                    echo(f"{key.lower()}: {item[key]}")
+        echo()
+    echo(f"Total reclaimed space: {human_size(int(report.get('SpaceReclaimed') or 0))}")
 
 
 image_group.add_command(history)
 image_group.add_command(image_prune)
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'
 )
-@click.option(
+@flags.option(
     "-c",
     "--change",
     "changes",
     multiple=True,
     help="Apply Dockerfile instruction to the created image",
 )
-@click.option("-m", "--message", default="", help="Commit message")
-@click.option("-p", "--pause", type=bool, default=True, help="Pause container during commit")
-@click.argument("container")
-@click.argument("repository", required=False, default="")
-@click.pass_context
+@flags.option("-m", "--message", default="", help="Commit message")
+@flags.option("-p", "--pause", type=bool, default=True, help="Pause container during commit")
+@flags.argument("container")
+@flags.argument("repository", required=False, default="")
+@flags.pass_context
 def commit(
-    ctx: click.Context,
+    ctx: flags.Context,
     author: str,
     changes: tuple[str, ...],
     message: str,
@@ -429,34 +421,34 @@ def commit(
         "changes": tuple(changes) or None,
     }  # fmt: skip
     result = get_client(ctx).commit(params)
-    click.echo(str(result.get("Id", "")))
+    echo(str(result.get("Id", "")))
 
 
-@click.command(context_settings=_CTX)
-@click.argument("container")
-@click.pass_context
-def diff(ctx: click.Context, container: str) -> None:
+@flags.command()
+@flags.argument("container")
+@flags.pass_context
+def diff(ctx: flags.Context, container: str) -> None:
     """Inspect changes to files or directories on a container's filesystem."""
     kinds = {0: "C", 1: "A", 2: "D"}
     for change in get_client(ctx).container_changes(container) or []:
-        click.echo(f"{kinds.get(int(change.get('Kind', 0)), '?')} {change.get('Path')}")
+        echo(f"{kinds.get(int(change.get('Kind', 0)), '?')} {change.get('Path')}")
 
 
-@click.command("import", context_settings=_CTX)
-@click.option(
+@flags.command("import")
+@flags.option(
     "-c",
     "--change",
     "changes",
     multiple=True,
     help="Apply Dockerfile instruction to the created image",
 )
-@click.option("-m", "--message", default="", help="Set commit message for imported image")
-@click.option("--platform", default="", help="Set platform if server is multi-platform capable")
-@click.argument("source")
-@click.argument("repository", required=False, default="")
-@click.pass_context
+@flags.option("-m", "--message", default="", help="Set commit message for imported image")
+@flags.option("--platform", default="", help="Set platform if server is multi-platform capable")
+@flags.argument("source")
+@flags.argument("repository", required=False, default="")
+@flags.pass_context
 def import_(
-    ctx: click.Context,
+    ctx: flags.Context,
     changes: tuple[str, ...],
     message: str,
     platform: str,
@@ -491,17 +483,17 @@ def import_(
             detail = message_.get("errorDetail") or {}
             raise CLIError(str(detail.get("message") or message_.get("error")), 1)
         if message_.get("status"):
-            click.echo(str(message_["status"]))
+            echo(str(message_["status"]))
 
 
 image_group.add_command(import_, "import")
 
 
-@click.command(context_settings=_CTX)
-@click.option("-o", "--output", help="Write to a file, instead of STDOUT")
-@click.argument("container")
-@click.pass_context
-def export(ctx: click.Context, output: str | None, container: str) -> None:
+@flags.command()
+@flags.option("-o", "--output", help="Write to a file, instead of STDOUT")
+@flags.argument("container")
+@flags.pass_context
+def export(ctx: flags.Context, output: str | None, container: str) -> None:
     """Export a container's filesystem as a tar archive."""
     import os
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client, write_out
+from hafen.cli import flags
+from hafen.cli._common import CLIError, confirm, daemon_error_text, echo, get_client, write_out
 from hafen.errors import HafenError, NotFound
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
 NETWORK_LS_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 NETWORK_HEADERS = {
@@ -50,23 +47,23 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
     return out
 
 
-@click.group("network", context_settings=_CTX)
+@flags.group("network")
 def network_group() -> None:
     """Manage networks."""
 
 
-@network_group.command("create", context_settings=_CTX)
-@click.option("-d", "--driver", default="bridge", help="Driver to manage the Network")
-@click.option("--subnet", multiple=True, help="Subnet in CIDR format")
-@click.option("--gateway", multiple=True, help="IPv4 Gateway for the master subnet")
-@click.option("--ip-range", multiple=True, help="Allocate container ip from a sub-range")
-@click.option("--internal", is_flag=True, help="Restrict external access to the network")
-@click.option("--label", "labels", multiple=True, help="Set metadata on a network")
-@click.option("-o", "--opt", "opts", multiple=True, help="Set driver specific options")
-@click.argument("name")
-@click.pass_context
+@network_group.command("create")
+@flags.option("-d", "--driver", default="bridge", help="Driver to manage the Network")
+@flags.option("--subnet", multiple=True, help="Subnet in CIDR format")
+@flags.option("--gateway", multiple=True, help="IPv4 Gateway for the master subnet")
+@flags.option("--ip-range", multiple=True, help="Allocate container ip from a sub-range")
+@flags.option("--internal", is_flag=True, help="Restrict external access to the network")
+@flags.option("--label", "labels", multiple=True, help="Set metadata on a network")
+@flags.option("-o", "--opt", "opts", multiple=True, help="Set driver specific options")
+@flags.argument("name")
+@flags.pass_context
 def create(
-    ctx: click.Context,
+    ctx: flags.Context,
     driver: str,
     subnet: tuple[str, ...],
     gateway: tuple[str, ...],
@@ -96,17 +93,17 @@ def create(
         "Labels": _pairs(labels, "label"),
         "CheckDuplicate": True,
     }
-    click.echo(get_client(ctx).create_network(body)["Id"])
+    echo(get_client(ctx).create_network(body)["Id"])
 
 
-@network_group.command("ls", context_settings=_CTX)
-@click.option("-q", "--quiet", is_flag=True, help="Only display network IDs")
-@click.option("-f", "--filter", "filters", multiple=True, help="Provide filter values")
-@click.option("--format", "fmt", help="Format output using a custom template")
-@click.option("--no-trunc", is_flag=True, help="Do not truncate the output")
-@click.pass_context
+@network_group.command("ls")
+@flags.option("-q", "--quiet", is_flag=True, help="Only display network IDs")
+@flags.option("-f", "--filter", "filters", multiple=True, help="Provide filter values")
+@flags.option("--format", "fmt", help="Format output using a custom template")
+@flags.option("--no-trunc", is_flag=True, help="Do not truncate the output")
+@flags.pass_context
 def ls(
-    ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool
+    ctx: flags.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool
 ) -> None:
     """List networks."""
     from hafen.cli.commands.container import _parse_filters
@@ -124,11 +121,11 @@ def ls(
         raise CLIError(f"template parsing error: {exc}", 1)
 
 
-@network_group.command("inspect", context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+@network_group.command("inspect")
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def inspect(ctx: flags.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more networks."""
     from hafen.cli.commands.system import _render_each
 
@@ -150,18 +147,18 @@ def inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None
         raise CLIError("\n".join(failures), 1)
 
 
-@network_group.command("rm", context_settings=_CTX)
-@click.option("-f", "--force", is_flag=True, help="Do not error if the network does not exist")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
+@network_group.command("rm")
+@flags.option("-f", "--force", is_flag=True, help="Do not error if the network does not exist")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def rm(ctx: flags.Context, force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more networks."""
     client = get_client(ctx)
     failures: list[str] = []
     for name in names:
         try:
             client.remove_network(name)
-            click.echo(name)
+            echo(name)
         except NotFound:
             if not force:
                 failures.append(f"Error response from daemon: network {name} not found")
@@ -175,48 +172,46 @@ network_group.add_command(rm, "remove")
 network_group.add_command(ls, "list")
 
 
-@network_group.command("connect", context_settings=_CTX)
-@click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)")
-@click.option(
+@network_group.command("connect")
+@flags.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)")
+@flags.option(
     "--alias", "aliases", multiple=True, help="Add network-scoped alias for the container"
 )
-@click.argument("network")
-@click.argument("container")
-@click.pass_context
+@flags.argument("network")
+@flags.argument("container")
+@flags.pass_context
 def connect(
-    ctx: click.Context, ip: str, aliases: tuple[str, ...], network: str, container: str
+    ctx: flags.Context, ip: str, aliases: tuple[str, ...], network: str, container: str
 ) -> None:
     """Connect a container to a network."""
     get_client(ctx).connect_network(network, container, ip=ip, aliases=list(aliases))
 
 
-@network_group.command("disconnect", context_settings=_CTX)
-@click.option("-f", "--force", is_flag=True, help="Force the container to disconnect")
-@click.argument("network")
-@click.argument("container")
-@click.pass_context
-def disconnect(ctx: click.Context, force: bool, network: str, container: str) -> None:
+@network_group.command("disconnect")
+@flags.option("-f", "--force", is_flag=True, help="Force the container to disconnect")
+@flags.argument("network")
+@flags.argument("container")
+@flags.pass_context
+def disconnect(ctx: flags.Context, force: bool, network: str, container: str) -> None:
     """Disconnect a container from a network."""
     get_client(ctx).disconnect_network(network, container, force=force)
 
 
-@network_group.command("prune", context_settings=_CTX)
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.option("--filter", "filters", multiple=True, help="Provide filter values")
-@click.pass_context
-def prune(ctx: click.Context, force: bool, filters: tuple[str, ...]) -> None:
+@network_group.command("prune")
+@flags.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@flags.option("--filter", "filters", multiple=True, help="Provide filter values")
+@flags.pass_context
+def prune(ctx: flags.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
     from hafen.cli.commands.container import _parse_filters
 
     if not force:
-        click.echo(
-            "WARNING! This will remove all custom networks not used by at least one container."
-        )
-        if not click.confirm("Are you sure you want to continue?", default=False):
+        echo("WARNING! This will remove all custom networks not used by at least one container.")
+        if not confirm("Are you sure you want to continue?"):
             return
     doc = get_client(ctx).prune_networks(_parse_filters(filters) or None)
     deleted = doc.get("NetworksDeleted") or []
     if deleted:
-        click.echo("Deleted Networks:")
+        echo("Deleted Networks:")
         for name in deleted:
-            click.echo(name)
+            echo(name)

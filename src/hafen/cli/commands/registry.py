@@ -11,11 +11,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, get_client
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
+from hafen.cli import flags
+from hafen.cli._common import CLIError, echo, get_client, prompt
 
 
 class ProgressDisplay:
@@ -90,13 +87,13 @@ def _parse(name: str) -> Any:
         raise CLIError(f"invalid reference format: {e}", 1)
 
 
-@click.command(context_settings=_CTX)
-@click.option("--platform", default="", help="Set platform if server is multi-platform capable")
-@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
-@click.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository")
-@click.argument("name")
-@click.pass_context
-def pull(ctx: click.Context, platform: str, quiet: bool, all_tags: bool, name: str) -> None:
+@flags.command()
+@flags.option("--platform", default="", help="Set platform if server is multi-platform capable")
+@flags.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
+@flags.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository")
+@flags.argument("name")
+@flags.pass_context
+def pull(ctx: flags.Context, platform: str, quiet: bool, all_tags: bool, name: str) -> None:
     """Download an image from a registry."""
     reference = _parse(name)
     params: dict[str, Any] = {"fromImage": reference.name}
@@ -109,22 +106,22 @@ def pull(ctx: click.Context, platform: str, quiet: bool, all_tags: bool, name: s
     else:
         params["tag"] = reference.tag
         if not quiet and "@" not in name and ":" not in name.rsplit("/", 1)[-1]:
-            click.echo("Using default tag: latest")
+            echo("Using default tag: latest")
     if platform:
         params["platform"] = platform
     messages = get_client(ctx).post_stream(
         "/images/create", params, headers=_auth_header(reference.domain)
     )
     render_stream(messages, quiet)
-    click.echo(reference.name if all_tags else str(reference))
+    echo(reference.name if all_tags else str(reference))
 
 
-@click.command(context_settings=_CTX)
-@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
-@click.option("-a", "--all-tags", is_flag=True, help="Push all tags of an image to the repository")
-@click.argument("name")
-@click.pass_context
-def push(ctx: click.Context, quiet: bool, all_tags: bool, name: str) -> None:
+@flags.command()
+@flags.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
+@flags.option("-a", "--all-tags", is_flag=True, help="Push all tags of an image to the repository")
+@flags.argument("name")
+@flags.pass_context
+def push(ctx: flags.Context, quiet: bool, all_tags: bool, name: str) -> None:
     """Upload an image to a registry."""
     from hafen.errors import InvalidReference
     from hafen.images.reference import parse_reference
@@ -136,7 +133,7 @@ def push(ctx: click.Context, quiet: bool, all_tags: bool, name: str) -> None:
     if reference.digest:
         raise CLIError("cannot push a digest reference", 1)
     if not quiet and not all_tags and ":" not in name.rsplit("/", 1)[-1]:
-        click.echo("Using default tag: latest")
+        echo("Using default tag: latest")
     messages = get_client(ctx).post_stream(
         f"/images/{reference.name}/push",
         {"tag": reference.tag or ""},
@@ -144,17 +141,17 @@ def push(ctx: click.Context, quiet: bool, all_tags: bool, name: str) -> None:
     )
     render_stream(messages, quiet)
     if quiet:
-        click.echo(str(reference))
+        echo(str(reference))
 
 
-@click.command(context_settings=_CTX)
-@click.option("-u", "--username", default="", help="Username")
-@click.option("-p", "--password", default="", help="Password")
-@click.option("--password-stdin", is_flag=True, help="Take the password from stdin")
-@click.argument("server", required=False, default="")
-@click.pass_context
+@flags.command()
+@flags.option("-u", "--username", default="", help="Username")
+@flags.option("-p", "--password", default="", help="Password")
+@flags.option("--password-stdin", is_flag=True, help="Take the password from stdin")
+@flags.argument("server", required=False, default="")
+@flags.pass_context
 def login(
-    ctx: click.Context, username: str, password: str, password_stdin: bool, server: str
+    ctx: flags.Context, username: str, password: str, password_stdin: bool, server: str
 ) -> None:
     """Log in to a registry (Docker Hub when no server is given)."""
     from hafen.distribution.credentials import Credentials, CredentialStore, registry_key
@@ -166,14 +163,12 @@ def login(
             raise CLIError("Must provide --username with --password-stdin", 1)
         password = sys.stdin.read().rstrip("\r\n")
     elif password:
-        click.echo(
-            "WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True
-        )
+        echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
     key = registry_key(server or "docker.io")
     if not username:
-        username = click.prompt("Username", default="", show_default=False)
+        username = prompt("Username")
     if not password:
-        password = click.prompt("Password", hide_input=True, default="", show_default=False)
+        password = prompt("Password", hide_input=True)
     if not username or not password:
         raise CLIError(
             "Error: Cannot perform an interactive login without a username and password", 1
@@ -181,20 +176,20 @@ def login(
     get_client(ctx).login(username, password, key)
     store = CredentialStore()
     store.store(key, Credentials(username, password))
-    click.echo("Login Succeeded")
+    echo("Login Succeeded")
 
 
-@click.command(context_settings=_CTX)
-@click.argument("server", required=False, default="")
+@flags.command()
+@flags.argument("server", required=False, default="")
 def logout(server: str) -> None:
     """Log out from a registry (Docker Hub when no server is given)."""
     from hafen.distribution.credentials import CredentialStore, registry_key
 
     key = registry_key(server or "docker.io")
     if CredentialStore().erase(key):
-        click.echo(f"Removing login credentials for {key}")
+        echo(f"Removing login credentials for {key}")
     else:
-        click.echo(f"Not logged in to {key}")
+        echo(f"Not logged in to {key}")
 
 
 __all__ = ["ProgressDisplay", "login", "logout", "pull", "push", "render_stream"]

@@ -12,49 +12,46 @@ import sys
 import threading
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client
+from hafen.cli import flags
+from hafen.cli._common import CLIError, daemon_error_text, echo, get_client
 from hafen.cli.format import bytes_size, human_size, ram_in_bytes, tabwrite
 from hafen.errors import HafenError, InvalidArgument
 
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
-
-@click.command(context_settings=_CTX)
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def pause(ctx: click.Context, containers: tuple[str, ...]) -> None:
+@flags.command()
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
+def pause(ctx: flags.Context, containers: tuple[str, ...]) -> None:
     """Pause all processes within one or more containers."""
     client = get_client(ctx)
     _finish(_collect(containers, client.pause))
 
 
-@click.command(context_settings=_CTX)
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def unpause(ctx: click.Context, containers: tuple[str, ...]) -> None:
+@flags.command()
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
+def unpause(ctx: flags.Context, containers: tuple[str, ...]) -> None:
     """Unpause all processes within one or more containers."""
     client = get_client(ctx)
     _finish(_collect(containers, client.unpause))
 
 
-@click.command(context_settings=_CTX)
-@click.option("-m", "--memory", help="Memory limit")
-@click.option("--memory-swap", help="Swap limit equal to memory plus swap: -1 for unlimited")
-@click.option("--memory-reservation", help="Memory soft limit")
-@click.option("--cpus", type=float, help="Number of CPUs")
-@click.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)")
-@click.option("--cpu-period", type=int, help="Limit CPU CFS (Completely Fair Scheduler) period")
-@click.option("--cpu-quota", type=int, help="Limit CPU CFS (Completely Fair Scheduler) quota")
-@click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
-@click.option("--cpuset-mems", help="MEMs in which to allow execution (0-3, 0,1)")
-@click.option("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)")
-@click.option("--blkio-weight", type=int, help="Block IO (relative weight), 10 to 1000")
-@click.option("--restart", help="Restart policy to apply when a container exits")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def update(ctx: click.Context, containers: tuple[str, ...], **flags: Any) -> None:
+@flags.command()
+@flags.option("-m", "--memory", help="Memory limit")
+@flags.option("--memory-swap", help="Swap limit equal to memory plus swap: -1 for unlimited")
+@flags.option("--memory-reservation", help="Memory soft limit")
+@flags.option("--cpus", type=float, help="Number of CPUs")
+@flags.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)")
+@flags.option("--cpu-period", type=int, help="Limit CPU CFS (Completely Fair Scheduler) period")
+@flags.option("--cpu-quota", type=int, help="Limit CPU CFS (Completely Fair Scheduler) quota")
+@flags.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+@flags.option("--cpuset-mems", help="MEMs in which to allow execution (0-3, 0,1)")
+@flags.option("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)")
+@flags.option("--blkio-weight", type=int, help="Block IO (relative weight), 10 to 1000")
+@flags.option("--restart", help="Restart policy to apply when a container exits")
+@flags.argument("containers", nargs=-1, required=True)
+@flags.pass_context
+def update(ctx: flags.Context, containers: tuple[str, ...], **flags: Any) -> None:
     """Update configuration of one or more containers."""
     try:
         body = update_body(flags)
@@ -113,11 +110,11 @@ def update_body(flags: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-@click.command(context_settings={**_CTX, "allow_interspersed_args": False})
-@click.argument("container")
-@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def top(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
+@flags.command(interspersed=False)
+@flags.argument("container")
+@flags.argument("ps_args", nargs=-1, type=flags.UNPROCESSED)
+@flags.pass_context
+def top(ctx: flags.Context, container: str, ps_args: tuple[str, ...]) -> None:
     """Display the running processes of a container."""
     try:
         result = get_client(ctx).top(container, " ".join(ps_args) or None)
@@ -125,7 +122,7 @@ def top(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
         raise CLIError(daemon_error_text(exc), 1)
     lines = ["\t".join(result.get("Titles") or [])]
     lines += ["\t".join(row) for row in result.get("Processes") or []]
-    click.echo(tabwrite(lines, minwidth=1, padding=3), nl=False)
+    echo(tabwrite(lines, minwidth=1, padding=3))
 
 
 # ----------------------------------------------------------------------------- stats
@@ -184,18 +181,18 @@ def stats_row(stats: dict[str, Any]) -> str:
 HEADER = "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS"
 
 
-@click.command(context_settings=_CTX)
-@click.option(
+@flags.command()
+@flags.option(
     "-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)"
 )
-@click.option(
+@flags.option(
     "--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result"
 )
-@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
-@click.argument("containers", nargs=-1)
-@click.pass_context
+@flags.option("--no-trunc", is_flag=True, help="Do not truncate output")
+@flags.argument("containers", nargs=-1)
+@flags.pass_context
 def stats(
-    ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool, containers: tuple[str, ...]
+    ctx: flags.Context, all_: bool, no_stream: bool, no_trunc: bool, containers: tuple[str, ...]
 ) -> None:
     """Display a live stream of container(s) resource usage statistics."""
     client = get_client(ctx)
@@ -210,7 +207,7 @@ def stats(
                 rows.append(stats_row(client.stats(name)))
             except HafenError as exc:
                 failures.append((name, daemon_error_text(exc)))
-        click.echo(tabwrite([HEADER, *rows], minwidth=2, padding=3), nl=False)
+        echo(tabwrite([HEADER, *rows], minwidth=2, padding=3))
         _finish(failures)
         return
     _live(client, names)

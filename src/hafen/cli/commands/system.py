@@ -8,13 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import click
-
+from hafen.cli import flags
 from hafen.cli._common import CLIError, daemon_error_text, get_client, write_out
 from hafen.client import CLIENT_API_VERSION, APIClient
 from hafen.errors import HafenError, NotFound
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
 
 def _render_each(fmt: str, items: list[Any]) -> str:
@@ -66,16 +63,16 @@ def inspect_objects(
         raise CLIError("\n".join(failures), 1)
 
 
-@click.command(context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.option(
+@flags.command()
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.option(
     "-s", "--size", is_flag=True, help="Display total file sizes if the type is container"
 )
-@click.option("--type", "kind", help="Return JSON for specified type")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
+@flags.option("--type", "kind", help="Return JSON for specified type")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
 def inspect(
-    ctx: click.Context, fmt: str | None, size: bool, kind: str | None, names: tuple[str, ...]
+    ctx: flags.Context, fmt: str | None, size: bool, kind: str | None, names: tuple[str, ...]
 ) -> None:
     """Return low-level information on hafen objects."""
     inspect_objects(get_client(ctx), names, kind, fmt, size)
@@ -109,10 +106,10 @@ def _kv(lines: list[str], indent: str, key: str, value: Any, width: int) -> None
     lines.append(f"{indent}{key + ':':<{width}}{value}")
 
 
-@click.command(context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.pass_context
-def version(ctx: click.Context, fmt: str | None) -> None:
+@flags.command()
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.pass_context
+def version(ctx: flags.Context, fmt: str | None) -> None:
     """Show the hafen version information."""
     client = get_client(ctx)
     client_info = _client_version()
@@ -162,10 +159,10 @@ def version(ctx: click.Context, fmt: str | None) -> None:
         raise CLIError(daemon_error_text(error), 1)
 
 
-@click.command(context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.pass_context
-def info(ctx: click.Context, fmt: str | None) -> None:
+@flags.command()
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.pass_context
+def info(ctx: flags.Context, fmt: str | None) -> None:
     """Display system-wide information."""
     from hafen.cli.format import bytes_size
 

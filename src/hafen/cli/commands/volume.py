@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import click
-
-from hafen.cli._common import CLIError, daemon_error_text, get_client, write_out
+from hafen.cli import flags
+from hafen.cli._common import CLIError, confirm, daemon_error_text, echo, get_client, write_out
 from hafen.errors import HafenError, NotFound
-
-_CTX = {"help_option_names": ["--help"], "max_content_width": 120}
 
 VOLUME_LS_FORMAT = "table {{.Driver}}\t{{.Name}}"
 VOLUME_HEADERS = {
@@ -50,20 +47,20 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
-@click.group("volume", context_settings=_CTX)
+@flags.group("volume")
 def volume_group() -> None:
     """Manage volumes."""
 
 
-@volume_group.command("create", context_settings=_CTX)
-@click.option("-d", "--driver", default="local", help="Specify volume driver name")
-@click.option("--label", "labels", multiple=True, help="Set metadata for a volume")
-@click.option("-o", "--opt", "opts", multiple=True, help="Set driver specific options")
-@click.option("--name", "name_flag", help="Specify volume name")
-@click.argument("name", required=False)
-@click.pass_context
+@volume_group.command("create")
+@flags.option("-d", "--driver", default="local", help="Specify volume driver name")
+@flags.option("--label", "labels", multiple=True, help="Set metadata for a volume")
+@flags.option("-o", "--opt", "opts", multiple=True, help="Set driver specific options")
+@flags.option("--name", "name_flag", help="Specify volume name")
+@flags.argument("name", required=False)
+@flags.pass_context
 def create(
-    ctx: click.Context,
+    ctx: flags.Context,
     driver: str,
     labels: tuple[str, ...],
     opts: tuple[str, ...],
@@ -78,15 +75,15 @@ def create(
     doc = get_client(ctx).create_volume(
         name or name_flag, driver, _pairs(opts, "opt"), _pairs(labels, "label")
     )
-    click.echo(doc["Name"])
+    echo(doc["Name"])
 
 
-@volume_group.command("ls", context_settings=_CTX)
-@click.option("-q", "--quiet", is_flag=True, help="Only display volume names")
-@click.option("-f", "--filter", "filters", multiple=True, help="Provide filter values")
-@click.option("--format", "fmt", help="Format output using a custom template")
-@click.pass_context
-def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
+@volume_group.command("ls")
+@flags.option("-q", "--quiet", is_flag=True, help="Only display volume names")
+@flags.option("-f", "--filter", "filters", multiple=True, help="Provide filter values")
+@flags.option("--format", "fmt", help="Format output using a custom template")
+@flags.pass_context
+def ls(ctx: flags.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List volumes."""
     from hafen.cli.commands.container import _parse_filters
     from hafen.cli.template import TemplateError, render_rows
@@ -102,11 +99,11 @@ def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | Non
         raise CLIError(f"template parsing error: {exc}", 1)
 
 
-@volume_group.command("inspect", context_settings=_CTX)
-@click.option("-f", "--format", "fmt", help="Format output using a custom template")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+@volume_group.command("inspect")
+@flags.option("-f", "--format", "fmt", help="Format output using a custom template")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def inspect(ctx: flags.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more volumes."""
     from hafen.cli.commands.system import _render_each
 
@@ -128,18 +125,18 @@ def inspect(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None
         raise CLIError("\n".join(failures), 1)
 
 
-@volume_group.command("rm", context_settings=_CTX)
-@click.option("-f", "--force", is_flag=True, help="Force the removal of one or more volumes")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def rm(ctx: click.Context, force: bool, names: tuple[str, ...]) -> None:
+@volume_group.command("rm")
+@flags.option("-f", "--force", is_flag=True, help="Force the removal of one or more volumes")
+@flags.argument("names", nargs=-1, required=True)
+@flags.pass_context
+def rm(ctx: flags.Context, force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more volumes."""
     client = get_client(ctx)
     failures: list[str] = []
     for name in names:
         try:
             client.remove_volume(name, force=force)
-            click.echo(name)
+            echo(name)
         except HafenError as exc:
             failures.append(daemon_error_text(exc))
     if failures:
@@ -150,22 +147,22 @@ volume_group.add_command(rm, "remove")
 volume_group.add_command(ls, "list")
 
 
-@volume_group.command("prune", context_settings=_CTX)
-@click.option(
+@volume_group.command("prune")
+@flags.option(
     "-a", "--all", "all_", is_flag=True, help="Remove all unused volumes, not just anonymous ones"
 )
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@click.option("--filter", "filters", multiple=True, help="Provide filter values")
-@click.pass_context
-def prune(ctx: click.Context, all_: bool, force: bool, filters: tuple[str, ...]) -> None:
+@flags.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@flags.option("--filter", "filters", multiple=True, help="Provide filter values")
+@flags.pass_context
+def prune(ctx: flags.Context, all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused local volumes."""
     from hafen.cli.commands.container import _parse_filters
     from hafen.cli.format import human_size
 
     if not force:
         what = "all local volumes" if all_ else "all anonymous local volumes"
-        click.echo(f"WARNING! This will remove {what} not used by at least one container.")
-        if not click.confirm("Are you sure you want to continue?", default=False):
+        echo(f"WARNING! This will remove {what} not used by at least one container.")
+        if not confirm("Are you sure you want to continue?"):
             return
     parsed = _parse_filters(filters)
     if all_:
@@ -173,8 +170,8 @@ def prune(ctx: click.Context, all_: bool, force: bool, filters: tuple[str, ...])
     doc = get_client(ctx).prune_volumes(parsed or None)
     deleted = doc.get("VolumesDeleted") or []
     if deleted:
-        click.echo("Deleted Volumes:")
+        echo("Deleted Volumes:")
         for name in deleted:
-            click.echo(name)
-        click.echo()
-    click.echo(f"Total reclaimed space: {human_size(int(doc.get('SpaceReclaimed') or 0))}")
+            echo(name)
+        echo()
+    echo(f"Total reclaimed space: {human_size(int(doc.get('SpaceReclaimed') or 0))}")
