@@ -64,6 +64,12 @@ hafen run --rm 80.4 ms (0.61); exec 26.4 / 59.5 ms (0.44); idle PSS daemon + shi
 them: the 49 MB above was measured beside five other engineers' Python processes; the
 daemon's share also grows with what it has done (bootstrap and save of busybox: +8 MB
 of heap and modules over a fresh daemon's 42.5 MB).
+
+Figures of 2026-11-23, late evening (-n 15, load 0.01 -> 2.07), after the CLI's own
+parser replaced click: run --rm 52.2 / 149.9 ms (0.35); hafen run --rm 61.3 ms (0.41);
+exec 31.7 / 64.7 ms (0.49); idle PSS daemon + shims 55.7 / 90.1 MB; ps -a 1,000: 45.4 /
+93.7 ms (0.48); events replay 32,000 / 12,300 events/s; logs of 100 MB 2.32 / 6.26 s
+(0.37).
 """
 
 from __future__ import annotations
