@@ -254,3 +254,41 @@ def test_run_path_imports_neither_click_nor_typing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
     assert out.decode().splitlines()[-1] == "[]"
+
+
+def test_every_verb_s_callback_takes_exactly_its_flags_and_arguments() -> None:
+    # a misnamed flag would only fail when a user passes it
+    import inspect
+
+    from hafen.cli.main import cli
+
+    seen: set[int] = set()
+    problems: list[str] = []
+
+    def walk(cmd: flags.Command, path: str) -> None:
+        if id(cmd) in seen:
+            return
+        seen.add(id(cmd))
+        ctx = flags.Context(cmd, info_name=path)
+        if isinstance(cmd, flags.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None, f"{path} {name}"
+                walk(sub, f"{path} {name}")
+        if cmd.callback is None:
+            return
+        signature = inspect.signature(cmd.callback)
+        accepted = list(signature.parameters.values())
+        if getattr(cmd.callback, "__hafen_pass_context__", False):
+            accepted = accepted[1:]
+        if any(p.kind is p.VAR_KEYWORD for p in accepted):
+            return
+        given = [
+            p.name for p in cmd.params if not (isinstance(p, flags.Option) and not p.expose_value)
+        ]
+        if sorted(given) != sorted(p.name for p in accepted):
+            problems.append(f"{path}: {sorted(given)} vs {sorted(p.name for p in accepted)}")
+
+    walk(cli, "hafen")
+    assert len(seen) > 60
+    assert problems == []
