@@ -453,13 +453,10 @@ class Command:
             raise UsageError(self._count_message(ctx, least, None if variadic else fixed), ctx)
         spare = len(positionals) - least
         at = 0
-        for arg in arguments:
+        for index, arg in enumerate(arguments):
             if arg.nargs == -1:
-                take = (
-                    len(positionals)
-                    - at
-                    - sum(1 for a in arguments[arguments.index(arg) + 1 :] if a.nargs != -1)
-                )
+                after = sum(1 for a in arguments[index + 1 :] if a.nargs != -1)
+                take = len(positionals) - at - after
                 ctx.params[arg.name] = tuple(positionals[at : at + take])
                 at += take
             elif arg.required:
@@ -497,11 +494,18 @@ class Command:
 
     def usage_words(self) -> str:
         words = ["[OPTIONS]"] if any(isinstance(p, Option) for p in self.params) else []
-        words += [a.usage() for a in self._arguments]
-        return " ".join(words)
+        return " ".join([*words, *self._usage_tail()])
+
+    def _usage_tail(self) -> list[str]:
+        return [a.usage() for a in self._arguments]
+
+    def command_rows(self, ctx: Context) -> list[tuple[str, str]] | None:
+        """(name, one line of help) for each subcommand; None: this is no group."""
+        del ctx
+        return None
 
     def get_help(self, ctx: Context) -> str:
-        """docker's help layout: usage, description, then the flags by name."""
+        """docker's help layout: usage, description, commands, then the flags by name."""
         from hafen.cli.helptext import format_help
 
         return format_help(
@@ -509,7 +513,7 @@ class Command:
             usage=self.usage_words(),
             description=self.help,
             options=[p for p in self.params if isinstance(p, Option) and not p.hidden],
-            commands=None,
+            commands=self.command_rows(ctx),
         )
 
     def short_help(self) -> str:
@@ -552,8 +556,7 @@ class Group(Command):
         del ctx
         return sorted(self.commands)
 
-    def command_rows(self, ctx: Context) -> list[tuple[str, str]]:
-        """(name, one line of help) for each command, in help order."""
+    def command_rows(self, ctx: Context) -> list[tuple[str, str]] | None:
         rows = []
         for name in self.list_commands(ctx):
             cmd = self.get_command(ctx, name)
@@ -573,20 +576,8 @@ class Group(Command):
         sub_ctx = Context(sub, parent=ctx, info_name=name)
         return sub.invoke(sub_ctx, sub_args)
 
-    def usage_words(self) -> str:
-        words = ["[OPTIONS]"] if any(isinstance(p, Option) for p in self.params) else []
-        return " ".join([*words, "COMMAND"])
-
-    def get_help(self, ctx: Context) -> str:
-        from hafen.cli.helptext import format_help
-
-        return format_help(
-            path=ctx.command_path,
-            usage=self.usage_words(),
-            description=self.help,
-            options=[p for p in self.params if isinstance(p, Option) and not p.hidden],
-            commands=self.command_rows(ctx),
-        )
+    def _usage_tail(self) -> list[str]:
+        return ["COMMAND"]
 
 
 class LazyGroup(Group):
@@ -622,7 +613,7 @@ class LazyGroup(Group):
             return found
         return super().get_command(ctx, name)
 
-    def command_rows(self, ctx: Context) -> list[tuple[str, str]]:
+    def command_rows(self, ctx: Context) -> list[tuple[str, str]] | None:
         # from the table: listing the verbs imports none of them
         rows = [(name, self.lazy[name][2]) for name in self.lazy]
         rows += [
@@ -658,8 +649,8 @@ def group(
     """Make the function below a group of commands."""
 
     def decorate(func: Callable[..., Any]) -> Group:
-        params = list(reversed(getattr(func, "__hafen_params__", [])))
-        cmd_name = name or _name_of(func)
-        return cls(cmd_name, func, params, help=func.__doc__, **kwargs)
+        made = command(name, cls=cls, **kwargs)(func)
+        assert isinstance(made, Group)
+        return made
 
     return decorate
