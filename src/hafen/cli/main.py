@@ -20,14 +20,9 @@ from hafen.cli.verbs import VERBS
 def _version_callback(ctx: flags.Context, _param: flags.Option, value: bool) -> None:
     if not value:
         return
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as pkg_version
+    from hafen import __version__
 
-    try:
-        ver = pkg_version("hafen")
-    except PackageNotFoundError:
-        ver = "dev"
-    echo(f"hafen version {ver}")
+    echo(f"hafen version {__version__}")
     ctx.exit(0)
 
 

@@ -79,18 +79,13 @@ def inspect(
 
 
 def _client_version() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as pkg_version
+    from hafen import __version__
 
-    try:
-        ver = pkg_version("hafen")
-    except PackageNotFoundError:
-        ver = "dev"
     machine = platform.machine().lower()
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
     return {
         "Platform": {"Name": ""},
-        "Version": ver,
+        "Version": __version__,
         "APIVersion": CLIENT_API_VERSION,
         "DefaultAPIVersion": CLIENT_API_VERSION,
         "GitCommit": "",
