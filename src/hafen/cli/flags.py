@@ -100,6 +100,13 @@ def _convert(kind: Callable[[str], Any] | None, value: str, flag: str) -> Any:
         raise UsageError(f'invalid argument "{value}" for "{flag}" flag: {why}') from None
 
 
+def _next_value(args: list[str], at: int, missing: str, ctx: Context) -> tuple[str, int]:
+    """A flag's value from the next word (pflag takes it whatever it looks like)."""
+    if at >= len(args):
+        raise UsageError(missing, ctx)
+    return args[at], at + 1
+
+
 def _parse_bool(value: str, flag: str) -> bool:
     if value in _TRUE:
         return True
@@ -386,10 +393,7 @@ class Command:
                     self._store(given, opt, _parse_bool(value, opt.flag) if eq else True)
                     continue
                 if not eq:
-                    if i >= count:
-                        raise UsageError(f"flag needs an argument: --{name}", ctx)
-                    value = args[i]
-                    i += 1
+                    value, i = _next_value(args, i, f"flag needs an argument: --{name}", ctx)
                 self._store(given, opt, _convert(opt.type, value, opt.flag))
                 continue
             # a cluster of shorthands: -it, -p8080:80, -e=A
@@ -412,10 +416,8 @@ class Command:
                 if rest.startswith("="):
                     rest = rest[1:]
                 if not rest:
-                    if i >= count:
-                        raise UsageError(f"flag needs an argument: '{letter}' in {arg}", ctx)
-                    rest = args[i]
-                    i += 1
+                    missing = f"flag needs an argument: '{letter}' in {arg}"
+                    rest, i = _next_value(args, i, missing, ctx)
                 self._store(given, opt, _convert(opt.type, rest, opt.flag))
                 break
         self._finish_options(ctx, given)
