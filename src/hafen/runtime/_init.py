@@ -61,6 +61,9 @@ class InitArgs:
     container_id: str = ""
     # Create/start hooks exist: stop before pivot_root for the parent's hooks.
     hooks_sync: bool = False
+    # create called in a caller's own process (the shim's): the container's stdio, which
+    # the child makes its 0-2 before it drops everything else of the caller's
+    stdio: tuple[int, int, int] | None = None
 
 
 class Channel:
@@ -105,9 +108,46 @@ def cloexec_from(lowest: int) -> None:
                 pass
 
 
+def adopt_stdio(args: InitArgs) -> None:
+    """Make the first child of an in-process create what the child of a runtime CLI is:
+    the container's stdio as fds 0-2, none of the caller's other fds (the shim's report
+    pipe held until exec would keep the daemon waiting for a start it has not asked for
+    yet), and every signal at its default, unblocked, with no wake-up fd (the shim's
+    handlers and its SIGCHLD pipe are not the container's)."""
+    import gc
+
+    from hafen.runtime._signals import signal
+
+    gc.disable()  # no finalizer of the caller's objects may run here
+    signal.set_wakeup_fd(-1)
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    assert args.stdio is not None
+    for target, fd in enumerate(args.stdio):
+        if fd == target:
+            os.set_inheritable(fd, True)
+        else:
+            os.dup2(fd, target)  # inheritable: the container's own
+    keep = {args.channel.read_fd, args.channel.write_fd, args.state_dir_fd}
+    if args.console is not None:
+        keep.add(args.console.fileno())
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = max(low, fd + 1)
+    os.closerange(low, 1 << 20)
+
+
 def run_intermediate(args: InitArgs) -> None:
     """The first child. Never returns."""
     try:
+        if args.stdio is not None:
+            adopt_stdio(args)
         _intermediate(args)
     except BaseException as e:
         _fail(args, e)
@@ -147,6 +187,8 @@ def run_direct(args: InitArgs) -> None:
     """The container init, born in the namespaces ``direct_namespaces`` gave: what the
     intermediate does before its fork, then the init. Never returns."""
     try:
+        if args.stdio is not None:
+            adopt_stdio(args)
         _enter_cgroup(args)
         if args.spec.has_namespace("cgroup"):
             _sys.unshare(_sys.CLONE_NEWCGROUP)

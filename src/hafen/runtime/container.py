@@ -105,11 +105,14 @@ def create(
     preserve_fds: int = 0,
     debug: bool = False,
     proxy: list[Any] | None = None,
+    stdio: tuple[int, int, int] | None = None,
 ) -> int:
     """Create the container; return the init's host pid once it waits on the exec fifo.
 
     ``proxy`` (``run`` in the foreground): a terminal without a console socket is then
-    allowed; the pty's master arrives on the socket appended to the list.
+    allowed; the pty's master arrives on the socket appended to the list. ``stdio``
+    (a caller running create in its own process, the shim): the container's fds 0-2,
+    instead of this process's.
     """
     sd = StateDir(root, container_id)
     spec = load_spec(bundle)
@@ -126,6 +129,8 @@ def create(
         )
     if console_socket and not proc.terminal:
         raise InvalidArgument("cannot use console socket if process.terminal is false")
+    if stdio is not None and preserve_fds:
+        raise InvalidArgument("preserved fds are the caller's: not with stdio given in-process")
     if proc.apparmor_profile:
         from hafen.runtime import apparmor
 
@@ -165,7 +170,9 @@ def create(
         made_cgroup = not manager.exists()
         manager.create()
         manager.apply(_resources_with_defaults(spec))
-        pid = _spawn(sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter)
+        pid = _spawn(
+            sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter, stdio
+        )
         start_time = proc_start_time(pid) or 0
         sd.save(
             ContainerState(
@@ -238,6 +245,7 @@ def _spawn(
     preserve_fds: int,
     debug: bool,
     seccomp_filter: bytes | None,
+    stdio: tuple[int, int, int] | None = None,
 ) -> int:
     from hafen.runtime import _init
 
@@ -264,6 +272,7 @@ def _spawn(
         seccomp_filter=seccomp_filter,
         container_id=sd.id,
         hooks_sync=hooks_sync,
+        stdio=stdio,
     )
     # Born in its namespaces where it can be (one clone3, as crun); else through an
     # intermediate that joins or unshares them and forks the init.

@@ -365,7 +365,13 @@ def _exec(root: str, opts: dict[str, Any], rest: list[str]) -> int:
     )
 
 
-def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any]) -> int:
+def _dispatch(
+    verb: str,
+    opts: dict[str, Any],
+    rest: list[str],
+    g: dict[str, Any],
+    stdio: tuple[int, int, int] | None = None,
+) -> int:
     from hafen.runtime import container
 
     root = g.get("root") or "/run/hafen-runtime"
@@ -385,7 +391,7 @@ def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any
         }
         bundle = opts.get("bundle") or os.getcwd()
         if verb == "create":
-            container.create(root, cid, bundle, **kwargs)
+            container.create(root, cid, bundle, stdio=stdio, **kwargs)
             return 0
         return container.run(root, cid, bundle, detach=bool(opts.get("detach")), **kwargs)
     if verb == "exec":
@@ -461,7 +467,9 @@ def _dispatch(verb: str, opts: dict[str, Any], rest: list[str], g: dict[str, Any
     raise UsageError(f"unknown command {verb!r}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, stdio: tuple[int, int, int] | None = None) -> int:
+    """The CLI; ``stdio``: a caller running ``create`` in its own process (the shim) gives
+    the container's fds 0-2 here, where a CLI's child would inherit the CLI's."""
     args = sys.argv[1:] if argv is None else argv
     log = _Logger(None, "text")
     try:
@@ -487,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if g.get("debug"):
             log.debug(f"{verb} {' '.join(verb_args)}")
-        return _dispatch(verb, opts, positional, g)
+        return _dispatch(verb, opts, positional, g, stdio)
     except UsageError as e:
         log.error(f"{e}")
         return 1

@@ -19,8 +19,11 @@ stdio, signal defaults, argv and log as the exec'd CLI would get, then leaves wi
 ``delete`` do not even fork: they read the runtime's state, signal, and remove files and
 cgroups, which changes nothing in the process that runs them, so the shim calls
 ``main`` itself (a fork, the child's exit and the wake-up cost ~2 ms per verb, on every
-container's start and exit path). Any other prefix (runc, crun, ``env python -S -m
-hafen.runtime``) is exec'd as before.
+container's start and exit path). ``create`` without a terminal runs here too: the init
+it clones is then this process's child, and it makes itself what a CLI's child would be
+(the container's stdio, no fd or signal handler of the shim's) before anything else.
+With a terminal it forks, as the shim serves the console socket while it runs. Any other
+prefix (runc, crun, ``env python -S -m hafen.runtime``) is exec'd as before.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class _VerbTimeout(BaseException):
     every Exception into an exit status, and this must reach ``_run_here``)."""
 
 
-# hafen-runtime verbs the shim runs in its own process (see the module docstring); the
-# others set up processes (create, exec) or print (state, ps) and run in a fork
+# hafen-runtime verbs the shim runs in its own process (see the module docstring; create
+# too, through ``create``); the others set up processes (exec) or print (state, ps) and
+# run in a fork
 _IN_PROCESS_VERBS = frozenset({"start", "kill", "delete"})
 
 # the runtime's modules a verb uses (its start path, exec, the console, seccomp)
@@ -161,6 +165,17 @@ class RuntimeCommand:
             setsigmask=(),
         )
 
+    def run_with_stdio(self, args: list[str], stdio: tuple[int, int, int], timeout: float) -> int:
+        """Run a verb that starts a container's process (``create``, ``exec``) with
+        ``stdio`` as that process's fds 0-2; its exit status. hafen's own ``create`` runs
+        in this process: no fork of the shim, no wait for the fork's exit (~1.5 ms of
+        every start); its init is this process's child and drops the shim's fds and
+        signal handlers before anything else (``hafen.runtime._init.adopt_stdio``)."""
+        if self.in_process and args[0] == "create":
+            return self._run_here(args, self.log_offset(), timeout, stdio=stdio).status
+        pid = self.spawn(args, stdio)
+        return self.wait(pid, timeout)
+
     def log_offset(self) -> int:
         try:
             return os.stat(self.log_path).st_size
@@ -189,7 +204,13 @@ class RuntimeCommand:
             status, bytes(output), self.error_message(args[0], status, offset, output)
         )
 
-    def _run_here(self, args: list[str], offset: int, timeout: float) -> RuntimeResult:
+    def _run_here(
+        self,
+        args: list[str],
+        offset: int,
+        timeout: float,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> RuntimeResult:
         """Run a verb of hafen-runtime in this process; its messages go to the log as the
         CLI's do (and to this process's stderr, the shim's log). Bounded by ``timeout``
         as a forked verb is (a start or delete waits on the container's hooks)."""
@@ -198,10 +219,13 @@ class RuntimeCommand:
         def expire(_signum: int, _frame: object) -> None:
             raise _VerbTimeout
 
+        # what the shim has buffered must not be written again by a child
+        sys.stdout.flush()
+        sys.stderr.flush()
         previous = signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            status = main(self.argv(*args)[len(self.prefix) :])
+            status = main(self.argv(*args)[len(self.prefix) :], stdio=stdio)
         except _VerbTimeout:
             status = 124
         finally:

@@ -60,13 +60,12 @@ def create_with_pipes(
     else:
         in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
     try:
-        pid = runtime.spawn(args, (in_r, out_w, err_w))
+        status = runtime.run_with_stdio(args, (in_r, out_w, err_w), CREATE_TIMEOUT)
     except OSError as e:
         _close(out_r, out_w, err_r, err_w, in_r, in_w)
         raise _spawn_error(runtime, e) from e
     # the container holds the other ends now; ours must go or EOF never comes
     _close(out_w, err_w, in_r)
-    status = runtime.wait(pid, CREATE_TIMEOUT)
     if status != 0:
         read_available(err_r, output)  # the runtime complains on what it got as stderr
         _close(out_r, err_r, in_w)
