@@ -44,11 +44,13 @@ paths; absolute numbers move with the load):
   ms median; runc under the same shim 43 ms): before, four interpreters per container
   (the launcher, then `hafen-runtime create`, `start`, `delete`, ~15-25 ms each) and
   two fsyncs (shim.json, exit.json); after, none: the daemon's zygote forks the shim
-  itself (no launcher), the shim forks `create` and `exec` (hafen.runtime.main in
-  process) and runs `start`, `kill` and `delete` in its own process (a fork, exit and
+  itself (no launcher), the shim forks `exec` (hafen.runtime.main in process) and runs
+  `create`, `start`, `kill` and `delete` in its own process (a fork, exit and
   wake-up cost ~2 ms per verb), no fsync in the exec root, no wait for the cgroup lock.
   Of the 17 ms: launch 12.8 (zygote fork and shim set-up ~2, create verb fork ~1,
-  runtime create ~9, its exit and the shim's records ~1.5), start 1.6, exit 2.
+  runtime create ~9, its exit and the shim's records ~1.5), start 1.6, exit 2; with
+  create in the shim's own process (no verb fork, exit and wake-up) launch 12.1 -> 10.1
+  ms alternating.
   exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter: ~15 ms
   per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 23 ms (dockerd 56).
   docker run --rm against hafend (83 -> 47 -> 42 ms, dockerd 114): the docker CLI
