@@ -69,7 +69,10 @@ Figures of 2026-11-23, late evening (-n 15, load 0.01 -> 2.07), after the CLI's 
 parser replaced click: run --rm 52.2 / 149.9 ms (0.35); hafen run --rm 61.3 ms (0.41);
 exec 31.7 / 64.7 ms (0.49); idle PSS daemon + shims 55.7 / 90.1 MB; ps -a 1,000: 45.4 /
 93.7 ms (0.48); events replay 32,000 / 12,300 events/s; logs of 100 MB 2.32 / 6.26 s
-(0.37).
+(0.37). With create in the shim's own process (load 0.45 -> 2.56): run --rm 45.4 / 125.2
+ms (0.36); hafen run --rm 53.6 ms (0.43); exec 24.0 / 55.0 ms (0.44); idle PSS daemon +
+shims 58.2 / 90.9 MB (one shim 6.7 / 13.0: the create's heap stays in the shim, ~0.2
+MB); ps -a 1,000: 41.7 / 87.6 ms (0.48); logs of 100 MB 1.72 / 5.70 s (0.30).
 """
 
 from __future__ import annotations
