@@ -48,9 +48,9 @@ class _VerbTimeout(BaseException):
     every Exception into an exit status, and this must reach ``_run_here``)."""
 
 
-# hafen-runtime verbs the shim runs in its own process (see the module docstring; create
-# too, through ``create``); the others set up processes (exec) or print (state, ps) and
-# run in a fork
+# hafen-runtime verbs the shim runs in its own process through ``run`` (see the module
+# docstring; ``create`` too, through ``run_with_stdio``); the others set up processes
+# (exec) or print (state, ps) and run in a fork
 _IN_PROCESS_VERBS = frozenset({"start", "kill", "delete"})
 
 # the runtime's modules a verb uses (its start path, exec, the console, seccomp)
