@@ -109,6 +109,47 @@ def _run_forked_verb(args: list[str], stdio: tuple[int, int, int]) -> None:
     os._exit(code)
 
 
+def _fork_exec(argv: list[str], stdio: tuple[int, int, int]) -> int:
+    """Exec ``argv`` in a fork with ``stdio`` as its fds 0-2 and every signal at its
+    default; its pid, or the OSError of a failed exec (through a close-on-exec pipe).
+
+    Not posix_spawn: glibc's leaves its two internal signals (32, 33) ignored in what it
+    starts, no later sigaction can reset them, and the runtime's containers would inherit
+    them ignored."""
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(report_r)
+            for target, fd in enumerate(stdio):
+                if fd == target:
+                    os.set_inheritable(fd, True)
+                else:
+                    os.dup2(fd, target)  # inheritable: the runtime's and the container's
+            signal.set_wakeup_fd(-1)
+            for sig in _RESET_SIGNALS:
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            os.execvpe(argv[0], argv, dict(os.environ))
+        except OSError as e:
+            os.write(report_w, str(e.errno or 0).encode())
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    try:
+        failed = os.read(report_r, 32)  # nothing, then EOF: the exec closed the pipe
+    finally:
+        os.close(report_r)
+    if failed:
+        os.waitpid(pid, 0)
+        errno = int(failed)
+        raise OSError(errno, os.strerror(errno), argv[0])
+    return pid
+
+
 @dataclass
 class RuntimeResult:
     """How one runtime invocation ended; ``message`` explains a non-zero ``status``."""
@@ -154,16 +195,7 @@ class RuntimeCommand:
             if pid == 0:
                 _run_forked_verb(argv[len(self.prefix) :], stdio)
             return pid
-        # dup to fresh numbers first: dup2 onto the same number would keep FD_CLOEXEC
-        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)]
-        return os.posix_spawnp(
-            argv[0],
-            argv,
-            dict(os.environ),
-            file_actions=actions,
-            setsigdef=_RESET_SIGNALS,
-            setsigmask=(),
-        )
+        return _fork_exec(argv, stdio)
 
     def run_with_stdio(self, args: list[str], stdio: tuple[int, int, int], timeout: float) -> int:
         """Run a verb that starts a container's process (``create``, ``exec``) with
