@@ -108,6 +108,27 @@ def cloexec_from(lowest: int) -> None:
                 pass
 
 
+def take_stdio(stdio: tuple[int, int, int]) -> None:
+    """Make ``stdio`` this process's fds 0-2 (inheritable, for what it execs) and put every
+    signal back to its default, unblocked, with no wake-up fd: what a process forked from
+    a long-lived one (the shim) needs before it runs or execs anything of a container's."""
+    from hafen.runtime._signals import signal
+
+    signal.set_wakeup_fd(-1)
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass  # glibc's internal signals: never set by the caller either
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for target, fd in enumerate(stdio):
+        if fd == target:
+            os.set_inheritable(fd, True)
+        else:
+            os.dup2(fd, target)  # the copy is inheritable
+
+
 def adopt_stdio(args: InitArgs) -> None:
     """Make the first child of an in-process create what the child of a runtime CLI is:
     the container's stdio as fds 0-2, none of the caller's other fds (the shim's report
@@ -116,23 +137,9 @@ def adopt_stdio(args: InitArgs) -> None:
     handlers and its SIGCHLD pipe are not the container's)."""
     import gc
 
-    from hafen.runtime._signals import signal
-
     gc.disable()  # no finalizer of the caller's objects may run here
-    signal.set_wakeup_fd(-1)
-    for sig in range(1, signal.NSIG):
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     assert args.stdio is not None
-    for target, fd in enumerate(args.stdio):
-        if fd == target:
-            os.set_inheritable(fd, True)
-        else:
-            os.dup2(fd, target)  # inheritable: the container's own
+    take_stdio(args.stdio)
     keep = {args.channel.read_fd, args.channel.write_fd, args.state_dir_fd}
     if args.console is not None:
         keep.add(args.console.fileno())

@@ -37,10 +37,8 @@ import time
 from dataclasses import dataclass
 
 from hafen.runtime import is_cli
+from hafen.runtime._init import take_stdio
 from hafen.shim.proto import RUNTIME_LOG_NAME
-
-# every catchable signal back to its default action in the runtime and the container
-_RESET_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
 class _VerbTimeout(BaseException):
@@ -77,19 +75,9 @@ def _run_forked_verb(args: list[str], stdio: tuple[int, int, int]) -> None:
     """The forked child: become what an exec'd runtime CLI would be, run the verb, leave."""
     code = 1
     try:
-        for target, fd in enumerate(stdio):
-            if fd != target:
-                os.dup2(fd, target)  # the copy is inheritable: the container gets it
-            else:
-                os.set_inheritable(fd, True)
+        take_stdio(stdio)
         # the shim's sockets, pipes and selector are not the runtime's to hold
         os.closerange(3, 1 << 16)
-        signal.set_wakeup_fd(-1)
-        for sig in _RESET_SIGNALS:
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
         import gc
 
         gc.disable()  # short-lived; a collection could finalize the shim's closed objects
@@ -121,18 +109,7 @@ def _fork_exec(argv: list[str], stdio: tuple[int, int, int]) -> int:
     if pid == 0:
         try:
             os.close(report_r)
-            for target, fd in enumerate(stdio):
-                if fd == target:
-                    os.set_inheritable(fd, True)
-                else:
-                    os.dup2(fd, target)  # inheritable: the runtime's and the container's
-            signal.set_wakeup_fd(-1)
-            for sig in _RESET_SIGNALS:
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            take_stdio(stdio)
             os.execvpe(argv[0], argv, dict(os.environ))
         except OSError as e:
             os.write(report_w, str(e.errno or 0).encode())
