@@ -81,10 +81,6 @@ class Choice:
         return value
 
 
-# Arguments of this type are passed on as given (a container's command and its flags).
-UNPROCESSED = str
-
-
 def _convert(kind: Callable[[str], Any] | None, value: str, flag: str) -> Any:
     if kind is None or kind is str:
         return value
@@ -129,7 +125,6 @@ class Option:
         "default",
         "expose_value",
         "help",
-        "hidden",
         "is_eager",
         "is_flag",
         "longs",
@@ -137,7 +132,6 @@ class Option:
         "multiple",
         "name",
         "shorts",
-        "show_default",
         "type",
     )
 
@@ -151,8 +145,6 @@ class Option:
         type: Callable[[str], Any] | None = None,
         metavar: str | None = None,
         help: str = "",
-        hidden: bool = False,
-        show_default: bool = True,
         expose_value: bool = True,
         is_eager: bool = False,
         callback: Callable[[Context, Option, Any], Any] | None = None,
@@ -174,8 +166,6 @@ class Option:
         self.type = type
         self.metavar = metavar
         self.help = help
-        self.hidden = hidden
-        self.show_default = show_default
         self.expose_value = expose_value
         self.is_eager = is_eager
         self.callback = callback
@@ -198,7 +188,7 @@ class Argument:
     """One positional parameter; ``nargs=-1`` takes all the rest (at least one if
     ``required``)."""
 
-    __slots__ = ("default", "metavar", "name", "nargs", "required")
+    __slots__ = ("default", "name", "nargs", "required")
 
     def __init__(
         self,
@@ -207,18 +197,14 @@ class Argument:
         nargs: int = 1,
         required: bool | None = None,
         default: Any = None,
-        type: Any = None,
-        metavar: str | None = None,
     ) -> None:
-        del type
         self.name = name
         self.nargs = nargs
         self.required = (nargs == 1 and default is None) if required is None else required
         self.default = default
-        self.metavar = metavar
 
     def usage(self) -> str:
-        word = self.metavar or self.name.upper()
+        word = self.name.upper()
         if self.nargs == -1:
             word = f"{word}..."
         return word if self.required else f"[{word}]"
@@ -282,8 +268,6 @@ class Context:
         self.info_name = info_name or command.name
         self.obj: Any = obj if obj is not None or parent is None else parent.obj
         self.params: dict[str, Any] = {}
-        # click's name; nothing here parses for completion.
-        self.resilient_parsing = False
 
     @property
     def command_path(self) -> str:
@@ -514,7 +498,7 @@ class Command:
             path=ctx.command_path,
             usage=self.usage_words(),
             description=self.help,
-            options=[p for p in self.params if isinstance(p, Option) and not p.hidden],
+            options=[p for p in self.params if isinstance(p, Option)],
             commands=self.command_rows(ctx),
         )
 

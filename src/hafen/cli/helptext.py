@@ -27,7 +27,7 @@ def _value_word(opt: Option) -> str:
 
 
 def _default_note(opt: Option) -> str:
-    if not opt.show_default or opt.multiple:
+    if opt.multiple:
         return ""
     value = opt.default
     if value is None or value is False or value == "" or value == 0:

@@ -27,7 +27,7 @@ def _run_like() -> flags.Command:
     @flags.option("--sig-proxy", is_flag=True, default=True, help="Proxy signals")
     @flags.option("--pull", default="missing", help="Pull policy")
     @flags.argument("image")
-    @flags.argument("command", nargs=-1, type=flags.UNPROCESSED)
+    @flags.argument("command", nargs=-1)
     def run(**params: Any) -> dict[str, Any]:
         """Create and run a new container from an image."""
         return params

@@ -151,7 +151,7 @@ def _run_flags(func: Callable[..., Any]) -> Callable[..., Any]:
             help='Pull image before running ("always", "missing", "never")',
         ),
         flags.argument("image"),
-        flags.argument("command", nargs=-1, type=flags.UNPROCESSED),
+        flags.argument("command", nargs=-1),
     ]
     from hafen.cli.health import health_options
     from hafen.cli.isolation import isolation_flags

@@ -112,7 +112,7 @@ def update_body(flags: dict[str, Any]) -> dict[str, Any]:
 
 @flags.command(interspersed=False)
 @flags.argument("container")
-@flags.argument("ps_args", nargs=-1, type=flags.UNPROCESSED)
+@flags.argument("ps_args", nargs=-1)
 @flags.pass_context
 def top(ctx: flags.Context, container: str, ps_args: tuple[str, ...]) -> None:
     """Display the running processes of a container."""
