@@ -158,8 +158,6 @@ class Option:
             self.name = self.longs[0].replace("-", "_")
         else:
             self.name = self.shorts[0]
-        if type is bool:  # a bool that takes a value is pflag's bool flag
-            is_flag = True
         self.is_flag = is_flag
         self.multiple = multiple
         self.default = default

@@ -315,7 +315,11 @@ class HistoryRow:
 
 @flags.command()
 @flags.option(
-    "-H", "--human", type=bool, default=True, help="Print sizes and dates in human readable format"
+    "-H",
+    "--human",
+    is_flag=True,
+    default=True,
+    help="Print sizes and dates in human readable format",
 )
 @flags.option("--no-trunc", is_flag=True, help="Don't truncate output")
 @flags.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
@@ -398,7 +402,7 @@ image_group.add_command(image_prune)
     help="Apply Dockerfile instruction to the created image",
 )
 @flags.option("-m", "--message", default="", help="Commit message")
-@flags.option("-p", "--pause", type=bool, default=True, help="Pause container during commit")
+@flags.option("-p", "--pause", is_flag=True, default=True, help="Pause container during commit")
 @flags.argument("container")
 @flags.argument("repository", required=False, default="")
 @flags.pass_context
