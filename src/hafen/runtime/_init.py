@@ -33,7 +33,7 @@ import struct
 # pivot_root the interpreter's own files may be unreadable or gone. (``console`` is
 # imported by the parent before the fork when the process wants a terminal.)
 from hafen.records import record
-from hafen.runtime import _sys, rootfs
+from hafen.runtime import _files, _sys, rootfs
 from hafen.runtime._fastjson import dumps, loads
 from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Process, Spec
 
@@ -211,12 +211,10 @@ def _enter_cgroup(args: InitArgs) -> None:
     if spec.process is not None and spec.process.oom_score_adj is not None:
         # Before any user namespace: inside one, /proc/self is no longer ours to write.
         # The init and everything it forks inherit the value.
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(spec.process.oom_score_adj))
+        _files.write_text("/proc/self/oom_score_adj", str(spec.process.oom_score_adj))
     # Join the cgroup first: everything forked from here on is accounted and limited.
     for path in args.cgroup_join:
-        with open(path, "w") as f:
-            f.write("0")  # this process, which has one thread (see join_files)
+        _files.write_text(path, "0")  # this process, which has one thread (see join_files)
 
 
 def _intermediate(args: InitArgs) -> None:

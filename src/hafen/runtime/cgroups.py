@@ -11,6 +11,7 @@ implementations. Lifecycle, as runc without systemd:
     ... container runs ...
     manager.pids()            # every process inside (kill --all, delete --force)
     manager.destroy()         # rmdir the container's cgroup(s); parents stay
+    manager.remove_if_empty() # or: rmdir at once, False (nothing waited for) when busy
 
 The filesystem root (``/sys/fs/cgroup``) is a constructor argument so that unit tests run
 against a plain directory and check what was written to each file.
@@ -23,6 +24,7 @@ import os
 import time
 
 from hafen.errors import InvalidConfig, RuntimeFailure
+from hafen.runtime import _files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,6 +92,13 @@ class CgroupManager:
     def destroy(self) -> None:
         raise NotImplementedError
 
+    def remove_if_empty(self) -> bool:
+        """rmdir the container's cgroup(s) without reading or waiting on them; False
+        when one still holds a process (or one that has only just exited): the caller
+        then kills what is left and calls ``destroy``. A delete's usual case, an empty
+        cgroup, so costs one rmdir per hierarchy."""
+        raise NotImplementedError
+
     def freeze(self) -> None:
         """Stop every process of the container (pause); returns once they are frozen."""
         raise NotImplementedError
@@ -121,13 +130,13 @@ def is_unified(root: str = CGROUP_ROOT) -> bool:
 def _fstype(mountpoint: str, mountinfo: str) -> str:
     found = ""
     try:
-        with open(mountinfo) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 4 and parts[4] == mountpoint and "-" in parts:
-                    found = parts[parts.index("-") + 1]
+        lines = _files.read_text(mountinfo).splitlines()
     except OSError:
-        pass
+        return found
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 4 and parts[4] == mountpoint and "-" in parts:
+            found = parts[parts.index("-") + 1]
     return found
 
 
@@ -173,8 +182,7 @@ def host_support(root: str = CGROUP_ROOT, mountinfo: str = "/proc/self/mountinfo
 
 def _swap_accounted() -> bool:
     try:
-        with open("/proc/cmdline") as f:
-            return "swapaccount=0" not in f.read().split()
+        return "swapaccount=0" not in _files.read_text("/proc/cmdline").split()
     except OSError:
         return True
 
@@ -197,23 +205,37 @@ def resolve_path(cgroups_path: str, container_id: str) -> str:
 def _write(directory: str, name: str, value: str) -> None:
     path = os.path.join(directory, name)
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        _files.write_text(path, value)
     except OSError as e:
         raise RuntimeFailure(f"cgroup: write {value!r} to {path}: {e.strerror}")
 
 
 def _read(directory: str, name: str) -> str:
-    with open(os.path.join(directory, name)) as f:
-        return f.read().strip()
+    return _files.read_text(os.path.join(directory, name)).strip()
 
 
 def _read_pids(directory: str) -> list[int]:
     try:
-        with open(os.path.join(directory, "cgroup.procs")) as f:
-            return [int(line) for line in f if line.strip()]
+        return [
+            int(pid) for pid in _files.read_bytes(os.path.join(directory, "cgroup.procs")).split()
+        ]
     except OSError:
         return []
+
+
+def _rmdir_now(paths: list[str]) -> bool:
+    """rmdir each of ``paths`` (gone counts as removed); False if one was busy."""
+    removed = True
+    for path in paths:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise RuntimeFailure(f"cgroup: remove {path}: {e.strerror}")
+            removed = False
+    return removed
 
 
 def _rmdir(path: str) -> None:
@@ -403,6 +425,9 @@ class CgroupV1(CgroupManager):
     def destroy(self) -> None:
         for d in self.paths().values():
             _rmdir(d)
+
+    def remove_if_empty(self) -> bool:
+        return _rmdir_now(list(self.paths().values()))
 
     def freeze(self) -> None:
         d = self._dir("freezer")
@@ -650,6 +675,9 @@ class CgroupV2(CgroupManager):
     def destroy(self) -> None:
         _rmdir(self.dir)
 
+    def remove_if_empty(self) -> bool:
+        return _rmdir_now([self.dir])
+
     def freeze(self) -> None:
         _write(self.dir, "cgroup.freeze", "1")
         for _ in range(1000):
@@ -664,8 +692,8 @@ class CgroupV2(CgroupManager):
 
     def frozen(self) -> bool:
         try:
-            with open(os.path.join(self.dir, "cgroup.events")) as f:
-                return any(line.strip() == "frozen 1" for line in f)
+            events = _files.read_text(os.path.join(self.dir, "cgroup.events"))
+            return "frozen 1" in events.splitlines()
         except OSError:
             return False
 

@@ -12,6 +12,7 @@ import os
 
 from hafen.errors import InvalidConfig
 from hafen.records import field, record
+from hafen.runtime import _files
 from hafen.runtime._fastjson import loads
 
 TYPE_CHECKING = False
@@ -432,8 +433,7 @@ def load_spec(bundle: str) -> Spec:
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            raw = loads(f.read())
+        raw = loads(_files.read_bytes(path))
     except FileNotFoundError:
         raise InvalidConfig(f"config.json not found in bundle {bundle!r}")
     except (ValueError, UnicodeDecodeError) as e:

@@ -13,7 +13,7 @@ import time
 
 from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
 from hafen.records import as_dict
-from hafen.runtime import cgroups
+from hafen.runtime import _files, cgroups
 from hafen.runtime._signals import signal
 from hafen.runtime.config import Spec, load_spec
 from hafen.runtime.state import (
@@ -56,8 +56,7 @@ def _now_rfc3339() -> str:
 def _write_pid_file(path: str, pid: int) -> None:
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
+    _files.write_new(tmp, str(pid).encode())
     os.rename(tmp, path)
 
 
@@ -380,8 +379,7 @@ def _reap(pid: int) -> None:
 def _write_id_maps(pid: int, spec: Spec) -> None:
     for name, maps in (("uid_map", spec.uid_mappings), ("gid_map", spec.gid_mappings)):
         data = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(data)
+        _files.write_text(f"/proc/{pid}/{name}", data)
 
 
 def _load(root: str, container_id: str) -> tuple[StateDir, ContainerState]:
@@ -513,7 +511,23 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if status == "paused":
             manager.thaw()  # a frozen process cannot die
         _wait_gone(st.pid, st.start_time)
-    # Whatever is left in the cgroup (no pid namespace, or escaped daemons) goes too.
+    try:
+        if not manager.remove_if_empty():
+            _kill_cgroup(manager)
+    except RuntimeFailure:
+        if not force:
+            raise
+    _remove_state_dir(sd)
+    if st.hooks.get("poststop"):
+        from hafen.runtime import hooks
+
+        state = _hook_state(sd, st, 0, "stopped")
+        hooks.run_warn(_stored_hooks(st, "poststop"), state, "poststop")
+
+
+def _kill_cgroup(manager: cgroups.CgroupManager) -> None:
+    """Whatever is left in the cgroup (no pid namespace, or escaped daemons) goes, then
+    the cgroup."""
     for _ in range(100):
         left = manager.pids()
         if not left:
@@ -524,18 +538,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         if manager.frozen():
             manager.thaw()
         time.sleep(0.005)
-    try:
-        manager.destroy()
-    except RuntimeFailure as e:
-        if not force:
-            raise
-        del e
-    _remove_state_dir(sd)
-    if st.hooks.get("poststop"):
-        from hafen.runtime import hooks
-
-        state = _hook_state(sd, st, 0, "stopped")
-        hooks.run_warn(_stored_hooks(st, "poststop"), state, "poststop")
+    manager.destroy()
 
 
 _FORWARDED = (

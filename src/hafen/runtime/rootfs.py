@@ -18,7 +18,7 @@ import os
 import stat
 
 from hafen.records import record
-from hafen.runtime import _sys
+from hafen.runtime import _files, _sys
 from hafen.runtime.config import Device, Mount, Spec
 
 TYPE_CHECKING = False
@@ -349,8 +349,7 @@ def write_sysctls(sysctl: dict[str, str]) -> None:
     for key, value in sysctl.items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
-            with open(path, "w") as f:
-                f.write(value)
+            _files.write_text(path, value)
         except OSError as e:
             raise OSError(e.errno, f"write sysctl {key}={value}: {e.strerror}")
 

@@ -17,6 +17,7 @@ import os
 
 from hafen.errors import ContainerNotFound, InvalidArgument
 from hafen.records import as_dict, field, record
+from hafen.runtime import _files
 from hafen.runtime._fastjson import dumps, loads
 
 TYPE_CHECKING = False
@@ -75,8 +76,7 @@ class ContainerState:
 def proc_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat, or None when the pid does not exist or is a zombie."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = _files.read_bytes(f"/proc/{pid}/stat")
     except OSError:
         return None
     # comm (field 2) may contain spaces and parens; fields resume after the last ')'.
@@ -102,16 +102,14 @@ class StateDir:
 
     def load(self) -> ContainerState:
         try:
-            with open(self.state_file) as f:
-                raw = loads(f.read())
+            raw = loads(_files.read_text(self.state_file))
         except FileNotFoundError:
             raise NoSuchContainer(self.id)
         return ContainerState(**raw)
 
     def save(self, state: ContainerState) -> None:
         tmp = self.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(dumps(as_dict(state)))
+        _files.write_new(tmp, dumps(as_dict(state)).encode())
         os.rename(tmp, self.state_file)
 
     def status(self, state: ContainerState) -> str:

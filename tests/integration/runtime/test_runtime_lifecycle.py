@@ -15,7 +15,7 @@ from hafen.errors import Conflict, ContainerNotFound
 from hafen.runtime.cli_runtime import OCIRuntimeCLI
 from hafen.runtime.console import recv_console
 
-from .conftest import Runtime, bundle_config, cgroup_dirs, make_busybox_bundle
+from .conftest import Runtime, bundle_config, cgroup_dirs, make_busybox_bundle, run_in
 
 
 def _wait_status(rt: Runtime, cid: str, want: str, timeout: float = 20) -> dict[str, object]:
@@ -104,6 +104,31 @@ def test_delete_of_created_container_kills_its_init(any_rt: Runtime, tmp_path: P
         time.sleep(0.02)
     else:
         pytest.fail(f"init {pid} survived delete")
+
+
+def test_delete_kills_what_the_init_left_in_its_cgroup(any_rt: Runtime, tmp_path: Path) -> None:
+    # Without a pid namespace the init's exit does not end its background child: the
+    # cgroup is not empty at delete, which must kill what is left and remove it.
+    bundle = make_busybox_bundle(
+        tmp_path, ["sh", "-c", "sleep 60 & echo $!"],
+        linux={"namespaces": [{"type": t} for t in ("network", "ipc", "uts", "mount")]},
+    )  # fmt: skip
+    code, out, err = run_in(any_rt, bundle, "left1")
+    assert code == 0, err
+    left = int(out.split()[-1])  # the sleep's host pid: no pid namespace
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{left}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"{left}, left in the cgroup, survived delete")
+    assert any_rt("state", "left1").returncode != 0
+    assert not any(d.exists() for d in cgroup_dirs(bundle_config(bundle)["linux"]["cgroupsPath"]))
 
 
 def test_start_after_the_init_died_is_refused(any_rt: Runtime, tmp_path: Path) -> None:
