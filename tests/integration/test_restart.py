@@ -82,3 +82,27 @@ def test_sigterm_with_streaming_clients_attached_exits_at_once_and_containers_ru
                 p.wait()
     d.start()
     assert d.cli("inspect", "-f", "{{.State.Running}}", cid_s).stdout.strip() == "true"
+
+
+def test_restart_deletes_the_storage_of_containers_left_without_a_record(
+    fresh_hafend: Hafend,
+) -> None:
+    # A crash after a removal deleted the record but before its layer and files went:
+    # the next start deletes them; a container with a record keeps its own.
+    import sqlite3
+
+    d = fresh_hafend
+    kept = d.cli("create", "busybox", "true").stdout.strip()
+    lost = d.cli("create", "busybox", "true").stdout.strip()
+    active = d.data_root / "snapshots" / "overlay" / "active"
+    assert (active / lost).is_dir() and (d.data_root / "containers" / lost).is_dir()
+    d.kill(signal.SIGKILL)
+    with sqlite3.connect(d.data_root / "metadata.db") as db:
+        db.execute("DELETE FROM containers WHERE id = ?", (lost,))
+    d.start()
+
+    assert not (active / lost).exists()
+    assert not (d.data_root / "containers" / lost).exists()
+    assert (active / kept).is_dir() and (d.data_root / "containers" / kept).is_dir()
+    d.cli("start", "-a", kept)
+    assert d.cli("inspect", "-f", "{{.State.ExitCode}}", kept).stdout.strip() == "0"

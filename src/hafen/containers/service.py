@@ -17,6 +17,7 @@ import builtins
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal as signals
@@ -81,6 +82,7 @@ from hafen.volumes.service import VolumeService
 log = logging.getLogger("hafen.containers")
 
 DEFAULT_STOP_TIMEOUT = 10
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")  # secrets.token_hex(32): also its snapshot key
 
 
 class ImageLookup(Protocol):
@@ -109,6 +111,8 @@ class SnapshotLookup(Protocol):
     def remove(self, key: str) -> None: ...
 
     def usage(self, key: str) -> int: ...
+
+    def active_keys(self) -> list[str]: ...
 
 
 @dataclass
@@ -880,12 +884,14 @@ class ContainerService:
     def _release_rootfs(self, c: Container, rootfs: Path) -> None:
         self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
         self._network_down(c)
+        state_dir = rootfs.parent
+        if not state_dir.exists():
+            return  # released already (an exit's release, then the removal's)
         if is_mount_point(rootfs):
             try:
                 self.snapshotter.unmount(rootfs)
             except (HafenError, OSError) as e:
                 log.warning("unmounting rootfs of %s: %s", c.short_id, e)
-        state_dir = rootfs.parent
         if not is_mount_point(rootfs):
             shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -1339,7 +1345,6 @@ class ContainerService:
                 self._release_rootfs(c, self._state_dir(c) / "rootfs")
                 with self.metadata.transaction() as db:
                     db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
-                self._discard_storage(c)
 
             await asyncio.to_thread(delete)
             del self._containers[c.id]
@@ -1355,6 +1360,10 @@ class ContainerService:
         for fut in self._remove_waiters.pop(c.id, []):
             if not fut.done():
                 fut.set_result(c.state)
+        # The container is gone once its record is: its layer and files are deleted after
+        # the waiters (`run --rm`) have their answer, off their path; what a crash leaves
+        # of them, restore's sweep deletes.
+        await asyncio.to_thread(self._discard_storage, c)
 
     def size_rw(self, c: Container) -> int:
         """Bytes the container wrote on top of its image (worker thread)."""
@@ -1391,7 +1400,8 @@ class ContainerService:
 
     async def restore(self) -> None:
         """Load every container and re-adopt the running ones (daemon start-up)."""
-        rows = await asyncio.to_thread(self.metadata.query, "SELECT record FROM containers")
+        rows = await asyncio.to_thread(self.metadata.query, "SELECT id, record FROM containers")
+        await asyncio.to_thread(self._sweep_storage, {str(row["id"]) for row in rows})
         for row in rows:
             try:
                 c = Container.from_json(row["record"])
@@ -1432,6 +1442,22 @@ class ContainerService:
                 c.id not in self._restart_tasks
             ):
                 await self._apply_restart_policy(c, initial=True)
+
+    def _sweep_storage(self, recorded: set[str]) -> None:
+        """Delete the layers and files of containers that have no record (a crash between
+        a removal's record deletion and its storage's, or a create's snapshot and its
+        record). An unreadable record still counts as a record: its storage stays."""
+        for key in self.snapshotter.active_keys():
+            if _CONTAINER_ID.fullmatch(key) and key not in recorded:
+                log.info("removing the layer of removed container %s", key[:12])
+                try:
+                    self.snapshotter.remove(key)
+                except (HafenError, OSError) as e:
+                    log.warning("removing the layer of removed container %s: %s", key[:12], e)
+        files = self.options.data_root / "containers"
+        for entry in files.iterdir() if files.is_dir() else []:
+            if _CONTAINER_ID.fullmatch(entry.name) and entry.name not in recorded:
+                shutil.rmtree(entry, ignore_errors=True)
 
     async def shutdown(self) -> None:
         """Stop watching; containers keep running (live restore)."""
