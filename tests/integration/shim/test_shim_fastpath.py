@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -212,6 +213,54 @@ def test_zygote_shims_are_forked_once_and_outlive_the_zygote(shims: Shims) -> No
     assert run(d.client.wait()).exit_code == 0
     run(c.client.kill(signal.SIGKILL))
     assert run(c.client.wait()).exit_code == 137
+
+
+def _spares(zygote_pid: int, timeout: float = 10) -> list[int]:
+    """The zygote's children named hafen-spare, once there is one (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and ppid_of(int(entry.name)) == zygote_pid:
+                try:
+                    if (entry / "comm").read_text().strip() == "hafen-spare":
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
+
+
+def test_a_spare_shim_waits_forked_ahead_and_is_replaced_after_each_launch(
+    shims: Shims,
+) -> None:
+    c = shims.launch(["true"])
+    zygote = shim_client._zygotes.get(shim_client._zygote_key(SHIM_COMMAND, SHIM_ENV))
+    assert isinstance(zygote, ShimZygote)
+    first = _spares(zygote.proc.pid)
+    assert len(first) == 1  # one at a time
+    d = shims.launch(["true"])
+    assert d.info.shim_pid == first[0]  # the launch took the waiting spare...
+    second = _spares(zygote.proc.pid)
+    assert len(second) == 1 and second != first  # ...and the zygote forked the next
+    # a request the spare cannot run is answered with an error; the zygote goes on
+    ours, theirs = socket.socketpair()
+    socket.send_fds(zygote.control, [b'{"not": "a list"}'], [theirs.fileno()])
+    theirs.close()
+    ours.settimeout(10)
+    assert b"bad request" in ours.recv(4096)
+    ours.close()
+    e = shims.launch(["sh", "-c", "exit 3"])
+    run(e.client.start())
+    assert run(e.client.wait()).exit_code == 3
+    spare = _spares(zygote.proc.pid)
+    for x in (c, d):
+        run(x.client.start())
+        assert run(x.client.wait()).exit_code == 0
+    shim_client.close_zygotes()
+    assert not zygote.alive()
+    assert spare and wait_gone(spare[0])  # the spare reads the daemon's EOF and leaves
 
 
 def test_containers_survive_the_sigkill_of_the_daemon_that_owns_the_zygote(
