@@ -800,6 +800,10 @@ class ContainerService:
                 await self._dns_up(c)
                 await self._ports_up(c)
             await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
+            # One attacher (docker run, start -a) or none: the launch connects it and
+            # starts the container itself, one trip to the shim instead of three.
+            waiting = [(r, f) for r, f in self._pending_attach.get(c.id, []) if not f.done()]
+            merged = waiting[0][0] if len(waiting) == 1 else None
             log_type = c.host_config.log_type
             max_size, max_files = logopts.rotation(c.host_config.log_config, log_type)
             info = await launch_shim(
@@ -831,6 +835,8 @@ class ContainerService:
                     ),
                 )
                 or None,
+                start=len(waiting) <= 1,
+                attach=(merged.stdin, merged.stdout, merged.stderr) if merged else None,
             )
         except HafenError as e:
             raise await self._start_failed(c, rootfs, e) from e
@@ -840,18 +846,25 @@ class ContainerService:
         shim = ShimClient(str(state_dir))
         # attachers that arrived before start get every byte: connect them first
         for req, fut in self._pending_attach.pop(c.id, []):
+            if req is merged and info.attached is not None:
+                if fut.done():  # its client left during the launch
+                    info.attached[1].close()
+                else:
+                    fut.set_result(info.attached)
+                continue
             if fut.done():
                 continue
             try:
                 fut.set_result(await shim.attach(req.stdin, req.stdout, req.stderr))
             except Exception as e:  # the attach fails alone; the start goes on
                 fut.set_exception(e)
-        try:
-            await shim.start()
-        except HafenError as e:
-            await shim.kill(signals.SIGKILL)
-            await shim.wait()
-            raise await self._start_failed(c, rootfs, e) from e
+        if not info.started:
+            try:
+                await shim.start()
+            except HafenError as e:
+                await shim.kill(signals.SIGKILL)
+                await shim.wait()
+                raise await self._start_failed(c, rootfs, e) from e
         c.has_been_manually_stopped = False
         c.state = ContainerStateRecord(
             status=ContainerStatus.RUNNING,

@@ -46,10 +46,15 @@ ZYGOTE_START_TIMEOUT = 30.0
 
 @dataclass
 class ShimInfo:
-    """What the launcher reported: the container init's host pid and the shim's pid."""
+    """What the launcher reported: the container init's host pid and the shim's pid;
+    ``started``: the launch also started the container; ``attached``: the attach
+    stream the launch connected (as ``ShimClient.attach`` returns it), if asked for
+    and the launch could (the zygote's)."""
 
     pid: int
     shim_pid: int
+    started: bool = False
+    attached: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
 
 @dataclass
@@ -97,11 +102,20 @@ async def launch_shim(
     log_format: str = "json-file",
     log_compress: bool = False,
     log_buffer_size: int | None = None,
+    start: bool = False,
+    attach: tuple[bool, bool, bool] | None = None,
 ) -> ShimInfo:
     """Run the shim's launcher and return once the container is created (not started).
 
-    Raises RuntimeFailure with the runtime's message when the create fails; the shim has
-    then cleaned up after itself (no process, no runtime state, no socket).
+    ``start``: and started, in the same launch, where nothing stands in the way: with
+    ``attach`` (stdin, stdout, stderr) the attach stream must be connected before the
+    start, which only the zygote's launch can do (its report connection becomes the
+    stream); an exec'd launcher then only creates, and the caller attaches and starts.
+    The returned ``started`` and ``attached`` say what was done.
+
+    Raises RuntimeFailure with the runtime's message when the create (or the start)
+    fails; the shim has then cleaned up after itself (no process, no runtime state, no
+    socket).
     """
     import shlex
 
@@ -137,11 +151,23 @@ async def launch_shim(
     if log_buffer_size is not None:  # non-blocking: a bounded buffer before the file
         argv += ["--log-mode", "non-blocking", "--log-max-buffer-size", str(log_buffer_size)]
     zygote = await _zygote_for(argv_prefix, env)
-    out = await zygote.launch(argv[len(argv_prefix) :]) if zygote is not None else None
-    if out is not None:
+    launched = None
+    if zygote is not None:
+        extra = []
+        if start:
+            extra.append("--start")
+        if attach is not None:
+            names = [n for n, on in zip(("stdin", "stdout", "stderr"), attach, strict=True) if on]
+            extra += ["--report-attach", ",".join(names)]
+        launched = await zygote.launch([*argv[len(argv_prefix) :], *extra], attach is not None)
+    stream = None
+    if launched is not None:
+        out, stream = launched
         err = b""
         returncode: int | None = 0  # a launcher reports a pid only when it succeeds
     else:
+        if start and attach is None:
+            argv.append("--start")
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -159,11 +185,18 @@ async def launch_shim(
         with contextlib.suppress(ValueError):
             report = json.loads(line)
     if isinstance(report, dict) and returncode == 0 and isinstance(report.get("pid"), int):
-        return ShimInfo(pid=report["pid"], shim_pid=int(report.get("shim_pid", 0)))
+        return ShimInfo(
+            pid=report["pid"],
+            shim_pid=int(report.get("shim_pid", 0)),
+            started=report.get("started") is True,
+            attached=stream,
+        )
+    if stream is not None:
+        stream[1].close()
     if isinstance(report, dict) and report.get("error"):
         raise RuntimeFailure(str(report["error"]))
     detail = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
-    if zygote is not None and out is not None:
+    if launched is not None:
         # a zygote-forked shim writes what went wrong to its log only
         detail = detail or _log_tail(os.path.join(state_dir, SHIM_LOG_NAME))
         raise RuntimeFailure(
@@ -172,6 +205,15 @@ async def launch_shim(
     raise RuntimeFailure(
         f"shim for {container_id} exited with status {returncode}: {detail or 'no output'}"
     )
+
+
+def _is_success(line: bytes) -> bool:
+    """Whether a report line is a launch's success (``{"pid": ...}``)."""
+    try:
+        report = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(report, dict) and isinstance(report.get("pid"), int)
 
 
 def _log_tail(path: str, limit: int = 2000) -> str:
@@ -229,9 +271,13 @@ class ShimZygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    async def launch(self, shim_args: list[str]) -> bytes | None:
-        """Run one shim in a fork of the zygote; its report line, or None
-        when the zygote could not take the request (the caller execs a launcher)."""
+    async def launch(
+        self, shim_args: list[str], keep_open: bool = False
+    ) -> tuple[bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] | None:
+        """Run one shim in a fork of the zygote: its report, and with ``keep_open`` (a
+        ``--report-attach`` launch) the connection after a successful report line, as
+        an attach stream; None when the zygote could not take the request (the caller
+        execs a launcher)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             socket.send_fds(self.control, [json.dumps(shim_args).encode()], [theirs.fileno()])
@@ -242,9 +288,15 @@ class ShimZygote:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         try:
-            return await reader.read()
-        finally:
+            line = await reader.readline()
+            if keep_open and _is_success(line):
+                return line, (reader, writer)
+            rest = await reader.read()
+        except BaseException:
             writer.close()
+            raise
+        writer.close()
+        return line + rest, None
 
     def close(self) -> None:
         """Let the zygote go (it exits on EOF) and reap it."""

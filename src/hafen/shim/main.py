@@ -1,8 +1,15 @@
 """``hafen-shim``: the command line and the launcher.
 
     hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
-               [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
+               [--runtime-root DIR] [--tty] [--stdin] [--stdin-once] [--start]
+               [--report-attach STREAMS]
     hafen-shim --zygote FD      (the daemon's pre-imported launcher, see ``zygote``)
+
+With ``--start`` the shim starts the container before it reports (``"started": true``
+in the report): the daemon's start is one launch, not a launch and a start request.
+``--report-attach stdout,stderr`` (zygote launches only) keeps the report connection
+open after the report line as an attach stream of those streams, connected before the
+start, so that an attached client misses nothing without an attach request either.
 
 The launcher creates the state dir, binds and listens on ``<state-dir>/shim.sock``
 before forking (so the daemon can connect as soon as the launcher exits), forks the
@@ -33,7 +40,8 @@ USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FIL
                   [--runtime-root DIR] [--tty] [--stdin] [--stdin-once]
                   [--log-max-size BYTES] [--log-max-file N] [--log-attrs JSON]
                   [--log-format json-file|local] [--log-compress]
-                  [--log-mode blocking|non-blocking] [--log-max-buffer-size BYTES]"""
+                  [--log-mode blocking|non-blocking] [--log-max-buffer-size BYTES]
+                  [--start] [--report-attach stdin,stdout,stderr]"""
 
 _VALUE_FLAGS = {
     "id": "id",
@@ -48,12 +56,14 @@ _VALUE_FLAGS = {
     "log-format": "log_format",
     "log-mode": "log_mode",
     "log-max-buffer-size": "log_max_buffer_size",
+    "report-attach": "report_attach",
 }
 _BOOL_FLAGS = {
     "tty": "tty",
     "stdin": "stdin",
     "stdin-once": "stdin_once",
     "log-compress": "log_compress",
+    "start": "start",
 }
 _REQUIRED = ("id", "bundle", "state-dir", "log-path", "runtime")
 
@@ -113,7 +123,20 @@ def parse_args(argv: list[str]) -> ShimOptions:
         log_format=_log_format(values.get("log-format")),
         log_compress=flags.get("log-compress", False),
         log_buffer_size=_log_buffer(values),
+        start=flags.get("start", False),
+        report_attach=_report_attach(values.get("report-attach")),
     )
+
+
+def _report_attach(text: str | None) -> tuple[bool, bool, bool] | None:
+    """``--report-attach stdout,stderr``: which streams (stdin, stdout, stderr)."""
+    if text is None:
+        return None
+    names = {n for n in text.split(",") if n}
+    unknown = names - {"stdin", "stdout", "stderr"}
+    if unknown:
+        raise UsageError(f"--report-attach takes stdin, stdout and stderr, not {sorted(unknown)}")
+    return "stdin" in names, "stdout" in names, "stderr" in names
 
 
 def _log_buffer(values: dict[str, str]) -> int | None:
@@ -226,6 +249,10 @@ def _report_line(fd: int, obj: dict[str, object]) -> None:
 
 def launch(opts: ShimOptions) -> int:
     """Fork the shim, relay its readiness report; the launcher's exit status."""
+    if opts.report_attach is not None:
+        # the report goes through a pipe and our stdout: no stream can follow it
+        _emit({"error": "hafen-shim: --report-attach needs the zygote's launch"})
+        return 2
     try:
         made_dir, listener = _prepare(opts)
     except OSError as e:
@@ -262,7 +289,13 @@ def launch(opts: ShimOptions) -> int:
         except ValueError:
             continue
     if isinstance(report.get("pid"), int):
-        _emit({"pid": report["pid"], "shim_pid": report.get("shim_pid", pid)})
+        _emit(
+            {
+                "pid": report["pid"],
+                "shim_pid": report.get("shim_pid", pid),
+                "started": report.get("started") is True,
+            }
+        )
         return 0
     # the shim is finishing its clean-up: wait so that "gone" is true when we answer
     os.waitpid(pid, 0)

@@ -83,6 +83,13 @@ class ShimOptions:
     # --log-opt mode=non-blocking: bytes of records that may wait for the file (a writer
     # thread writes them, the loop never waits on the file); None: blocking, as before
     log_buffer_size: int | None = None
+    # --start: start the container right after create, before reporting (one launch
+    # instead of launch + start for the daemon)
+    start: bool = False
+    # --report-attach STREAMS (the zygote's launch only, whose report fd is a socket):
+    # after the report line, the report connection stays open as an attach stream of
+    # these (stdin, stdout, stderr), connected before the start: no output is missed
+    report_attach: tuple[bool, bool, bool] | None = None
 
 
 class _Conn:
@@ -608,17 +615,32 @@ class Shim:
             self._reply(conn, {"error": f"bad {op} request: {e}"})
 
     def _op_start(self, conn: _Conn) -> None:
+        error = self.start()
+        self._reply(conn, {"error": error} if error else {"ok": True})
+
+    def start(self) -> str:
+        """``<runtime> start``; what went wrong, or "" once the container runs."""
         if self.status == "stopped":
-            self._reply(conn, {"error": f"container {self.opts.id} has already exited"})
-            return
+            return f"container {self.opts.id} has already exited"
         res = self.runtime.run(["start", self.opts.id], timeout=VERB_TIMEOUT)
         self.reap_pending = True
         if not res.ok:
-            self._reply(conn, {"error": res.message})
-            return
+            return res.message or "start failed"
         if self.status == "created":
             self.status = "running"
-        self._reply(conn, {"ok": True})
+        return ""
+
+    def adopt_attach(self, fd: int, stdin: bool, stdout: bool, stderr: bool) -> None:
+        """Serve the connected socket ``fd`` as an attach stream (the launch's report
+        connection, whose report line stood for the attach reply)."""
+        conn = _Conn(socket.socket(fileno=fd))
+        conn.sock.setblocking(False)
+        conn.kind = "attach"
+        conn.want_stdin = stdin and self.stdin_fd is not None
+        conn.want_stdout = stdout
+        conn.want_stderr = stderr
+        self.conns[conn.fd] = conn
+        self._update(conn)
 
     def _op_attach(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
         conn.kind = "attach"
@@ -769,7 +791,20 @@ def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
             # the shim is gone, with everything it made
             _report(ready_fd, {"error": message})
         return 1
-    _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid()})
-    os.close(ready_fd)
+    if opts.start:
+        error = shim.start()
+        if error:
+            print(f"hafen-shim: start failed: {error}", file=sys.stderr)
+            try:
+                shim.abort()
+            finally:
+                listener.close()
+                _report(ready_fd, {"error": error})
+            return 1
+    _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid(), "started": opts.start})
+    if opts.report_attach is not None:
+        shim.adopt_attach(ready_fd, *opts.report_attach)
+    else:
+        os.close(ready_fd)
     shim.serve()
     return 0

@@ -145,26 +145,50 @@ class Shims:
         runtime: list[str] | None = None,
         bundle: Path | None = None,
         edit: Callable[[dict[str, Any]], None] | None = None,
+        start: bool = False,
     ) -> Launched:
+        return run(
+            self.launch_async(
+                args, tty=tty, stdin=stdin, stdin_once=stdin_once, state_dir=state_dir,
+                runtime=runtime, bundle=bundle, edit=edit, start=start,
+            )
+        )  # fmt: skip
+
+    async def launch_async(
+        self,
+        args: list[str],
+        *,
+        tty: bool = False,
+        stdin: bool = False,
+        stdin_once: bool = False,
+        state_dir: Path | None = None,
+        runtime: list[str] | None = None,
+        bundle: Path | None = None,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+        start: bool = False,
+        attach: tuple[bool, bool, bool] | None = None,
+    ) -> Launched:
+        """``launch`` on the caller's loop (an attach stream lives on the loop it came
+        from)."""
         cid, made = self.bundle(args, tty, edit)
         bundle = bundle or made
         self.ids.append(cid)
         state = state_dir or self.state_dir_for(cid)
         log_path = state / "container.log"
-        info = run(
-            launch_shim(
-                SHIM_COMMAND,
-                container_id=cid,
-                bundle=str(bundle),
-                state_dir=str(state),
-                log_path=str(log_path),
-                runtime=runtime or RUNTIME,
-                runtime_root=str(self.runtime_root),
-                tty=tty,
-                stdin=stdin,
-                stdin_once=stdin_once,
-                env=SHIM_ENV,
-            )
+        info = await launch_shim(
+            SHIM_COMMAND,
+            container_id=cid,
+            bundle=str(bundle),
+            state_dir=str(state),
+            log_path=str(log_path),
+            runtime=runtime or RUNTIME,
+            runtime_root=str(self.runtime_root),
+            tty=tty,
+            stdin=stdin,
+            stdin_once=stdin_once,
+            env=SHIM_ENV,
+            start=start,
+            attach=attach,
         )
         launched = Launched(cid, bundle, state, log_path, info, ShimClient(str(state)))
         self.launched.append(launched)

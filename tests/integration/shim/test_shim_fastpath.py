@@ -221,12 +221,16 @@ def _spares(zygote_pid: int, timeout: float = 10) -> list[int]:
     while True:
         found = []
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and ppid_of(int(entry.name)) == zygote_pid:
-                try:
-                    if (entry / "comm").read_text().strip() == "hafen-spare":
-                        found.append(int(entry.name))
-                except OSError:
-                    continue
+            if not entry.name.isdigit():
+                continue
+            try:  # a process may leave while we look
+                if (
+                    ppid_of(int(entry.name)) == zygote_pid
+                    and (entry / "comm").read_text().strip() == "hafen-spare"
+                ):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.01)
