@@ -53,12 +53,14 @@ paths; absolute numbers move with the load):
   ms alternating.
   exec: the shim forks `hafen-runtime exec` instead of exec'ing an interpreter: ~15 ms
   per exec at the shim (runc 21, exec'd CLI 53); `docker exec true` 23 ms (dockerd 56).
-  docker run --rm against hafend (83 -> 47 -> 42 ms, dockerd 114): the docker CLI
-  itself ~10 ms (`docker ps`); create ~3 ms; start: overlay mount, bundle and
-  config.json ~1.8 ms, the shim's launch ~13 ms as above, the attach and start round
-  trips ~1 ms, start ~1 ms; then the exit: attached streams end with the output, the
-  runtime's delete ~1.4 ms, the daemon's unmount ~1 ms and removal ~1.7 ms before the
-  wait answers; the rest is the daemon's and the CLI's own work competing for 2 vCPUs.
+  docker run --rm against hafend (83 -> 47 -> 42 -> 31-36 ms, dockerd 102-120): the
+  docker CLI itself ~16 ms (8.5 ms before its first request, ~3 ms after the last
+  answer); create ~1.3 ms; start ~12.6: overlay mount, bundle and config.json ~1.2,
+  then one launch (the zygote's spare shim, forked ahead, takes it: create in the
+  shim's own process, the waiting attacher connected over the report connection, start)
+  ~10.6, the record ~0.5; then the exit: attached streams end with the output, the
+  monitor takes the recorded exit.json, the daemon's unmount and record deletion answer
+  the wait, and the layer's rmtree (~1.3 ms) comes after the answer.
 """
 
 from __future__ import annotations
