@@ -2,7 +2,7 @@
 
 Measures, each over N runs (default 15), median and min-max wall time of:
   - `<runtime> run` of /bin/true on one busybox bundle (create + start + wait + delete),
-    for hafen-runtime (`python3 -S -c "import hafen.runtime.__main__"`, how hafen runs
+    for hafen-runtime (`python3 -S -P -c "import hafen.runtime.__main__"`, how hafen runs
     it), runc and crun (crun 1.8 refuses hybrid cgroups: it runs in a private mount
     namespace with /sys/fs/cgroup/unified unmounted there, so its figures include an
     `unshare` and a `sh`, ~2 ms);
@@ -151,7 +151,7 @@ def shim_bench(root: Path, bundle: Path, runs: int) -> dict[str, list[float]]:
     from hafen.shim.client import ShimClient, close_zygotes, launch_shim
 
     python = os.path.realpath(sys.executable)
-    shim = [python, "-S", "-m", "hafen.shim"]
+    shim = [python, "-S", "-P", "-m", "hafen.shim"]
     shim_env = {"PYTHONPATH": HAFEN_PYTHONPATH, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     spec = json.loads((bundle / "config.json").read_text())
     spec["root"] = {"path": str(bundle / "rootfs"), "readonly": True}

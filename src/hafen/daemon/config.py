@@ -28,10 +28,12 @@ def python_module_command(module: str) -> list[str]:
     """The argv prefix that runs a stdlib-only hafen module without site-packages.
 
     ``-S`` keeps interpreter start-up at ~16 ms instead of ~68 ms: the shim (its zygote)
-    imports nothing outside the stdlib. hafen's runtime has its own, runpy-free command
+    imports nothing outside the stdlib. ``-P``: ``-m`` would put the daemon's working
+    directory first on ``sys.path``, where a ``json.py`` would be imported, as root,
+    instead of the stdlib's. hafen's runtime has its own, runpy-free command
     (``hafen.runtime.command``).
     """
-    return [sys.executable, "-S", "-m", module]
+    return [sys.executable, "-S", "-P", "-m", module]
 
 
 def hafen_pythonpath() -> str:

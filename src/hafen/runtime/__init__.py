@@ -13,8 +13,11 @@ ENTRY = "import hafen.runtime.__main__"
 
 def command(python: str) -> list[str]:
     """The argv prefix that runs hafen-runtime with ``python`` (put ``hafen`` on
-    PYTHONPATH: ``-S`` skips site-packages)."""
-    return [python, "-S", "-c", ENTRY]
+    PYTHONPATH: ``-S`` skips site-packages). ``-P``: ``-c`` would put the working
+    directory first on ``sys.path``, and a runtime runs as root in directories others
+    may write to (a bundle): a ``struct.py`` there must not be what ``import struct``
+    runs."""
+    return [python, "-S", "-P", "-c", ENTRY]
 
 
 def is_cli(prefix: list[str]) -> bool:

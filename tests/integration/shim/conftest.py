@@ -39,7 +39,7 @@ RUNC = "/usr/sbin/runc"
 RUNTIME = shlex.split(os.environ.get("HAFEN_SHIM_TEST_RUNTIME", RUNC))
 BUSYBOX = "/bin/busybox"
 SRC = str(Path(__file__).resolve().parents[3] / "src")
-SHIM_COMMAND = [sys.executable, "-S", "-m", "hafen.shim"]
+SHIM_COMMAND = [sys.executable, "-S", "-P", "-m", "hafen.shim"]
 SHIM_ENV = {"PYTHONPATH": SRC, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
 
 T = TypeVar("T")

@@ -47,6 +47,31 @@ def test_python_dash_m_entry_point_runs_without_site() -> None:
     assert result.stdout.startswith("hafen-runtime version")
 
 
+def test_the_working_directory_cannot_shadow_what_the_runtime_and_shim_import(
+    tmp_path: Path,
+) -> None:
+    # A runtime runs as root in its caller's working directory (a bundle), the shim in
+    # the daemon's: modules planted there must not be imported in place of the stdlib's.
+    from hafen.daemon.config import python_module_command
+    from hafen.runtime import command
+
+    marker = tmp_path / "planted-module-ran"
+    for name in ("_json", "_ctypes", "struct", "select", "resource", "json", "selectors"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    runtime = subprocess.run(
+        [*command(sys.executable), "--root", str(tmp_path / "state"), "run",
+         "--bundle", str(tmp_path / "no-bundle"), "c1"],
+        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": SRC},
+    )  # fmt: skip
+    assert runtime.returncode != 0 and "config.json not found" in runtime.stderr
+    shim = subprocess.run(
+        [*python_module_command("hafen.shim"), "--bogus"],
+        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": SRC},
+    )  # fmt: skip
+    assert shim.returncode != 0 and "unknown flag --bogus" in shim.stderr
+    assert not marker.exists()
+
+
 @record
 class _Point:
     x: int
