@@ -52,7 +52,9 @@ def requested_apparmor_profile(hc: HostConfig) -> str:
     return profile
 
 
-def _namespaces(hc: HostConfig, pid_of: Callable[[str], int]) -> dict[str, str]:
+def _namespaces(
+    hc: HostConfig, pid_of: Callable[[str], int], cgroup_v2: bool | None
+) -> dict[str, str]:
     out: dict[str, str] = {}
     if hc.ipc_mode == "none":
         out["ipc"] = "none"  # a private IPC namespace without /dev/shm (spec: "" + no mount)
@@ -65,9 +67,11 @@ def _namespaces(hc: HostConfig, pid_of: Callable[[str], int]) -> dict[str, str]:
         out["network"] = "host"
     cgroupns = hc.cgroupns_mode
     if not cgroupns:
-        from hafen.runtime.cgroups import is_unified
+        if cgroup_v2 is None:
+            from hafen.runtime.cgroups import is_unified
 
-        cgroupns = "private" if is_unified() else "host"
+            cgroup_v2 = is_unified()
+        cgroupns = "private" if cgroup_v2 else "host"  # dockerd's default
     if cgroupns == "private":
         out["cgroup"] = ""
     return out
@@ -92,10 +96,13 @@ def _throttles(entries: list[dict[str, Any]], key: str) -> list[Throttle]:
     return out
 
 
-def isolation_options(hc: HostConfig, pid_of: Callable[[str], int]) -> dict[str, Any]:
-    """Keyword arguments for ``SpecOptions`` from ``hc``."""
+def isolation_options(
+    hc: HostConfig, pid_of: Callable[[str], int], cgroup_v2: bool | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``SpecOptions`` from ``hc``; ``cgroup_v2``: whether the host
+    is cgroup v2 only (the daemon knows; None: look at the host now)."""
     out = _security(hc.security_opt)
-    out["namespaces"] = _namespaces(hc, pid_of)
+    out["namespaces"] = _namespaces(hc, pid_of, cgroup_v2)
     if hc.init:
         from hafen.runtime.initbin import init_binary
 

@@ -970,7 +970,9 @@ class ContainerService:
             [b for b in etc_files if b.destination not in user_dests] + mounts,
             key=lambda b: b.destination.rstrip("/").count("/"),
         )
-        isolation = isolation_options(hc, self._running_pid)
+        isolation = isolation_options(
+            hc, self._running_pid, cgroup_v2=self.cgroup_support().version == 2
+        )
         # Chosen again at each start, as dockerd does (a container created before the
         # host had AppArmor gets the default too); the default profile is (re)loaded.
         profile = apparmor.container_profile(

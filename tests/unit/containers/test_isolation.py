@@ -94,3 +94,12 @@ def test_userns_remap_ranges_and_shift(tmp_path: Path) -> None:
     assert (rootfs / "link").lstat().st_uid == 200000
     shift_rootfs(rootfs, remap)  # a second start does not shift again
     assert (rootfs / "etc").stat().st_uid == 200000
+
+
+def test_default_cgroup_namespace_follows_the_hosts_cgroup_version() -> None:
+    # dockerd's default: private on a cgroup v2 host, the host's on v1 (the daemon passes
+    # what it read once at start; --cgroupns overrides either)
+    assert isolation_options(HostConfig(), _pid_of, cgroup_v2=True)["namespaces"]["cgroup"] == ""
+    assert "cgroup" not in isolation_options(HostConfig(), _pid_of, cgroup_v2=False)["namespaces"]
+    private = isolation_options(HostConfig(cgroupns_mode="private"), _pid_of, cgroup_v2=False)
+    assert private["namespaces"]["cgroup"] == ""
