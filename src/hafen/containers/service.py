@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import logging
 import os
@@ -66,7 +67,7 @@ from hafen.oci import apparmor, defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
 from hafen.runtime import cgroups
-from hafen.shim.client import ExitStatus, ShimClient, launch_shim, read_exit_status
+from hafen.shim.client import ExitStatus, ShimClient, ShimInfo, launch_shim, read_exit_status
 from hafen.store._mount import is_mount_point
 from hafen.store.metadata import MetadataStore
 from hafen.volumes.model import MountPoint, Volume
@@ -799,45 +800,25 @@ class ContainerService:
                     await asyncio.to_thread(self._refresh_peers, peers, c.id)
                 await self._dns_up(c)
                 await self._ports_up(c)
-            await asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
+            if state_dir.exists():  # what an earlier run left (a restart's)
+                await asyncio.to_thread(self._clear_bundle, state_dir, rootfs)
+            # The shim is launched while the bundle is made: it sets itself up meanwhile
+            # and waits for the bundle (launch_shim's bundle_ready) before its create.
+            bundle = asyncio.ensure_future(
+                asyncio.to_thread(self._prepare_bundle, c, state_dir, rootfs)
+            )
             # One attacher (docker run, start -a) or none: the launch connects it and
             # starts the container itself, one trip to the shim instead of three.
             waiting = [(r, f) for r, f in self._pending_attach.get(c.id, []) if not f.done()]
             merged = waiting[0][0] if len(waiting) == 1 else None
-            log_type = c.host_config.log_type
-            max_size, max_files = logopts.rotation(c.host_config.log_config, log_type)
-            info = await launch_shim(
-                self.options.shim_command,
-                container_id=c.id,
-                bundle=str(state_dir),
-                state_dir=str(state_dir),
-                log_path=c.log_path if c.host_config.log_type != "none" else os.devnull,
-                runtime=runtime,
-                runtime_root=str(self.options.runtime_root),
-                tty=c.config.tty,
-                stdin=c.config.open_stdin,
-                stdin_once=c.config.stdin_once,
-                env=self.options.shim_env or None,
-                log_max_size=max_size,
-                log_max_files=max_files,
-                log_format="local" if log_type == "local" else "json-file",
-                log_compress=logopts.compressed(c.host_config.log_config, log_type),
-                log_buffer_size=logopts.buffer_size(c.host_config.log_config),
-                log_attrs=logopts.attributes(
-                    c.host_config.log_config,
-                    logopts.LogInfo(
-                        id=c.id,
-                        name=c.name,
-                        image_id=c.image_id,
-                        image_name=c.image_ref,
-                        labels=c.config.labels,
-                        env=c.config.env,
-                    ),
+            try:
+                info = await self._launch(
+                    c, state_dir, runtime, bundle, start=len(waiting) <= 1, attach=merged
                 )
-                or None,
-                start=len(waiting) <= 1,
-                attach=(merged.stdin, merged.stdout, merged.stderr) if merged else None,
-            )
+            finally:
+                if not bundle.done():  # the launch failed before it waited for the bundle
+                    with contextlib.suppress(BaseException):
+                        await bundle
         except HafenError as e:
             raise await self._start_failed(c, rootfs, e) from e
         except Exception as e:
@@ -878,6 +859,53 @@ class ContainerService:
         self._monitor(c)
         self.event(c, "start")
 
+    async def _launch(
+        self,
+        c: Container,
+        state_dir: Path,
+        runtime: builtins.list[str],
+        bundle: asyncio.Future[None],
+        start: bool,
+        attach: AttachRequest | None,
+    ) -> ShimInfo:
+        """Launch the container's shim: it creates the container once ``bundle`` is
+        ready, and starts it (connecting ``attach`` first) where it can."""
+        log_type = c.host_config.log_type
+        max_size, max_files = logopts.rotation(c.host_config.log_config, log_type)
+        return await launch_shim(
+            self.options.shim_command,
+            container_id=c.id,
+            bundle=str(state_dir),
+            state_dir=str(state_dir),
+            log_path=c.log_path if log_type != "none" else os.devnull,
+            runtime=runtime,
+            runtime_root=str(self.options.runtime_root),
+            tty=c.config.tty,
+            stdin=c.config.open_stdin,
+            stdin_once=c.config.stdin_once,
+            env=self.options.shim_env or None,
+            log_max_size=max_size,
+            log_max_files=max_files,
+            log_format="local" if log_type == "local" else "json-file",
+            log_compress=logopts.compressed(c.host_config.log_config, log_type),
+            log_buffer_size=logopts.buffer_size(c.host_config.log_config),
+            log_attrs=logopts.attributes(
+                c.host_config.log_config,
+                logopts.LogInfo(
+                    id=c.id,
+                    name=c.name,
+                    image_id=c.image_id,
+                    image_name=c.image_ref,
+                    labels=c.config.labels,
+                    env=c.config.env,
+                ),
+            )
+            or None,
+            start=start,
+            attach=(attach.stdin, attach.stdout, attach.stderr) if attach else None,
+            bundle_ready=bundle,
+        )
+
     async def _start_failed(self, c: Container, rootfs: Path, error: HafenError) -> HafenError:
         """Record a failed start, release the rootfs; the error to raise (400 for exec errors)."""
         self._dns_down(c)
@@ -908,12 +936,15 @@ class ContainerService:
         if not is_mount_point(rootfs):
             shutil.rmtree(state_dir, ignore_errors=True)
 
+    def _clear_bundle(self, state_dir: Path, rootfs: Path) -> None:
+        """Remove what an earlier run left in the state dir (worker thread)."""
+        if is_mount_point(rootfs):
+            self.snapshotter.unmount(rootfs)
+        shutil.rmtree(state_dir)
+
     def _prepare_bundle(self, c: Container, state_dir: Path, rootfs: Path) -> None:
-        """Mount the rootfs and write config.json (worker thread)."""
-        if state_dir.exists():
-            if is_mount_point(rootfs):
-                self.snapshotter.unmount(rootfs)
-            shutil.rmtree(state_dir)
+        """Mount the rootfs and write config.json (worker thread; the shim, launched
+        meanwhile, makes the state dir too and listens in it)."""
         rootfs.mkdir(parents=True)
         # an auto-remove container's layer is thrown away at exit: no sync at unmount
         self.snapshotter.mount(c.snapshot_key, rootfs, volatile=c.host_config.auto_remove)

@@ -33,11 +33,20 @@ import os
 import socket
 import subprocess
 import threading
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from hafen.errors import RuntimeFailure
-from hafen.shim.proto import EXIT_FILE_NAME, SHIM_LOG_NAME, SOCKET_NAME, reachable_path
+from hafen.shim.proto import (
+    BUNDLE_READY,
+    EXIT_FILE_NAME,
+    SHIM_LOG_NAME,
+    SOCKET_NAME,
+    reachable_path,
+)
+
+LAUNCH_ABORT_TIMEOUT = 10.0  # seconds a shim gets to undo its set-up after no bundle
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +113,14 @@ async def launch_shim(
     log_buffer_size: int | None = None,
     start: bool = False,
     attach: tuple[bool, bool, bool] | None = None,
+    bundle_ready: Awaitable[None] | None = None,
 ) -> ShimInfo:
     """Run the shim's launcher and return once the container is created (not started).
+
+    ``bundle_ready``: the bundle is still being made; a zygote-forked shim sets itself
+    up meanwhile and creates once it is told the bundle is there (a byte on the report
+    connection; its end closing instead means there will be none, and the shim undoes
+    its set-up). An exec'd launcher starts after it. Its error is this call's.
 
     ``start``: and started, in the same launch, where nothing stands in the way: with
     ``attach`` (stdin, stdout, stderr) the attach stream must be connected before the
@@ -159,13 +174,19 @@ async def launch_shim(
         if attach is not None:
             names = [n for n, on in zip(("stdin", "stdout", "stderr"), attach, strict=True) if on]
             extra += ["--report-attach", ",".join(names)]
-        launched = await zygote.launch([*argv[len(argv_prefix) :], *extra], attach is not None)
+        if bundle_ready is not None:
+            extra.append("--await-bundle")
+        launched = await zygote.launch(
+            [*argv[len(argv_prefix) :], *extra], attach is not None, bundle_ready
+        )
     stream = None
     if launched is not None:
         out, stream = launched
         err = b""
         returncode: int | None = 0  # a launcher reports a pid only when it succeeds
     else:
+        if bundle_ready is not None:
+            await bundle_ready
         if start and attach is None:
             argv.append("--start")
         try:
@@ -272,12 +293,17 @@ class ShimZygote:
         return self.proc.poll() is None
 
     async def launch(
-        self, shim_args: list[str], keep_open: bool = False
+        self,
+        shim_args: list[str],
+        keep_open: bool = False,
+        go: Awaitable[None] | None = None,
     ) -> tuple[bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] | None:
         """Run one shim in a fork of the zygote: its report, and with ``keep_open`` (a
         ``--report-attach`` launch) the connection after a successful report line, as
         an attach stream; None when the zygote could not take the request (the caller
-        execs a launcher)."""
+        execs a launcher). ``go`` (an ``--await-bundle`` launch): awaited, then the
+        shim is told to create; its error closes the connection (the shim undoes its
+        set-up) and is raised."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             socket.send_fds(self.control, [json.dumps(shim_args).encode()], [theirs.fileno()])
@@ -288,6 +314,17 @@ class ShimZygote:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         try:
+            if go is not None:
+                try:
+                    await go
+                except BaseException:
+                    # no bundle: the shim reads our EOF and undoes its set-up; its end
+                    # closes when it has left, as after a failed create
+                    with contextlib.suppress(Exception):
+                        writer.write_eof()
+                        await asyncio.wait_for(reader.read(), LAUNCH_ABORT_TIMEOUT)
+                    raise
+                writer.write(BUNDLE_READY)
             line = await reader.readline()
             if keep_open and _is_success(line):
                 return line, (reader, writer)

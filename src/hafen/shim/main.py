@@ -2,7 +2,7 @@
 
     hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FILE --runtime CMD
                [--runtime-root DIR] [--tty] [--stdin] [--stdin-once] [--start]
-               [--report-attach STREAMS]
+               [--report-attach STREAMS] [--await-bundle]
     hafen-shim --zygote FD      (the daemon's pre-imported launcher, see ``zygote``)
 
 With ``--start`` the shim starts the container before it reports (``"started": true``
@@ -10,6 +10,8 @@ in the report): the daemon's start is one launch, not a launch and a start reque
 ``--report-attach stdout,stderr`` (zygote launches only) keeps the report connection
 open after the report line as an attach stream of those streams, connected before the
 start, so that an attached client misses nothing without an attach request either.
+``--await-bundle`` (zygote launches only): the shim sets itself up while the daemon
+makes the bundle, and creates once the daemon writes ``BUNDLE_READY`` on that connection.
 
 The launcher creates the state dir, binds and listens on ``<state-dir>/shim.sock``
 before forking (so the daemon can connect as soon as the launcher exits), forks the
@@ -41,7 +43,7 @@ USAGE = """usage: hafen-shim --id ID --bundle DIR --state-dir DIR --log-path FIL
                   [--log-max-size BYTES] [--log-max-file N] [--log-attrs JSON]
                   [--log-format json-file|local] [--log-compress]
                   [--log-mode blocking|non-blocking] [--log-max-buffer-size BYTES]
-                  [--start] [--report-attach stdin,stdout,stderr]"""
+                  [--start] [--report-attach stdin,stdout,stderr] [--await-bundle]"""
 
 _VALUE_FLAGS = {
     "id": "id",
@@ -64,6 +66,7 @@ _BOOL_FLAGS = {
     "stdin-once": "stdin_once",
     "log-compress": "log_compress",
     "start": "start",
+    "await-bundle": "await_bundle",
 }
 _REQUIRED = ("id", "bundle", "state-dir", "log-path", "runtime")
 
@@ -125,6 +128,7 @@ def parse_args(argv: list[str]) -> ShimOptions:
         log_buffer_size=_log_buffer(values),
         start=flags.get("start", False),
         report_attach=_report_attach(values.get("report-attach")),
+        await_bundle=flags.get("await-bundle", False),
     )
 
 
@@ -249,9 +253,9 @@ def _report_line(fd: int, obj: dict[str, object]) -> None:
 
 def launch(opts: ShimOptions) -> int:
     """Fork the shim, relay its readiness report; the launcher's exit status."""
-    if opts.report_attach is not None:
-        # the report goes through a pipe and our stdout: no stream can follow it
-        _emit({"error": "hafen-shim: --report-attach needs the zygote's launch"})
+    if opts.report_attach is not None or opts.await_bundle:
+        # the report goes through a pipe and our stdout: nothing can come back on it
+        _emit({"error": "hafen-shim: --report-attach and --await-bundle need the zygote"})
         return 2
     try:
         made_dir, listener = _prepare(opts)

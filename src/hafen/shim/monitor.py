@@ -38,6 +38,7 @@ from hafen.shim.execs import ExecManager
 from hafen.shim.logfile import JsonLogWriter, LocalLogWriter
 from hafen.shim.oom import memory_cgroup_file, oom_kill_count
 from hafen.shim.proto import (
+    BUNDLE_READY,
     EXIT_FILE_NAME,
     INFO_FILE_NAME,
     PID_FILE_NAME,
@@ -90,6 +91,10 @@ class ShimOptions:
     # after the report line, the report connection stays open as an attach stream of
     # these (stdin, stdout, stderr), connected before the start: no output is missed
     report_attach: tuple[bool, bool, bool] | None = None
+    # --await-bundle (the zygote's launch only): set up, then wait for the daemon's
+    # BUNDLE_READY byte on the report connection before the create (the daemon makes the
+    # bundle meanwhile); its end closing instead means there is no bundle: leave
+    await_bundle: bool = False
 
 
 class _Conn:
@@ -183,6 +188,7 @@ class Shim:
         self.oom_file: str | None = None
         self.oom_baseline = 0
         self.oom_killed = False
+        self.exit_recorded = False  # exit.json written (finish)
         self.reap_pending = False
         self._created_files: list[str] = []
         self.execs = ExecManager(self)
@@ -603,7 +609,9 @@ class Shim:
                 self._reply(conn, {"error": error} if error else {"ok": True})
             elif op == "wait":
                 conn.kind = "wait"
-                if self.exit_code is not None and not self.outputs:
+                # answered once exit.json is written (finish): a waiter that hears of
+                # the exit earlier (the daemon) may delete the state dir under it
+                if self.exit_recorded:
                     self._reply(conn, self.exit_record())
                 else:
                     self.waiters.append(conn)
@@ -709,6 +717,7 @@ class Shim:
         # read before delete: the cgroup goes with the runtime's state
         self.oom_killed = oom_kill_count(self.oom_file) > self.oom_baseline
         _write_json_atomic(self._path(EXIT_FILE_NAME), self.exit_record())
+        self.exit_recorded = True
         res = self.runtime.run(["delete", self.opts.id], timeout=VERB_TIMEOUT)
         if not res.ok:
             res = self.runtime.run(["delete", "--force", self.opts.id], timeout=VERB_TIMEOUT)
@@ -762,6 +771,18 @@ def _redirect_stdio(state_dir: str) -> None:
     os.close(log)
 
 
+def _bundle_ready(fd: int) -> bool:
+    """Wait for the daemon's BUNDLE_READY byte on the report connection; False when it
+    closes its end instead."""
+    while True:
+        try:
+            return os.read(fd, 1) == BUNDLE_READY
+        except InterruptedError:
+            continue
+        except OSError:
+            return False
+
+
 def _report(fd: int, obj: dict[str, Any]) -> None:
     data = json.dumps(obj).encode() + b"\n"
     while data:
@@ -779,6 +800,11 @@ def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
     shim.install_signals()
     try:
         set_subreaper()
+        if opts.await_bundle and not _bundle_ready(ready_fd):
+            # the daemon could not make the bundle, and reports that itself
+            shim.abort()
+            listener.close()
+            return 1
         shim.create()
     except Exception as e:  # every failure becomes the launcher's {"error": ...}
         message = str(e) if isinstance(e, CreateError) else f"shim: {e}"

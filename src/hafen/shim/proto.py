@@ -1,6 +1,6 @@
 """Names and wire formats shared by the shim and its client.
 
-Owns the file names inside a state dir, the attach frame header
+Owns the file names inside a state dir, the launch's bundle-ready byte, the attach frame header
 (``[stream:1][0,0,0][len:4 BE]``, as Docker multiplexes attach streams), RFC 3339 UTC
 timestamps with nanoseconds, and a way to reach a unix socket whose path is longer
 than ``sun_path`` allows. Standard library only, and cheap to import.
@@ -19,6 +19,10 @@ INFO_FILE_NAME = "shim.json"
 EXIT_FILE_NAME = "exit.json"
 SHIM_LOG_NAME = "shim.log"
 RUNTIME_LOG_NAME = "runtime.log"
+
+# an --await-bundle launch: the daemon's byte on the report connection once the bundle
+# (config.json, the mounted rootfs) is there
+BUNDLE_READY = b"\x01"
 
 STDOUT = 1
 STDERR = 2

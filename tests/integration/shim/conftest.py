@@ -167,9 +167,10 @@ class Shims:
         edit: Callable[[dict[str, Any]], None] | None = None,
         start: bool = False,
         attach: tuple[bool, bool, bool] | None = None,
+        bundle_ready: Callable[[Path], Coroutine[Any, Any, None]] | None = None,
     ) -> Launched:
         """``launch`` on the caller's loop (an attach stream lives on the loop it came
-        from)."""
+        from); ``bundle_ready(bundle)``: made while the shim sets itself up."""
         cid, made = self.bundle(args, tty, edit)
         bundle = bundle or made
         self.ids.append(cid)
@@ -189,6 +190,7 @@ class Shims:
             env=SHIM_ENV,
             start=start,
             attach=attach,
+            bundle_ready=bundle_ready(bundle) if bundle_ready is not None else None,
         )
         launched = Launched(cid, bundle, state, log_path, info, ShimClient(str(state)))
         self.launched.append(launched)

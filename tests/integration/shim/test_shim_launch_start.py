@@ -3,6 +3,7 @@ the shim, every byte of output to the attached client, a failed start undone."""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 
@@ -120,3 +121,37 @@ def _comm(proc: Path) -> str:
         return (proc / "comm").read_text().strip()
     except OSError:
         return ""
+
+
+def test_a_launch_sets_up_while_the_bundle_is_made_and_creates_after(shims: Shims) -> None:
+    async def make_bundle(bundle: Path) -> None:
+        # config.json appears only now: a create before the go would find none
+        config = bundle / "config.json"
+        held = config.read_bytes()
+        config.unlink()
+        await asyncio.sleep(0.3)
+        config.write_bytes(held)
+
+    async def scenario() -> tuple[bool, int]:
+        c = await shims.launch_async(["sh", "-c", "exit 5"], start=True, bundle_ready=make_bundle)
+        return c.info.started, (await c.client.wait()).exit_code
+
+    assert run(scenario()) == (True, 5)
+
+
+def test_a_bundle_that_cannot_be_made_ends_the_waiting_shim(shims: Shims) -> None:
+    async def fail(_bundle: Path) -> None:
+        await asyncio.sleep(0.1)
+        raise RuntimeFailure("no bundle today")
+
+    with pytest.raises(RuntimeFailure, match="no bundle today"):
+        run(shims.launch_async(["true"], start=True, bundle_ready=fail))
+    cid = shims.ids[-1]
+    assert not (shims.state_dir_for(cid) / "shim.sock").exists()
+    shims_left = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _comm(p) == f"shim-{cid[:10]}"
+    ]
+    assert all(wait_gone(pid) for pid in shims_left)
+    assert not runtime_has_state(shims, cid)

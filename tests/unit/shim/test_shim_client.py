@@ -77,7 +77,9 @@ def test_a_zygote_shim_that_dies_unreported_is_explained_by_its_log(
     from hafen.shim import client
 
     class SilentZygote:
-        async def launch(self, _args: list[str], _keep_open: bool) -> tuple[bytes, None]:
+        async def launch(
+            self, _args: list[str], _keep_open: bool, _go: object
+        ) -> tuple[bytes, None]:
             (tmp_path / "shim.log").write_text("Traceback ...\nOSError: no more pids\n")
             return b"", None  # the forked shim's socket closed without a line
 
