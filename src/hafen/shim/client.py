@@ -502,12 +502,9 @@ class ShimClient:
 
         Raises RuntimeFailure when the shim is gone without having recorded an exit.
         """
-        # Recorded already (the shim writes exit.json before the runtime's delete and
-        # before it answers waiters): the status is final, and asking the shim would
-        # wait for the rest of its clean-up (a connection queued while it deletes).
-        status = read_exit_status(self.state_dir)
-        if status is not None:
-            return status
+        # The shim answers once the runtime's state is deleted too (exit.json comes
+        # before that delete): whoever removes the state dir next must not do it under
+        # a runtime that still logs there. A shim that has left is read from exit.json.
         try:
             _reader, writer, reply = await self._open({"op": "wait"})
         except RuntimeFailure as e:

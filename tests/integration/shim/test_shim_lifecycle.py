@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from hafen.errors import RuntimeFailure
 from hafen.shim.client import ExitStatus, read_exit_status
 
-from .conftest import Shims, pid_alive, ppid_of, run, runtime_has_state, wait_gone
+from .conftest import RUNTIME, Shims, pid_alive, ppid_of, run, runtime_has_state, wait_gone
 
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
@@ -132,6 +134,29 @@ def test_shim_cleans_up_after_the_exit(shims: Shims) -> None:
         0, json.loads((c.state_dir / "exit.json").read_text())["exited_at"], False
     )
     assert run(c.client.wait()).exit_code == 0
+
+
+def test_wait_answers_only_after_the_runtimes_state_is_deleted(
+    shims: Shims, tmp_path: Path
+) -> None:
+    # What the daemon does next: delete the state dir, where the runtime logs (runc opens
+    # its --log there on every call). A wait answered while the runtime's delete still
+    # ran would leave the runtime's state and cgroup behind. A slow delete opens the
+    # window wide: the wait comes while it runs.
+    slow = tmp_path / "slow-delete-runtime"
+    slow.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$a" = delete ] && sleep 0.5; done\n'
+        f'exec {" ".join(RUNTIME)} "$@"\n'
+    )
+    slow.chmod(0o755)
+    c = shims.launch(["true"], runtime=[str(slow)])
+    run(c.client.start())
+    time.sleep(0.2)  # exited, exit.json written, the delete under way
+    assert run(c.client.wait()).exit_code == 0
+    shutil.rmtree(c.state_dir, ignore_errors=True)
+    assert wait_gone(c.info.shim_pid)
+    assert not runtime_has_state(shims, c.id)
 
 
 def test_wait_on_a_vanished_shim_without_exit_record_fails(shims: Shims) -> None:
