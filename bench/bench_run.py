@@ -59,9 +59,9 @@ paths; absolute numbers move with the load):
   then one launch (the zygote's spare shim, forked ahead, takes it: create in the
   shim's own process, the waiting attacher connected over the report connection, start)
   ~10.6, the shim's own set-up (~1 ms) since overlapping the bundle, the record ~0.5;
-  then the exit: attached streams end with the output, the monitor takes the recorded
-  exit.json, the daemon's unmount and record deletion answer the wait, and the layer's
-  rmtree (~1.3 ms) comes after the answer.
+  then the exit: attached streams end with the output, the shim answers the daemon's
+  wait after the runtime's delete (~0.9 ms), the daemon's unmount and record deletion
+  answer the client's wait, and the layer's rmtree (~1.3 ms) comes after the answer.
 """
 
 from __future__ import annotations
