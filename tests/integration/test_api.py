@@ -150,3 +150,26 @@ def test_malformed_json_body_is_a_clear_400(hafend: Hafend) -> None:
     conn.close()
     assert response.status == 400
     assert "JSON" in body["message"] or "json" in body["message"]
+
+
+def test_concurrent_creates_of_one_name_give_one_container_and_conflicts(
+    hafend: Hafend,
+) -> None:
+    # the record's name is UNIQUE: a race between two creates must not end in a 500
+    from concurrent.futures import ThreadPoolExecutor
+
+    hafend.bootstrap()
+    body = {"Image": "busybox", "Cmd": ["true"]}
+    with ThreadPoolExecutor(6) as pool:
+        results = list(
+            pool.map(
+                lambda _: call(hafend, "POST", "/containers/create?name=racer", body), range(6)
+            )
+        )
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [201, 409, 409, 409, 409, 409], results
+    winner = next(payload["Id"] for status, payload, _ in results if status == 201)
+    for status, payload, _ in results:
+        if status == 409:
+            assert '"/racer" is already in use by container' in payload["message"]
+    assert call(hafend, "DELETE", f"/containers/{winner}")[0] == 204

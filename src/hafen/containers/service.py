@@ -215,6 +215,9 @@ class ContainerService:
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._backoff: dict[str, Backoff] = {}
         self._no_restart: set[str] = set()  # being removed: an exit must not restart them
+        # names taken by a create or rename under way (name -> container id): claimed on
+        # the loop before their first await, so that two cannot both pass the check
+        self._claimed_names: dict[str, str] = {}
         self.execs.on_event = self._exec_event
         self.publish: Publish | None = None
         (options.data_root / "containers").mkdir(parents=True, exist_ok=True)
@@ -324,22 +327,45 @@ class ContainerService:
     ) -> Container:
         """A new container; limits the host cannot enforce are dropped with a message
         appended to ``warnings`` (dockerd's rules, see ``limits``)."""
+        container_id = secrets.token_hex(32)
         if name:
             if not VALID_NAME.match(name):
                 raise InvalidArgument(
                     f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                 )
             name = name.lstrip("/")
-            for other in self._containers.values():
-                if other.name == name:
-                    raise Conflict(
-                        f'Conflict. The container name "/{name}" is already in use by container '
-                        f'"{other.id}". You have to remove (or rename) that container to be able '
-                        "to reuse that name."
-                    )
         else:
             taken = {c.name for c in self._containers.values()}
-            name = generate_name(taken.__contains__)
+            name = generate_name(lambda n: n in taken or n in self._claimed_names)
+        self._claim_name(name, container_id)
+        try:
+            return await self._create(container_id, name, config, host_config, endpoints, warnings)
+        finally:
+            self._claimed_names.pop(name, None)
+
+    def _claim_name(self, name: str, container_id: str) -> None:
+        """Take ``name`` for ``container_id`` until its record is in (the caller releases
+        it); Conflict, in dockerd's words, when a container has it or is taking it."""
+        holder = self._claimed_names.get(name)
+        if holder is None:
+            holder = next((o.id for o in self._containers.values() if o.name == name), None)
+        if holder is not None and holder != container_id:
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{holder}". You have to remove (or rename) that container to be able '
+                "to reuse that name."
+            )
+        self._claimed_names[name] = container_id
+
+    async def _create(
+        self,
+        container_id: str,
+        name: str,
+        config: ContainerConfig,
+        host_config: HostConfig,
+        endpoints: dict[str, EndpointRequest] | None,
+        warnings: builtins.list[str] | None,
+    ) -> Container:
         validate_policy(
             host_config.restart_policy.name, host_config.restart_policy.maximum_retry_count
         )
@@ -361,7 +387,6 @@ class ContainerService:
         if not merged.entrypoint and not merged.cmd:
             raise InvalidArgument("No command specified")
         argv = (merged.entrypoint or []) + (merged.cmd or [])
-        container_id = secrets.token_hex(32)
         if not merged.hostname:
             merged.hostname = container_id[:12]
         runtime = host_config.runtime or self.options.default_runtime
@@ -1205,21 +1230,18 @@ class ContainerService:
             )
         if new_name == c.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
-        for other in self._containers.values():
-            if other.name == new_name:
-                raise Conflict(
-                    f'Conflict. The container name "/{new_name}" is already in use by container '
-                    f'"{other.id}". You have to remove (or rename) that container to be able '
-                    "to reuse that name."
-                )
-        old = c.name
-        async with self._lock(c.id):
-            c.name = new_name
-            try:
-                await self._save(c)
-            except BaseException:
-                c.name = old
-                raise
+        self._claim_name(new_name, c.id)
+        try:
+            old = c.name
+            async with self._lock(c.id):
+                c.name = new_name
+                try:
+                    await self._save(c)
+                except BaseException:
+                    c.name = old
+                    raise
+        finally:
+            self._claimed_names.pop(new_name, None)
         self.event(c, "rename", oldName="/" + old)
 
     # ------------------------------------------------------------------ signals
