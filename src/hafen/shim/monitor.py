@@ -790,6 +790,19 @@ def _report(fd: int, obj: dict[str, Any]) -> None:
         data = data[n:]
 
 
+def _undo(shim: Shim, listener: socket.socket, ready_fd: int, verb: str, message: str) -> int:
+    """A failed create or start: undo everything, report the error; the exit status."""
+    print(f"hafen-shim: {verb} failed: {message}", file=sys.stderr)
+    try:
+        shim.abort()
+    finally:
+        listener.close()
+        # ready_fd stays open until this process exits: the reader's EOF then means the
+        # shim is gone, with everything it made
+        _report(ready_fd, {"error": message})
+    return 1
+
+
 def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
     """The forked shim: detach, create the container, report on ``ready_fd``, serve."""
     os.setsid()
@@ -808,25 +821,11 @@ def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
         shim.create()
     except Exception as e:  # every failure becomes the launcher's {"error": ...}
         message = str(e) if isinstance(e, CreateError) else f"shim: {e}"
-        print(f"hafen-shim: create failed: {message}", file=sys.stderr)
-        try:
-            shim.abort()
-        finally:
-            listener.close()
-            # ready_fd stays open until this process exits: the reader's EOF then means
-            # the shim is gone, with everything it made
-            _report(ready_fd, {"error": message})
-        return 1
+        return _undo(shim, listener, ready_fd, "create", message)
     if opts.start:
         error = shim.start()
         if error:
-            print(f"hafen-shim: start failed: {error}", file=sys.stderr)
-            try:
-                shim.abort()
-            finally:
-                listener.close()
-                _report(ready_fd, {"error": error})
-            return 1
+            return _undo(shim, listener, ready_fd, "start", error)
     _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid(), "started": opts.start})
     if opts.report_attach is not None:
         shim.adopt_attach(ready_fd, *opts.report_attach)

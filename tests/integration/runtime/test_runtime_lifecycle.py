@@ -93,17 +93,21 @@ def test_delete_of_created_container_kills_its_init(any_rt: Runtime, tmp_path: P
     any_rt("create", "--bundle", str(bundle), "c1", check=True)
     pid = any_rt.state("c1")["pid"]
     any_rt("delete", "c1", check=True)
-    deadline = time.monotonic() + 10
+    assert _dies(pid), f"init {pid} survived delete"
+
+
+def _dies(pid: int, timeout: float = 10) -> bool:
+    """Whether ``pid`` is gone or a zombie within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
+                    return True
         except FileNotFoundError:
-            break
+            return True
         time.sleep(0.02)
-    else:
-        pytest.fail(f"init {pid} survived delete")
+    return False
 
 
 def test_delete_kills_what_the_init_left_in_its_cgroup(any_rt: Runtime, tmp_path: Path) -> None:
@@ -116,17 +120,7 @@ def test_delete_kills_what_the_init_left_in_its_cgroup(any_rt: Runtime, tmp_path
     code, out, err = run_in(any_rt, bundle, "left1")
     assert code == 0, err
     left = int(out.split()[-1])  # the sleep's host pid: no pid namespace
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{left}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-        except FileNotFoundError:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail(f"{left}, left in the cgroup, survived delete")
+    assert _dies(left), f"{left}, left in the cgroup, survived delete"
     assert any_rt("state", "left1").returncode != 0
     assert not any(d.exists() for d in cgroup_dirs(bundle_config(bundle)["linux"]["cgroupsPath"]))
 

@@ -104,8 +104,11 @@ def test_a_failed_start_in_the_launch_is_undone(shims: Shims, tmp_path: Path) ->
 
     with pytest.raises(RuntimeFailure, match="start refused by the test"):
         run(scenario())
-    # nothing left: no runtime state, no shim socket, no shim
-    cid = shims.ids[-1]
+    _nothing_left(shims, shims.ids[-1])
+
+
+def _nothing_left(shims: Shims, cid: str) -> None:
+    """No runtime state, no shim socket, no shim process of ``cid``."""
     assert not runtime_has_state(shims, cid)
     assert not (shims.state_dir_for(cid) / "shim.sock").exists()
     shims_left = [
@@ -146,12 +149,4 @@ def test_a_bundle_that_cannot_be_made_ends_the_waiting_shim(shims: Shims) -> Non
 
     with pytest.raises(RuntimeFailure, match="no bundle today"):
         run(shims.launch_async(["true"], start=True, bundle_ready=fail))
-    cid = shims.ids[-1]
-    assert not (shims.state_dir_for(cid) / "shim.sock").exists()
-    shims_left = [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and _comm(p) == f"shim-{cid[:10]}"
-    ]
-    assert all(wait_gone(pid) for pid in shims_left)
-    assert not runtime_has_state(shims, cid)
+    _nothing_left(shims, shims.ids[-1])
