@@ -947,18 +947,31 @@ class ContainerService:
             return InvalidArgument(error.message)  # Docker answers these with 400
         return error
 
-    def _release_rootfs(self, c: Container, rootfs: Path) -> None:
+    def _release_rootfs(self, c: Container, rootfs: Path, keep_state_dir: bool = False) -> None:
+        """Unmount the volumes and the rootfs, take the network down, and remove the
+        state dir (``keep_state_dir``: only the rootfs mount point in it, for a shim that
+        may still be using the rest). Never deletes through a mount (worker thread)."""
         self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
         self._network_down(c)
-        state_dir = rootfs.parent
-        if not state_dir.exists():
-            return  # released already (an exit's release, then the removal's)
-        if is_mount_point(rootfs):
-            try:
-                self.snapshotter.unmount(rootfs)
-            except (HafenError, OSError) as e:
-                log.warning("unmounting rootfs of %s: %s", c.short_id, e)
-        if not is_mount_point(rootfs):
+        if rootfs.exists():  # else released already (an exit's release, then the removal's)
+            if is_mount_point(rootfs):
+                try:
+                    self.snapshotter.unmount(rootfs)
+                except (HafenError, OSError) as e:
+                    log.warning("unmounting rootfs of %s: %s", c.short_id, e)
+            if is_mount_point(rootfs):
+                return
+            if keep_state_dir:
+                with contextlib.suppress(OSError):
+                    rootfs.rmdir()
+                return
+        if not keep_state_dir:
+            shutil.rmtree(rootfs.parent, ignore_errors=True)
+
+    def _drop_state_dir(self, state_dir: Path) -> None:
+        """Remove a released container's state dir (worker thread), unless its rootfs is
+        still mounted there (an unmount that failed)."""
+        if not (state_dir / "rootfs").exists():
             shutil.rmtree(state_dir, ignore_errors=True)
 
     def _clear_bundle(self, state_dir: Path, rootfs: Path) -> None:
@@ -1108,16 +1121,21 @@ class ContainerService:
 
     async def _watch(self, c: Container) -> None:
         shim = ShimClient(str(self._state_dir(c)))
+        released: asyncio.Future[None] | None = None
         try:
-            status = await shim.wait()
+            status, released = await shim.wait_exit()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the shim vanished without recording an exit
             log.warning("lost the shim of %s: %s", c.short_id, e)
             status = ExitStatus(exit_code=255, exited_at=now_rfc3339(), oom_killed=False)
-        await self._record_exit(c, status)
+        await self._record_exit(c, status, released)
 
-    async def _record_exit(self, c: Container, status: ExitStatus) -> None:
+    async def _record_exit(
+        self, c: Container, status: ExitStatus, released: asyncio.Future[None] | None = None
+    ) -> None:
+        """Record an exit and release what the container held; ``released``: done once
+        its shim has deleted the runtime's state, before which the state dir stays."""
         async with self._lock(c.id):
             if not c.state.running:
                 return
@@ -1132,7 +1150,13 @@ class ContainerService:
                 c.state.shim_pid = 0
                 self._dns_down(c)
                 await self._ports_down(c)
-                await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
+                # unmounted while the shim deletes the runtime's state; the state dir
+                # goes after both (below, or with an auto-remove container's storage)
+                await asyncio.to_thread(
+                    self._release_rootfs, c, self._state_dir(c) / "rootfs", True
+                )
+                if released is not None:
+                    await released
                 if not c.host_config.auto_remove:
                     # an auto-remove container's record is deleted next: writing "exited"
                     # first costs a transaction for nothing (after a crash in between,
@@ -1153,6 +1177,7 @@ class ContainerService:
             except HafenError as e:
                 log.warning("auto-removing %s: %s", c.short_id, e)
         else:
+            await asyncio.to_thread(self._drop_state_dir, self._state_dir(c))
             await self._apply_restart_policy(c, initial=False)
 
     # ------------------------------------------------------------------ restart policy
@@ -1410,7 +1435,8 @@ class ContainerService:
                     attacher.set_exception(ContainerNotFound(c.id))
 
             def delete() -> None:
-                self._release_rootfs(c, self._state_dir(c) / "rootfs")
+                # the state dir goes with the storage, after the answer
+                self._release_rootfs(c, self._state_dir(c) / "rootfs", keep_state_dir=True)
                 with self.metadata.transaction() as db:
                     db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
 

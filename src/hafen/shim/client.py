@@ -47,6 +47,9 @@ from hafen.shim.proto import (
 )
 
 LAUNCH_ABORT_TIMEOUT = 10.0  # seconds a shim gets to undo its set-up after no bundle
+# seconds a waiter gives a shim, after the exit, to delete the runtime's state (a delete
+# waits on the container's poststop hooks, bounded by the shim's own verb timeout)
+SHIM_FINISH_TIMEOUT = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +229,17 @@ async def launch_shim(
     raise RuntimeFailure(
         f"shim for {container_id} exited with status {returncode}: {detail or 'no output'}"
     )
+
+
+async def _until_closed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Until the shim ends the connection (bounded: a shim stuck in its clean-up does not
+    hold its container's removal for good)."""
+    try:
+        await asyncio.wait_for(reader.read(), SHIM_FINISH_TIMEOUT)
+    except (TimeoutError, OSError):
+        pass
+    finally:
+        writer.close()
 
 
 def _is_success(line: bytes) -> bool:
@@ -498,25 +512,34 @@ class ShimClient:
         return True
 
     async def wait(self) -> ExitStatus:
-        """Block until the container exits; its status (from ``exit.json`` if the shim is gone).
+        """Block until the container has exited and the shim has deleted the runtime's
+        state; its status (from ``exit.json`` if the shim is gone).
 
         Raises RuntimeFailure when the shim is gone without having recorded an exit.
         """
-        # The shim answers once the runtime's state is deleted too (exit.json comes
-        # before that delete): whoever removes the state dir next must not do it under
-        # a runtime that still logs there. A shim that has left is read from exit.json.
+        status, released = await self.wait_exit()
+        await released
+        return status
+
+    async def wait_exit(self) -> tuple[ExitStatus, asyncio.Future[None]]:
+        """The exit as soon as the shim has recorded it, and a future done once the shim
+        has deleted the runtime's state too (its answer's connection ends): only then may
+        the state dir go (runc and crun log there on every call). Raises as ``wait``."""
         try:
-            _reader, writer, reply = await self._open({"op": "wait"})
+            reader, writer, reply = await self._open({"op": "wait"})
         except RuntimeFailure as e:
             status = read_exit_status(self.state_dir)
             if status is None:
                 raise RuntimeFailure(f"{e}; and no exit recorded in {self.state_dir}") from e
-            return status
-        writer.close()
+            released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            released.set_result(None)  # the shim has left
+            return status, released
         try:
-            return ExitStatus.from_dict(reply)
+            status = ExitStatus.from_dict(reply)
         except (KeyError, TypeError, ValueError) as e:
+            writer.close()
             raise RuntimeFailure(f"shim at {self.socket_path}: bad wait reply {reply!r}") from e
+        return status, asyncio.ensure_future(_until_closed(reader, writer))
 
     async def attach(
         self, stdin: bool, stdout: bool, stderr: bool

@@ -609,8 +609,9 @@ class Shim:
                 self._reply(conn, {"error": error} if error else {"ok": True})
             elif op == "wait":
                 conn.kind = "wait"
-                # answered once exit.json is written (finish): a waiter that hears of
-                # the exit earlier (the daemon) may delete the state dir under it
+                # answered once exit.json is written (finish), and ended (EOF) once the
+                # runtime's state is deleted: a waiter that took the exit earlier (the
+                # daemon) might delete the state dir under either
                 if self.exit_recorded:
                     self._reply(conn, self.exit_record())
                 else:
@@ -716,8 +717,14 @@ class Shim:
                 self._end_stream(conn)
         # read before delete: the cgroup goes with the runtime's state
         self.oom_killed = oom_kill_count(self.oom_file) > self.oom_baseline
-        _write_json_atomic(self._path(EXIT_FILE_NAME), self.exit_record())
+        record = self.exit_record()
+        _write_json_atomic(self._path(EXIT_FILE_NAME), record)
         self.exit_recorded = True
+        # Waiters have the exit now; their connection ends once the runtime's state is
+        # deleted too (runc and crun log in the state dir on every call): the daemon
+        # unmounts the rootfs meanwhile and takes the state dir only after that EOF.
+        for conn in self.waiters:
+            self._reply(conn, record, close=False)
         res = self.runtime.run(["delete", self.opts.id], timeout=VERB_TIMEOUT)
         if not res.ok:
             res = self.runtime.run(["delete", "--force", self.opts.id], timeout=VERB_TIMEOUT)
@@ -727,9 +734,8 @@ class Shim:
         self.sel.unregister(self.listener)
         self.listener.close()
         _unlink(self._path(SOCKET_NAME))
-        record = self.exit_record()
         for conn in list(self.waiters):
-            self._reply(conn, record)
+            self._end_stream(conn)
         self.waiters.clear()
         for conn in list(self.conns.values()):
             if conn.kind != "wait":

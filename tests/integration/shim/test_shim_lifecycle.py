@@ -159,6 +159,36 @@ def test_wait_answers_only_after_the_runtimes_state_is_deleted(
     assert not runtime_has_state(shims, c.id)
 
 
+def test_wait_exit_gives_the_exit_first_and_the_release_after_the_runtimes_delete(
+    shims: Shims, tmp_path: Path
+) -> None:
+    # the daemon unmounts while the shim deletes the runtime's state, and takes the
+    # state dir once the shim's connection ends
+    slow = tmp_path / "slow-delete-runtime"
+    slow.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$a" = delete ] && sleep 0.5; done\n'
+        f'exec {" ".join(RUNTIME)} "$@"\n'
+    )
+    slow.chmod(0o755)
+    c = shims.launch(["sh", "-c", "exit 4"], runtime=[str(slow)])
+
+    async def scenario() -> tuple[int, float, float, bool]:
+        await c.client.start()
+        t0 = time.monotonic()
+        status, released = await c.client.wait_exit()
+        t1 = time.monotonic()
+        state_while_deleting = runtime_has_state(shims, c.id)
+        await released
+        return status.exit_code, t1 - t0, time.monotonic() - t1, state_while_deleting
+
+    code, to_exit, to_release, state_while_deleting = run(scenario())
+    assert code == 4
+    assert to_exit < 0.4 and to_release > 0.2  # the exit before the 0.5 s delete ends
+    assert state_while_deleting  # the runtime's state was still there
+    assert not runtime_has_state(shims, c.id)
+
+
 def test_wait_on_a_vanished_shim_without_exit_record_fails(shims: Shims) -> None:
     c = shims.launch(["true"])
     run(c.client.start())
