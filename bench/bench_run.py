@@ -60,8 +60,10 @@ paths; absolute numbers move with the load):
   shim's own process, the waiting attacher connected over the report connection, start)
   ~10.6, the shim's own set-up (~1 ms) since overlapping the bundle, the record ~0.5;
   then the exit: attached streams end with the output, the shim answers the daemon's
-  wait after the runtime's delete (~0.9 ms), the daemon's unmount and record deletion
-  answer the client's wait, and the layer's rmtree (~1.3 ms) comes after the answer.
+  wait once exit.json is written, the daemon unmounts while the shim runs the runtime's
+  delete (~0.9 ms; its end of the connection says it is done), the record's deletion
+  answers the client's wait, and the layer's and state dir's rmtree (~1.3 ms) come after
+  the answer.
 """
 
 from __future__ import annotations
