@@ -97,3 +97,15 @@ def test_policies_survive_a_daemon_restart(fresh_hafend: Hafend) -> None:
     assert inspect(d, "keeps", "{{.State.ExitCode}}") in ("0", "4")
     assert inspect(d, "stopped", "{{.State.Status}}") == "exited"
     assert d.cli("inspect", "gone", check=False).returncode != 0  # --rm honoured after restart
+
+
+def test_restart_right_after_the_exit_finds_its_bundle(hafend: Hafend) -> None:
+    # the exit's clean-up (the state dir) must be over before the next start makes it
+    # anew: a restart racing it lost its config.json
+    hafend.cli("run", "-d", "--name", "rp-quick", "busybox", "sleep", "60")
+    try:
+        for _ in range(5):
+            hafend.cli("restart", "-t", "0", "rp-quick")
+            assert inspect(hafend, "rp-quick", "{{.State.Running}}") == "true"
+    finally:
+        hafend.cli("rm", "-f", "rp-quick")

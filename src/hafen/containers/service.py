@@ -1158,6 +1158,8 @@ class ContainerService:
                 if released is not None:
                     await released
                 if not c.host_config.auto_remove:
+                    # under the lock: a start right after (docker restart) makes it anew
+                    await asyncio.to_thread(self._drop_state_dir, self._state_dir(c))
                     # an auto-remove container's record is deleted next: writing "exited"
                     # first costs a transaction for nothing (after a crash in between,
                     # restore finds it "running" with its shim gone and removes it)
@@ -1177,7 +1179,6 @@ class ContainerService:
             except HafenError as e:
                 log.warning("auto-removing %s: %s", c.short_id, e)
         else:
-            await asyncio.to_thread(self._drop_state_dir, self._state_dir(c))
             await self._apply_restart_policy(c, initial=False)
 
     # ------------------------------------------------------------------ restart policy

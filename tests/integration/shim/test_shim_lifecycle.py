@@ -171,7 +171,8 @@ def test_wait_exit_gives_the_exit_first_and_the_release_after_the_runtimes_delet
         f'exec {" ".join(RUNTIME)} "$@"\n'
     )
     slow.chmod(0o755)
-    c = shims.launch(["sh", "-c", "exit 4"], runtime=[str(slow)])
+    # running when the wait comes, so that the wait is registered before the exit
+    c = shims.launch(["sh", "-c", "sleep 0.3; exit 4"], runtime=[str(slow)])
 
     async def scenario() -> tuple[int, float, float, bool]:
         await c.client.start()
@@ -184,7 +185,7 @@ def test_wait_exit_gives_the_exit_first_and_the_release_after_the_runtimes_delet
 
     code, to_exit, to_release, state_while_deleting = run(scenario())
     assert code == 4
-    assert to_exit < 0.4 and to_release > 0.2  # the exit before the 0.5 s delete ends
+    assert to_exit < 0.3 + 0.45 and to_release > 0.2  # the exit, then the 0.5 s delete
     assert state_while_deleting  # the runtime's state was still there
     assert not runtime_has_state(shims, c.id)
 
