@@ -136,13 +136,8 @@ def test_shim_cleans_up_after_the_exit(shims: Shims) -> None:
     assert run(c.client.wait()).exit_code == 0
 
 
-def test_wait_answers_only_after_the_runtimes_state_is_deleted(
-    shims: Shims, tmp_path: Path
-) -> None:
-    # What the daemon does next: delete the state dir, where the runtime logs (runc opens
-    # its --log there on every call). A wait answered while the runtime's delete still
-    # ran would leave the runtime's state and cgroup behind. A slow delete opens the
-    # window wide: the wait comes while it runs.
+def _slow_delete_runtime(tmp_path: Path) -> Path:
+    """The suite's runtime, but its delete takes 0.5 s longer."""
     slow = tmp_path / "slow-delete-runtime"
     slow.write_text(
         "#!/bin/sh\n"
@@ -150,6 +145,17 @@ def test_wait_answers_only_after_the_runtimes_state_is_deleted(
         f'exec {" ".join(RUNTIME)} "$@"\n'
     )
     slow.chmod(0o755)
+    return slow
+
+
+def test_wait_answers_only_after_the_runtimes_state_is_deleted(
+    shims: Shims, tmp_path: Path
+) -> None:
+    # What the daemon does next: delete the state dir, where the runtime logs (runc opens
+    # its --log there on every call). A wait answered while the runtime's delete still
+    # ran would leave the runtime's state and cgroup behind. A slow delete opens the
+    # window wide: the wait comes while it runs.
+    slow = _slow_delete_runtime(tmp_path)
     c = shims.launch(["true"], runtime=[str(slow)])
     run(c.client.start())
     time.sleep(0.2)  # exited, exit.json written, the delete under way
@@ -164,13 +170,7 @@ def test_wait_exit_gives_the_exit_first_and_the_release_after_the_runtimes_delet
 ) -> None:
     # the daemon unmounts while the shim deletes the runtime's state, and takes the
     # state dir once the shim's connection ends
-    slow = tmp_path / "slow-delete-runtime"
-    slow.write_text(
-        "#!/bin/sh\n"
-        'for a in "$@"; do [ "$a" = delete ] && sleep 0.5; done\n'
-        f'exec {" ".join(RUNTIME)} "$@"\n'
-    )
-    slow.chmod(0o755)
+    slow = _slow_delete_runtime(tmp_path)
     # running when the wait comes, so that the wait is registered before the exit
     c = shims.launch(["sh", "-c", "sleep 0.3; exit 4"], runtime=[str(slow)])
 
