@@ -106,3 +106,31 @@ def test_restart_deletes_the_storage_of_containers_left_without_a_record(
     assert (active / kept).is_dir() and (d.data_root / "containers" / kept).is_dir()
     d.cli("start", "-a", kept)
     assert d.cli("inspect", "-f", "{{.State.ExitCode}}", kept).stdout.strip() == "0"
+
+
+def test_restart_adopts_a_container_whose_start_it_had_not_recorded(
+    fresh_hafend: Hafend,
+) -> None:
+    # The launch starts the container; the record says so a moment later. A daemon
+    # killed in between left the record at "created" with the container running: the
+    # next start adopts it as running instead of leaving it unwatched.
+    import json
+    import sqlite3
+
+    d = fresh_hafend
+    cid = d.cli("run", "-d", "--name", "half", "busybox", "sleep", "60").stdout.strip()
+    pid = int(d.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+    d.kill(signal.SIGKILL)
+    with sqlite3.connect(d.data_root / "metadata.db") as db:
+        (raw,) = db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
+        record = json.loads(raw)
+        record["state"].update(status="created", pid=0, shim_pid=0)
+        db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), cid))
+    d.start()
+
+    assert d.cli("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", cid).stdout.split() == [
+        "true",
+        str(pid),
+    ]
+    d.cli("stop", "-t", "1", "half")
+    assert d.cli("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited"

@@ -67,7 +67,14 @@ from hafen.oci import apparmor, defaults
 from hafen.oci.spec import BindMount, SpecOptions, build_spec
 from hafen.oci.user import resolve_group, resolve_user
 from hafen.runtime import cgroups
-from hafen.shim.client import ExitStatus, ShimClient, ShimInfo, launch_shim, read_exit_status
+from hafen.shim.client import (
+    ExitStatus,
+    ShimClient,
+    ShimInfo,
+    launch_shim,
+    read_exit_status,
+    read_shim_info,
+)
 from hafen.store._mount import is_mount_point
 from hafen.store.metadata import MetadataStore
 from hafen.volumes.model import MountPoint, Volume
@@ -1510,7 +1517,11 @@ class ContainerService:
                     c.host_config.auto_remove and c.state.status == ContainerStatus.EXITED
                 ):
                     await self.remove(c.id, force=True, volumes=c.host_config.auto_remove)
-                continue
+                    continue
+                if c.state.status != ContainerStatus.CREATED or not await self._started_unrecorded(
+                    c
+                ):
+                    continue
             shim = ShimClient(str(self._state_dir(c)))
             if await shim.alive():
                 log.info("re-adopted running container %s", c.short_id)
@@ -1553,6 +1564,33 @@ class ContainerService:
         for entry in files.iterdir() if files.is_dir() else []:
             if _CONTAINER_ID.fullmatch(entry.name) and entry.name not in recorded:
                 shutil.rmtree(entry, ignore_errors=True)
+
+    async def _started_unrecorded(self, c: Container) -> bool:
+        """Whether a container recorded as created has a shim that started it (the
+        daemon died between the launch, which starts it, and the record saying so); if
+        so it is recorded as running now and re-adopted like the others. A shim whose
+        container is still only created lost its start: it is killed."""
+        shim = ShimClient(str(self._state_dir(c)))
+        try:
+            state = await shim.state()
+        except RuntimeFailure:
+            return False  # no shim: nothing was started
+        if state.get("status") == "created":
+            log.info("ending the shim of %s: its start was cut short", c.short_id)
+            with contextlib.suppress(HafenError):
+                await shim.kill(signals.SIGKILL)
+            return False
+        info = await asyncio.to_thread(read_shim_info, str(self._state_dir(c)))
+        c.state = ContainerStateRecord(
+            status=ContainerStatus.RUNNING,
+            pid=int(state.get("pid") or info.get("pid") or 0),
+            shim_pid=int(info.get("shim_pid") or 0),
+            started_at=now_rfc3339(),
+            finished_at=c.state.finished_at,
+        )
+        await self._save(c)
+        log.info("adopted %s: it was started as the daemon stopped", c.short_id)
+        return True
 
     async def shutdown(self) -> None:
         """Stop watching; containers keep running (live restore)."""

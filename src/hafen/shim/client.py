@@ -41,6 +41,7 @@ from hafen.errors import RuntimeFailure
 from hafen.shim.proto import (
     BUNDLE_READY,
     EXIT_FILE_NAME,
+    INFO_FILE_NAME,
     SHIM_LOG_NAME,
     SOCKET_NAME,
     reachable_path,
@@ -84,6 +85,19 @@ class ExitStatus:
             exited_at=str(obj.get("exited_at", "")),
             oom_killed=bool(obj.get("oom_killed", False)),
         )
+
+
+def read_shim_info(state_dir: str) -> dict[str, int]:
+    """``{"shim_pid", "pid"}`` as the shim recorded them at create (``shim.json``); {}
+    when there is none."""
+    try:
+        with open(os.path.join(state_dir, INFO_FILE_NAME)) as f:
+            raw = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {k: int(v) for k, v in raw.items() if k in ("shim_pid", "pid") and isinstance(v, int)}
 
 
 def read_exit_status(state_dir: str) -> ExitStatus | None:
@@ -420,7 +434,10 @@ class ShimClient:
         self.socket_path = os.path.join(self.state_dir, SOCKET_NAME)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        target, dirfd = reachable_path(self.socket_path)
+        try:
+            target, dirfd = reachable_path(self.socket_path)
+        except OSError as e:  # no state dir: no shim
+            raise RuntimeFailure(f"shim at {self.socket_path} is not reachable: {e}") from e
         try:
             return await asyncio.open_unix_connection(target)
         except OSError as e:
