@@ -782,7 +782,7 @@ class ContainerService:
         except (HafenError, OSError) as e:
             log.warning("removing snapshot of %s: %s", c.short_id, e)
         shutil.rmtree(self._data_dir(c), ignore_errors=True)
-        shutil.rmtree(self._state_dir(c), ignore_errors=True)
+        self._drop_state_dir(self._state_dir(c))
 
     # ------------------------------------------------------------------ start
 
@@ -945,7 +945,12 @@ class ContainerService:
         code = _exec_error_exit_code(error.message)
         c.state.error = error.message
         c.state.exit_code = code if code is not None else 128
-        await asyncio.to_thread(self._release_rootfs, c, rootfs)
+
+        def release() -> None:
+            self._release_rootfs(c, rootfs)
+            self._drop_state_dir(rootfs.parent)  # the shim has left: a failed launch's
+
+        await asyncio.to_thread(release)
         await self._save(c)
         for _, fut in self._pending_attach.pop(c.id, []):
             if not fut.done():
@@ -954,30 +959,25 @@ class ContainerService:
             return InvalidArgument(error.message)  # Docker answers these with 400
         return error
 
-    def _release_rootfs(self, c: Container, rootfs: Path, keep_state_dir: bool = False) -> None:
+    def _release_rootfs(self, c: Container, rootfs: Path) -> None:
         """Unmount the volumes and the rootfs, take the network down, and remove the
-        state dir (``keep_state_dir``: only the rootfs mount point in it, for a shim that
-        may still be using the rest). Never deletes through a mount (worker thread)."""
+        rootfs mount point; the rest of the state dir stays for ``_drop_state_dir``
+        (the shim may still be using it). Never deletes through a mount (worker thread)."""
         self._unmount_volumes(self._mounted_volumes.pop(c.id, []))
         self._network_down(c)
-        if rootfs.exists():  # else released already (an exit's release, then the removal's)
-            if is_mount_point(rootfs):
-                try:
-                    self.snapshotter.unmount(rootfs)
-                except (HafenError, OSError) as e:
-                    log.warning("unmounting rootfs of %s: %s", c.short_id, e)
-            if is_mount_point(rootfs):
-                return
-            if keep_state_dir:
-                with contextlib.suppress(OSError):
-                    rootfs.rmdir()
-                return
-        if not keep_state_dir:
-            shutil.rmtree(rootfs.parent, ignore_errors=True)
+        if not rootfs.exists():
+            return  # released already (an exit's release, then the removal's)
+        if is_mount_point(rootfs):
+            try:
+                self.snapshotter.unmount(rootfs)
+            except (HafenError, OSError) as e:
+                log.warning("unmounting rootfs of %s: %s", c.short_id, e)
+        if not is_mount_point(rootfs):
+            shutil.rmtree(rootfs, ignore_errors=True)
 
     def _drop_state_dir(self, state_dir: Path) -> None:
-        """Remove a released container's state dir (worker thread), unless its rootfs is
-        still mounted there (an unmount that failed)."""
+        """Remove a container's state dir (worker thread) once its rootfs is released:
+        not while the rootfs is there (an unmount that failed), never through a mount."""
         if not (state_dir / "rootfs").exists():
             shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -1159,9 +1159,7 @@ class ContainerService:
                 await self._ports_down(c)
                 # unmounted while the shim deletes the runtime's state; the state dir
                 # goes after both (below, or with an auto-remove container's storage)
-                await asyncio.to_thread(
-                    self._release_rootfs, c, self._state_dir(c) / "rootfs", True
-                )
+                await asyncio.to_thread(self._release_rootfs, c, self._state_dir(c) / "rootfs")
                 if released is not None:
                     await released
                 if not c.host_config.auto_remove:
@@ -1444,7 +1442,7 @@ class ContainerService:
 
             def delete() -> None:
                 # the state dir goes with the storage, after the answer
-                self._release_rootfs(c, self._state_dir(c) / "rootfs", keep_state_dir=True)
+                self._release_rootfs(c, self._state_dir(c) / "rootfs")
                 with self.metadata.transaction() as db:
                     db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
 

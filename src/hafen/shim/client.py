@@ -35,7 +35,7 @@ import subprocess
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from hafen.errors import RuntimeFailure
 from hafen.shim.proto import (
@@ -222,7 +222,7 @@ async def launch_shim(
     for line in out.decode(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             report = json.loads(line)
-    if isinstance(report, dict) and returncode == 0 and isinstance(report.get("pid"), int):
+    if returncode == 0 and _is_success(report):
         return ShimInfo(
             pid=report["pid"],
             shim_pid=int(report.get("shim_pid", 0)),
@@ -256,13 +256,16 @@ async def _until_closed(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         writer.close()
 
 
-def _is_success(line: bytes) -> bool:
-    """Whether a report line is a launch's success (``{"pid": ...}``)."""
-    try:
-        report = json.loads(line)
-    except ValueError:
-        return False
+def _is_success(report: object) -> TypeGuard[dict[str, Any]]:
+    """Whether a launch's decoded report line is a success (``{"pid": ...}``)."""
     return isinstance(report, dict) and isinstance(report.get("pid"), int)
+
+
+def _decoded(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def _log_tail(path: str, limit: int = 2000) -> str:
@@ -354,7 +357,7 @@ class ShimZygote:
                     raise
                 writer.write(BUNDLE_READY)
             line = await reader.readline()
-            if keep_open and _is_success(line):
+            if keep_open and _is_success(_decoded(line)):
                 return line, (reader, writer)
             rest = await reader.read()
         except BaseException:

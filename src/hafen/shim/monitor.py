@@ -780,13 +780,10 @@ def _redirect_stdio(state_dir: str) -> None:
 def _bundle_ready(fd: int) -> bool:
     """Wait for the daemon's BUNDLE_READY byte on the report connection; False when it
     closes its end instead."""
-    while True:
-        try:
-            return os.read(fd, 1) == BUNDLE_READY
-        except InterruptedError:
-            continue
-        except OSError:
-            return False
+    try:
+        return os.read(fd, 1) == BUNDLE_READY  # retried on EINTR by Python itself
+    except OSError:
+        return False
 
 
 def _report(fd: int, obj: dict[str, Any]) -> None:

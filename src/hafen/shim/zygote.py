@@ -15,8 +15,8 @@ the first launch, with everything imported. Lifecycle and protocol:
   zygote forks the next spare at once) and becomes the shim itself
   (``main.become_shim``): it listens, creates the container and writes the report line
   an exec'd launcher would print (``{"pid", "shim_pid"}`` or ``{"error"}``) to that
-  socket and closes it; the daemon reads until EOF, exactly as from an exec'd
-  launcher. No launcher process sits between them (one fork fewer on every start), and
+  socket and closes it (or, for ``--report-attach``, keeps it as an attach stream); the
+  daemon reads it as it reads an exec'd launcher's report. No launcher process sits between them (one fork fewer on every start), and
   the fork itself is off the start's path (~0.9 ms). The shim calls ``setsid`` itself;
   it is the zygote's child until the zygote leaves, and then re-parented like every
   other orphan.
@@ -68,7 +68,7 @@ def serve(fd: int) -> int:
             _spare(ctl, taken_w)
         os.close(taken_w)
         try:
-            taken = _read_byte(taken_r)  # until the spare takes a request, or exits
+            taken = os.read(taken_r, 1)  # until the spare takes a request, or exits
         finally:
             os.close(taken_r)
         if taken:
@@ -78,14 +78,6 @@ def serve(fd: int) -> int:
         else:
             failures += 1  # a spare that died on its own: fork another, a few times
     return 1
-
-
-def _read_byte(fd: int) -> bytes:
-    while True:
-        try:
-            return os.read(fd, 1)
-        except InterruptedError:
-            continue
 
 
 def _daemon_gone(ctl: socket.socket) -> bool:
@@ -115,12 +107,7 @@ def _spare(ctl: socket.socket, taken: int) -> None:
         os.close(null)
         from hafen.shim.main import become_shim
 
-        while True:
-            try:
-                msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_REQUEST, 4)
-                break
-            except InterruptedError:
-                continue
+        msg, fds, _flags, _addr = socket.recv_fds(ctl, MAX_REQUEST, 4)
         if not msg and not fds:
             os._exit(0)  # the daemon closed its end: the zygote leaves too
         os.write(taken, b"t")  # the zygote forks the next spare now
