@@ -117,10 +117,16 @@ class ContainerControl:
         self.containers.event(c, "unpause")
 
     async def thaw_for_stop(self, c: Container) -> None:
-        """A paused container cannot act on a signal: thaw it (stop, kill, rm -f)."""
+        """A paused container cannot act on a signal: thaw it (stop, kill, rm -f).
+
+        The signal is already sent, so the thawed container may exit, and its exit be
+        recorded, before the resume's thread hands back: only a status still paused
+        becomes running, or a recorded exit would be overwritten and stop, kill and
+        rm -f would wait for an exit that has already come."""
         if c.state.status == ContainerStatus.PAUSED:
             await asyncio.to_thread(self._runtime(c).resume, c.id)
-            c.state.status = ContainerStatus.RUNNING
+            if c.state.status == ContainerStatus.PAUSED:
+                c.state.status = ContainerStatus.RUNNING
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
         """Apply ``docker update``'s body; returns the warnings."""
