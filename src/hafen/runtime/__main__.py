@@ -8,9 +8,9 @@ finalization, several ms) would only delay the caller, who waits on this process
 
 from __future__ import annotations
 
-import os
 import sys
 
+from hafen.runtime import _os as os
 from hafen.runtime.main import main
 
 code = main()

@@ -16,7 +16,8 @@ objects, so they behave exactly as ``ctypes``' do.
 from __future__ import annotations
 
 import _ctypes
-import os
+
+from hafen.runtime import _os as os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers know ctypes' names; these are the same C objects

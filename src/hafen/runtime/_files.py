@@ -14,7 +14,8 @@ never split.
 from __future__ import annotations
 
 import errno
-import os
+
+from hafen.runtime import _os as os
 
 _READ_SIZE = 65536
 

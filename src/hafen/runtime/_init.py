@@ -24,16 +24,15 @@ Children never return into the caller's code: they leave with os._exit.
 
 from __future__ import annotations
 
+import _struct as struct
 import fcntl
-import os
-import resource
-import struct
 
 # Everything the children need is imported here, before the fork: after a uid change or
 # pivot_root the interpreter's own files may be unreadable or gone. (``console`` is
 # imported by the parent before the fork when the process wants a terminal.)
 from hafen.records import record
 from hafen.runtime import _files, _sys, rootfs
+from hafen.runtime import _os as os
 from hafen.runtime._fastjson import dumps, loads
 from hafen.runtime.config import CAP_NUMBERS, NAMESPACE_FLAGS, Process, Spec
 
@@ -352,10 +351,7 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         rootfs.write_sysctls(spec.sysctl)
     env = environ(proc.env)
     for kind, soft, hard in proc.rlimits:
-        try:
-            resource.setrlimit(kind, (soft, hard))
-        except (OSError, ValueError) as e:
-            raise OSError(f"setrlimit {kind} to {soft}/{hard}: {e}")
+        _sys.setrlimit(kind, soft, hard)
     if args.seccomp_filter is not None and not proc.no_new_privileges:
         # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: before the caps drop.
         install_seccomp(args.seccomp_filter)

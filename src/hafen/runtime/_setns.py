@@ -17,11 +17,9 @@ needs no message, and a failed execve is still reported.
 
 from __future__ import annotations
 
-import os
-import resource
-
 from hafen.records import record
 from hafen.runtime import _init, _sys
+from hafen.runtime import _os as os
 from hafen.runtime.config import NAMESPACE_FLAGS, Process
 
 TYPE_CHECKING = False
@@ -146,10 +144,7 @@ def _setup(args: ExecArgs) -> tuple[str, list[str], dict[str, str]]:
         args.console.close()
     env = _init.environ(proc.env)
     for kind, soft, hard in proc.rlimits:
-        try:
-            resource.setrlimit(kind, (soft, hard))
-        except (OSError, ValueError) as e:
-            raise OSError(f"setrlimit {kind} to {soft}/{hard}: {e}")
+        _sys.setrlimit(kind, soft, hard)
     if args.seccomp_filter is not None and not proc.no_new_privileges:
         # Without no_new_privs the filter needs CAP_SYS_ADMIN: install before dropping it.
         _init.install_seccomp(args.seccomp_filter)

@@ -11,9 +11,8 @@ module of ctypes, without ctypes' ~3 ms of import).
 
 from __future__ import annotations
 
-import os
-
 from hafen.runtime import _ffi
+from hafen.runtime import _os as os
 
 _libc = _ffi.Library()
 _pylibc = _ffi.Library(python_api=True)
@@ -67,6 +66,7 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 CLONE_INTO_CGROUP = 0x200000000
+_RLIM_MASK = (1 << 64) - 1
 _SIGCHLD = 17  # the same on x86_64 and aarch64
 _SYS_CLONE3 = 435  # one number on every architecture (the unified syscall table)
 
@@ -134,6 +134,13 @@ def umount2(target: str, flags: int) -> None:
 def pivot_root(new_root: str, put_old: str) -> None:
     ret = _libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old))
     _check(ret, f"pivot_root {new_root}")
+
+
+def setrlimit(kind: int, soft: int, hard: int) -> None:
+    """setrlimit(2), through prlimit64 (``resource`` is one more shared library to load
+    on the start path). Unlimited is RLIM_INFINITY, 2**64-1 (or -1, as ``resource``)."""
+    limits = (_ffi.c_uint64 * 2)(soft & _RLIM_MASK, hard & _RLIM_MASK)
+    _check(_libc.prlimit64(0, kind, limits, None), f"setrlimit {kind} to {soft}/{hard}")
 
 
 def sethostname(name: str) -> None:

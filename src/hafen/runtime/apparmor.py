@@ -8,9 +8,8 @@ the profile at the next execve (``exec <profile>`` written to the process's attr
 
 from __future__ import annotations
 
-import os
-
 from hafen.errors import InvalidConfig
+from hafen.runtime import _os as os
 
 _ENABLED = "/sys/module/apparmor/parameters/enabled"
 

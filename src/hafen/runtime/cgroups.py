@@ -20,11 +20,11 @@ against a plain directory and check what was written to each file.
 from __future__ import annotations
 
 import errno
-import os
 import time
 
 from hafen.errors import InvalidConfig, RuntimeFailure
 from hafen.runtime import _files
+from hafen.runtime import _os as os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

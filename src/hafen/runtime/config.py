@@ -8,11 +8,10 @@ here is refused before anything is created on the host.
 
 from __future__ import annotations
 
-import os
-
 from hafen.errors import InvalidConfig
 from hafen.records import field, record
 from hafen.runtime import _files
+from hafen.runtime import _os as os
 from hafen.runtime._fastjson import loads
 
 TYPE_CHECKING = False

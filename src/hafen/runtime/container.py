@@ -8,12 +8,12 @@ live only in the container's own mount namespace, so none reach the host).
 from __future__ import annotations
 
 import errno
-import os
 import time
 
 from hafen.errors import Conflict, HafenError, InvalidArgument, InvalidConfig, RuntimeFailure
 from hafen.records import as_dict
 from hafen.runtime import _files, cgroups
+from hafen.runtime import _os as os
 from hafen.runtime._signals import signal
 from hafen.runtime.config import Spec, load_spec
 from hafen.runtime.state import (

@@ -15,11 +15,11 @@ u32 minor}, type 1 block / 2 char, access 1 mknod / 2 read / 4 write.
 
 from __future__ import annotations
 
-import os
-import struct
+import _struct as struct
 
 from hafen.errors import RuntimeFailure
 from hafen.runtime import _ffi
+from hafen.runtime import _os as os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ A detached process is re-parented to the caller's subreaper (the shim), as with 
 from __future__ import annotations
 
 import errno
-import os
 
 from hafen.errors import Conflict, InvalidArgument, InvalidConfig, RuntimeFailure
+from hafen.runtime import _os as os
 from hafen.runtime import cgroups
 from hafen.runtime._fastjson import loads
 from hafen.runtime._signals import signal

@@ -10,8 +10,9 @@ Runs as ``python3 -S -m hafen.runtime``: standard library only, imports made laz
 
 from __future__ import annotations
 
-import os
 import sys
+
+from hafen.runtime import _os as os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class _Logger:
 
 def parse_signal(text: str) -> int:
     """SIGTERM, TERM, term or 15 -> 15 (as runc accepts them)."""
-    import signal
+    from hafen.runtime._signals import signal
 
     if text.isdigit():
         num = int(text)

@@ -13,12 +13,12 @@ never redirect a mount outside the rootfs.
 
 from __future__ import annotations
 
+import _stat as stat
 import errno
-import os
-import stat
 
 from hafen.records import record
 from hafen.runtime import _files, _sys
+from hafen.runtime import _os as os
 from hafen.runtime.config import Device, Mount, Spec
 
 TYPE_CHECKING = False

@@ -13,11 +13,10 @@ start time differs is somebody else's process and the container counts as stoppe
 
 from __future__ import annotations
 
-import os
-
 from hafen.errors import ContainerNotFound, InvalidArgument
 from hafen.records import as_dict, field, record
 from hafen.runtime import _files
+from hafen.runtime import _os as os
 from hafen.runtime._fastjson import dumps, loads
 
 TYPE_CHECKING = False

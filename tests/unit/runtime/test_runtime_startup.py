@@ -18,7 +18,9 @@ SRC = str(Path(__file__).resolve().parents[3] / "src")
 def test_start_path_imports_no_heavy_modules() -> None:
     code = (
         "import sys; import hafen.runtime.main, hafen.runtime.container, hafen.runtime._init, "
-        "hafen.runtime._sys; "
+        "hafen.runtime._sys, hafen.runtime.seccomp, hafen.runtime.exec_process, "
+        "hafen.runtime._setns, hafen.runtime.devices_bpf; "
+        "hafen.runtime.seccomp._sha256_hex(b'{}'); "
         "print(' '.join(sorted(sys.modules)))"
     )
     out = subprocess.run(
@@ -32,6 +34,9 @@ def test_start_path_imports_no_heavy_modules() -> None:
     # ctypes' Python layer: ~3 ms; the runtime calls through _ctypes (runtime/_ffi.py)
     heavy_modules += ("ctypes",)
     # json (through re) and signal import enum, re, functools, collections: ~3-5 ms
+    # os (its environ builds _collections_abc's ABCs: ~0.7 ms; runtime/_os.py), the
+    # Python layers over C modules (struct, stat), resource (a shared library), importlib
+    heavy_modules += ("os", "_collections_abc", "struct", "stat", "resource", "importlib")
     for heavy in (*heavy_modules, "json", "re", "enum", "signal"):
         assert heavy not in out, f"{heavy} is imported on the start path"
 
