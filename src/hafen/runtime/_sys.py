@@ -11,6 +11,8 @@ module of ctypes, without ctypes' ~3 ms of import).
 
 from __future__ import annotations
 
+import sys
+
 from hafen.runtime import _ffi
 from hafen.runtime import _os as os
 
@@ -141,6 +143,13 @@ def setrlimit(kind: int, soft: int, hard: int) -> None:
     on the start path). Unlimited is RLIM_INFINITY, 2**64-1 (or -1, as ``resource``)."""
     limits = (_ffi.c_uint64 * 2)(soft & _RLIM_MASK, hard & _RLIM_MASK)
     _check(_libc.prlimit64(0, kind, limits, None), f"setrlimit {kind} to {soft}/{hard}")
+
+
+def statfs_type(path: str) -> int:
+    """The f_type of the filesystem holding ``path`` (statfs(2); os.statvfs has none)."""
+    buf = _ffi.string_buffer(b"", 128)  # struct statfs (120 bytes): f_type comes first
+    _check(_libc.statfs(_b(path), buf), f"statfs {path}")
+    return int.from_bytes(buf.raw[:8], sys.byteorder)
 
 
 def sethostname(name: str) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP2_SUPER_MAGIC = 0x63677270
+CGROUP2_SUPER_MAGIC = 0x63677270
 
 
 class CgroupManager:
@@ -120,11 +121,15 @@ class CgroupManager:
 
 
 def is_unified(root: str = CGROUP_ROOT) -> bool:
-    """True when ``root`` is a cgroup2 mount (pure v2 host), as runc detects it."""
-    # os.statvfs has no f_type; read the filesystem type from mountinfo instead. The
-    # last entry for the mount point is the one on top (a cgroup2 mounted over the
-    # hybrid layout's tmpfs, as in a private mount namespace).
-    return _fstype(root, "/proc/self/mountinfo") == "cgroup2"
+    """True when ``root`` is a cgroup2 mount (pure v2 host), as runc detects it: by the
+    statfs type of what is mounted there, on top (not mountinfo, which grows with every
+    container's mounts and is read on every create)."""
+    from hafen.runtime import _sys
+
+    try:
+        return _sys.statfs_type(root) == CGROUP2_SUPER_MAGIC
+    except OSError:
+        return False
 
 
 def _fstype(mountpoint: str, mountinfo: str) -> str:
@@ -271,19 +276,17 @@ class CgroupV1(CgroupManager):
     def _find_controllers(self) -> list[str]:
         found = []
         try:
-            names = sorted(os.listdir(self.root))
+            # scandir: the entry's type comes with its name, no stat per entry
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except OSError:
             return []
-        for name in names:
+        for entry in entries:
             # "unified" is the empty cgroup2 of a hybrid host; runc v1 leaves it alone.
-            if name == "unified":
-                continue
-            d = os.path.join(self.root, name)
             # Combined mounts (cpu,cpuacct) appear as a dir plus symlinks; use the dir once.
-            if os.path.islink(d) or not os.path.isdir(d):
+            if entry.name == "unified" or not entry.is_dir(follow_symlinks=False):
                 continue
-            if os.path.exists(os.path.join(d, "cgroup.procs")):
-                found.append(name)
+            if os.path.exists(entry.path + "/cgroup.procs"):
+                found.append(entry.name)
         return found
 
     def _has(self, controller: str) -> bool:
