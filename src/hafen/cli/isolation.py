@@ -46,6 +46,7 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--cgroupns",), {"help": 'Cgroup namespace to use (host|private)'}),
     (("--shm-size",), {"help": "Size of /dev/shm"}),
     (("--group-add",), {"multiple": True, "help": "Add additional groups to join"}),
+    (("--runtime",), {"help": "Runtime to use for this container"}),
 ]  # fmt: skip
 
 PARAMS = (
@@ -53,7 +54,7 @@ PARAMS = (
     "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "blkio_weight",
     "blkio_weight_device", "device_read_bps", "device_write_bps", "device_read_iops",
     "device_write_iops", "ulimit", "security_opt", "device", "device_cgroup_rule", "sysctl",
-    "pid", "ipc", "uts", "userns", "cgroupns", "shm_size", "group_add",
+    "pid", "ipc", "uts", "userns", "cgroupns", "shm_size", "group_add", "runtime",
 )  # fmt: skip
 
 
@@ -149,7 +150,7 @@ def host_config_fields(values: dict[str, Any]) -> dict[str, Any]:
         "cpu_shares": "CpuShares", "cpu_period": "CpuPeriod", "cpu_quota": "CpuQuota",
         "cpuset_cpus": "CpusetCpus", "cpuset_mems": "CpusetMems", "blkio_weight": "BlkioWeight",
         "pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode", "userns": "UsernsMode",
-        "cgroupns": "CgroupnsMode",
+        "cgroupns": "CgroupnsMode", "runtime": "Runtime",
     }  # fmt: skip
     for key, api in simple.items():
         if key in v:

@@ -832,6 +832,10 @@ class ContainerService:
                     await asyncio.to_thread(self._refresh_peers, peers, c.id)
                 await self._dns_up(c)
                 await self._ports_up(c)
+                # recorded before the launch, which starts the container: a daemon that
+                # dies before the record says "running" leaves what restore needs to
+                # adopt the container with its networking, or to release it
+                await self._save(c)
             if state_dir.exists():  # what an earlier run left (a restart's)
                 await asyncio.to_thread(self._clear_bundle, state_dir, rootfs)
             # The shim is launched while the bundle is made: it sets itself up meanwhile
@@ -1509,6 +1513,8 @@ class ContainerService:
                 log.error("skipping an unreadable container record: %s", e)
                 continue
             self._containers[c.id] = c
+        # a stopped container's state dir is gone: only these may have a shim to ask
+        launched = await asyncio.to_thread(_entry_names, self.options.exec_root / "containers")
         for c in list(self._containers.values()):
             if not c.state.running:
                 if c.state.status == ContainerStatus.REMOVING or (
@@ -1516,9 +1522,8 @@ class ContainerService:
                 ):
                     await self.remove(c.id, force=True, volumes=c.host_config.auto_remove)
                     continue
-                if c.state.status != ContainerStatus.CREATED or not await self._started_unrecorded(
-                    c
-                ):
+                if c.id not in launched or not await self._started_unrecorded(c):
+                    await self._forget_unstarted_network(c)
                     continue
             shim = ShimClient(str(self._state_dir(c)))
             if await shim.alive():
@@ -1564,10 +1569,11 @@ class ContainerService:
                 shutil.rmtree(entry, ignore_errors=True)
 
     async def _started_unrecorded(self, c: Container) -> bool:
-        """Whether a container recorded as created has a shim that started it (the
-        daemon died between the launch, which starts it, and the record saying so); if
-        so it is recorded as running now and re-adopted like the others. A shim whose
-        container is still only created lost its start: it is killed."""
+        """Whether a container recorded as not running (created, exited, restarting) has
+        a shim that started it (the daemon died between the launch, which starts it, and
+        the record saying so); if so it is recorded as running now and re-adopted like
+        the others. A shim whose container is still only created lost its start: it is
+        killed."""
         shim = ShimClient(str(self._state_dir(c)))
         try:
             state = await shim.state()
@@ -1590,6 +1596,17 @@ class ContainerService:
         log.info("adopted %s: it was started as the daemon stopped", c.short_id)
         return True
 
+    async def _forget_unstarted_network(self, c: Container) -> None:
+        """Forget the networking that a start cut short by the daemon's death recorded
+        before its launch, when the container did not run: the record must not keep
+        addresses (inspect) or endpoints (``network rm``'s users) it no longer has. What
+        is left of them the network service releases at start-up, as of every container
+        that is not running."""
+        if c.endpoints or c.netns_path or c.ports:
+            log.info("forgetting the networking of %s: its start was cut short", c.short_id)
+            c.endpoints, c.netns_path, c.ports = [], "", []
+            await self._save(c)
+
     async def shutdown(self) -> None:
         """Stop watching; containers keep running (live restore)."""
         if self.dns is not None:
@@ -1605,6 +1622,13 @@ class ContainerService:
             except (asyncio.CancelledError, Exception):
                 pass
         self._monitors.clear()
+
+
+def _entry_names(directory: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(directory)}
+    except FileNotFoundError:
+        return set()
 
 
 def _merge_image_config(config: ContainerConfig, image: Image) -> ContainerConfig:

@@ -786,11 +786,18 @@ def _bundle_ready(fd: int) -> bool:
         return False
 
 
-def _report(fd: int, obj: dict[str, Any]) -> None:
+def _report(fd: int, obj: dict[str, Any]) -> bool:
+    """Write the report line; False when the daemon is gone (it died during the launch:
+    the shim carries on, and the next daemon asks it how far the launch got)."""
     data = json.dumps(obj).encode() + b"\n"
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
+    try:
+        while data:
+            n = os.write(fd, data)
+            data = data[n:]
+    except OSError as e:
+        print(f"hafen-shim: reporting to the daemon: {e.strerror or e}", file=sys.stderr)
+        return False
+    return True
 
 
 def _undo(shim: Shim, listener: socket.socket, ready_fd: int, verb: str, message: str) -> int:
@@ -829,8 +836,8 @@ def run_shim(opts: ShimOptions, listener: socket.socket, ready_fd: int) -> int:
         error = shim.start()
         if error:
             return _undo(shim, listener, ready_fd, "start", error)
-    _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid(), "started": opts.start})
-    if opts.report_attach is not None:
+    reported = _report(ready_fd, {"pid": shim.pid, "shim_pid": os.getpid(), "started": opts.start})
+    if reported and opts.report_attach is not None:
         shim.adopt_attach(ready_fd, *opts.report_attach)
     else:
         os.close(ready_fd)

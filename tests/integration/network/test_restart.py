@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
+import sqlite3
+import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import HAFEN
 from tests.integration.network.conftest import NetHafend
 
 HTTPD = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"
@@ -145,3 +149,124 @@ def test_kill_9_with_published_ports_then_restart(own_net_hafend: NetHafend) -> 
                   check=False)  # fmt: skip
     assert taken.returncode == 125 and "Address already in use" in taken.stderr
     d.cli("rm", "-f", *ids)
+
+
+def _slow_create_runtime(root: Path) -> tuple[Path, Path]:
+    """hafen-runtime, but its create first touches a marker and sleeps 3 s: a window in
+    which hafend has recorded the start's networking but not yet the start itself."""
+    from hafen.runtime import command
+
+    marker = root / "creating"
+    script = root / "slow-create-runtime"
+    src = Path(__file__).resolve().parents[3] / "src"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = create ] && touch {marker} && sleep 3; done\n'
+        f'PYTHONPATH={src} exec {shlex.join(command(sys.executable))} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script, marker
+
+
+@pytest.fixture
+def slow_create_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetHafend]:
+    root = tmp_path_factory.mktemp("hafend-net-slow-create")
+    script, _ = _slow_create_runtime(root)
+    (root / "daemon.json").write_text(json.dumps({"runtimes": {"slow": {"path": str(script)}}}))
+    daemon = NetHafend(root)
+    try:
+        daemon.start()
+        daemon.bootstrap()
+        yield daemon
+    finally:
+        daemon.cleanup()
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _httpd_runs(d: NetHafend) -> bool:
+    for state in (d.exec_root / "runtime").glob("*/state.json"):
+        try:
+            pid = json.loads(state.read_text())["pid"]
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"httpd"):
+                return True
+        except (OSError, ValueError, KeyError):
+            continue
+    return False
+
+
+def test_kill_9_during_a_start_then_restart_adopts_it_with_its_networking(
+    slow_create_hafend: NetHafend,
+) -> None:
+    """hafend dies while the shim creates a networked container (the launch starts it;
+    the record says "running" only after). The restarted daemon adopts the container
+    with the address, port and name its start had: recorded before the launch."""
+    d = slow_create_hafend
+    marker = d.root / "creating"
+    d.cli("network", "create", "--subnet", "10.68.0.0/24", "front")
+    run = subprocess.Popen(
+        [HAFEN, "-H", d.host, "run", "-d", "--runtime", "slow", "--name", "late",
+         "--network", "front", "-p", "8787:80", "busybox", "sh", "-c", HTTPD],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for(marker.exists, "the runtime's create")
+        d.kill(signal.SIGKILL)
+    finally:
+        run.wait(timeout=30)  # its daemon is gone: it fails
+    _wait_for(lambda: _httpd_runs(d), "the shim to start the container without its daemon")
+    d.start()
+
+    state = json.loads(d.cli("inspect", "late").stdout)[0]
+    assert state["State"]["Running"] is True
+    ip = state["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+    assert ip.startswith("10.68.0.")
+    assert _get(d, 8787) == "hello\n"  # its port is published again
+    other = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                  "nslookup late; ip -o -4 addr show eth0")  # fmt: skip
+    assert f"Address: {ip}" in other.stdout and f"inet {ip}/" not in other.stdout
+    d.cli("rm", "-f", "late")
+    assert not list((d.exec_root / "netns").glob("*"))
+
+
+def test_restart_releases_the_networking_of_a_start_that_never_ran(
+    own_net_hafend: NetHafend,
+) -> None:
+    """A record left at "created" with the networking its start had attached, and no
+    container (hafend died before the launch ran it): the restarted daemon releases the
+    namespace, veth and address, the record forgets them (inspect, network rm), and the
+    container starts again with its fixed address."""
+    d = own_net_hafend
+    d.cli("network", "create", "--subnet", "10.69.0.0/24", "front")
+    links = d.in_netns("ip", "-o", "link").stdout.count("\n")
+    cid = d.cli("run", "-d", "--name", "cut", "--network", "front", "--ip", "10.69.0.50",
+                "-p", "8888:80", "busybox", "sh", "-c", HTTPD).stdout.strip()  # fmt: skip
+    state = json.loads(d.cli("inspect", cid).stdout)[0]["State"]
+    d.kill(signal.SIGKILL)
+    os.kill(state["Pid"], signal.SIGKILL)
+    _wait_for(lambda: not Path(f"/proc/{state['Pid']}").exists(), "the container to end")
+    _wait_for(lambda: not d.shim_pids(), "its shim to end")
+    with sqlite3.connect(d.data_root / "metadata.db") as db:
+        (raw,) = db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
+        record = json.loads(raw)
+        assert record["endpoints"] and record["netns_path"] and record["ports"]
+        record["state"].update(status="created", pid=0, shim_pid=0)
+        db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), cid))
+    d.start()
+
+    assert not list((d.exec_root / "netns").glob("*"))
+    assert d.in_netns("ip", "-o", "link").stdout.count("\n") == links
+    with sqlite3.connect(d.data_root / "metadata.db") as db:
+        rows = db.execute("SELECT address FROM ip_allocations WHERE container_id = ?", (cid,))
+        assert rows.fetchall() == []
+    settings = json.loads(d.cli("inspect", "cut").stdout)[0]["NetworkSettings"]
+    assert settings["Networks"]["front"]["IPAddress"] == "" and not settings["Ports"]
+    assert json.loads(d.cli("network", "inspect", "front").stdout)[0]["Containers"] == {}
+    d.cli("start", "cut")  # its fixed address is free again
+    assert _get(d, 8888) == "hello\n"
+    d.cli("rm", "-f", "cut")

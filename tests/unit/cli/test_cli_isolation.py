@@ -41,7 +41,7 @@ def test_host_config_fields(tmp_path: Path) -> None:
             "device_read_bps": ["/dev/sda:1mb"], "device_write_iops": ["/dev/sda:100"],
             "blkio_weight_device": ["/dev/sda:200"], "security_opt": [f"seccomp={profile}",
             "no-new-privileges"], "sysctl": ["net.core.somaxconn=1024"], "pid": "host",
-            "cgroupns": "private", "shm_size": "1g", "group_add": ["audio"],
+            "cgroupns": "private", "shm_size": "1g", "group_add": ["audio"], "runtime": "runc",
         }
     )  # fmt: skip
     assert host["MemorySwap"] == -1 and host["MemoryReservation"] == 32 << 20
@@ -57,6 +57,7 @@ def test_host_config_fields(tmp_path: Path) -> None:
     assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
     assert host["PidMode"] == "host" and host["CgroupnsMode"] == "private"
     assert host["ShmSize"] == 1 << 30 and host["GroupAdd"] == ["audio"]
+    assert host["Runtime"] == "runc"
     with pytest.raises(InvalidArgument, match="oom-score-adj"):
         host_config_fields({"oom_score_adj": 5000})
     with pytest.raises(InvalidArgument, match="seccomp profile"):
