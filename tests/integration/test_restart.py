@@ -134,3 +134,39 @@ def test_restart_adopts_a_container_whose_start_it_had_not_recorded(
     ]
     d.cli("stop", "-t", "1", "half")
     assert d.cli("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited"
+
+
+def test_restart_deletes_a_container_whose_shim_died_with_the_daemon_away(
+    fresh_hafend: Hafend,
+) -> None:
+    # The shim is what stops, reaps and deletes a container; one killed while no daemon
+    # runs leaves the container's processes running unwatched. The next daemon deletes
+    # them through the runtime (containerd does the same for a dead shim) and records
+    # the exit it never saw.
+    import json
+
+    d = fresh_hafend
+    cid = d.cli("run", "-d", "--name", "orphan", "busybox", "sleep", "600").stdout.strip()
+    state = json.loads(d.cli("inspect", cid).stdout)[0]["State"]
+    pid = state["Pid"]
+    d.kill(signal.SIGKILL)
+    [shim] = d.shim_pids()
+    os.kill(shim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{shim}"):
+        time.sleep(0.05)
+    os.kill(pid, 0)  # the container runs on without its shim
+    d.start()
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+    assert d.cli("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", cid).stdout.split() == [
+        "exited",
+        "255",
+    ]
+    assert not list((d.exec_root / "runtime").glob(f"{cid}*"))
+    d.cli("start", "orphan")  # a fresh start of the same container works
+    assert d.cli("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    d.cli("rm", "-f", "orphan")

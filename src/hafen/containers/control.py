@@ -86,7 +86,8 @@ class ContainerControl:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
 
-    def _runtime(self, c: Container) -> OCIRuntimeCLI:
+    def runtime(self, c: Container) -> OCIRuntimeCLI:
+        """The container's OCI runtime, as a CLI."""
         opts = self.containers.options
         argv = opts.runtime_command(c.runtime or None)
         return OCIRuntimeCLI(argv, root=str(opts.runtime_root), env=opts.shim_env or None)
@@ -101,7 +102,7 @@ class ContainerControl:
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != ContainerStatus.RUNNING:
                 raise Conflict(f"Container {c.id} is not running")
-            await asyncio.to_thread(self._runtime(c).pause, c.id)
+            await asyncio.to_thread(self.runtime(c).pause, c.id)
             c.state.status = ContainerStatus.PAUSED
             await self.containers._save(c)
         self.containers.event(c, "pause")
@@ -111,7 +112,7 @@ class ContainerControl:
         async with self.containers._lock(c.id):
             if c.state.status != ContainerStatus.PAUSED:
                 raise Conflict(f"Container {c.id} is not paused")
-            await asyncio.to_thread(self._runtime(c).resume, c.id)
+            await asyncio.to_thread(self.runtime(c).resume, c.id)
             c.state.status = ContainerStatus.RUNNING
             await self.containers._save(c)
         self.containers.event(c, "unpause")
@@ -124,7 +125,7 @@ class ContainerControl:
         becomes running, or a recorded exit would be overwritten and stop, kill and
         rm -f would wait for an exit that has already come."""
         if c.state.status == ContainerStatus.PAUSED:
-            await asyncio.to_thread(self._runtime(c).resume, c.id)
+            await asyncio.to_thread(self.runtime(c).resume, c.id)
             if c.state.status == ContainerStatus.PAUSED:
                 c.state.status = ContainerStatus.RUNNING
 
@@ -165,7 +166,7 @@ class ContainerControl:
         async with self.containers._lock(c.id):
             if c.state.running and changes:
                 resources = _resources(changes)
-                await asyncio.to_thread(self._runtime(c).update, c.id, resources)
+                await asyncio.to_thread(self.runtime(c).update, c.id, resources)
             for attr, value in changes.items():
                 setattr(hc, attr, value)
             if isinstance(policy, dict) and policy.get("Name") is not None:
@@ -184,7 +185,7 @@ class ContainerControl:
         return await asyncio.to_thread(self._top, c, ps_args or "-ef")
 
     def _top(self, c: Container, ps_args: str) -> tuple[list[str], list[list[str]]]:
-        pids = set(self._runtime(c).ps(c.id))
+        pids = set(self.runtime(c).ps(c.id))
         args = ps_args.split()
         try:
             out = subprocess.run(["ps", *args], capture_output=True, text=True, timeout=30)

@@ -1541,6 +1541,7 @@ class ContainerService:
                 self.health.start(c)
                 continue
             status = await asyncio.to_thread(read_exit_status, str(self._state_dir(c)))
+            await self._delete_runtime_leftovers(c)
             if status is None:
                 status = ExitStatus(exit_code=255, exited_at=now_rfc3339(), oom_killed=False)
             await self._record_exit(c, status)
@@ -1577,8 +1578,9 @@ class ContainerService:
         shim = ShimClient(str(self._state_dir(c)))
         try:
             state = await shim.state()
-        except RuntimeFailure:
-            return False  # no shim: nothing was started
+        except RuntimeFailure:  # no shim: what it had made, if anything, goes
+            await self._delete_runtime_leftovers(c)
+            return False
         if state.get("status") == "created":
             log.info("ending the shim of %s: its start was cut short", c.short_id)
             with contextlib.suppress(HafenError):
@@ -1595,6 +1597,19 @@ class ContainerService:
         await self._save(c)
         log.info("adopted %s: it was started as the daemon stopped", c.short_id)
         return True
+
+    async def _delete_runtime_leftovers(self, c: Container) -> None:
+        """``<runtime> delete --force`` for a container whose shim is gone (killed, or
+        dead of an error): its processes may run on unwatched, and its cgroup and the
+        runtime's state stay, all of which the shim would have deleted. containerd does
+        the same for a dead shim when it starts."""
+        try:
+            await asyncio.to_thread(self.control.runtime(c).delete, c.id, True)
+            log.info("deleted what the runtime held of %s: its shim was gone", c.short_id)
+        except ContainerNotFound:
+            pass  # nothing left: the usual case
+        except (HafenError, OSError) as e:
+            log.warning("deleting what the runtime held of %s: %s", c.short_id, e)
 
     async def _forget_unstarted_network(self, c: Container) -> None:
         """Forget the networking that a start cut short by the daemon's death recorded

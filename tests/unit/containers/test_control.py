@@ -25,7 +25,7 @@ def test_thaw_for_stop_keeps_an_exit_recorded_during_the_resume() -> None:
     state = ContainerStateRecord(status=ContainerStatus.PAUSED)
     container: Any = SimpleNamespace(id="c" * 64, state=state)
     control = ContainerControl.__new__(ContainerControl)
-    control._runtime = lambda c: _ExitsOnResume(state)  # type: ignore[method-assign]
+    control.runtime = lambda c: _ExitsOnResume(state)  # type: ignore[method-assign]
     asyncio.run(control.thaw_for_stop(container))
     assert state.status == ContainerStatus.EXITED
 
@@ -34,6 +34,6 @@ def test_thaw_for_stop_marks_a_thawed_container_running() -> None:
     state = ContainerStateRecord(status=ContainerStatus.PAUSED)
     container: Any = SimpleNamespace(id="c" * 64, state=state)
     control = ContainerControl.__new__(ContainerControl)
-    control._runtime = lambda c: SimpleNamespace(resume=lambda cid: None)  # type: ignore[method-assign]
+    control.runtime = lambda c: SimpleNamespace(resume=lambda cid: None)  # type: ignore[method-assign]
     asyncio.run(control.thaw_for_stop(container))
     assert state.status == ContainerStatus.RUNNING
