@@ -170,3 +170,39 @@ def test_restart_deletes_a_container_whose_shim_died_with_the_daemon_away(
     d.cli("start", "orphan")  # a fresh start of the same container works
     assert d.cli("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
     d.cli("rm", "-f", "orphan")
+
+
+def test_restart_records_what_the_freezer_says_after_a_cut_short_pause(
+    fresh_hafend: Hafend,
+) -> None:
+    # A pause freezes the container and then saves the record: a daemon killed in
+    # between left a frozen container recorded as running, which a stop then signalled
+    # in vain (it does not thaw a container it thinks is running). An unpause cut short
+    # leaves the reverse. The restarted daemon records the freezer's state.
+    import json
+    import sqlite3
+
+    d = fresh_hafend
+    cid = d.cli("run", "-d", "busybox", "sleep", "600").stdout.strip()
+
+    def rewrite_status(status: str) -> None:
+        with sqlite3.connect(d.data_root / "metadata.db") as db:
+            (raw,) = db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
+            record = json.loads(raw)
+            record["state"]["status"] = status
+            db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), cid))
+
+    d.cli("pause", cid)
+    d.kill(signal.SIGKILL)
+    rewrite_status("running")
+    d.start()
+    assert d.cli("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "paused"
+
+    d.cli("unpause", cid)
+    d.kill(signal.SIGKILL)
+    rewrite_status("paused")
+    d.start()
+    assert d.cli("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "running"
+    d.cli("pause", cid)
+    d.cli("stop", "-t", "1", cid)  # a paused container is thawed to be stopped
+    assert d.cli("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited"

@@ -1528,6 +1528,7 @@ class ContainerService:
             shim = ShimClient(str(self._state_dir(c)))
             if await shim.alive():
                 log.info("re-adopted running container %s", c.short_id)
+                await self._reconcile_paused(c)
                 await asyncio.to_thread(self._remount_volumes, c)
                 try:
                     await self._dns_up(c)
@@ -1597,6 +1598,22 @@ class ContainerService:
         await self._save(c)
         log.info("adopted %s: it was started as the daemon stopped", c.short_id)
         return True
+
+    async def _reconcile_paused(self, c: Container) -> None:
+        """Record what the freezer says: a pause or an unpause that the daemon's death
+        cut short between the freezer and the record left a frozen container recorded
+        as running (a stop would then signal it in vain) or the reverse."""
+        path = self.control.cgroups_path(c)
+        try:
+            frozen = await asyncio.to_thread(lambda: cgroups.open_manager(path, c.id).frozen())
+        except (OSError, HafenError) as e:
+            log.warning("reading the freezer of %s: %s", c.short_id, e)
+            return
+        status = ContainerStatus.PAUSED if frozen else ContainerStatus.RUNNING
+        if c.state.status != status:
+            log.info("%s is %s: its record said %s", c.short_id, status.value, c.state.status.value)
+            c.state.status = status
+            await self._save(c)
 
     async def _delete_runtime_leftovers(self, c: Container) -> None:
         """``<runtime> delete --force`` for a container whose shim is gone (killed, or
