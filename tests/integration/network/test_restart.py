@@ -23,15 +23,20 @@ from tests.integration.network.conftest import NetHafend
 HTTPD = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
-@pytest.fixture
-def own_net_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetHafend]:
-    daemon = NetHafend(tmp_path_factory.mktemp("hafend-net-restart"))
+def _serving(root: Path) -> Iterator[NetHafend]:
+    """A bootstrapped NetHafend on ``root`` (where a test may have put a daemon.json)."""
+    daemon = NetHafend(root)
     try:
         daemon.start()
         daemon.bootstrap()
         yield daemon
     finally:
         daemon.cleanup()
+
+
+@pytest.fixture
+def own_net_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetHafend]:
+    yield from _serving(tmp_path_factory.mktemp("hafend-net-restart"))
 
 
 def _get(d: NetHafend, port: int) -> str:
@@ -173,13 +178,7 @@ def slow_create_hafend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net
     root = tmp_path_factory.mktemp("hafend-net-slow-create")
     script, _ = _slow_create_runtime(root)
     (root / "daemon.json").write_text(json.dumps({"runtimes": {"slow": {"path": str(script)}}}))
-    daemon = NetHafend(root)
-    try:
-        daemon.start()
-        daemon.bootstrap()
-        yield daemon
-    finally:
-        daemon.cleanup()
+    yield from _serving(root)
 
 
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
