@@ -71,6 +71,20 @@ def test_unknown_image_is_a_daemon_error(hafend: Hafend) -> None:
     assert "no-such-image-xyz" in result.stderr
 
 
+def test_runtime_flag_picks_the_oci_runtime(hafend: Hafend) -> None:
+    out = hafend.cli("run", "--rm", "--runtime", "runc", "busybox", "echo", "under runc")
+    assert out.stdout == "under runc\n"
+    cid = hafend.cli("create", "--runtime", "runc", "busybox", "true").stdout.strip()
+    try:
+        assert hafend.cli("inspect", "-f", "{{.HostConfig.Runtime}}", cid).stdout.strip() == "runc"
+    finally:
+        hafend.cli("rm", cid)
+    before = hafend.cli("ps", "-aq").stdout
+    bad = hafend.cli("run", "--rm", "--runtime", "nope", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "unknown runtime 'nope'" in bad.stderr
+    assert hafend.cli("ps", "-aq").stdout == before  # refused at create: nothing left
+
+
 def test_rm_flag_removes_the_container_after_exit(hafend: Hafend) -> None:
     hafend.cli("run", "--rm", "--name", "ephemeral", "busybox", "true")
     assert "ephemeral" not in hafend.cli("ps", "-a").stdout
