@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP2_SUPER_MAGIC = 0x63677270
-CGROUP2_SUPER_MAGIC = 0x63677270
 
 
 class CgroupManager:
