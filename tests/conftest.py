@@ -13,11 +13,13 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +89,19 @@ class Hafend:
                 f"stdout: {result.stdout}\nstderr: {result.stderr}"
             )
         return result
+
+    def edit_record(self, container_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Change a container's stored record (daemon stopped): what a daemon killed in
+        the middle of an operation leaves behind."""
+        with sqlite3.connect(self.data_root / "metadata.db") as db:
+            (raw,) = db.execute(
+                "SELECT record FROM containers WHERE id = ?", (container_id,)
+            ).fetchone()
+            record = json.loads(raw)
+            edit(record)
+            db.execute(
+                "UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), container_id)
+            )
 
     def bootstrap(self) -> str:
         out = self.cli("image", "bootstrap", "busybox", timeout=300).stdout

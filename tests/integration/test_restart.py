@@ -114,18 +114,12 @@ def test_restart_adopts_a_container_whose_start_it_had_not_recorded(
     # The launch starts the container; the record says so a moment later. A daemon
     # killed in between left the record at "created" with the container running: the
     # next start adopts it as running instead of leaving it unwatched.
-    import json
-    import sqlite3
 
     d = fresh_hafend
     cid = d.cli("run", "-d", "--name", "half", "busybox", "sleep", "60").stdout.strip()
     pid = int(d.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout)
     d.kill(signal.SIGKILL)
-    with sqlite3.connect(d.data_root / "metadata.db") as db:
-        (raw,) = db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
-        record = json.loads(raw)
-        record["state"].update(status="created", pid=0, shim_pid=0)
-        db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), cid))
+    d.edit_record(cid, lambda r: r["state"].update(status="created", pid=0, shim_pid=0))
     d.start()
 
     assert d.cli("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", cid).stdout.split() == [
@@ -179,18 +173,12 @@ def test_restart_records_what_the_freezer_says_after_a_cut_short_pause(
     # between left a frozen container recorded as running, which a stop then signalled
     # in vain (it does not thaw a container it thinks is running). An unpause cut short
     # leaves the reverse. The restarted daemon records the freezer's state.
-    import json
-    import sqlite3
 
     d = fresh_hafend
     cid = d.cli("run", "-d", "busybox", "sleep", "600").stdout.strip()
 
     def rewrite_status(status: str) -> None:
-        with sqlite3.connect(d.data_root / "metadata.db") as db:
-            (raw,) = db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
-            record = json.loads(raw)
-            record["state"]["status"] = status
-            db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), cid))
+        d.edit_record(cid, lambda r: r["state"].update(status=status))
 
     d.cli("pause", cid)
     d.kill(signal.SIGKILL)

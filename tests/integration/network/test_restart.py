@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,12 +251,12 @@ def test_restart_releases_the_networking_of_a_start_that_never_ran(
     os.kill(state["Pid"], signal.SIGKILL)
     _wait_for(lambda: not Path(f"/proc/{state['Pid']}").exists(), "the container to end")
     _wait_for(lambda: not d.shim_pids(), "its shim to end")
-    with sqlite3.connect(d.data_root / "metadata.db") as db:
-        (raw,) = db.execute("SELECT record FROM containers WHERE id = ?", (cid,)).fetchone()
-        record = json.loads(raw)
+
+    def cut_short(record: dict[str, Any]) -> None:
         assert record["endpoints"] and record["netns_path"] and record["ports"]
         record["state"].update(status="created", pid=0, shim_pid=0)
-        db.execute("UPDATE containers SET record = ? WHERE id = ?", (json.dumps(record), cid))
+
+    d.edit_record(cid, cut_short)
     d.start()
 
     assert not list((d.exec_root / "netns").glob("*"))
