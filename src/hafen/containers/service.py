@@ -411,9 +411,6 @@ class ContainerService:
             snapshot_key=container_id,
             runtime=runtime,
         )
-        c.app_armor_profile = apparmor.container_profile(
-            requested_apparmor_profile(host_config), host_config.privileged, apparmor.host_enabled()
-        )
         data_dir = self._data_dir(c)
         c.log_path = str(
             data_dir / "local-logs" / "container.log"  # where dockerd keeps it
@@ -427,6 +424,12 @@ class ContainerService:
         created_volumes: builtins.list[str] = []
 
         def prepare() -> None:
+            # host_enabled reads a file: here in the worker thread, not on the loop
+            c.app_armor_profile = apparmor.container_profile(
+                requested_apparmor_profile(host_config),
+                host_config.privileged,
+                apparmor.host_enabled(),
+            )
             c.networks = self._plan_networks(host_config, endpoints or {})
             c.mount_points = self._plan_mounts(merged, host_config, created_volumes)
             data_dir.mkdir(parents=True, exist_ok=True)
