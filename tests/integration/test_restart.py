@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -89,8 +91,6 @@ def test_restart_deletes_the_storage_of_containers_left_without_a_record(
 ) -> None:
     # A crash after a removal deleted the record but before its layer and files went:
     # the next start deletes them; a container with a record keeps its own.
-    import sqlite3
-
     d = fresh_hafend
     kept = d.cli("create", "busybox", "true").stdout.strip()
     lost = d.cli("create", "busybox", "true").stdout.strip()
@@ -114,7 +114,6 @@ def test_restart_adopts_a_container_whose_start_it_had_not_recorded(
     # The launch starts the container; the record says so a moment later. A daemon
     # killed in between left the record at "created" with the container running: the
     # next start adopts it as running instead of leaving it unwatched.
-
     d = fresh_hafend
     cid = d.cli("run", "-d", "--name", "half", "busybox", "sleep", "60").stdout.strip()
     pid = int(d.cli("inspect", "-f", "{{.State.Pid}}", cid).stdout)
@@ -137,8 +136,6 @@ def test_restart_deletes_a_container_whose_shim_died_with_the_daemon_away(
     # runs leaves the container's processes running unwatched. The next daemon deletes
     # them through the runtime (containerd does the same for a dead shim) and records
     # the exit it never saw.
-    import json
-
     d = fresh_hafend
     cid = d.cli("run", "-d", "--name", "orphan", "busybox", "sleep", "600").stdout.strip()
     state = json.loads(d.cli("inspect", cid).stdout)[0]["State"]

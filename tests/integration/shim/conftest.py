@@ -134,25 +134,9 @@ class Shims:
     def state_dir_for(self, cid: str) -> Path:
         return self.root / cid[-12:]
 
-    def launch(
-        self,
-        args: list[str],
-        *,
-        tty: bool = False,
-        stdin: bool = False,
-        stdin_once: bool = False,
-        state_dir: Path | None = None,
-        runtime: list[str] | None = None,
-        bundle: Path | None = None,
-        edit: Callable[[dict[str, Any]], None] | None = None,
-        start: bool = False,
-    ) -> Launched:
-        return run(
-            self.launch_async(
-                args, tty=tty, stdin=stdin, stdin_once=stdin_once, state_dir=state_dir,
-                runtime=runtime, bundle=bundle, edit=edit, start=start,
-            )
-        )  # fmt: skip
+    def launch(self, args: list[str], **options: Any) -> Launched:
+        """``launch_async`` (same keyword options) run to completion on a loop of its own."""
+        return run(self.launch_async(args, **options))
 
     async def launch_async(
         self,
