@@ -1,28 +1,24 @@
-"""Thin foreign-call wrappers for the Linux syscalls the runtime needs and ``os`` lacks.
+"""The Linux calls the runtime needs and ``os`` lacks, with errors that name the call.
 
 Owns: unshare, setns, mount, umount2, pivot_root, sethostname/setdomainname, prctl,
-capget/capset, clone3 into a cgroup and the numeric constants they use. Every wrapper
-raises ``OSError`` with errno and a message naming the call and its arguments, so that
-the init can report "mount proc on /proc: Operation not permitted" to ``create``.
+capset, seccomp, rlimits, clone3 into namespaces and a cgroup, and the numeric constants
+they use. Every wrapper raises ``OSError`` with errno and a message naming the call and
+its arguments, so that the init can report "mount proc on /proc: Operation not
+permitted" to ``create``.
 
-Loaded only by the process that sets up a container; calls go through ``_ffi`` (the C
-module of ctypes, without ctypes' ~3 ms of import).
+The calls themselves are the C module ``_linux`` (runtime/_linux.c, built by
+scripts/setup); where it was not built, ``_linux_ctypes`` makes the same calls through
+ctypes. Loaded only by the processes that set up a container.
 """
 
 from __future__ import annotations
 
-import sys
+from hafen.runtime import _files
 
-from hafen.runtime import _ffi, _files
-from hafen.runtime import _os as os
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import NoReturn
-
-_libc = _ffi.Library()
-_pylibc = _ffi.Library(python_api=True)
-_pylibc.syscall.restype = _ffi.c_long
+try:
+    from hafen.runtime import _linux
+except ImportError:  # not built: the same calls through ctypes, ~0.9 ms a start slower
+    from hafen.runtime import _linux_ctypes as _linux  # type: ignore[no-redef]
 
 # clone(2) namespace flags.
 CLONE_NEWTIME = 0x00000080
@@ -71,143 +67,107 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
-CLONE_INTO_CGROUP = 0x200000000
 _RLIM_MASK = (1 << 64) - 1
-_SIGCHLD = 17  # the same on x86_64 and aarch64
-_SYS_CLONE3 = 435  # one number on every architecture (the unified syscall table)
-
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
-_SYS_SETNS = {"x86_64": 308, "aarch64": 268}.get(os.uname().machine, 308)
-
-_libc.mount.argtypes = [
-    _ffi.c_char_p,
-    _ffi.c_char_p,
-    _ffi.c_char_p,
-    _ffi.c_ulong,
-    _ffi.c_char_p,
-]
-_libc.umount2.argtypes = [_ffi.c_char_p, _ffi.c_int]
-_libc.unshare.argtypes = [_ffi.c_int]
-_libc.sethostname.argtypes = [_ffi.c_char_p, _ffi.c_size_t]
-_libc.setdomainname.argtypes = [_ffi.c_char_p, _ffi.c_size_t]
-_libc.prctl.argtypes = [
-    _ffi.c_int,
-    _ffi.c_ulong,
-    _ffi.c_ulong,
-    _ffi.c_ulong,
-    _ffi.c_ulong,
-]
 
 
-def _fail(what: str) -> NoReturn:
-    """Raise the failed call's errno as an OSError naming ``what``. Callers build
+def _named(e: OSError, what: str) -> OSError:
+    """The failed call's ``OSError`` with a message naming ``what``. Callers build
     ``what`` only on failure: a mount's message alone cost ~1 us, on ~40 mounts a start."""
-    err = _ffi.get_errno()
-    raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _b(s: str | None) -> bytes | None:
-    return None if s is None else os.fsencode(s)
+    return OSError(e.errno, f"{what}: {e.strerror}")
 
 
 def inet_dgram_socket() -> int:
     """socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC) as a bare fd (for interface ioctls)."""
-    fd: int = _libc.socket(2, 2 | 0o2000000, 0)
-    if fd < 0:
-        _fail("socket(AF_INET, SOCK_DGRAM)")
-    return fd
+    try:
+        return _linux.inet_dgram_socket()
+    except OSError as e:
+        raise _named(e, "socket(AF_INET, SOCK_DGRAM)") from None
 
 
 def unshare(flags: int) -> None:
-    if _libc.unshare(flags) < 0:
-        _fail(f"unshare({flags:#x})")
+    try:
+        _linux.unshare(flags)
+    except OSError as e:
+        raise _named(e, f"unshare({flags:#x})") from None
 
 
 def setns(fd: int, nstype: int, what: str = "") -> None:
-    if _libc.syscall(_SYS_SETNS, fd, nstype) < 0:
-        _fail(f"setns {what}")
+    try:
+        _linux.setns(fd, nstype)
+    except OSError as e:
+        raise _named(e, f"setns {what}") from None
 
 
 def mount(
     source: str | None, target: str, fstype: str | None, flags: int, data: str | None
 ) -> None:
-    if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) < 0:
-        _fail(
-            f"mount {source or 'none'} on {target} (type {fstype}, flags {flags:#x}, data {data!r})"
-        )
+    try:
+        _linux.mount(source, target, fstype, flags, data)
+    except OSError as e:
+        raise _named(
+            e,
+            f"mount {source or 'none'} on {target} (type {fstype}, flags {flags:#x}, data {data!r})",
+        ) from None
 
 
 def umount2(target: str, flags: int) -> None:
-    if _libc.umount2(_b(target), flags) < 0:
-        _fail(f"umount2 {target}")
+    try:
+        _linux.umount2(target, flags)
+    except OSError as e:
+        raise _named(e, f"umount2 {target}") from None
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    if _libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)) < 0:
-        _fail(f"pivot_root {new_root}")
+    try:
+        _linux.pivot_root(new_root, put_old)
+    except OSError as e:
+        raise _named(e, f"pivot_root {new_root}") from None
 
 
 def setrlimit(kind: int, soft: int, hard: int) -> None:
     """setrlimit(2), through prlimit64 (``resource`` is one more shared library to load
     on the start path). Unlimited is RLIM_INFINITY, 2**64-1 (or -1, as ``resource``)."""
-    limits = (_ffi.c_uint64 * 2)(soft & _RLIM_MASK, hard & _RLIM_MASK)
-    if _libc.prlimit64(0, kind, limits, None) < 0:
-        _fail(f"setrlimit {kind} to {soft}/{hard}")
+    try:
+        _linux.setrlimit(kind, soft & _RLIM_MASK, hard & _RLIM_MASK)
+    except OSError as e:
+        raise _named(e, f"setrlimit {kind} to {soft}/{hard}") from None
 
 
 def statfs_type(path: str) -> int:
     """The f_type of the filesystem holding ``path`` (statfs(2); os.statvfs has none)."""
-    buf = _ffi.string_buffer(b"", 128)  # struct statfs (120 bytes): f_type comes first
-    if _libc.statfs(_b(path), buf) < 0:
-        _fail(f"statfs {path}")
-    return int.from_bytes(buf.raw[:8], sys.byteorder)
+    try:
+        return _linux.statfs_type(path)
+    except OSError as e:
+        raise _named(e, f"statfs {path}") from None
 
 
 def sethostname(name: str) -> None:
-    raw = name.encode()
-    if _libc.sethostname(raw, len(raw)) < 0:
-        _fail(f"sethostname {name!r}")
+    try:
+        _linux.sethostname(name)
+    except OSError as e:
+        raise _named(e, f"sethostname {name!r}") from None
 
 
 def setdomainname(name: str) -> None:
-    raw = name.encode()
-    if _libc.setdomainname(raw, len(raw)) < 0:
-        _fail(f"setdomainname {name!r}")
+    try:
+        _linux.setdomainname(name)
+    except OSError as e:
+        raise _named(e, f"setdomainname {name!r}") from None
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    ret: int = _libc.prctl(option, arg2, arg3, arg4, arg5)
-    if ret < 0:
-        _fail(f"prctl({option}, {arg2})")
-    return ret
-
-
-class _CapHeader(_ffi.Structure):
-    _fields_ = [("version", _ffi.c_uint32), ("pid", _ffi.c_int)]
-
-
-class _CapData(_ffi.Structure):
-    _fields_ = [
-        ("effective", _ffi.c_uint32),
-        ("permitted", _ffi.c_uint32),
-        ("inheritable", _ffi.c_uint32),
-    ]
-
-
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+    try:
+        return _linux.prctl(option, arg2, arg3, arg4, arg5)
+    except OSError as e:
+        raise _named(e, f"prctl({option}, {arg2})") from None
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """Set the calling thread's capability sets (64-bit masks)."""
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in range(2):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    if _libc.capset(_ffi.byref(hdr), data) < 0:
-        _fail("capset")
+    try:
+        _linux.capset(effective, permitted, inheritable)
+    except OSError as e:
+        raise _named(e, "capset") from None
 
 
 def last_cap() -> int:
@@ -218,46 +178,12 @@ def last_cap() -> int:
         return 40
 
 
-_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(os.uname().machine, 317)
-SECCOMP_SET_MODE_FILTER = 1
-PR_SET_SECCOMP = 22
-SECCOMP_MODE_FILTER = 2
-
-
-class _SockFprog(_ffi.Structure):
-    _fields_ = [("len", _ffi.c_ushort), ("filter", _ffi.c_void_p)]
-
-
 def seccomp_set_filter(program: bytes) -> None:
     """Install a classic BPF program (8 bytes per instruction) as this thread's filter."""
-    buf = _ffi.string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, _ffi.addressof(buf))
-    ret = _libc.syscall(_SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, 0, _ffi.byref(prog))
-    if ret < 0 and _ffi.get_errno() == 38:  # ENOSYS: kernels before 3.17
-        ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, _ffi.addressof(prog), 0, 0)
-    if ret < 0:
-        _fail("seccomp(SECCOMP_SET_MODE_FILTER)")
-
-
-class _CloneArgs(_ffi.Structure):
-    """``struct clone_args`` up to ``cgroup`` (CLONE_ARGS_SIZE_VER2, 88 bytes)."""
-
-    _fields_ = [
-        (name, _ffi.c_uint64)
-        for name in (
-            "flags",
-            "pidfd",
-            "child_tid",
-            "parent_tid",
-            "exit_signal",
-            "stack",
-            "stack_size",
-            "tls",
-            "set_tid",
-            "set_tid_size",
-            "cgroup",
-        )
-    ]
+    try:
+        _linux.seccomp_set_filter(program)
+    except OSError as e:
+        raise _named(e, "seccomp(SECCOMP_SET_MODE_FILTER)") from None
 
 
 def clone_fork(namespaces: int = 0, cgroup_fd: int | None = None) -> int:
@@ -271,17 +197,7 @@ def clone_fork(namespaces: int = 0, cgroup_fd: int | None = None) -> int:
     hooks, the child's interpreter state). Raises ``OSError`` (ENOSYS on older kernels,
     EPERM, EINVAL) with no child made.
     """
-    flags = namespaces | (CLONE_INTO_CGROUP if cgroup_fd is not None else 0)
-    args = _CloneArgs(flags=flags, exit_signal=_SIGCHLD, cgroup=cgroup_fd or 0)
-    api = _pylibc
-    api.PyOS_BeforeFork()
-    # PyDLL keeps the GIL across the call, as os.fork does around fork().
-    pid = _pylibc.syscall(_SYS_CLONE3, _ffi.byref(args), _ffi.sizeof(args))
-    if pid == 0:
-        api.PyOS_AfterFork_Child()
-        return 0
-    err = _ffi.get_errno()
-    api.PyOS_AfterFork_Parent()
-    if pid < 0:
-        raise OSError(err, f"clone3: {os.strerror(err)}")
-    return int(pid)
+    try:
+        return _linux.clone_fork(namespaces, -1 if cgroup_fd is None else cgroup_fd)
+    except OSError as e:
+        raise _named(e, "clone3") from None

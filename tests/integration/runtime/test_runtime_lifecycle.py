@@ -438,3 +438,31 @@ def test_direct_namespaces_leave_user_and_joined_namespaces_to_the_intermediate(
         direct_namespaces(spec({"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}))
         is None
     )
+
+
+def test_the_ctypes_fallback_runs_containers_as_the_c_module_does(
+    hafen_rt: Runtime, tmp_path: Path
+) -> None:
+    # Without runtime/_linux.c built, _sys makes the same calls through ctypes: the same
+    # container must come out (hostname, rlimit, capabilities, no_new_privs, seccomp).
+    from hafen.oci.seccomp import default_profile, to_oci
+
+    script = "hostname; ulimit -n; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
+    bundle = make_busybox_bundle(tmp_path, ["sh", "-c", script])
+    config = bundle_config(bundle)
+    config["linux"]["seccomp"] = to_oci(
+        default_profile(), config["process"]["capabilities"]["bounding"]
+    )
+    (bundle / "config.json").write_text(json.dumps(config))
+    fallback = Runtime(
+        "hafen-ctypes",
+        [*hafen_rt.argv[:-1], "import sys; sys.modules['hafen.runtime._linux'] = None; "
+         + hafen_rt.argv[-1]],
+        hafen_rt.root,
+        hafen_rt.env,
+    )  # fmt: skip
+    results = [run_in(rt, bundle) for rt in (hafen_rt, fallback)]
+    assert results[0][0] == 0, results[0]
+    assert results[1] == results[0]
+    assert results[0][1].split("\n")[:2] == ["hafen", "1024"]
+    assert "Seccomp:\t2" in results[0][1] and "NoNewPrivs:\t1" in results[0][1]

@@ -1,0 +1,361 @@
+/*
+ * hafen.runtime._linux: the Linux calls a container's set-up needs and Python's posix
+ * module lacks, as a CPython extension (built by scripts/setup).
+ *
+ * What runtime/_sys.py calls; runtime/_linux_ctypes.py makes the same calls through
+ * ctypes where this module was not built. Each function takes what Python has (str or
+ * bytes paths, ints), makes one call and raises OSError(errno, strerror) on failure;
+ * _sys adds the message that names the call. No policy here: that is the runtime's.
+ *
+ * Why C: going through ctypes cost ~0.9 ms of each container start (loading _ctypes and
+ * libffi, building the foreign-function objects, ~2 us a call on ~100 calls), and the
+ * init's copy-on-write faults on ctypes' objects after the fork.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_pivot_root
+#error "pivot_root(2) has no syscall number on this architecture"
+#endif
+#ifndef SYS_seccomp
+#error "seccomp(2) has no syscall number on this architecture"
+#endif
+
+#define CAP_VERSION_3 0x20080522
+#define SECCOMP_SET_MODE_FILTER_ 1
+#define SECCOMP_MODE_FILTER_ 2
+#define CLONE_INTO_CGROUP_ 0x200000000ULL
+
+/* struct clone_args up to cgroup (CLONE_ARGS_SIZE_VER2): older headers lack it. */
+struct clone_args_v2 {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+struct sock_fprog_ {
+    unsigned short len;
+    void *filter;
+};
+
+struct cap_header_ {
+    uint32_t version;
+    int pid;
+};
+
+struct cap_data_ {
+    uint32_t effective, permitted, inheritable;
+};
+
+/* "O&" converter: a str, bytes or path-like as the kernel takes it, or None as NULL. */
+static int
+optional_path(PyObject *obj, void *out)
+{
+    if (obj == NULL) { /* cleanup call after a failed parse */
+        Py_CLEAR(*(PyObject **)out);
+        return 1;
+    }
+    if (obj == Py_None) {
+        *(PyObject **)out = NULL;
+        return 1;
+    }
+    return PyUnicode_FSConverter(obj, out);
+}
+
+static const char *
+bytes_or_null(PyObject *b)
+{
+    return b == NULL ? NULL : PyBytes_AS_STRING(b);
+}
+
+static PyObject *
+raise_errno(void)
+{
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static PyObject *
+linux_unshare(PyObject *self, PyObject *arg)
+{
+    long flags = PyLong_AsLong(arg);
+    if (flags == -1 && PyErr_Occurred())
+        return NULL;
+    if (unshare((int)flags) < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_setns(PyObject *self, PyObject *args)
+{
+    int fd, nstype;
+    if (!PyArg_ParseTuple(args, "ii:setns", &fd, &nstype))
+        return NULL;
+    if (setns(fd, nstype) < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_mount(PyObject *self, PyObject *args)
+{
+    PyObject *source = NULL, *target = NULL, *fstype = NULL, *data = NULL, *ret = NULL;
+    unsigned long flags;
+    int rc;
+    if (!PyArg_ParseTuple(args, "O&O&O&kO&:mount", optional_path, &source,
+                          PyUnicode_FSConverter, &target, optional_path, &fstype, &flags,
+                          optional_path, &data))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mount(bytes_or_null(source), PyBytes_AS_STRING(target), bytes_or_null(fstype), flags,
+               bytes_or_null(data));
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        raise_errno();
+    else
+        ret = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(source);
+    Py_XDECREF(target);
+    Py_XDECREF(fstype);
+    Py_XDECREF(data);
+    return ret;
+}
+
+static PyObject *
+linux_umount2(PyObject *self, PyObject *args)
+{
+    PyObject *target = NULL;
+    int flags, rc;
+    if (!PyArg_ParseTuple(args, "O&i:umount2", PyUnicode_FSConverter, &target, &flags))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = umount2(PyBytes_AS_STRING(target), flags);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(target);
+    if (rc < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_pivot_root(PyObject *self, PyObject *args)
+{
+    PyObject *new_root = NULL, *put_old = NULL;
+    long rc;
+    if (!PyArg_ParseTuple(args, "O&O&:pivot_root", PyUnicode_FSConverter, &new_root,
+                          PyUnicode_FSConverter, &put_old))
+        return NULL; /* the converter released what it had made */
+    rc = syscall(SYS_pivot_root, PyBytes_AS_STRING(new_root), PyBytes_AS_STRING(put_old));
+    Py_DECREF(new_root);
+    Py_DECREF(put_old);
+    if (rc < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_setrlimit(PyObject *self, PyObject *args)
+{
+    int resource;
+    unsigned long long soft, hard;
+    if (!PyArg_ParseTuple(args, "iKK:setrlimit", &resource, &soft, &hard))
+        return NULL;
+    struct rlimit64 limit = {.rlim_cur = soft, .rlim_max = hard};
+    if (prlimit64(0, resource, &limit, NULL) < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_statfs_type(PyObject *self, PyObject *arg)
+{
+    PyObject *path = NULL;
+    struct statfs st;
+    int rc;
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    rc = statfs(PyBytes_AS_STRING(path), &st);
+    Py_DECREF(path);
+    if (rc < 0)
+        return raise_errno();
+    return PyLong_FromUnsignedLong((unsigned long)st.f_type);
+}
+
+static PyObject *
+set_name(PyObject *arg, int (*call)(const char *, size_t))
+{
+    const char *name;
+    Py_ssize_t len;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "the name must be a str");
+        return NULL;
+    }
+    name = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (name == NULL)
+        return NULL;
+    if (call(name, (size_t)len) < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_sethostname(PyObject *self, PyObject *arg)
+{
+    return set_name(arg, sethostname);
+}
+
+static PyObject *
+linux_setdomainname(PyObject *self, PyObject *arg)
+{
+    return set_name(arg, setdomainname);
+}
+
+static PyObject *
+linux_prctl(PyObject *self, PyObject *args)
+{
+    int option;
+    unsigned long arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0;
+    int rc;
+    if (!PyArg_ParseTuple(args, "i|kkkk:prctl", &option, &arg2, &arg3, &arg4, &arg5))
+        return NULL;
+    rc = prctl(option, arg2, arg3, arg4, arg5);
+    if (rc < 0)
+        return raise_errno();
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *
+linux_capset(PyObject *self, PyObject *args)
+{
+    unsigned long long effective, permitted, inheritable;
+    if (!PyArg_ParseTuple(args, "KKK:capset", &effective, &permitted, &inheritable))
+        return NULL;
+    struct cap_header_ header = {.version = CAP_VERSION_3, .pid = 0};
+    struct cap_data_ data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (uint32_t)(effective >> (32 * i));
+        data[i].permitted = (uint32_t)(permitted >> (32 * i));
+        data[i].inheritable = (uint32_t)(inheritable >> (32 * i));
+    }
+    if (syscall(SYS_capset, &header, data) < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_seccomp_set_filter(PyObject *self, PyObject *arg)
+{
+    char *program;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(arg, &program, &size) < 0)
+        return NULL;
+    if (size % 8 != 0 || size / 8 > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "a BPF program is 1 to 65535 8-byte instructions");
+        return NULL;
+    }
+    struct sock_fprog_ prog = {.len = (unsigned short)(size / 8), .filter = program};
+    long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, 0, &prog);
+    if (rc < 0 && errno == ENOSYS) /* kernels before 3.17 */
+        rc = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER_, &prog, 0, 0);
+    if (rc < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+linux_inet_dgram_socket(PyObject *self, PyObject *unused)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return raise_errno();
+    return PyLong_FromLong(fd);
+}
+
+/*
+ * os.fork(), with clone3 in place of fork(): the interpreter's fork bookkeeping runs
+ * around it as os.fork runs it, with the GIL held throughout.
+ */
+static PyObject *
+linux_clone_fork(PyObject *self, PyObject *args)
+{
+    unsigned long long flags;
+    int cgroup_fd, saved_errno;
+    long pid;
+    if (!PyArg_ParseTuple(args, "Ki:clone_fork", &flags, &cgroup_fd))
+        return NULL;
+    struct clone_args_v2 clone_args;
+    memset(&clone_args, 0, sizeof clone_args);
+    clone_args.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP_ : 0);
+    clone_args.exit_signal = SIGCHLD;
+    clone_args.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
+    if (PySys_Audit("os.fork", NULL) < 0)
+        return NULL;
+    PyOS_BeforeFork();
+    pid = syscall(SYS_clone3, &clone_args, sizeof clone_args);
+    saved_errno = errno;
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        return PyLong_FromLong(0);
+    }
+    PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        errno = saved_errno;
+        return raise_errno();
+    }
+    return PyLong_FromLong(pid);
+}
+
+static PyMethodDef linux_methods[] = {
+    {"unshare", linux_unshare, METH_O, "unshare(flags): unshare(2)."},
+    {"setns", linux_setns, METH_VARARGS, "setns(fd, nstype): setns(2)."},
+    {"mount", linux_mount, METH_VARARGS,
+     "mount(source, target, fstype, flags, data): mount(2); None for NULL."},
+    {"umount2", linux_umount2, METH_VARARGS, "umount2(target, flags): umount2(2)."},
+    {"pivot_root", linux_pivot_root, METH_VARARGS, "pivot_root(new_root, put_old)."},
+    {"setrlimit", linux_setrlimit, METH_VARARGS,
+     "setrlimit(resource, soft, hard): prlimit64(2) on this process; 2**64-1 is unlimited."},
+    {"statfs_type", linux_statfs_type, METH_O, "statfs_type(path): statfs(2)'s f_type."},
+    {"sethostname", linux_sethostname, METH_O, "sethostname(name)."},
+    {"setdomainname", linux_setdomainname, METH_O, "setdomainname(name)."},
+    {"prctl", linux_prctl, METH_VARARGS, "prctl(option, arg2=0, arg3=0, arg4=0, arg5=0)."},
+    {"capset", linux_capset, METH_VARARGS,
+     "capset(effective, permitted, inheritable): this thread's sets, as 64-bit masks."},
+    {"seccomp_set_filter", linux_seccomp_set_filter, METH_O,
+     "seccomp_set_filter(program): install a classic BPF program (8 bytes an instruction)."},
+    {"inet_dgram_socket", linux_inet_dgram_socket, METH_NOARGS,
+     "inet_dgram_socket(): socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC) as a bare fd."},
+    {"clone_fork", linux_clone_fork, METH_VARARGS,
+     "clone_fork(flags, cgroup_fd): os.fork() through clone3 with CLONE_NEW* flags, and "
+     "CLONE_INTO_CGROUP when cgroup_fd >= 0; 0 in the child, its pid in the parent."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef linux_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "hafen.runtime._linux",
+    .m_doc = "The Linux calls a container's set-up needs and posix lacks (runtime/_sys.py).",
+    .m_size = 0,
+    .m_methods = linux_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__linux(void)
+{
+    return PyModuleDef_Init(&linux_module);
+}
