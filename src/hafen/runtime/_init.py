@@ -98,7 +98,9 @@ class Channel:
 
 def cloexec_from(lowest: int) -> None:
     """Mark every fd >= lowest close-on-exec, so only stdio (and preserved fds) leak in."""
-    for name in os.listdir("/proc/self/fd"):
+    if _sys.cloexec_from(lowest):
+        return
+    for name in os.listdir("/proc/self/fd"):  # kernels before 5.11
         fd = int(name)
         if fd >= lowest:
             try:

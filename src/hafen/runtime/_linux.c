@@ -30,6 +30,9 @@
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 #ifndef SYS_pivot_root
 #error "pivot_root(2) has no syscall number on this architecture"
 #endif
@@ -287,6 +290,17 @@ linux_inet_dgram_socket(PyObject *self, PyObject *unused)
     return PyLong_FromLong(fd);
 }
 
+static PyObject *
+linux_close_range(PyObject *self, PyObject *args)
+{
+    unsigned int first, last, flags;
+    if (!PyArg_ParseTuple(args, "III:close_range", &first, &last, &flags))
+        return NULL;
+    if (syscall(SYS_close_range, first, last, flags) < 0)
+        return raise_errno();
+    Py_RETURN_NONE;
+}
+
 /*
  * os.fork(), with clone3 in place of fork(): the interpreter's fork bookkeeping runs
  * around it as os.fork runs it, with the GIL held throughout.
@@ -340,6 +354,8 @@ static PyMethodDef linux_methods[] = {
      "seccomp_set_filter(program): install a classic BPF program (8 bytes an instruction)."},
     {"inet_dgram_socket", linux_inet_dgram_socket, METH_NOARGS,
      "inet_dgram_socket(): socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC) as a bare fd."},
+    {"close_range", linux_close_range, METH_VARARGS,
+     "close_range(first, last, flags): close_range(2) (Linux 5.9; CLOSE_RANGE_CLOEXEC 5.11)."},
     {"clone_fork", linux_clone_fork, METH_VARARGS,
      "clone_fork(flags, cgroup_fd): os.fork() through clone3 with CLONE_NEW* flags, and "
      "CLONE_INTO_CGROUP when cgroup_fd >= 0; 0 in the child, its pid in the parent."},

@@ -21,6 +21,7 @@ _MACHINE = os.uname().machine
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE, 155)
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(_MACHINE, 317)
 _SYS_CLONE3 = 435  # one number on every architecture (the unified syscall table)
+_SYS_CLOSE_RANGE = 436
 _SIGCHLD = 17  # the same on x86_64 and aarch64
 _CLONE_INTO_CGROUP = 0x200000000
 _CAP_VERSION_3 = 0x20080522
@@ -154,6 +155,14 @@ def inet_dgram_socket() -> int:
     if fd < 0:
         _raise()
     return fd
+
+
+def close_range(first: int, last: int, flags: int) -> None:
+    if (
+        _libc.syscall(_SYS_CLOSE_RANGE, _ffi.c_uint(first), _ffi.c_uint(last), _ffi.c_uint(flags))
+        < 0
+    ):
+        _raise()
 
 
 class _CloneArgs(_ffi.Structure):

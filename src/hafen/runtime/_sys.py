@@ -13,6 +13,8 @@ ctypes. Loaded only by the processes that set up a container.
 
 from __future__ import annotations
 
+import errno
+
 from hafen.runtime import _files
 
 try:
@@ -184,6 +186,22 @@ def seccomp_set_filter(program: bytes) -> None:
         _linux.seccomp_set_filter(program)
     except OSError as e:
         raise _named(e, "seccomp(SECCOMP_SET_MODE_FILTER)") from None
+
+
+_CLOSE_RANGE_CLOEXEC = 1 << 2
+_UINT_MAX = (1 << 32) - 1
+
+
+def cloexec_from(lowest: int) -> bool:
+    """Mark every fd >= ``lowest`` close-on-exec in one call (close_range(2) with
+    CLOSE_RANGE_CLOEXEC); False where the kernel has no such call (before 5.11)."""
+    try:
+        _linux.close_range(lowest, _UINT_MAX, _CLOSE_RANGE_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ENOSYS, errno.EINVAL):
+            return False
+        raise _named(e, f"close_range({lowest}, ~0, CLOSE_RANGE_CLOEXEC)") from None
+    return True
 
 
 def clone_fork(namespaces: int = 0, cgroup_fd: int | None = None) -> int:

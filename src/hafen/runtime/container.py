@@ -28,6 +28,7 @@ from hafen.runtime.state import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -105,8 +106,9 @@ def create(
     debug: bool = False,
     proxy: list[Any] | None = None,
     stdio: tuple[int, int, int] | None = None,
-) -> int:
-    """Create the container; return the init's host pid once it waits on the exec fifo.
+) -> ContainerState:
+    """Create the container; return the state it saved (the init's host pid among it)
+    once the init waits on the exec fifo.
 
     ``proxy`` (``run`` in the foreground): a terminal without a console socket is then
     allowed; the pty's master arrives on the socket appended to the list. ``stdio``
@@ -169,18 +171,19 @@ def create(
         made_cgroup = not manager.exists()
         manager.create()
         manager.apply(_resources_with_defaults(spec))
-        pid = _spawn(
-            sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter, stdio
-        )
-        start_time = proc_start_time(pid) or 0
-        sd.save(
-            ContainerState(
+        saved: list[ContainerState] = []
+
+        def save_state(init_pid: int) -> None:
+            # Called as soon as the init's pid is known, while it sets itself up: the
+            # state is on disk before it is ready (a create cut short leaves a state
+            # that `delete --force` can act on) and off the start's critical path.
+            st = ContainerState(
                 id=container_id,
-                pid=pid,
+                pid=init_pid,
                 bundle=spec.bundle,
                 rootfs=spec.rootfs,
                 created=_now_rfc3339(),
-                start_time=start_time,
+                start_time=proc_start_time(init_pid) or 0,
                 cgroup_path=manager.path,
                 cgroup_unified=isinstance(manager, cgroups.CgroupV2),
                 annotations=spec.annotations,
@@ -193,10 +196,16 @@ def create(
                     if spec.hooks.get(kind)
                 },
             )
-        )
+            sd.save(st)
+            saved.append(st)
+
+        pid = _spawn(
+            sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter, save_state,
+            stdio,
+        )  # fmt: skip
         if pid_file:
             _write_pid_file(pid_file, pid)
-        return pid
+        return saved[0]
     except BaseException:
         if pid > 0:
             _kill_quietly(pid)
@@ -244,8 +253,11 @@ def _spawn(
     preserve_fds: int,
     debug: bool,
     seccomp_filter: bytes | None,
+    on_pid: Callable[[int], None],
     stdio: tuple[int, int, int] | None = None,
 ) -> int:
+    """Fork the init and wait until it is ready (waiting on the exec fifo); its host pid.
+    ``on_pid`` runs once, with the init's pid, as soon as that is known."""
     from hafen.runtime import _init
 
     to_parent_r, to_parent_w = os.pipe()
@@ -297,6 +309,8 @@ def _spawn(
     error = ""
     ready = False
     try:
+        if direct:
+            on_pid(child)
         while True:
             msg = parent_chan.read()
             if msg is None:
@@ -307,6 +321,7 @@ def _spawn(
                 parent_chan.send({"type": "ack"})
             elif kind == "pid":
                 pid = int(str(msg["pid"]))
+                on_pid(pid)
             elif kind == "hooks":
                 try:
                     _create_hooks(sd, spec, pid)
@@ -395,6 +410,11 @@ def start(root: str, container_id: str) -> None:
         raise Conflict("cannot start an already running container")
     if status != "created":
         raise Conflict(f"cannot start a container that has {status}")
+    _start(sd, st)
+
+
+def _start(sd: StateDir, st: ContainerState) -> None:
+    """``start`` of a container known to be created (``run`` has just created it)."""
     import select
 
     fd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -502,9 +522,13 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
                 _remove_state_dir(sd)
             return
         raise
+    _delete(sd, st, force)
+
+
+def _delete(sd: StateDir, st: ContainerState, force: bool) -> None:
     status = sd.status(st)
     if status == "running" and not force:
-        raise Conflict(f"cannot delete container {container_id} that is not stopped: running")
+        raise Conflict(f"cannot delete container {st.id} that is not stopped: running")
     manager = cgroups.manager_from_state(st.cgroup_path, st.cgroup_unified)
     if status != "stopped":
         _kill_quietly(st.pid)
@@ -570,10 +594,12 @@ def run(
         # The init is re-parented to us when the intermediate exits, so we can wait on it.
         _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
     proxy: list[Any] = []
-    pid = create(
+    # The state create saved goes on in memory: start and delete need not read it back.
+    st = create(
         root, container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, debug,
         proxy=None if detach else proxy,
     )  # fmt: skip
+    sd, pid = StateDir(root, container_id), st.pid
     master = -1
     try:
         if proxy:
@@ -582,11 +608,11 @@ def run(
             # runc's behaviour without --console-socket: hold the pty, copy our stdio.
             master, _name = console.recv_console(proxy[0])
             proxy[0].close()
-        start(root, container_id)
+        _start(sd, st)
     except BaseException:
         if master >= 0:
             os.close(master)
-        delete(root, container_id, force=True)
+        _delete(sd, st, force=True)
         raise
     if detach:
         return 0
@@ -619,5 +645,5 @@ def run(
             break
     for s in _FORWARDED:
         signal.signal(s, signal.SIG_DFL)
-    delete(root, container_id, force=True)
+    _delete(sd, st, force=True)
     return code

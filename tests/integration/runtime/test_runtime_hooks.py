@@ -79,3 +79,17 @@ def test_failing_create_hook_fails_create_and_leaves_nothing(
     result = any_rt("create", "--bundle", str(bundle), "h2")
     assert result.returncode != 0
     assert "h2" not in any_rt.ids()
+
+
+def test_the_state_is_saved_before_the_init_is_ready(hafen_rt: Runtime, tmp_path: Path) -> None:
+    # createRuntime hooks run while the init waits in its setup: a create cut short from
+    # here on leaves a state with the init's pid, for `delete --force` to act on.
+    copy = tmp_path / "state-during-create.json"
+    hook = {
+        "path": "/bin/sh",
+        "args": ["sh", "-c", f"cat {hafen_rt.root}/early/state.json > {copy}"],
+        "timeout": 10,
+    }
+    bundle = make_busybox_bundle(tmp_path, ["sleep", "60"], hooks={"createRuntime": [hook]})
+    hafen_rt("create", "--bundle", str(bundle), "early", check=True)
+    assert json.loads(copy.read_text())["pid"] == hafen_rt.state("early")["pid"]

@@ -387,7 +387,7 @@ else:
         raise OSError(errno.ENOSYS, "clone3 refused")
     _sys.clone_fork = refused
 _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, either way
-pid = container.create(root, "c1", bundle)
+pid = container.create(root, "c1", bundle).pid
 container.start(root, "c1")
 _, status = os.waitpid(pid, 0)
 container.delete(root, "c1")

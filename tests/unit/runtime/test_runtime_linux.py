@@ -157,3 +157,27 @@ def test_sys_names_the_failed_call() -> None:
     assert raised.value.errno == errno.ENOENT
     with pytest.raises(OSError, match=r"^\[Errno 2\] umount2 /nonexistent/hafen: No such file"):
         _sys.umount2("/nonexistent/hafen", 0)
+
+
+def test_close_range_marks_fds_close_on_exec_from_the_lowest(linux: ModuleType) -> None:
+    def body() -> int:
+        low, high = os.open("/dev/null", os.O_RDONLY), os.open("/dev/null", os.O_RDONLY)
+        os.set_inheritable(low, True)
+        os.set_inheritable(high, True)
+        linux.close_range(high, 2**32 - 1, 1 << 2)  # CLOSE_RANGE_CLOEXEC
+        assert os.get_inheritable(low) and not os.get_inheritable(high)
+        return 0
+
+    assert in_child(body) == 0
+
+
+def test_sys_cloexec_from_leaves_the_fds_below_open_and_inheritable() -> None:
+    def body() -> int:
+        fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(3)]
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        assert _sys.cloexec_from(fds[1])
+        assert [os.get_inheritable(fd) for fd in fds] == [True, False, False]
+        return 0
+
+    assert in_child(body) == 0
