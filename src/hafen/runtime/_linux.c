@@ -370,8 +370,14 @@ static struct PyModuleDef linux_module = {
     .m_methods = linux_methods,
 };
 
+/* What _sys expects (LINUX_API there): a module built from older sources is not used. */
+#define LINUX_API 2
+
 PyMODINIT_FUNC
 PyInit__linux(void)
 {
-    return PyModuleDef_Init(&linux_module);
+    PyObject *module = PyModule_Create(&linux_module);
+    if (module != NULL && PyModule_AddIntConstant(module, "API", LINUX_API) < 0)
+        Py_CLEAR(module);
+    return module;
 }

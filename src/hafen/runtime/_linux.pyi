@@ -1,6 +1,8 @@
 """Types of the C module built from runtime/_linux.c (runtime/_linux_ctypes.py has the
 same functions)."""
 
+API: int
+
 def unshare(flags: int) -> None: ...
 def setns(fd: int, nstype: int) -> None: ...
 def mount(

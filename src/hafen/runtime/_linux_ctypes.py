@@ -13,6 +13,8 @@ import sys
 from hafen.runtime import _ffi
 from hafen.runtime import _os as os
 
+API = 2  # the C module's, whose functions these are
+
 _libc = _ffi.Library()
 _pylibc = _ffi.Library(python_api=True)  # keeps the GIL: the interpreter's fork hooks
 _pylibc.syscall.restype = _ffi.c_long

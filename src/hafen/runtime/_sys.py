@@ -17,8 +17,15 @@ import errno
 
 from hafen.runtime import _files
 
+# The C module's functions this module calls; one built from older sources (a checkout
+# updated without scripts/setup) lacks some, and is not used.
+LINUX_API = 2
+
 try:
     from hafen.runtime import _linux
+
+    if _linux.API != LINUX_API:
+        raise ImportError(f"runtime/_linux.c is built at API {_linux.API}, not {LINUX_API}")
 except ImportError:  # not built: the same calls through ctypes, ~0.9 ms a start slower
     from hafen.runtime import _linux_ctypes as _linux  # type: ignore[no-redef]
 

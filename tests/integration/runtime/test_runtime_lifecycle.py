@@ -314,6 +314,26 @@ def test_setup_failure_inside_the_init_leaves_nothing(any_rt: Runtime, tmp_path:
     _assert_nothing_left(any_rt, "bad5", bundle)
 
 
+def test_a_limit_the_kernel_refuses_fails_create_and_leaves_nothing(
+    any_rt: Runtime, tmp_path: Path
+) -> None:
+    # hafen writes the limits while the init sets itself up: the init must go with them.
+    bundle = make_busybox_bundle(
+        tmp_path, ["true"], linux={"resources": {"cpu": {"cpus": "4000-4001"}}}
+    )
+    result = any_rt("create", "--bundle", str(bundle), "bad6")
+    assert result.returncode != 0
+    assert "cpuset.cpus" in result.stderr
+    _assert_nothing_left(any_rt, "bad6", bundle)
+    # hafen's init is a fork of the runtime: its command line names the runtime's --root.
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert str(any_rt.root).encode() not in cmdline, f"init {pid} left running"
+
+
 def test_bad_arguments_are_refused(any_rt: Runtime, tmp_path: Path) -> None:
     assert any_rt("create").returncode != 0
     assert any_rt("state").returncode != 0

@@ -59,6 +59,7 @@ def in_child(body: Callable[[], int]) -> int:
 
 def test_the_runtime_uses_the_c_module() -> None:
     assert _linux_c is not None, "runtime/_linux.c is not built: run scripts/setup"
+    assert _linux_c.API == _linux_ctypes.API == _sys.LINUX_API, "stale build: run scripts/setup"
     assert _sys._linux is _linux_c
 
 
