@@ -1,4 +1,5 @@
-"""hafen-runtime: a runc-compatible OCI runtime written with the standard library only.
+"""hafen-runtime: a runc-compatible OCI runtime written in Python on its standard library
+(the Linux calls ``posix`` lacks are a small C module, ``_linux``; ctypes where not built).
 
 Entry points: ``hafen.runtime.main:main`` (the CLI; ``command`` is how hafen runs it),
 ``hafen.runtime.protocol.Runtime`` (the lifecycle the daemon drives) and
