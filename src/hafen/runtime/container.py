@@ -260,11 +260,12 @@ def _spawn(
     known.
 
     The parent's share of the set-up runs while the init does its own (two CPUs work
-    at once): the cgroup's limits, the state (``on_pid``) and, where the init is born
-    in its namespaces and joins its cgroup by writing to it (v1), the cgroup itself,
-    which the init waits for only before it joins, after most of its mounts. A child
-    born inside its cgroup (v2) or made by an intermediate (which joins first thing)
-    needs the cgroup before the fork."""
+    at once): the state (``on_pid``) and, where the init is born in its namespaces and
+    joins its cgroup by writing to it (v1), the cgroup with its limits, which the init
+    waits for only before it joins, after most of its mounts. A child born inside its
+    cgroup (v2) or made by an intermediate (which joins first thing) needs the cgroup,
+    limits included, before the fork: the init is never in its cgroup before the limits
+    (device rules among them) are."""
     from hafen.runtime import _init
 
     to_parent_r, to_parent_w = os.pipe()
@@ -297,7 +298,7 @@ def _spawn(
     namespaces = _init.direct_namespaces(spec)
     late_cgroup = namespaces is not None and not manager.born_inside
     if not late_cgroup:
-        manager.create()
+        _make_cgroup(manager, resources)
     args.cgroup_made_later = late_cgroup
     child = -1
     if namespaces is not None:
@@ -307,7 +308,7 @@ def _spawn(
             namespaces = None  # clone3 refused (Linux < 5.3, a seccomp profile)
     if namespaces is None:
         if late_cgroup:
-            manager.create()  # the intermediate joins it first thing
+            _make_cgroup(manager, resources)  # the intermediate joins it first thing
             late_cgroup = args.cgroup_made_later = False
         child, joins = manager.fork_child()
     if child == 0:
@@ -324,9 +325,7 @@ def _spawn(
     ready = False
     try:
         if late_cgroup:
-            manager.create()
-        manager.apply(resources)
-        if late_cgroup:
+            _make_cgroup(manager, resources)
             parent_chan.send({"type": "cgroup"})
         if direct:
             on_pid(child)
@@ -372,6 +371,11 @@ def _spawn(
     raise RuntimeFailure(
         "unable to start container process: " + (error or "container init exited during setup")
     )
+
+
+def _make_cgroup(manager: cgroups.CgroupManager, resources: dict[str, Any]) -> None:
+    manager.create()
+    manager.apply(resources)
 
 
 def _hook_state(sd: StateDir, spec_or_state: Any, pid: int, status: str) -> dict[str, Any]:
