@@ -215,7 +215,10 @@ def _set_oom_score_adj(args: InitArgs) -> None:
     if proc is not None and proc.oom_score_adj is not None:
         # Before any user namespace: inside one, /proc/self is no longer ours to write.
         # The init and everything it forks inherit the value.
-        _files.write_text("/proc/self/oom_score_adj", str(proc.oom_score_adj))
+        try:
+            _files.write_text("/proc/self/oom_score_adj", str(proc.oom_score_adj))
+        except OSError as e:
+            raise OSError(e.errno, f"set oom_score_adj to {proc.oom_score_adj}: {e.strerror}")
 
 
 def _join_cgroup(args: InitArgs) -> None:
@@ -227,7 +230,10 @@ def _join_cgroup(args: InitArgs) -> None:
             raise RuntimeError("the parent did not make the container's cgroup")
         args.cgroup_made_later = False
     for path in args.cgroup_join:
-        _files.write_text(path, "0")  # this process, which has one thread (see join_files)
+        try:
+            _files.write_text(path, "0")  # this process, which has one thread (join_files)
+        except OSError as e:
+            raise OSError(e.errno, f"join cgroup {os.path.dirname(path)}: {e.strerror}")
 
 
 def _join_cgroup_and_namespace(args: InitArgs) -> None:

@@ -326,7 +326,10 @@ def _spawn(
     try:
         if late_cgroup:
             _make_cgroup(manager, resources)
-            parent_chan.send({"type": "cgroup"})
+            try:
+                parent_chan.send({"type": "cgroup"})
+            except BrokenPipeError:
+                pass  # the init failed meanwhile: its error waits in the channel
         if direct:
             on_pid(child)
         while True:

@@ -334,6 +334,17 @@ def test_a_limit_the_kernel_refuses_fails_create_and_leaves_nothing(
         assert str(any_rt.root).encode() not in cmdline, f"init {pid} left running"
 
 
+def test_an_init_failing_early_reports_its_own_error(any_rt: Runtime, tmp_path: Path) -> None:
+    # The init fails before hafen's parent has made its cgroup (v1): the error is the
+    # init's, not the parent's broken pipe to it.
+    bundle = make_busybox_bundle(tmp_path, ["true"], process={"oomScoreAdj": 5000})
+    result = any_rt("create", "--bundle", str(bundle), "bad7")
+    assert result.returncode != 0
+    assert "oom_score_adj" in result.stderr
+    assert "invalid argument" in result.stderr.lower()
+    _assert_nothing_left(any_rt, "bad7", bundle)
+
+
 def test_bad_arguments_are_refused(any_rt: Runtime, tmp_path: Path) -> None:
     assert any_rt("create").returncode != 0
     assert any_rt("state").returncode != 0
