@@ -59,8 +59,6 @@ OUTPUT_DRAIN_TIMEOUT = 2.0  # after the init exits: orphans outside a pid ns may
 CLIENT_FLUSH_TIMEOUT = 5.0  # after the exit: attached clients get this long to take output
 VERB_TIMEOUT = 30.0
 ABORT_REAP_TIMEOUT = 5.0  # a failed create's SIGKILLed children die within ms
-_PR_SET_CHILD_SUBREAPER = 36
-_PR_SET_NAME = 15
 
 
 @dataclass
@@ -120,21 +118,25 @@ class _Conn:
 
 def set_subreaper() -> None:
     """PR_SET_CHILD_SUBREAPER: the container's orphans are reparented to the shim."""
-    import ctypes
+    from hafen.runtime import _sys  # the runtime's Linux calls, loaded by the zygote
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+    _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
 
 
 def set_process_name(name: str) -> None:
-    """PR_SET_NAME (``ps -o comm``, 15 bytes): zygote-forked shims share one command line,
-    so the name is what tells them apart. Best effort."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    """The name ``ps -o comm`` shows (PR_SET_NAME, through /proc/self/comm: 15 bytes):
+    zygote-forked shims share one command line, so the name is what tells them apart.
+    Best effort."""
+    try:
+        fd = os.open("/proc/self/comm", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, name.encode()[:15])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _write_json_atomic(path: str, obj: dict[str, Any]) -> None:

@@ -100,3 +100,24 @@ def test_ignored_signals_are_reset_to_default_in_the_runtime(tmp_path: Path, wak
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_what_the_zygote_loads_has_no_ctypes() -> None:
+    # Every shim is a fork of the zygote: what it loads is in each one's memory. The
+    # runtime's Linux calls are its C module; the shim names itself through /proc.
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from hafen.shim.runtime import preload\n"
+        "from hafen.shim.monitor import set_process_name, set_subreaper\n"
+        "from hafen.shim.main import become_shim\n"
+        "preload(); set_process_name('hafen-test'); set_subreaper()\n"
+        "print(open('/proc/self/comm').read().strip(), 'ctypes' in sys.modules)\n"
+    )
+    src = str(Path(__file__).resolve().parents[3] / "src")
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": src},
+    ).stdout.split()  # fmt: skip
+    assert out == ["hafen-test", "False"]
