@@ -179,12 +179,18 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         raise _named(e, "capset") from None
 
 
+_last_cap: list[int] = []
+
+
 def last_cap() -> int:
-    """The highest capability number this kernel knows."""
-    try:
-        return int(_files.read_text("/proc/sys/kernel/cap_last_cap"))
-    except OSError:
-        return 40
+    """The highest capability number this kernel knows (read once: the init asks five
+    times while it sets its capabilities)."""
+    if not _last_cap:
+        try:
+            _last_cap.append(int(_files.read_text("/proc/sys/kernel/cap_last_cap")))
+        except OSError:
+            return 40
+    return _last_cap[0]
 
 
 def seccomp_set_filter(program: bytes) -> None:
