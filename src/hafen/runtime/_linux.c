@@ -33,6 +33,9 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef SYS_bpf
+#error "bpf(2) has no syscall number on this architecture"
+#endif
 #ifndef SYS_pivot_root
 #error "pivot_root(2) has no syscall number on this architecture"
 #endif
@@ -301,6 +304,44 @@ linux_close_range(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* bpf(2) with a copy of ``attr`` (union bpf_attr, at most 256 bytes here). */
+static PyObject *
+linux_bpf(PyObject *self, PyObject *args)
+{
+    int cmd;
+    Py_buffer attr;
+    unsigned char copy[256];
+    long rc;
+    if (!PyArg_ParseTuple(args, "iy*:bpf", &cmd, &attr))
+        return NULL;
+    if (attr.len > (Py_ssize_t)sizeof copy) {
+        PyBuffer_Release(&attr);
+        PyErr_SetString(PyExc_ValueError, "bpf attr is longer than 256 bytes");
+        return NULL;
+    }
+    memset(copy, 0, sizeof copy);
+    memcpy(copy, attr.buf, (size_t)attr.len);
+    rc = syscall(SYS_bpf, cmd, copy, (unsigned int)attr.len);
+    PyBuffer_Release(&attr);
+    if (rc < 0)
+        return raise_errno();
+    return PyLong_FromLong(rc);
+}
+
+/*
+ * The address of a bytearray's bytes, for a pointer in a structure the kernel reads
+ * (bpf's instructions, license and log). Valid while the bytearray lives unresized.
+ */
+static PyObject *
+linux_buffer_address(PyObject *self, PyObject *arg)
+{
+    if (!PyByteArray_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "buffer_address takes a bytearray");
+        return NULL;
+    }
+    return PyLong_FromVoidPtr(PyByteArray_AS_STRING(arg));
+}
+
 /*
  * os.fork(), with clone3 in place of fork(): the interpreter's fork bookkeeping runs
  * around it as os.fork runs it, with the GIL held throughout.
@@ -356,6 +397,9 @@ static PyMethodDef linux_methods[] = {
      "inet_dgram_socket(): socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC) as a bare fd."},
     {"close_range", linux_close_range, METH_VARARGS,
      "close_range(first, last, flags): close_range(2) (Linux 5.9; CLOSE_RANGE_CLOEXEC 5.11)."},
+    {"bpf", linux_bpf, METH_VARARGS, "bpf(cmd, attr): bpf(2); its result (a fd for loads)."},
+    {"buffer_address", linux_buffer_address, METH_O,
+     "buffer_address(bytearray): the address of its bytes, for pointers in bpf's attr."},
     {"clone_fork", linux_clone_fork, METH_VARARGS,
      "clone_fork(flags, cgroup_fd): os.fork() through clone3 with CLONE_NEW* flags, and "
      "CLONE_INTO_CGROUP when cgroup_fd >= 0; 0 in the child, its pid in the parent."},
@@ -371,7 +415,7 @@ static struct PyModuleDef linux_module = {
 };
 
 /* What _sys expects (LINUX_API there): a module built from older sources is not used. */
-#define LINUX_API 2
+#define LINUX_API 3
 
 PyMODINIT_FUNC
 PyInit__linux(void)

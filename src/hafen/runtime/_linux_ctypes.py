@@ -13,7 +13,7 @@ import sys
 from hafen.runtime import _ffi
 from hafen.runtime import _os as os
 
-API = 2  # the C module's, whose functions these are
+API = 3  # the C module's, whose functions these are
 
 _libc = _ffi.Library()
 _pylibc = _ffi.Library(python_api=True)  # keeps the GIL: the interpreter's fork hooks
@@ -24,6 +24,7 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(_MACHINE, 155)
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(_MACHINE, 317)
 _SYS_CLONE3 = 435  # one number on every architecture (the unified syscall table)
 _SYS_CLOSE_RANGE = 436
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(_MACHINE, 321)
 _SIGCHLD = 17  # the same on x86_64 and aarch64
 _CLONE_INTO_CGROUP = 0x200000000
 _CAP_VERSION_3 = 0x20080522
@@ -165,6 +166,22 @@ def close_range(first: int, last: int, flags: int) -> None:
         < 0
     ):
         _raise()
+
+
+def bpf(cmd: int, attr: bytes) -> int:
+    if len(attr) > 256:
+        raise ValueError("bpf attr is longer than 256 bytes")
+    buf = _ffi.string_buffer(attr, len(attr))
+    ret = int(_libc.syscall(_SYS_BPF, cmd, buf, len(attr)))
+    if ret < 0:
+        _raise()
+    return ret
+
+
+def buffer_address(buf: bytearray) -> int:
+    if not isinstance(buf, bytearray):
+        raise TypeError("buffer_address takes a bytearray")
+    return _ffi.addressof((_ffi.c_char * len(buf)).from_buffer(buf)) if buf else 0
 
 
 class _CloneArgs(_ffi.Structure):

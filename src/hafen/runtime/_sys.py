@@ -19,7 +19,7 @@ from hafen.runtime import _files
 
 # The C module's functions this module calls; one built from older sources (a checkout
 # updated without scripts/setup) lacks some, and is not used.
-LINUX_API = 2
+LINUX_API = 3
 
 try:
     from hafen.runtime import _linux
@@ -199,6 +199,20 @@ def seccomp_set_filter(program: bytes) -> None:
         _linux.seccomp_set_filter(program)
     except OSError as e:
         raise _named(e, "seccomp(SECCOMP_SET_MODE_FILTER)") from None
+
+
+def bpf(cmd: int, attr: bytes, what: str) -> int:
+    """bpf(2) ``cmd`` with ``attr`` (union bpf_attr); its result (a fd for loads)."""
+    try:
+        return _linux.bpf(cmd, attr)
+    except OSError as e:
+        raise _named(e, what) from None
+
+
+def buffer_address(buf: bytearray) -> int:
+    """The address of ``buf``'s bytes, for a pointer in an ``attr`` given to ``bpf``
+    (valid while ``buf`` lives and keeps its size)."""
+    return _linux.buffer_address(buf)
 
 
 _CLOSE_RANGE_CLOEXEC = 1 << 2

@@ -18,14 +18,13 @@ from __future__ import annotations
 import _struct as struct
 
 from hafen.errors import RuntimeFailure
-from hafen.runtime import _ffi
 from hafen.runtime import _os as os
+from hafen.runtime import _sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine, 321)
 _BPF_PROG_LOAD = 5
 _BPF_PROG_ATTACH = 8
 _BPF_PROG_TYPE_CGROUP_DEVICE = 15
@@ -109,41 +108,30 @@ def build_program(rules: list[dict[str, Any]]) -> bytes:
     return b"".join(code)
 
 
-_libc = _ffi.Library()
-
-
-def _bpf(cmd: int, attr: bytes) -> int:
-    buf = _ffi.string_buffer(attr, len(attr))
-    ret = int(_libc.syscall(_SYS_BPF, cmd, buf, len(attr)))
-    if ret < 0:
-        err = _ffi.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
-
-
 def attach(cgroup_dir: str, rules: list[dict[str, Any]]) -> None:
     """Load the program for ``rules`` and attach it to the cgroup v2 directory."""
     program = build_program(rules)
-    insns = _ffi.string_buffer(program, len(program))
-    license_ = _ffi.string_buffer(b"Apache")
-    log = _ffi.string_buffer(b"", 65536)
+    # the kernel reads these through the pointers in attr: they live across the call
+    insns = bytearray(program)
+    license_ = bytearray(b"Apache\0")
+    log = bytearray(65536)
     # union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license,
     # log_level, log_size, log_buf (the rest zero).
     load = struct.pack(
         "<IIQQIIQ",
         _BPF_PROG_TYPE_CGROUP_DEVICE,
         len(program) // 8,
-        _ffi.addressof(insns),
-        _ffi.addressof(license_),
+        _sys.buffer_address(insns),
+        _sys.buffer_address(license_),
         1,
         len(log),
-        _ffi.addressof(log),
+        _sys.buffer_address(log),
     ).ljust(128, b"\0")
     try:
-        prog_fd = _bpf(_BPF_PROG_LOAD, load)
+        prog_fd = _sys.bpf(_BPF_PROG_LOAD, load, "BPF_PROG_LOAD")
     except OSError as e:
-        detail = log.value.decode(errors="replace").strip()[-300:]
-        raise RuntimeFailure(f"cgroup v2 device filter: BPF_PROG_LOAD: {e.strerror} {detail}")
+        detail = log.split(b"\0", 1)[0].decode(errors="replace").strip()[-300:]
+        raise RuntimeFailure(f"cgroup v2 device filter: {e.strerror} {detail}")
     try:
         try:
             cg_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -155,10 +143,10 @@ def attach(cgroup_dir: str, rules: list[dict[str, Any]]) -> None:
                 "<IIII", cg_fd, prog_fd, _BPF_CGROUP_DEVICE, _BPF_F_ALLOW_MULTI
             ).ljust(128, b"\0")
             try:
-                _bpf(_BPF_PROG_ATTACH, attr)
+                _sys.bpf(_BPF_PROG_ATTACH, attr, "BPF_PROG_ATTACH")
             except OSError as e:
                 raise RuntimeFailure(
-                    f"cgroup v2 device filter: attach to {cgroup_dir}: {e.strerror}"
+                    f"cgroup v2 device filter: attach to {cgroup_dir}: {os.strerror(e.errno or 0)}"
                 )
         finally:
             os.close(cg_fd)

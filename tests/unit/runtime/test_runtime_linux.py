@@ -9,6 +9,7 @@ import errno
 import fcntl
 import os
 import resource
+import struct
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,3 +183,33 @@ def test_sys_cloexec_from_leaves_the_fds_below_open_and_inheritable() -> None:
         return 0
 
     assert in_child(body) == 0
+
+
+def _prog_load_attr(linux: ModuleType, insns: bytearray, license_: bytearray) -> bytes:
+    # union bpf_attr for BPF_PROG_LOAD: prog_type (15: cgroup device), insn_cnt, insns,
+    # license; no log
+    return struct.pack(
+        "<IIQQ", 15, len(insns) // 8, linux.buffer_address(insns), linux.buffer_address(license_)
+    ).ljust(128, b"\0")
+
+
+def test_bpf_loads_a_program_through_buffer_addresses(linux: ModuleType) -> None:
+    # r0 = 1; exit: allow every device
+    insns = bytearray(struct.pack("<BBhi", 0xB7, 0, 0, 1) + struct.pack("<BBhi", 0x95, 0, 0, 0))
+    license_ = bytearray(b"Apache\0")
+    fd = linux.bpf(5, _prog_load_attr(linux, insns, license_))  # BPF_PROG_LOAD
+    try:
+        assert fd > 2
+        assert "bpf-prog" in os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def test_bpf_refusals_raise_oserror(linux: ModuleType) -> None:
+    with pytest.raises(OSError) as raised:  # no instructions
+        linux.bpf(5, _prog_load_attr(linux, bytearray(), bytearray(b"GPL\0")))
+    assert raised.value.errno in (errno.E2BIG, errno.EINVAL)  # by kernel version
+    with pytest.raises(ValueError):
+        linux.bpf(5, b"\0" * 257)
+    with pytest.raises(TypeError):
+        linux.buffer_address(b"immutable")  # type: ignore[arg-type]
