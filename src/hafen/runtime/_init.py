@@ -63,9 +63,6 @@ class InitArgs:
     # create called in a caller's own process (the shim's): the container's stdio, which
     # the child makes its 0-2 before it drops everything else of the caller's
     stdio: tuple[int, int, int] | None = None
-    # The parent makes the cgroup while the init sets up (cgroup v1, no intermediate):
-    # the init waits for its {"type": "cgroup"} before it joins.
-    cgroup_made_later: bool = False
 
 
 class Channel:
@@ -200,9 +197,9 @@ def run_direct(args: InitArgs) -> None:
     try:
         if args.stdio is not None:
             adopt_stdio(args)
-        _set_oom_score_adj(args)
-        if not args.cgroup_made_later:
-            _join_cgroup_and_namespace(args)
+        _enter_cgroup(args)
+        if args.spec.has_namespace("cgroup"):
+            _sys.unshare(_sys.CLONE_NEWCGROUP)
         if args.spec.has_namespace("network"):
             _loopback_up()
     except BaseException as e:
@@ -210,7 +207,7 @@ def run_direct(args: InitArgs) -> None:
     run_init(args)
 
 
-def _set_oom_score_adj(args: InitArgs) -> None:
+def _enter_cgroup(args: InitArgs) -> None:
     proc = args.spec.process
     if proc is not None and proc.oom_score_adj is not None:
         # Before any user namespace: inside one, /proc/self is no longer ours to write.
@@ -219,16 +216,7 @@ def _set_oom_score_adj(args: InitArgs) -> None:
             _files.write_text("/proc/self/oom_score_adj", str(proc.oom_score_adj))
         except OSError as e:
             raise OSError(e.errno, f"set oom_score_adj to {proc.oom_score_adj}: {e.strerror}")
-
-
-def _join_cgroup(args: InitArgs) -> None:
-    """Join the container's cgroup, once the parent says it is made where it makes it
-    meanwhile. Before any fork: everything forked from here on is accounted and limited."""
-    if args.cgroup_made_later:
-        reply = args.channel.read()
-        if not reply or reply.get("type") != "cgroup":
-            raise RuntimeError("the parent did not make the container's cgroup")
-        args.cgroup_made_later = False
+    # Join the cgroup first: everything forked from here on is accounted and limited.
     for path in args.cgroup_join:
         try:
             _files.write_text(path, "0")  # this process, which has one thread (join_files)
@@ -236,18 +224,9 @@ def _join_cgroup(args: InitArgs) -> None:
             raise OSError(e.errno, f"join cgroup {os.path.dirname(path)}: {e.strerror}")
 
 
-def _join_cgroup_and_namespace(args: InitArgs) -> None:
-    """The init born in its namespaces: join the cgroup, then make the cgroup namespace,
-    whose root is then that cgroup (before the cgroup filesystem is mounted)."""
-    _join_cgroup(args)
-    if args.spec.has_namespace("cgroup"):
-        _sys.unshare(_sys.CLONE_NEWCGROUP)
-
-
 def _intermediate(args: InitArgs) -> None:
     spec = args.spec
-    _set_oom_score_adj(args)
-    _join_cgroup(args)
+    _enter_cgroup(args)
     # Open every namespace path before joining any: joining a mount ns changes lookups.
     joins = []
     for ns in spec.namespaces:
@@ -352,21 +331,15 @@ def _init(args: InitArgs) -> tuple[str, list[str], dict[str, str]]:
         _hook_state_pid[0] = int(str(reply.get("pid") or 0))
         _run_hooks(args, "createContainer", "creating")
 
-    def join_cgroup() -> None:
-        if args.cgroup_made_later:
-            _join_cgroup_and_namespace(args)
-
     if spec.has_namespace("mount"):
         rootfs.prepare_rootfs(
             spec,
             args.cgroup_paths,
             no_pivot=args.no_pivot,
             in_userns=spec.has_namespace("user"),
-            before_cgroup=join_cgroup,
             before_pivot=before_pivot,
         )
     else:
-        join_cgroup()
         before_pivot()
     if spec.hostname:
         _sys.sethostname(spec.hostname)

@@ -42,9 +42,6 @@ class CgroupManager:
     """
 
     path: str
-    # Children are born inside the cgroup (``fork_inside``), so it must exist before the
-    # fork; otherwise they join it by writing to it (``join_files``), which can come later.
-    born_inside = False
 
     def paths(self) -> dict[str, str]:
         """Controller (or "" on v2) -> absolute directory of the container's cgroup."""
@@ -500,8 +497,6 @@ def _device_rule(rule: dict[str, Any]) -> str:
 
 class CgroupV2(CgroupManager):
     """One directory in the unified hierarchy: <root><path>."""
-
-    born_inside = True
 
     def __init__(self, path: str, root: str = CGROUP_ROOT) -> None:
         self.path = path

@@ -169,6 +169,8 @@ def create(
         if spec.hooks:
             from hafen.runtime import hooks as _hooks  # noqa: F401  (the init needs it)
         made_cgroup = not manager.exists()
+        manager.create()
+        manager.apply(_resources_with_defaults(spec))
         saved: list[ContainerState] = []
 
         def save_state(init_pid: int) -> None:
@@ -198,8 +200,8 @@ def create(
             saved.append(st)
 
         pid = _spawn(
-            sd, spec, manager, _resources_with_defaults(spec), console, no_pivot, preserve_fds,
-            debug, seccomp_filter, save_state, stdio,
+            sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter, save_state,
+            stdio,
         )  # fmt: skip
         if pid_file:
             _write_pid_file(pid_file, pid)
@@ -246,7 +248,6 @@ def _spawn(
     sd: StateDir,
     spec: Spec,
     manager: cgroups.CgroupManager,
-    resources: dict[str, Any],
     console: socket.socket | None,
     no_pivot: bool,
     preserve_fds: int,
@@ -255,17 +256,8 @@ def _spawn(
     on_pid: Callable[[int], None],
     stdio: tuple[int, int, int] | None = None,
 ) -> int:
-    """Make the cgroup, fork the init and wait until it is ready (waiting on the exec
-    fifo); its host pid. ``on_pid`` runs once, with the init's pid, as soon as that is
-    known.
-
-    The parent's share of the set-up runs while the init does its own (two CPUs work
-    at once): the state (``on_pid``) and, where the init is born in its namespaces and
-    joins its cgroup by writing to it (v1), the cgroup with its limits, which the init
-    waits for only before it joins, after most of its mounts. A child born inside its
-    cgroup (v2) or made by an intermediate (which joins first thing) needs the cgroup,
-    limits included, before the fork: the init is never in its cgroup before the limits
-    (device rules among them) are."""
+    """Fork the init and wait until it is ready (waiting on the exec fifo); its host pid.
+    ``on_pid`` runs once, with the init's pid, as soon as that is known."""
     from hafen.runtime import _init
 
     to_parent_r, to_parent_w = os.pipe()
@@ -296,10 +288,6 @@ def _spawn(
     # Born in its namespaces where it can be (one clone3, as crun); else through an
     # intermediate that joins or unshares them and forks the init.
     namespaces = _init.direct_namespaces(spec)
-    late_cgroup = namespaces is not None and not manager.born_inside
-    if not late_cgroup:
-        _make_cgroup(manager, resources)
-    args.cgroup_made_later = late_cgroup
     child = -1
     if namespaces is not None:
         try:
@@ -307,9 +295,6 @@ def _spawn(
         except OSError:
             namespaces = None  # clone3 refused (Linux < 5.3, a seccomp profile)
     if namespaces is None:
-        if late_cgroup:
-            _make_cgroup(manager, resources)  # the intermediate joins it first thing
-            late_cgroup = args.cgroup_made_later = False
         child, joins = manager.fork_child()
     if child == 0:
         args.cgroup_join = joins
@@ -324,12 +309,6 @@ def _spawn(
     error = ""
     ready = False
     try:
-        if late_cgroup:
-            _make_cgroup(manager, resources)
-            try:
-                parent_chan.send({"type": "cgroup"})
-            except BrokenPipeError:
-                pass  # the init failed meanwhile: its error waits in the channel
         if direct:
             on_pid(child)
         while True:
@@ -374,11 +353,6 @@ def _spawn(
     raise RuntimeFailure(
         "unable to start container process: " + (error or "container init exited during setup")
     )
-
-
-def _make_cgroup(manager: cgroups.CgroupManager, resources: dict[str, Any]) -> None:
-    manager.create()
-    manager.apply(resources)
 
 
 def _hook_state(sd: StateDir, spec_or_state: Any, pid: int, status: str) -> dict[str, Any]:

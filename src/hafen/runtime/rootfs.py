@@ -302,15 +302,12 @@ def prepare_rootfs(
     cgroup_paths: dict[str, str],
     no_pivot: bool = False,
     in_userns: bool = False,
-    before_cgroup: Callable[[], None] | None = None,
     before_pivot: Callable[[], None] | None = None,
 ) -> None:
     """Build the container's mount tree and make its rootfs ``/`` (runs in the init).
 
-    ``before_cgroup`` runs once, before the first cgroup filesystem is mounted (or after
-    the last mount, where there is none): the init joins its cgroup there. ``before_pivot``
-    runs once every mount exists, before the root changes (the createRuntime and
-    createContainer hooks run there).
+    ``before_pivot`` runs once every mount exists, before the root changes (the
+    createRuntime and createContainer hooks run there).
     """
     propagation = _PROPAGATION.get(spec.rootfs_propagation, _sys.MS_SLAVE | _sys.MS_REC)
     # Nothing mounted below may propagate back to the host.
@@ -318,12 +315,7 @@ def prepare_rootfs(
     _sys.mount(spec.rootfs, spec.rootfs, None, _sys.MS_BIND | _sys.MS_REC, None)
     cgroupns = spec.has_namespace("cgroup")
     for m in spec.mounts:
-        if before_cgroup is not None and m.type in ("cgroup", "cgroup2"):
-            before_cgroup()
-            before_cgroup = None
         _mount_one(spec, m, cgroup_paths, cgroupns)
-    if before_cgroup is not None:
-        before_cgroup()
     if not _dev_is_bind(spec):
         _create_devices(spec, in_userns)
         _create_dev_links(spec)
