@@ -5,7 +5,9 @@ time on every container start), error reporting (stderr, and ``--log`` as JSON l
 ``{"level":"error","msg":...,"time":...}`` when ``--log-format json``, as containerd and
 Docker read it) and exit statuses (0, 1 on any error, the container's status for ``run``).
 
-Runs as ``python3 -S -m hafen.runtime``: standard library only, imports made lazily.
+Runs as ``python3 -S -c "import hafen.runtime.__main__"`` (``hafen.runtime.command``):
+the standard library and the runtime's own C module of Linux calls (``_linux``), imports
+made lazily.
 """
 
 from __future__ import annotations
