@@ -175,8 +175,8 @@ def create(
 
         def save_state(init_pid: int) -> None:
             # Called as soon as the init's pid is known, while it sets itself up: the
-            # state is on disk before it is ready (a create cut short leaves a state
-            # that `delete --force` can act on) and off the start's critical path.
+            # state is on disk before it is ready, so a create cut short leaves a state
+            # that `delete --force` can act on.
             st = ContainerState(
                 id=container_id,
                 pid=init_pid,
