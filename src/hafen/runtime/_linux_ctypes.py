@@ -47,7 +47,14 @@ def _raise() -> None:
 
 
 def _path(p: str | bytes | None) -> bytes | None:
-    return None if p is None else os.fsencode(p)
+    """As the C module's converter: a C string cannot hold a NUL, and ctypes would pass
+    the path cut short at it (a mount on another path than asked)."""
+    if p is None:
+        return None
+    raw = os.fsencode(p)
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    return raw
 
 
 def unshare(flags: int) -> None:

@@ -213,3 +213,15 @@ def test_bpf_refusals_raise_oserror(linux: ModuleType) -> None:
         linux.bpf(5, b"\0" * 257)
     with pytest.raises(TypeError):
         linux.buffer_address(b"immutable")  # type: ignore[arg-type]
+
+
+def test_a_path_with_a_nul_is_refused_not_cut_short(linux: ModuleType) -> None:
+    # "/nonexistent\0/x" cut at the NUL would be a different path than the one asked for
+    for call in (
+        lambda: linux.mount(None, "/tmp\0/x", None, 0x20, None),
+        lambda: linux.umount2(b"/tmp\0/x", 0),
+        lambda: linux.pivot_root("/", "/tmp\0/x"),
+        lambda: linux.statfs_type("/proc\0/x"),
+    ):
+        with pytest.raises(ValueError, match="null"):
+            call()
