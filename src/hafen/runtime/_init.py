@@ -207,6 +207,50 @@ def run_direct(args: InitArgs) -> None:
     run_init(args)
 
 
+ExecPlan = tuple[bytes, list[bytes], list[bytes], int, int, bytes, list[int]]
+
+
+def prepare_direct(args: InitArgs) -> ExecPlan | None:
+    """``run_direct`` for an init that shares the runtime's memory (``_sys.clone_vm_run``):
+    the same set-up up to "ready", then the plan its C side execs (path, argv, environment,
+    umask, the state dir's fd, the exec fifo's name, the signals Python catches, which it
+    resets first) instead of the exec itself; None once an error is reported. It changes
+    nothing the runtime holds, only this process's own fds, namespaces and attributes."""
+    try:
+        _enter_cgroup(args)
+        if args.spec.has_namespace("cgroup"):
+            _sys.unshare(_sys.CLONE_NEWCGROUP)
+        if args.spec.has_namespace("network"):
+            _loopback_up()
+        path, argv, env = _init(args)
+        args.channel.send({"type": "ready"})
+        args.channel.close()
+        umask = args.spec.process.umask if args.spec.process else None
+        from hafen.runtime._signals import signal
+
+        caught = [
+            sig
+            for sig in range(1, signal.NSIG)
+            if signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        ]
+        return (
+            os.fsencode(path),
+            [os.fsencode(a) for a in argv],
+            [os.fsencode(f"{k}={v}") for k, v in env.items()],
+            0o022 if umask is None else umask,
+            args.state_dir_fd,
+            os.fsencode(args.fifo_name),
+            # and the two Python ignores, as default_signals
+            [*caught, signal.SIGPIPE, signal.SIGXFSZ],
+        )
+    except BaseException as e:
+        try:
+            args.channel.send({"type": "error", "msg": describe(e)})
+        except BaseException:
+            pass
+        return None
+
+
 def _enter_cgroup(args: InitArgs) -> None:
     proc = args.spec.process
     if proc is not None and proc.oom_score_adj is not None:

@@ -3,7 +3,8 @@
  * module lacks, as a CPython extension (built by scripts/setup).
  *
  * What runtime/_sys.py calls; runtime/_linux_ctypes.py makes the same calls through
- * ctypes where this module was not built. Each function takes what Python has (str or
+ * ctypes where this module was not built (all but clone_vm_run, an init that shares the
+ * runtime's memory, which only C can do). Each function takes what Python has (str or
  * bytes paths, ints), makes one call and raises OSError(errno, strerror) on failure;
  * _sys adds the message that names the call. No policy here: that is the runtime's.
  *
@@ -15,10 +16,13 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -376,6 +380,236 @@ linux_clone_fork(PyObject *self, PyObject *args)
     return PyLong_FromLong(pid);
 }
 
+/*
+ * An init that shares the runtime's memory (clone_vm_run).
+ *
+ * clone(CLONE_VM) instead of a fork: the child runs ``func`` (the init's Python set-up)
+ * on the runtime's own thread state while the parent waits here with the GIL held and
+ * every signal blocked, not running at all; ``func`` returns the exec plan, which the
+ * child copies into C memory before it tells the parent (one byte on a pipe) that it has
+ * left Python. From then on the two run at once in one address space, so the child uses
+ * raw system calls only: no errno, no malloc, nothing of glibc's thread-local state,
+ * which is the parent's. It resets the signals Python catches, waits for ``start`` on
+ * the exec fifo and execs. No copy of the runtime's page tables, no copy-on-write
+ * faults, and an exec with nothing of the runtime's to tear down: ~1.4 ms of a ~14 ms
+ * ``run``.
+ *
+ * A child that dies inside Python (SIGKILL, the OOM killer) may leave the interpreter's
+ * state half-changed, so the parent never returns to Python then: it execs the cleanup
+ * command it was given (``delete --force`` and an error), prepared before the clone.
+ */
+#if defined(__x86_64__)
+static inline long
+raw4(long n, long a, long b, long c, long d)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#define HAVE_RAW_SYSCALLS 1
+#elif defined(__aarch64__)
+static inline long
+raw4(long n, long a, long b, long c, long d)
+{
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+#define HAVE_RAW_SYSCALLS 1
+#endif
+
+#ifdef HAVE_RAW_SYSCALLS
+#define SMI_STACK (1 << 20)
+#define KSIGSET 8 /* the kernel's sigset_t: 64 signals */
+
+struct k_sigaction_ {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    unsigned long mask;
+};
+
+struct smi_start {
+    PyObject *func;
+    int done_w;
+    unsigned long mask; /* the parent's signal mask before it blocked everything */
+};
+
+/* The exec plan in C memory (malloc'd by the child while the parent waits; never freed:
+ * the child execs, and the parent does not know these blocks). */
+struct smi_plan {
+    char *path, **argv, **envp, *fifo;
+    long umask_, dir_fd;
+    int resets[64];
+    int nresets;
+};
+
+static char *
+dup_bytes(PyObject *b)
+{
+    char *src;
+    Py_ssize_t n;
+    if (!PyBytes_Check(b) || PyBytes_AsStringAndSize(b, &src, &n) < 0)
+        return NULL;
+    char *out = malloc((size_t)n + 1);
+    if (out != NULL) {
+        memcpy(out, src, (size_t)n);
+        out[n] = 0;
+    }
+    return out;
+}
+
+static char **
+dup_list(PyObject *list)
+{
+    if (!PyList_Check(list))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    char **out = calloc((size_t)n + 1, sizeof(char *));
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++)
+        if ((out[i] = dup_bytes(PyList_GET_ITEM(list, i))) == NULL)
+            return NULL;
+    return out;
+}
+
+/* (path: bytes, argv: list[bytes], env: list[bytes], umask: int, state_dir_fd: int,
+ *  fifo: bytes, resets: list[int]) -> plan; 0 if it is not that */
+static int
+plan_from(PyObject *t, struct smi_plan *plan)
+{
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7)
+        return 0;
+    plan->path = dup_bytes(PyTuple_GET_ITEM(t, 0));
+    plan->argv = dup_list(PyTuple_GET_ITEM(t, 1));
+    plan->envp = dup_list(PyTuple_GET_ITEM(t, 2));
+    plan->umask_ = PyLong_AsLong(PyTuple_GET_ITEM(t, 3));
+    plan->dir_fd = PyLong_AsLong(PyTuple_GET_ITEM(t, 4));
+    plan->fifo = dup_bytes(PyTuple_GET_ITEM(t, 5));
+    PyObject *resets = PyTuple_GET_ITEM(t, 6);
+    if (!PyList_Check(resets) || PyList_GET_SIZE(resets) > 64)
+        return 0;
+    plan->nresets = (int)PyList_GET_SIZE(resets);
+    for (int i = 0; i < plan->nresets; i++)
+        plan->resets[i] = (int)PyLong_AsLong(PyList_GET_ITEM(resets, i));
+    return plan->path && plan->argv && plan->argv[0] && plan->envp && plan->fifo &&
+           !PyErr_Occurred();
+}
+
+static void
+raw_say(const char *a, const char *b)
+{
+    raw4(SYS_write, 2, (long)a, (long)strlen(a), 0);
+    raw4(SYS_write, 2, (long)b, (long)strlen(b), 0);
+    raw4(SYS_write, 2, (long)"\n", 1, 0);
+}
+
+static int
+smi_child(void *arg)
+{
+    struct smi_start *start = arg; /* on the parent's stack: read it while it waits */
+    int done_w = start->done_w;
+    unsigned long mask = start->mask, all = ~0UL;
+    struct smi_plan plan;
+    memset(&plan, 0, sizeof plan);
+    raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, KSIGSET);
+    PyObject *result = PyObject_CallNoArgs(start->func);
+    int ok = result != NULL && plan_from(result, &plan);
+    Py_XDECREF(result);
+    PyErr_Clear();
+    /* No signal may reach a handler of Python's in here once the parent runs again. */
+    raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, KSIGSET);
+    raw4(SYS_write, done_w, (long)(ok ? "D" : "E"), 1, 0);
+    raw4(SYS_close, done_w, 0, 0, 0);
+    if (!ok)
+        raw4(SYS_exit_group, 1, 0, 0, 0); /* func reported the error on its channel */
+    /* From here on the parent runs too: raw system calls only. */
+    struct k_sigaction_ dfl;
+    memset(&dfl, 0, sizeof dfl);
+    for (int i = 0; i < plan.nresets; i++)
+        raw4(SYS_rt_sigaction, plan.resets[i], (long)&dfl, 0, KSIGSET);
+    raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, KSIGSET);
+    long fd;
+    do /* blocks until ``start`` opens the fifo for reading */
+        fd = raw4(SYS_openat, plan.dir_fd, (long)plan.fifo, O_WRONLY | O_CLOEXEC, 0);
+    while (fd == -EINTR);
+    if (fd < 0) {
+        raw_say("container init failed: cannot open the exec fifo ", plan.fifo);
+        raw4(SYS_exit_group, 1, 0, 0, 0);
+    }
+    raw4(SYS_write, fd, (long)"0", 1, 0);
+    raw4(SYS_close, fd, 0, 0, 0);
+    raw4(SYS_close, plan.dir_fd, 0, 0, 0);
+    raw4(SYS_umask, plan.umask_, 0, 0, 0);
+    long rc = raw4(SYS_execve, (long)plan.path, (long)plan.argv, (long)plan.envp, 0);
+    raw_say("exec failed: ", plan.argv[0]);
+    raw4(SYS_exit_group, rc == -ENOENT ? 127 : 126, 0, 0, 0);
+    return 0;
+}
+
+static PyObject *
+linux_clone_vm_run(PyObject *self, PyObject *args)
+{
+    int flags;
+    PyObject *func, *cleanup;
+    int done[2];
+    if (!PyArg_ParseTuple(args, "iOO!:clone_vm_run", &flags, &func, &PyList_Type, &cleanup))
+        return NULL;
+    char **cleanup_argv = dup_list(cleanup); /* before the clone: see the comment above */
+    if (cleanup_argv == NULL || cleanup_argv[0] == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "clone_vm_run: a cleanup command of bytes");
+        return NULL;
+    }
+    if (pipe2(done, O_CLOEXEC) < 0)
+        return raise_errno();
+    void *stack = mmap(NULL, SMI_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        close(done[0]);
+        close(done[1]);
+        return raise_errno();
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    struct smi_start start = {func, done[1], 0};
+    memcpy(&start.mask, &old, sizeof start.mask);
+    int pid = clone(smi_child, (char *)stack + SMI_STACK, flags | CLONE_VM | SIGCHLD, &start);
+    if (pid < 0) {
+        int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        close(done[0]);
+        close(done[1]);
+        munmap(stack, SMI_STACK);
+        errno = saved;
+        return raise_errno();
+    }
+    /* the child runs Python now: raw calls only, until it says it has left */
+    raw4(SYS_close, done[1], 0, 0, 0);
+    char c = 0;
+    long n;
+    do
+        n = raw4(SYS_read, done[0], (long)&c, 1, 0);
+    while (n == -EINTR);
+    if (n != 1) { /* it died inside Python: never go back there */
+        raw4(SYS_execve, (long)cleanup_argv[0], (long)cleanup_argv, (long)environ, 0);
+        raw4(SYS_exit_group, 1, 0, 0, 0);
+    }
+    close(done[0]);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* the stack stays mapped: the child runs on it until its exec */
+    return Py_BuildValue("(iO)", pid, c == 'D' ? Py_True : Py_False);
+}
+#endif
+
 static PyMethodDef linux_methods[] = {
     {"unshare", linux_unshare, METH_O, "unshare(flags): unshare(2)."},
     {"setns", linux_setns, METH_VARARGS, "setns(fd, nstype): setns(2)."},
@@ -400,6 +634,11 @@ static PyMethodDef linux_methods[] = {
     {"bpf", linux_bpf, METH_VARARGS, "bpf(cmd, attr): bpf(2); its result (a fd for loads)."},
     {"buffer_address", linux_buffer_address, METH_O,
      "buffer_address(bytearray): the address of its bytes, for pointers in bpf's attr."},
+#ifdef HAVE_RAW_SYSCALLS
+    {"clone_vm_run", linux_clone_vm_run, METH_VARARGS,
+     "clone_vm_run(flags, func, cleanup_argv): an init sharing this memory (see above); "
+     "(pid, func's plan was taken)."},
+#endif
     {"clone_fork", linux_clone_fork, METH_VARARGS,
      "clone_fork(flags, cgroup_fd): os.fork() through clone3 with CLONE_NEW* flags, and "
      "CLONE_INTO_CGROUP when cgroup_fd >= 0; 0 in the child, its pid in the parent."},
@@ -415,7 +654,7 @@ static struct PyModuleDef linux_module = {
 };
 
 /* What _sys expects (LINUX_API there): a module built from older sources is not used. */
-#define LINUX_API 3
+#define LINUX_API 4
 
 PyMODINIT_FUNC
 PyInit__linux(void)

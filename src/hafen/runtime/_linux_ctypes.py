@@ -13,7 +13,7 @@ import sys
 from hafen.runtime import _ffi
 from hafen.runtime import _os as os
 
-API = 3  # the C module's, whose functions these are
+API = 4  # the C module's, whose functions these are
 
 _libc = _ffi.Library()
 _pylibc = _ffi.Library(python_api=True)  # keeps the GIL: the interpreter's fork hooks

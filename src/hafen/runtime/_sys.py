@@ -16,10 +16,15 @@ from __future__ import annotations
 import errno
 
 from hafen.runtime import _files
+from hafen.runtime import _os as os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # The C module's functions this module calls; one built from older sources (a checkout
 # updated without scripts/setup) lacks some, and is not used.
-LINUX_API = 3
+LINUX_API = 4
 
 try:
     from hafen.runtime import _linux
@@ -229,6 +234,25 @@ def cloexec_from(lowest: int) -> bool:
             return False
         raise _named(e, f"close_range({lowest}, ~0, CLOSE_RANGE_CLOEXEC)") from None
     return True
+
+
+def can_share_memory() -> bool:
+    """Whether ``clone_vm_run`` is here (the C module, built for x86_64 or aarch64) and this
+    process has one thread (another one would run beside the child's Python)."""
+    return hasattr(_linux, "clone_vm_run") and len(os.listdir("/proc/self/task")) == 1
+
+
+def clone_vm_run(flags: int, init: Callable[[], object], cleanup: list[bytes]) -> tuple[int, bool]:
+    """An init that shares this process's memory (runtime/_linux.c): born in ``flags``'
+    namespaces, it runs ``init`` here, on this thread's state, while this process waits,
+    then execs the plan ``init`` returned once ``start`` opens the exec fifo. Returns its
+    pid and whether it took a plan (False: ``init`` reported an error and the child left).
+    Should the child die inside ``init``, this process execs ``cleanup`` instead of
+    returning."""
+    try:
+        return _linux.clone_vm_run(flags, init, cleanup)
+    except OSError as e:
+        raise _named(e, "clone(CLONE_VM)") from None
 
 
 def clone_fork(namespaces: int = 0, cgroup_fd: int | None = None) -> int:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from hafen.runtime._init import Channel, InitArgs
+
 
 # Device rules runc appends for every container so its default /dev nodes work.
 DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
@@ -200,8 +202,8 @@ def create(
             saved.append(st)
 
         pid = _spawn(
-            sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter, save_state,
-            stdio,
+            sd, spec, manager, console, no_pivot, preserve_fds, debug, seccomp_filter, made_cgroup,
+            save_state, stdio,
         )  # fmt: skip
         if pid_file:
             _write_pid_file(pid_file, pid)
@@ -253,11 +255,13 @@ def _spawn(
     preserve_fds: int,
     debug: bool,
     seccomp_filter: bytes | None,
+    made_cgroup: bool,
     on_pid: Callable[[int], None],
     stdio: tuple[int, int, int] | None = None,
 ) -> int:
     """Fork the init and wait until it is ready (waiting on the exec fifo); its host pid.
-    ``on_pid`` runs once, with the init's pid, as soon as that is known."""
+    ``on_pid`` runs once, with the init's pid, as soon as that is known; ``made_cgroup``:
+    create made the cgroup (what a failed create removes)."""
     from hafen.runtime import _init
 
     to_parent_r, to_parent_w = os.pipe()
@@ -289,19 +293,22 @@ def _spawn(
     # intermediate that joins or unshares them and forks the init.
     namespaces = _init.direct_namespaces(spec)
     child = -1
-    if namespaces is not None:
-        try:
-            child, joins = manager.fork_child(namespaces)
-        except OSError:
-            namespaces = None  # clone3 refused (Linux < 5.3, a seccomp profile)
-    if namespaces is None:
-        child, joins = manager.fork_child()
-    if child == 0:
-        args.cgroup_join = joins
-        parent_chan.close()
+    if namespaces is not None and _can_share_memory(spec, manager, console, stdio, hooks_sync):
+        child = _clone_sharing_memory(namespaces, args, parent_chan, sd, manager, made_cgroup)
+    else:
         if namespaces is not None:
-            _init.run_direct(args)
-        _init.run_intermediate(args)
+            try:
+                child, joins = manager.fork_child(namespaces)
+            except OSError:
+                namespaces = None  # clone3 refused (Linux < 5.3, a seccomp profile)
+        if namespaces is None:
+            child, joins = manager.fork_child()
+        if child == 0:
+            args.cgroup_join = joins
+            parent_chan.close()
+            if namespaces is not None:
+                _init.run_direct(args)
+            _init.run_intermediate(args)
     direct = namespaces is not None
     child_chan.close()
     os.close(state_fd)
@@ -353,6 +360,83 @@ def _spawn(
     raise RuntimeFailure(
         "unable to start container process: " + (error or "container init exited during setup")
     )
+
+
+def _can_share_memory(
+    spec: Spec,
+    manager: cgroups.CgroupManager,
+    console: socket.socket | None,
+    stdio: tuple[int, int, int] | None,
+    hooks_sync: bool,
+) -> bool:
+    """Whether the init can share this process's memory instead of being a copy of it
+    (``_sys.clone_vm_run``: no copy-on-write). Not for a caller running create in its
+    own process (the shim: its threads and objects), a console or hooks (the init's
+    Python would change objects this process holds or wait on it), or cgroup v2 (where
+    the init is born inside its cgroup by clone3)."""
+    from hafen.runtime import _sys
+
+    return (
+        stdio is None
+        and console is None
+        and not hooks_sync
+        and not spec.hooks.get("startContainer")
+        and not isinstance(manager, cgroups.CgroupV2)
+        and _sys.can_share_memory()
+    )
+
+
+def _clone_sharing_memory(
+    namespaces: int,
+    args: InitArgs,
+    parent_chan: Channel,
+    sd: StateDir,
+    manager: cgroups.CgroupManager,
+    made_cgroup: bool,
+) -> int:
+    """The init, sharing this process's memory: it runs its set-up here and is ready, or
+    has reported its error, when this returns; its pid."""
+    import gc
+    import sys
+
+    from hafen.runtime import _init, _sys
+
+    args.cgroup_join = manager.join_files()
+
+    def init() -> object:
+        parent_chan.close()  # the child's copies of the parent's ends
+        return _init.prepare_direct(args)
+
+    unified = "1" if isinstance(manager, cgroups.CgroupV2) else "0"
+    cleanup = [
+        os.fsencode(a)
+        for a in (sys.executable, "-S", "-P", "-c", _CLEANUP, sd.root, sd.id, manager.path,
+                  unified, "1" if made_cgroup else "0")
+    ]  # fmt: skip
+    collecting = gc.isenabled()
+    gc.disable()  # no collection, no finalizer of this process's objects in the child
+    try:
+        child, _planned = _sys.clone_vm_run(namespaces, init, cleanup)
+    finally:
+        if collecting:
+            gc.enable()
+    return child
+
+
+# What a runtime whose init died inside its Python set-up execs instead of going on (the
+# interpreter state they shared may be half-changed): remove what create made, and fail.
+_CLEANUP = (
+    "import sys\n"
+    "from hafen.runtime import cgroups, container\n"
+    "from hafen.runtime.main import main\n"
+    "root, cid, path, unified, made = sys.argv[1:]\n"
+    "main(['--root', root, 'delete', '--force', cid])\n"
+    "manager = cgroups.manager_from_state(path, unified == '1')\n"
+    "if made == '1' and manager.exists():\n"
+    "    container._kill_cgroup(manager)\n"
+    "sys.stderr.write('unable to start container process: container init died during setup\\n')\n"
+    "raise SystemExit(1)\n"
+)
 
 
 def _hook_state(sd: StateDir, spec_or_state: Any, pid: int, status: str) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
 import socket
 import time
 from pathlib import Path
@@ -15,7 +17,14 @@ from hafen.errors import Conflict, ContainerNotFound
 from hafen.runtime.cli_runtime import OCIRuntimeCLI
 from hafen.runtime.console import recv_console
 
-from .conftest import Runtime, bundle_config, cgroup_dirs, make_busybox_bundle, run_in
+from .conftest import (
+    Runtime,
+    base_config,
+    bundle_config,
+    cgroup_dirs,
+    make_busybox_bundle,
+    run_in,
+)
 
 
 def _wait_status(rt: Runtime, cid: str, want: str, timeout: float = 20) -> dict[str, object]:
@@ -409,11 +418,13 @@ _CREATE_ONE = """
 import errno, os, sys
 from hafen.runtime import _init, _sys, container
 root, bundle, mode = sys.argv[1:4]
-if mode == "direct":
+if mode != "refused":
     def no_intermediate(args):
         os._exit(99)  # the direct path must not get here
     _init.run_intermediate = no_intermediate
-else:
+if mode != "shared":
+    _sys.can_share_memory = lambda: False  # the init a copy of this process (fork, clone3)
+if mode == "refused":
     def refused(*args, **kwargs):
         raise OSError(errno.ENOSYS, "clone3 refused")
     _sys.clone_fork = refused
@@ -426,12 +437,13 @@ print(os.waitstatus_to_exitcode(status))
 """
 
 
-@pytest.mark.parametrize("mode", ["direct", "refused"])
+@pytest.mark.parametrize("mode", ["shared", "direct", "refused"])
 def test_init_is_born_in_its_namespaces_or_made_by_an_intermediate(
     hafen_rt: Runtime, tmp_path: Path, mode: str
 ) -> None:
-    """clone3 makes the init in its namespaces at once (no intermediate process); where the
-    kernel refuses clone3, the intermediate unshares and forks as before."""
+    """The init is born in its namespaces at once, no intermediate process: sharing the
+    runtime's memory (clone with CLONE_VM) where it can, else a copy of it (clone3); where
+    the kernel refuses clone3, the intermediate unshares and forks as before."""
     import subprocess
     import sys
 
@@ -497,3 +509,38 @@ def test_the_ctypes_fallback_runs_containers_as_the_c_module_does(
     assert results[1] == results[0]
     assert results[0][1].split("\n")[:2] == ["hafen", "1024"]
     assert "Seccomp:\t2" in results[0][1] and "NoNewPrivs:\t1" in results[0][1]
+
+
+def test_an_init_killed_during_its_setup_leaves_nothing(hafen_rt: Runtime, tmp_path: Path) -> None:
+    # hafen's init shares the runtime's memory while it sets itself up: killed there, it
+    # may leave the interpreter's state half-changed, and the runtime must not go back to
+    # it (it execs its cleanup instead). Killed later, create or start fails as usual.
+    import subprocess
+
+    mounts = [
+        {"destination": f"/tmp/m{i}", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+        for i in range(800)  # a set-up long enough to be killed inside
+    ]
+    bundle = make_busybox_bundle(
+        tmp_path, ["true"], mounts=[*base_config(["true"])["mounts"], *mounts]
+    )
+    outcomes = set()
+    for i, delay in enumerate((0.001, 0.005, 0.015, 0.03)):
+        cid = f"killed{i}"
+        proc = hafen_rt.popen("run", "--bundle", str(bundle), cid, stderr=subprocess.PIPE)
+        children: list[str] = []
+        deadline = time.monotonic() + 10
+        while not children and time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            time.sleep(0.0005)
+        time.sleep(delay)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        outcomes.add(proc.returncode)
+        if proc.returncode != 0:
+            assert "container process" in err or "has stopped" in err, err
+        _assert_nothing_left(hafen_rt, cid, bundle)
+    assert outcomes != {0}, "no kill landed inside the set-up"

@@ -10,6 +10,8 @@ import fcntl
 import os
 import resource
 import struct
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -225,3 +227,46 @@ def test_a_path_with_a_nul_is_refused_not_cut_short(linux: ModuleType) -> None:
     ):
         with pytest.raises(ValueError, match="null"):
             call()
+
+
+_SHARED_INIT = """
+import os, sys
+from hafen.runtime import _sys
+mode, fifo_dir = sys.argv[1], sys.argv[2]
+seen = []
+def init():
+    seen.append(os.getpid())  # in this process's memory: the parent sees it
+    if mode == "die":
+        os.kill(os.getpid(), 9)  # inside Python: the parent must not go back there
+    if mode == "refuse":
+        return None
+    dir_fd = os.open(fifo_dir, os.O_RDONLY | os.O_DIRECTORY)
+    return (b"/bin/sh", [b"sh", b"-c", b"exit 5"], [b"A=1"], 0o22, dir_fd, b"fifo", [2, 13])
+cleanup = [b"/bin/sh", b"-c", b"echo cleaned up; exit 7"]
+pid, planned = _sys.clone_vm_run(0x04000000, init, cleanup)  # a new UTS namespace
+assert seen == [pid], (seen, pid)
+if not planned:
+    print("refused", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    sys.exit(0)
+fd = os.open(os.path.join(fifo_dir, "fifo"), os.O_RDONLY)  # the child waits for this
+assert os.read(fd, 1) == b"0"
+print("exited", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "out", "code"),
+    [("exec", "exited 5", 0), ("refuse", "refused 1", 0), ("die", "cleaned up", 7)],
+)
+def test_an_init_sharing_this_memory_runs_in_it_then_execs_or_never_returns_to_python(
+    tmp_path: Path, mode: str, out: str, code: int
+) -> None:
+    if _linux_c is None or not hasattr(_linux_c, "clone_vm_run"):
+        pytest.fail("runtime/_linux.c is not built with clone_vm_run: run scripts/setup")
+    os.mkfifo(tmp_path / "fifo")
+    src = str(Path(__file__).resolve().parents[3] / "src")
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", _SHARED_INIT, mode, str(tmp_path)],
+        capture_output=True, text=True, timeout=30, env={"PYTHONPATH": src},
+    )  # fmt: skip
+    assert (result.returncode, result.stdout.strip()) == (code, out), result.stderr
