@@ -439,7 +439,7 @@ struct k_sigaction_ {
 
 struct smi_start {
     PyObject *func;
-    int done_w;
+    int done_r, done_w;
     unsigned long mask; /* the parent's signal mask before it blocked everything */
 };
 
@@ -520,6 +520,7 @@ smi_child(void *arg)
     struct smi_plan plan;
     memset(&plan, 0, sizeof plan);
     raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, KSIGSET);
+    raw4(SYS_close, start->done_r, 0, 0, 0); /* the parent's end: ours is done_w */
     PyObject *result = PyObject_CallNoArgs(start->func);
     int ok = result != NULL && plan_from(result, &plan);
     Py_XDECREF(result);
@@ -580,7 +581,7 @@ linux_clone_vm_run(PyObject *self, PyObject *args)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    struct smi_start start = {func, done[1], 0};
+    struct smi_start start = {func, done[0], done[1], 0};
     memcpy(&start.mask, &old, sizeof start.mask);
     int pid = clone(smi_child, (char *)stack + SMI_STACK, flags | CLONE_VM | SIGCHLD, &start);
     if (pid < 0) {
