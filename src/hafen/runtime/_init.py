@@ -13,13 +13,16 @@ Owns the child side of create. The process tree, as runc builds it:
 Where no namespace is joined by path and there is no user namespace, the init is
 instead born in its new namespaces by one clone3 (``direct_namespaces``, ``run_direct``,
 as crun does): it joins its cgroup and makes its cgroup namespace itself, and is the
-caller's own child until the caller exits. One process fewer per start (~1.5 ms).
+caller's own child until the caller exits. One process fewer per start (~1.5 ms). Where
+it can (``container._can_share_memory``), that init shares the caller's memory instead of
+being a copy of it (``_sys.clone_vm_run``): ``prepare_direct`` is its Python, up to
+"ready"; it returns the exec plan to C rather than exec'ing.
 
 Both children talk to the parent over a pair of pipes (a ``Channel``; pipes rather than
 a socketpair because ``socket`` costs start-up time), one JSON object per line:
 {"type": "userns"} (parent writes uid/gid maps, answers {"type": "ack"}),
 {"type": "pid", "pid": N}, {"type": "ready"}, {"type": "error", "msg": "..."}.
-Children never return into the caller's code: they leave with os._exit.
+Forked children never return into the caller's code: they leave with os._exit.
 """
 
 from __future__ import annotations
