@@ -102,7 +102,14 @@ def test_hafen_events_default_line(hafend: Hafend) -> None:
 
 def test_events_survive_a_daemon_restart(fresh_hafend: Hafend) -> None:
     since = time.time()
-    fresh_hafend.cli("create", "--name", "ev-kept", "busybox", "true")
+    cid = fresh_hafend.cli("create", "--name", "ev-kept", "busybox", "true").stdout.strip()
+    # The journal is appended by a worker thread after the answer: wait until the event
+    # is there (a kill in the few milliseconds before may lose it, by design), then kill.
+    journal = fresh_hafend.data_root / "events.jsonl"
+    deadline = time.monotonic() + 10
+    while cid not in (journal.read_text() if journal.exists() else ""):
+        assert time.monotonic() < deadline, "the create event never reached the journal"
+        time.sleep(0.01)
     fresh_hafend.kill()
     fresh_hafend.start()
     evs = events_between(fresh_hafend, since, time.time(), {"container": ["ev-kept"]})
