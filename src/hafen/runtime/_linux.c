@@ -578,6 +578,9 @@ linux_clone_vm_run(PyObject *self, PyObject *args)
         close(done[1]);
         return raise_errno();
     }
+    /* a guard page: an overflow faults instead of writing over the memory below, which
+     * is the parent's too */
+    mprotect(stack, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
