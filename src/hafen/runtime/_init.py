@@ -200,14 +200,20 @@ def run_direct(args: InitArgs) -> None:
     try:
         if args.stdio is not None:
             adopt_stdio(args)
-        _enter_cgroup(args)
-        if args.spec.has_namespace("cgroup"):
-            _sys.unshare(_sys.CLONE_NEWCGROUP)
-        if args.spec.has_namespace("network"):
-            _loopback_up()
+        _born_direct(args)
     except BaseException as e:
         _fail(args, e)
     run_init(args)
+
+
+def _born_direct(args: InitArgs) -> None:
+    """What an init born in its namespaces does before the init proper: what the
+    intermediate would have done (cgroup, cgroup namespace, loopback)."""
+    _enter_cgroup(args)
+    if args.spec.has_namespace("cgroup"):
+        _sys.unshare(_sys.CLONE_NEWCGROUP)
+    if args.spec.has_namespace("network"):
+        _loopback_up()
 
 
 ExecPlan = tuple[bytes, list[bytes], list[bytes], int, int, bytes, list[int]]
@@ -220,15 +226,10 @@ def prepare_direct(args: InitArgs) -> ExecPlan | None:
     resets first) instead of the exec itself; None once an error is reported. It changes
     nothing the runtime holds, only this process's own fds, namespaces and attributes."""
     try:
-        _enter_cgroup(args)
-        if args.spec.has_namespace("cgroup"):
-            _sys.unshare(_sys.CLONE_NEWCGROUP)
-        if args.spec.has_namespace("network"):
-            _loopback_up()
+        _born_direct(args)
         path, argv, env = _init(args)
         args.channel.send({"type": "ready"})
         args.channel.close()
-        umask = args.spec.process.umask if args.spec.process else None
         from hafen.runtime._signals import signal
 
         caught = [
@@ -240,7 +241,7 @@ def prepare_direct(args: InitArgs) -> ExecPlan | None:
             os.fsencode(path),
             [os.fsencode(a) for a in argv],
             [os.fsencode(f"{k}={v}") for k, v in env.items()],
-            0o022 if umask is None else umask,
+            _exec_umask(args),
             args.state_dir_fd,
             os.fsencode(args.fifo_name),
             # and the two Python ignores, as default_signals
@@ -317,6 +318,12 @@ def _loopback_up() -> None:
         os.close(fd)
 
 
+def _exec_umask(args: InitArgs) -> int:
+    """The umask the container's process starts with: its own, else runc's 022."""
+    umask = args.spec.process.umask if args.spec.process else None
+    return 0o022 if umask is None else umask
+
+
 def default_signals() -> None:
     """Undo what the Python interpreter did at start-up: it ignores SIGPIPE and SIGXFSZ,
     and ignored signals survive execve, so the container's processes would never die of
@@ -342,8 +349,7 @@ def run_init(args: InitArgs) -> None:
         os.close(fifo)
         os.close(args.state_dir_fd)
         _run_hooks(args, "startContainer", "created")
-        umask = args.spec.process.umask if args.spec.process else None
-        os.umask(0o022 if umask is None else umask)
+        os.umask(_exec_umask(args))
         default_signals()
         os.execve(path, argv, env)
     except OSError as e:
